@@ -1,0 +1,108 @@
+"""The ``interlock`` command: ``up``, ``gateway``, ``render-crds``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+DEFAULT_MANIFESTS = Path("examples/local")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from interlock.local.up import UpOptions, run_up
+
+    options = UpOptions(manifests=args.file, host=args.host, port=args.port, bootstrap_key=args.bootstrap_key)
+    return uvloop.run(run_up(options))
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from interlock.gateway.app import create_gateway_app
+    from interlock.gateway.auth import StaticKeyAuthenticator
+    from interlock.gateway.credentials import FileSecretResolver
+    from interlock.gateway.settings import GatewaySettings
+    from interlock.gatewayconfig.loader import FileConfigSource
+    from interlock.local.up import EMBEDDED_MOCK_CHUNK_DELAY_S
+    from interlock.mockprovider import MockSettings
+    from interlock.mockprovider import create_app as create_mock_app
+
+    overrides = {k: v for k, v in {"config_file": args.config, "port": args.port, "host": args.host}.items() if v}
+    settings = GatewaySettings(**overrides)
+    if settings.config_file is None:
+        print("interlock gateway: set --config or INTERLOCK_GATEWAY_CONFIG_FILE", file=sys.stderr)
+        return 2
+    app, _ = create_gateway_app(
+        settings=settings,
+        source=FileConfigSource(settings.config_file),
+        resolver=FileSecretResolver(settings.secrets_dir),
+        authenticator=StaticKeyAuthenticator(settings.api_keys),
+        mock_app_factory=lambda: create_mock_app(MockSettings(chunk_delay_s=EMBEDDED_MOCK_CHUNK_DELAY_S)),
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=args.log_level.lower(),
+        lifespan="on",
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def _cmd_render_crds(args: argparse.Namespace) -> int:
+    from interlock.resources.crdgen import write_crds
+
+    for path in write_crds(args.out):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interlock", description="Interlock LLM gateway platform")
+    parser.add_argument("--log-level", default=os.environ.get("INTERLOCK_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the gateway on this machine from a directory of manifests")
+    up.add_argument("-f", "--file", type=Path, default=DEFAULT_MANIFESTS, help="manifest file or directory")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8080, help="gateway port")
+    up.add_argument("--bootstrap-key", help="client API key to accept (default: a new one, printed)")
+    up.set_defaults(func=_cmd_up)
+
+    gw = sub.add_parser("gateway", help="run the gateway from a compiled GatewayConfig file (in a cluster)")
+    gw.add_argument("--config", type=Path, help="GatewayConfig JSON (default: $INTERLOCK_GATEWAY_CONFIG_FILE)")
+    gw.add_argument("--host")
+    gw.add_argument("--port", type=int)
+    gw.set_defaults(func=_cmd_gateway)
+
+    crds = sub.add_parser("render-crds", help="write the CRD YAML generated from the resource models")
+    crds.add_argument("--out", type=Path, default=Path("operator/crds"))
+    crds.set_defaults(func=_cmd_render_crds)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

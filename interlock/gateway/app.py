@@ -1,0 +1,234 @@
+"""The gateway ASGI application: endpoint table, request context, config reloads, lifespan.
+
+``create_gateway_app`` wires the pieces; ``GatewayApp`` is the core that the middleware wraps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from interlock.asgiserver import EmbeddedServer
+from interlock.gateway.asgi import ASGIApp, Receive, Scope, Send, header, read_body, send_bytes
+from interlock.gateway.context import Authenticator, RequestContext, Services
+from interlock.gateway.credentials import SecretResolver
+from interlock.gateway.disconnect import ClientDisconnected, cancel_on_disconnect
+from interlock.gateway.endpoints.chat import chat_completions
+from interlock.gateway.endpoints.embeddings import embeddings
+from interlock.gateway.endpoints.health import healthz, metrics, readyz
+from interlock.gateway.endpoints.models import list_models
+from interlock.gateway.errors import GatewayError, InvalidRequestError, NotFoundError, ServiceUnavailableError
+from interlock.gateway.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
+from interlock.gateway.routing import BackendRuntime
+from interlock.gateway.runtime import build_runtime
+from interlock.gateway.settings import GatewaySettings
+from interlock.gatewayconfig.loader import ConfigLoader, ConfigSource
+from interlock.gatewayconfig.model import GatewayConfig
+from interlock.telemetry.metrics import GatewayMetrics
+
+__all__ = ["GatewayApp", "create_gateway_app"]
+
+log = logging.getLogger("interlock.gateway")
+
+Handler = Callable[[RequestContext], Awaitable[None]]
+_CLIENT_CLOSED = 499  # nginx's status for "client closed request", for metrics only
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    handler: Handler
+    reads_body: bool = True
+
+
+class GatewayApp:
+    """Routes requests to endpoints; owns the current runtime and swaps it when the config changes."""
+
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        source: ConfigSource,
+        resolver: SecretResolver,
+        authenticator: Authenticator,
+        metrics: GatewayMetrics | None = None,
+        mock_app_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.services = Services(settings=settings, metrics=metrics or GatewayMetrics(), authenticator=authenticator)
+        self.resolver = resolver
+        self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
+        self._mock_app_factory = mock_app_factory
+        self._mock_server: EmbeddedServer | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._endpoints: dict[str, Endpoint] = {
+            "/v1/chat/completions": Endpoint("POST", chat_completions),
+            "/v1/embeddings": Endpoint("POST", embeddings),
+            "/v1/models": Endpoint("GET", list_models, reads_body=False),
+        }
+
+    # --- config -----------------------------------------------------------------------------------------
+
+    async def apply_config(self, config: GatewayConfig) -> None:
+        mock_url = None
+        if any(b.url is None and b.provider == "mock" for b in config.backends.values()):
+            mock_url = await self._embedded_mock_url()
+        runtime, retired = build_runtime(
+            config,
+            self.resolver,
+            self.services.runtime,
+            mock_url=mock_url,
+            connect_timeout_s=self.services.settings.connect_timeout_s,
+        )
+        self.services.runtime = runtime
+        if retired:
+            task = asyncio.create_task(self._retire(retired))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _embedded_mock_url(self) -> str:
+        if self._mock_server is None:
+            if self._mock_app_factory is None:
+                raise ValueError("the config has a mock backend without url, and no embedded mock provider")
+            self._mock_server = EmbeddedServer(self._mock_app_factory(), lifespan="off")
+            await self._mock_server.start()
+            log.info("embedded mock provider listening on %s", self._mock_server.url)
+        return f"{self._mock_server.url}/v1"
+
+    @staticmethod
+    async def _retire(backends: list[BackendRuntime], grace_s: float = 600.0) -> None:
+        """Close clients of removed backends once their in-flight requests are done (bounded by a grace)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + grace_s
+        while any(b.inflight for b in backends) and loop.time() < until:  # noqa: ASYNC110 - rare, coarse poll
+            await asyncio.sleep(0.5)
+        for backend in backends:
+            if backend.client is not None:
+                await backend.client.close()
+
+    # --- ASGI ---------------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("gateway startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.loader.start()
+
+    async def shutdown(self) -> None:
+        await self.loader.stop()
+        for task in list(self._retiring):
+            task.cancel()
+        runtime = self.services.runtime
+        if runtime is not None:
+            for backend in runtime.backends.values():
+                if backend.client is not None:
+                    await backend.client.close()
+        if self._mock_server is not None:
+            await self._mock_server.stop()
+            self._mock_server = None
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        endpoint = self._endpoints.get(path)
+        if endpoint is None:
+            await self._plain(scope, send, path)
+            return
+        services = self.services
+        runtime = services.runtime
+        if endpoint.method != scope["method"]:
+            error: GatewayError = InvalidRequestError(
+                f"Method {scope['method']} is not allowed on {path}; use {endpoint.method}.",
+                code="method_not_allowed",
+            )
+            await send_bytes(send, 405, error.openai_body(), headers=[(b"allow", endpoint.method.encode())])
+            return
+        if runtime is None:
+            error = ServiceUnavailableError("The gateway has not loaded a configuration yet.", code="not_ready")
+            await send_bytes(send, error.status, error.openai_body(), headers=[(b"retry-after", b"1")])
+            return
+        ctx = RequestContext(
+            scope=scope,
+            receive=receive,
+            send=send,
+            services=services,
+            runtime=runtime,
+            request_id=scope.get(REQUEST_ID_KEY, ""),
+            started=asyncio.get_running_loop().time(),
+        )
+        services.metrics.inflight += 1
+        try:
+            ctx.principal = services.authenticator.authenticate(
+                header(scope, b"authorization"), header(scope, b"x-api-key")
+            )
+            if not endpoint.reads_body:
+                await endpoint.handler(ctx)
+                return
+            ctx.body = await read_body(scope, receive, services.settings.max_body_bytes)
+            with cancel_on_disconnect(receive):
+                await endpoint.handler(ctx)
+        except GatewayError as exc:
+            headers = [*ctx.response_headers, *((k.encode(), v.encode()) for k, v in exc.headers.items())]
+            if ctx.backend:
+                headers.append((b"x-interlock-backend", ctx.backend.encode()))
+            await send_bytes(send, exc.status, exc.openai_body(), headers=headers)
+            services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
+        except ClientDisconnected:
+            log.debug("client went away during request %s", ctx.request_id)
+            services.metrics.request_done(ctx.labels, _CLIENT_CLOSED, ctx.elapsed())
+        finally:
+            services.metrics.inflight -= 1
+
+    async def _plain(self, scope: Scope, send: Send, path: str) -> None:
+        """Endpoints without auth, body or routing."""
+        if path == "/healthz":
+            await healthz(send)
+        elif path == "/readyz":
+            await readyz(send, self.loader.status)
+        elif path == "/metrics":
+            await metrics(send, self.services)
+        else:
+            error = NotFoundError(f"Unknown path {scope['method']} {path}.", code="unknown_url")
+            await send_bytes(send, error.status, error.openai_body())
+
+
+def create_gateway_app(
+    *,
+    settings: GatewaySettings,
+    source: ConfigSource,
+    resolver: SecretResolver,
+    authenticator: Authenticator,
+    metrics: GatewayMetrics | None = None,
+    mock_app_factory: Callable[[], Any] | None = None,
+) -> tuple[ASGIApp, GatewayApp]:
+    """The middleware-wrapped ASGI app to serve, and the core for callers that manage it (tests, ``up``)."""
+    core = GatewayApp(
+        settings=settings,
+        source=source,
+        resolver=resolver,
+        authenticator=authenticator,
+        metrics=metrics,
+        mock_app_factory=mock_app_factory,
+    )
+    return ErrorBoundaryMiddleware(RequestIdMiddleware(core)), core

@@ -1,0 +1,204 @@
+"""Send one request along a route: weighted targets, then fallbacks; retries with backoff; breakers; deadlines.
+
+``dispatch`` returns once an upstream has answered well enough to relay: a full body for unary calls, or the
+first chunk of a stream. Everything that can still be retried happens in here, before the client has seen a
+byte; after that the caller owns the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import aiohttp
+
+from interlock.gateway.errors import (
+    AttemptFailure,
+    FailureKind,
+    GatewayTimeoutError,
+    ServiceUnavailableError,
+    UpstreamError,
+    upstream_message,
+)
+from interlock.gateway.routing import RoutePlan, Target
+from interlock.gateway.upstream import iter_body, parse_retry_after, read_body
+from interlock.telemetry.metrics import GatewayMetrics
+
+__all__ = ["Opened", "dispatch"]
+
+_ERROR_BODY_LIMIT = 64 * 1024
+_REJECTED = frozenset({401, 403, 404})
+# Which ``retryOn`` entry allows retrying each failure class.
+_RETRY_CLASS: dict[FailureKind, str] = {
+    "connect": "connect",
+    "timeout": "timeout",
+    "429": "429",
+    "5xx": "5xx",
+    "protocol": "5xx",
+}
+
+
+@dataclass(slots=True)
+class Opened:
+    """An upstream answer ready to relay. For streams, ``chunks`` continues after ``first_chunk``."""
+
+    target: Target
+    status: int
+    content_type: str
+    body: bytes
+    response: aiohttp.ClientResponse | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    fell_back: bool = False
+
+    def finish(self, *, clean: bool = True) -> None:
+        """Return the connection to the pool (or drop it) and free the backend's concurrency slot."""
+        if self.response is not None:
+            if clean:
+                self.response.release()
+            else:
+                self.response.close()
+            self.response = None
+            self.target.backend.inflight -= 1
+
+
+async def _attempt(target: Target, path: str, body: bytes, *, stream: bool, first_token_at: float | None) -> Opened:
+    backend = target.backend
+    client = backend.client
+    assert client is not None  # unavailable_reason() is checked first
+    backend.inflight += 1
+    response: aiohttp.ClientResponse | None = None
+    try:
+        deadline = asyncio.timeout_at(first_token_at) if first_token_at is not None else nullcontext()
+        try:
+            async with deadline:
+                response = await client.post(path, body)
+                status = response.status
+                if status >= 400:
+                    return await _error_answer(target, response)
+                content_type = response.headers.get("content-type", "application/json")
+                if not stream:
+                    data = await read_body(response, backend.name)
+                    response.release()
+                    backend.inflight -= 1
+                    return Opened(target, status, content_type, data)
+                chunks = aiter(iter_body(response, backend.name))
+                try:
+                    first = await anext(chunks)
+                except StopAsyncIteration:
+                    raise AttemptFailure("protocol", f"backend {backend.name!r} sent an empty stream") from None
+                return Opened(target, status, content_type, first, response=response, chunks=chunks)
+        except TimeoutError:
+            raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
+    except BaseException:
+        backend.inflight -= 1
+        if response is not None:
+            response.close()
+        raise
+
+
+async def _error_answer(target: Target, response: aiohttp.ClientResponse) -> Opened:
+    """Turn an upstream 4xx/5xx into a failure to retry or fall back from, or an answer for the client."""
+    backend = target.backend
+    status = response.status
+    data = await read_body(response, backend.name, _ERROR_BODY_LIMIT)
+    retry_after = parse_retry_after(response.headers)
+    response.release()
+    detail = f"backend {backend.name!r} answered HTTP {status}: {upstream_message(data)}"
+    if status == 429:
+        raise AttemptFailure("429", detail, status=status, retry_after=retry_after)
+    if status >= 500:
+        raise AttemptFailure("5xx", detail, status=status, retry_after=retry_after)
+    if status in _REJECTED:
+        raise AttemptFailure("rejected", detail, status=status)
+    # The client's own mistake (400, 413, 422, ...): relay it, the backend is healthy.
+    backend.inflight -= 1
+    return Opened(target, status, response.headers.get("content-type", "application/json"), data)
+
+
+def _backoff(base_s: float, retry: int, retry_after: float | None) -> float:
+    """Exponential backoff with equal jitter; never shorter than the upstream's Retry-After."""
+    ceiling = base_s * 2.0 ** (retry - 1)
+    delay = ceiling / 2 + random.random() * ceiling / 2
+    return delay if retry_after is None else max(delay, retry_after)
+
+
+async def dispatch(
+    plan: RoutePlan,
+    *,
+    path: str,
+    body_for: Callable[[Target], bytes],
+    stream: bool,
+    deadline: float,
+    metrics: GatewayMetrics,
+    committed: Callable[[], bool] | None = None,
+    on_attempt: Callable[[Target], None] | None = None,
+) -> Opened:
+    """Try the route's candidates until one answers; raise the client-facing error when none does.
+
+    ``deadline`` is on the event loop's clock. ``committed`` tells whether the client has already received bytes
+    (a stream's keepalive), after which nothing is retried.
+    """
+    loop = asyncio.get_running_loop()
+    retry = plan.config.retry
+    first_token_s = plan.config.timeouts.first_token_s
+    skipped: list[str] = []
+    failures: list[str] = []
+    last: AttemptFailure | None = None
+    tried = 0
+    for target in plan.candidates():
+        backend = target.backend
+        reason = backend.unavailable_reason(time.monotonic())
+        if reason is not None:
+            skipped.append(reason)
+            continue
+        body = body_for(target)
+        for attempt in range(retry.attempts):
+            if attempt:
+                delay = _backoff(retry.backoff_s, attempt, last.retry_after if last else None)
+                if loop.time() + delay >= deadline:
+                    break
+                await asyncio.sleep(delay)
+                if backend.unavailable_reason(time.monotonic()) is not None:
+                    break
+            if committed is not None and committed():
+                break
+            if on_attempt is not None:
+                on_attempt(target)
+            tried += 1
+            first_token_at = None
+            if stream and loop.time() + first_token_s < deadline:
+                first_token_at = loop.time() + first_token_s
+            try:
+                opened = await _attempt(target, path, body, stream=stream, first_token_at=first_token_at)
+            except AttemptFailure as failure:
+                last = failure
+                failures.append(failure.message)
+                metrics.upstream_error(backend.name, failure.kind)
+                if failure.kind != "rejected":
+                    backend.record_failure()
+                retry_class = _RETRY_CLASS.get(failure.kind)
+                if retry_class is None or retry_class not in plan.retry_on:
+                    break
+                continue
+            backend.record_success()
+            if tried > 1 or skipped:
+                opened.fell_back = True
+                metrics.fallback(plan.name, backend.name)
+            return opened
+        if committed is not None and committed():
+            break
+    if last is None:
+        raise ServiceUnavailableError(
+            f"No backend of route {plan.config.model!r} can take the request now: {'; '.join(skipped)}.",
+            headers={"retry-after": "1"},
+        )
+    summary = f"Route {plan.config.model!r} failed after {tried} attempt(s): {'; '.join(failures)}"
+    if skipped:
+        summary += f"; skipped: {'; '.join(skipped)}"
+    if last.kind == "timeout":
+        raise GatewayTimeoutError(summary)
+    raise UpstreamError(summary)

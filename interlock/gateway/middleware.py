@@ -1,0 +1,85 @@
+"""Pure ASGI middleware, one class per concern. Non-HTTP scopes pass straight through."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from interlock.gateway.asgi import ASGIApp, Message, Receive, Scope, Send, header
+from interlock.gateway.errors import openai_error_body
+
+__all__ = ["REQUEST_ID_KEY", "ErrorBoundaryMiddleware", "RequestIdMiddleware"]
+
+log = logging.getLogger("interlock.gateway")
+
+REQUEST_ID_KEY = "interlock.request_id"
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the client's ``x-request-id`` when sane) and echo it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = header(scope, b"x-request-id")
+        raw = given if given is not None and _SAFE_ID.match(given) else b"req_" + os.urandom(12).hex().encode()
+        scope[REQUEST_ID_KEY] = raw.decode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", raw)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class ErrorBoundaryMiddleware:
+    """The last line: an unexpected exception becomes a 500 envelope and a log line, never a traceback to the
+    client. Expected errors are handled inside the app; reaching this is a bug worth its log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception(
+                "unhandled error on %s %s (request %s)",
+                scope["method"],
+                scope["path"],
+                scope.get(REQUEST_ID_KEY),
+            )
+            if started:
+                return
+            body = openai_error_body(
+                "The gateway hit an internal error; it has been logged.", "server_error", "internal_error"
+            )
+            await tracking_send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await tracking_send({"type": "http.response.body", "body": body})

@@ -1,0 +1,109 @@
+"""Compiled routing state: backends with their breaker and concurrency counters, routes as ready-to-use plans.
+
+Everything here is built when a config loads, so a request only looks up a dict and walks a short tuple.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from interlock.gateway.upstream import BackendClient
+from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
+
+__all__ = ["BackendRuntime", "RoutePlan", "Target"]
+
+
+class BackendRuntime:
+    """One upstream: its client, circuit breaker and in-flight count. Survives reloads while its config holds."""
+
+    __slots__ = (
+        "_failures",
+        "_open_until",
+        "client",
+        "config",
+        "inflight",
+        "key_fingerprint",
+        "unusable_reason",
+    )
+
+    def __init__(
+        self,
+        config: BackendConfig,
+        client: BackendClient | None,
+        *,
+        key_fingerprint: str = "",
+        unusable_reason: str | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.key_fingerprint = key_fingerprint
+        self.unusable_reason = unusable_reason
+        self.inflight = 0
+        self._failures = 0
+        self._open_until = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def unavailable_reason(self, now: float) -> str | None:
+        """Why this backend must be skipped right now, or None when it may take a request."""
+        if self.unusable_reason is not None:
+            return self.unusable_reason
+        if self._open_until > now:
+            return f"backend {self.name!r} is cooling down after {self._failures} consecutive failures"
+        cap = self.config.max_concurrency
+        if cap and self.inflight >= cap:
+            return f"backend {self.name!r} is at its concurrency limit ({cap})"
+        return None
+
+    def record_success(self) -> None:
+        self._failures = 0
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        breaker = self.config.circuit_breaker
+        if self._failures >= breaker.consecutive_failures:
+            self._open_until = time.monotonic() + breaker.cooldown_s
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A backend and the model name to send it, with the model's price."""
+
+    backend: BackendRuntime
+    model: str
+    weight: int
+    price: ModelPrice | None
+
+
+@dataclass(slots=True)
+class RoutePlan:
+    """A route compiled for the hot path."""
+
+    config: RouteConfig
+    targets: tuple[Target, ...]
+    fallbacks: tuple[Target, ...]
+    retry_on: frozenset[str] = field(default_factory=frozenset)
+    tenants: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def allows(self, tenant: str) -> bool:
+        return not self.tenants or tenant in self.tenants
+
+    def candidates(self) -> Iterator[Target]:
+        """Targets in weighted random order (without replacement), then fallbacks in their declared order."""
+        pool = [t for t in self.targets if t.weight > 0]
+        while len(pool) > 1:
+            bounds = list(accumulate(t.weight for t in pool))
+            yield pool.pop(bisect_right(bounds, random.random() * bounds[-1]))
+        yield from pool
+        yield from self.fallbacks

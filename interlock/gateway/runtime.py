@@ -1,0 +1,121 @@
+"""``Runtime``: a loaded ``GatewayConfig`` turned into route plans and live backends.
+
+A reload builds a new Runtime and swaps one reference; requests already running keep the plan they started
+with. Backends whose config and credentials did not change are carried over, with their connection pools and
+breaker state; the ones that went away are returned so the caller can close them once they are idle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from interlock.gateway.credentials import SecretResolver
+from interlock.gateway.routing import BackendRuntime, RoutePlan, Target
+from interlock.gateway.upstream import BackendClient
+from interlock.gatewayconfig.model import BackendConfig, GatewayConfig, TargetConfig
+
+__all__ = ["Runtime", "build_runtime"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: GatewayConfig
+    backends: dict[str, BackendRuntime]
+    routes: dict[str, RoutePlan]
+    models_body: bytes
+    """``GET /v1/models`` for a caller who may use every route, pre-encoded."""
+
+    def models_for(self, tenant: str) -> bytes:
+        if all(not plan.tenants for plan in self.routes.values()):
+            return self.models_body
+        return _models_body([p for p in self.routes.values() if p.allows(tenant)])
+
+
+def _auth_headers(config: BackendConfig, key: str | None) -> dict[str, str]:
+    if not key:
+        return {}
+    if config.provider == "anthropic":
+        return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+    return {"authorization": f"Bearer {key}"}
+
+
+def _backend(
+    config: BackendConfig,
+    resolver: SecretResolver,
+    previous: BackendRuntime | None,
+    *,
+    mock_url: str | None,
+    connect_timeout_s: float,
+) -> BackendRuntime:
+    key = resolver.resolve(config.credentials) if config.credentials else None
+    fingerprint = hashlib.sha256(key.encode()).hexdigest() if key else ""
+    if previous is not None and previous.config == config and previous.key_fingerprint == fingerprint:
+        return previous
+    if config.credentials and key is None:
+        reason = (
+            f"backend {config.name!r} has no credentials: "
+            f"secret {config.credentials.secret!r} key {config.credentials.key!r} was not found"
+        )
+        return BackendRuntime(config, None, unusable_reason=reason)
+    url = config.url or mock_url
+    if url is None:
+        return BackendRuntime(config, None, unusable_reason=f"backend {config.name!r} has no URL")
+    client = BackendClient(
+        name=config.name,
+        base_url=url,
+        auth_headers=_auth_headers(config, key),
+        connect_timeout_s=connect_timeout_s,
+    )
+    return BackendRuntime(config, client, key_fingerprint=fingerprint)
+
+
+def _targets(entries: tuple[TargetConfig, ...], backends: dict[str, BackendRuntime]) -> tuple[Target, ...]:
+    return tuple(
+        Target(
+            backend=backends[e.backend],
+            model=e.model,
+            weight=e.weight,
+            price=backends[e.backend].config.models.get(e.model),
+        )
+        for e in entries
+    )
+
+
+def _models_body(plans: list[RoutePlan]) -> bytes:
+    data = [{"id": p.config.model, "object": "model", "created": 0, "owned_by": "interlock"} for p in plans]
+    return orjson.dumps({"object": "list", "data": sorted(data, key=lambda m: str(m["id"]))})
+
+
+def build_runtime(
+    config: GatewayConfig,
+    resolver: SecretResolver,
+    previous: Runtime | None = None,
+    *,
+    mock_url: str | None = None,
+    connect_timeout_s: float = 10.0,
+) -> tuple[Runtime, list[BackendRuntime]]:
+    """Build the runtime for ``config``; also return the previous backends that are no longer used."""
+    old = previous.backends if previous else {}
+    backends = {
+        name: _backend(cfg, resolver, old.get(name), mock_url=mock_url, connect_timeout_s=connect_timeout_s)
+        for name, cfg in config.backends.items()
+    }
+    kept = {id(b) for b in backends.values()}
+    retired = [b for b in old.values() if id(b) not in kept]
+    routes = {
+        model: RoutePlan(
+            config=route,
+            targets=_targets(route.targets, backends),
+            fallbacks=_targets(route.fallbacks, backends),
+            retry_on=frozenset(route.retry.on),
+            tenants=frozenset(route.tenants),
+        )
+        for model, route in config.routes.items()
+    }
+    runtime = Runtime(config=config, backends=backends, routes=routes, models_body=_models_body(list(routes.values())))
+    return runtime, retired

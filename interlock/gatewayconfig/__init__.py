@@ -1,0 +1,42 @@
+"""The operator-to-gateway contract: the compiled, Kubernetes-free ``GatewayConfig`` and its hot-reloading loader."""
+
+from interlock.gatewayconfig.compile import compile_config, self_hosted_url
+from interlock.gatewayconfig.loader import (
+    ConfigLoader,
+    ConfigSource,
+    ConfigStatus,
+    FileConfigSource,
+    StaticConfigSource,
+)
+from interlock.gatewayconfig.model import (
+    SCHEMA_VERSION,
+    BackendConfig,
+    CircuitBreakerConfig,
+    CredentialRef,
+    GatewayConfig,
+    ModelPrice,
+    RetryConfig,
+    RouteConfig,
+    TargetConfig,
+    TimeoutConfig,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BackendConfig",
+    "CircuitBreakerConfig",
+    "ConfigLoader",
+    "ConfigSource",
+    "ConfigStatus",
+    "CredentialRef",
+    "FileConfigSource",
+    "GatewayConfig",
+    "ModelPrice",
+    "RetryConfig",
+    "RouteConfig",
+    "StaticConfigSource",
+    "TargetConfig",
+    "TimeoutConfig",
+    "compile_config",
+    "self_hosted_url",
+]

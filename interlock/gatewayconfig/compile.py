@@ -1,0 +1,144 @@
+"""``compile_config(backends, routes) -> GatewayConfig``: pure, shared by the operator and ``interlock up``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import orjson
+
+from interlock.gatewayconfig.model import (
+    BackendConfig,
+    CircuitBreakerConfig,
+    CredentialRef,
+    GatewayConfig,
+    ModelPrice,
+    RetryConfig,
+    RouteConfig,
+    TargetConfig,
+    TimeoutConfig,
+)
+from interlock.resources.common import parse_duration
+from interlock.resources.llmbackend import LLMBackend
+from interlock.resources.route import Route, RouteFallback
+
+__all__ = ["SELF_HOSTED_PORT", "compile_config", "self_hosted_url"]
+
+SELF_HOSTED_PORT = 8000
+
+
+def self_hosted_url(name: str, namespace: str) -> str:
+    """The in-cluster URL of the Service the operator creates for a self-hosted backend."""
+    return f"http://{name}.{namespace}.svc:{SELF_HOSTED_PORT}/v1"
+
+
+def _backend_config(backend: LLMBackend) -> BackendConfig:
+    spec = backend.spec
+    if spec.url is not None:
+        url: str | None = str(spec.url).rstrip("/")
+    elif spec.serving is not None:
+        url = self_hosted_url(backend.metadata.name, backend.metadata.namespace)
+    else:
+        url = None  # the embedded mock provider
+    ref = spec.credentials_secret_ref
+    models = {
+        m.name: ModelPrice(
+            input_per_million=m.pricing.input_per_million,
+            output_per_million=m.pricing.output_per_million,
+            cached_input_per_million=(
+                m.pricing.cached_input_per_million
+                if m.pricing.cached_input_per_million is not None
+                else m.pricing.input_per_million
+            ),
+        )
+        for m in spec.models
+    }
+    return BackendConfig(
+        name=backend.metadata.name,
+        provider=spec.provider.value,
+        url=url,
+        credentials=CredentialRef(secret=ref.name, key=ref.key) if ref else None,
+        models=models,
+        max_concurrency=spec.limits.max_concurrency,
+        circuit_breaker=CircuitBreakerConfig(
+            consecutive_failures=spec.circuit_breaker.consecutive_failures,
+            cooldown_s=parse_duration(spec.circuit_breaker.cooldown),
+        ),
+    )
+
+
+def _missing_target(entry: RouteFallback, backends: dict[str, BackendConfig]) -> str | None:
+    backend = backends.get(entry.backend)
+    if backend is None:
+        return f"backend {entry.backend!r} does not exist"
+    if entry.model not in backend.models:
+        served = ", ".join(sorted(backend.models))
+        return f"backend {entry.backend!r} does not serve model {entry.model!r} (it serves: {served})"
+    return None
+
+
+def _route_config(route: Route) -> RouteConfig:
+    spec = route.spec
+    return RouteConfig(
+        name=route.metadata.name,
+        model=spec.model,
+        targets=tuple(TargetConfig(backend=t.backend, model=t.model, weight=t.weight) for t in spec.targets),
+        fallbacks=tuple(TargetConfig(backend=f.backend, model=f.model, weight=1) for f in spec.fallbacks),
+        retry=RetryConfig(
+            attempts=spec.retry.attempts,
+            backoff_s=parse_duration(spec.retry.backoff),
+            on=tuple(spec.retry.retry_on),
+        ),
+        timeouts=TimeoutConfig(
+            request_s=parse_duration(spec.timeouts.request),
+            first_token_s=parse_duration(spec.timeouts.first_token),
+        ),
+        tenants=tuple(spec.tenants),
+        requests_per_minute=spec.limits.requests_per_minute,
+        tokens_per_minute=spec.limits.tokens_per_minute,
+    )
+
+
+def _content_hash(config: GatewayConfig) -> str:
+    body = config.model_dump(mode="json", by_alias=True, exclude={"version"})
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def compile_config(
+    backends: Iterable[LLMBackend],
+    routes: Iterable[Route],
+    *,
+    namespace: str = "default",
+    gateway: str = "default",
+) -> GatewayConfig:
+    """Compile the objects of one namespace into the config of one gateway.
+
+    Routes of other gateways or namespaces are ignored. A route that cannot be served (a missing backend, a model
+    the backend does not serve, a public model name another route already claims) is left out and listed in
+    ``rejected`` with the reason, so one bad route never takes down the others.
+    """
+    backend_configs = {
+        b.metadata.name: _backend_config(b)
+        for b in sorted(backends, key=lambda b: b.metadata.name)
+        if b.metadata.namespace == namespace
+    }
+    route_configs: dict[str, RouteConfig] = {}
+    rejected: dict[str, str] = {}
+    mine = [r for r in routes if r.metadata.namespace == namespace and r.spec.gateway == gateway]
+    for route in sorted(mine, key=lambda r: r.metadata.name):
+        problems = [
+            p
+            for entry in [*route.spec.targets, *route.spec.fallbacks]
+            if (p := _missing_target(entry, backend_configs))
+        ]
+        owner = route_configs.get(route.spec.model)
+        if owner is not None:
+            problems.append(f"model {route.spec.model!r} is already served by route {owner.name!r}")
+        if problems:
+            rejected[route.metadata.name] = "; ".join(problems)
+            continue
+        route_configs[route.spec.model] = _route_config(route)
+    config = GatewayConfig(
+        gateway=f"{namespace}/{gateway}", backends=backend_configs, routes=route_configs, rejected=rejected
+    )
+    return config.model_copy(update={"version": _content_hash(config)})

@@ -1,0 +1,116 @@
+"""``GatewayConfig``: the versioned, Kubernetes-free contract between the compiler and the gateway.
+
+The operator writes it into a ConfigMap; ``interlock up`` builds it in memory from the same manifests.
+It never contains secret values, only references that the gateway resolves from mounted files.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BackendConfig",
+    "CircuitBreakerConfig",
+    "CredentialRef",
+    "GatewayConfig",
+    "ModelPrice",
+    "RetryConfig",
+    "RouteConfig",
+    "TargetConfig",
+    "TimeoutConfig",
+]
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class CredentialRef(_Model):
+    """Where the gateway finds a backend's API key: a Secret key, mounted as a file."""
+
+    secret: str
+    key: str
+
+
+class ModelPrice(_Model):
+    """USD per million tokens; cached input defaults to the input price at compile time."""
+
+    input_per_million: float = 0.0
+    output_per_million: float = 0.0
+    cached_input_per_million: float = 0.0
+
+
+class CircuitBreakerConfig(_Model):
+    consecutive_failures: int = 5
+    cooldown_s: float = 30.0
+
+
+class BackendConfig(_Model):
+    """One upstream. ``url`` is None only for the embedded mock provider."""
+
+    name: str
+    provider: Literal["openai", "anthropic", "vllm", "mock"]
+    url: str | None
+    credentials: CredentialRef | None = None
+    models: dict[str, ModelPrice]
+    max_concurrency: int = 0
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+
+
+class TargetConfig(_Model):
+    backend: str
+    model: str
+    weight: int = 1
+
+
+class RetryConfig(_Model):
+    attempts: int = 2
+    backoff_s: float = 0.25
+    on: tuple[Literal["connect", "timeout", "429", "5xx"], ...] = ("connect", "429", "5xx")
+
+
+class TimeoutConfig(_Model):
+    request_s: float = 300.0
+    first_token_s: float = 30.0
+
+
+class RouteConfig(_Model):
+    """A public model name and its compiled routing policy."""
+
+    name: str
+    model: str
+    targets: tuple[TargetConfig, ...]
+    fallbacks: tuple[TargetConfig, ...] = ()
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    timeouts: TimeoutConfig = Field(default_factory=TimeoutConfig)
+    tenants: tuple[str, ...] = ()
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+
+
+class GatewayConfig(_Model):
+    """Everything one gateway needs to serve its routes. ``version`` is a hash of the content."""
+
+    schema_version: Literal[1] = 1
+    gateway: str = "default/default"
+    version: str = ""
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    rejected: dict[str, str] = Field(
+        default_factory=dict, description="Route objects left out of this config, with the reason."
+    )
+
+    def to_json(self) -> bytes:
+        """Canonical JSON (sorted keys), the form stored in the ConfigMap."""
+        return orjson.dumps(self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> GatewayConfig:
+        return cls.model_validate_json(data)

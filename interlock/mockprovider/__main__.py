@@ -1,0 +1,46 @@
+"""``python -m interlock.mockprovider --port 9000 [--chunk-delay 0.02]``: serve the mock provider alone."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from interlock.mockprovider.provider import create_app
+from interlock.mockprovider.settings import MockSettings
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m interlock.mockprovider", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument("--stream-chunks", type=int, default=None, help="exact content chunks per generated answer")
+    parser.add_argument("--embedding-dim", type=int, default=256)
+    parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer <key>`")
+    parser.add_argument("--cached-tokens", type=int, default=None, help="report this many cached prompt tokens")
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    settings = MockSettings(
+        chunk_delay_s=args.chunk_delay,
+        stream_chunks=args.stream_chunks,
+        embedding_dim=args.embedding_dim,
+        api_key=args.api_key,
+        cached_tokens=args.cached_tokens,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        lifespan="off",
+        log_level=args.log_level,
+    )
+
+
+if __name__ == "__main__":
+    main()

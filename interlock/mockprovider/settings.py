@@ -1,0 +1,51 @@
+"""How the mock provider answers (``MockSettings``) and how one request misbehaves on purpose (``Fault``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["DEFAULT_MODELS", "Fault", "MockSettings"]
+
+DEFAULT_MODELS = ("mock-small", "mock-large", "mock-embed")
+
+
+class MockSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: tuple[str, ...] = Field(DEFAULT_MODELS, description="Listed by GET /v1/models; any name is accepted.")
+    chunk_delay_s: float = Field(0.0, ge=0, description="Pause between streamed chunks; 0 streams at full speed.")
+    stream_chunks: int | None = Field(
+        None, ge=1, description="Exact number of content pieces of a generated answer (default: 20 to 50)."
+    )
+    min_answer_tokens: int = Field(20, ge=1)
+    max_answer_tokens: int = Field(50, ge=1)
+    embedding_dim: int = Field(256, ge=1, le=65536)
+    api_key: str | None = Field(None, description="When set, requests must carry `Authorization: Bearer <api_key>`.")
+    cached_tokens: int | None = Field(
+        None, ge=0, description="When set, usage reports this many cached prompt tokens (capped at the prompt)."
+    )
+    keep_requests: int = Field(100, ge=0, description="How many recent requests the stats keep.")
+
+    @model_validator(mode="after")
+    def _answer_range(self) -> MockSettings:
+        if self.min_answer_tokens > self.max_answer_tokens:
+            raise ValueError("min_answer_tokens must not exceed max_answer_tokens")
+        return self
+
+
+class Fault(BaseModel):
+    """One request's misbehaviour; the fields combine (e.g. a delay, then a 503 with ``Retry-After``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: int | None = Field(None, ge=400, le=599, description="Answer with this error status and envelope.")
+    message: str | None = Field(None, description="Error message; a default per status otherwise.")
+    code: str | None = Field(None, description="The envelope's `code`; a default per status otherwise.")
+    retry_after: float | None = Field(None, ge=0, description="Seconds, sent as the `Retry-After` header.")
+    delay_s: float = Field(0.0, ge=0, description="Wait before sending the response headers.")
+    first_token_delay_s: float = Field(0.0, ge=0, description="Streaming: headers at once, then this wait.")
+    chunk_delay_s: float | None = Field(None, ge=0, description="Streaming: overrides the settings' pacing.")
+    drop_after_chunks: int | None = Field(
+        None, ge=0, description="Streaming: close the connection after this many chunks, without [DONE]."
+    )
+    omit_usage: bool = Field(False, description="No usage anywhere, even when the request asks for it.")

@@ -1,0 +1,71 @@
+"""Pydantic models of the custom resources: the single source of truth for the CRDs and the compiler."""
+
+from interlock.resources.common import (
+    API_GROUP,
+    API_VERSION,
+    GROUP_VERSION,
+    Duration,
+    ObjectMeta,
+    parse_duration,
+)
+from interlock.resources.conditions import Condition, set_condition
+from interlock.resources.llmbackend import (
+    BackendLimits,
+    CircuitBreaker,
+    LLMBackend,
+    LLMBackendSpec,
+    LLMBackendStatus,
+    ModelCache,
+    ModelPricing,
+    Provider,
+    SecretKeyRef,
+    ServedModel,
+    Serving,
+    ServingEngine,
+)
+from interlock.resources.manifests import ManifestError, ManifestSet, format_validation_error, load_manifests
+from interlock.resources.route import (
+    RetryPolicy,
+    Route,
+    RouteFallback,
+    RouteLimits,
+    RouteSpec,
+    RouteStatus,
+    RouteTarget,
+    RouteTimeouts,
+)
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "GROUP_VERSION",
+    "BackendLimits",
+    "CircuitBreaker",
+    "Condition",
+    "Duration",
+    "LLMBackend",
+    "LLMBackendSpec",
+    "LLMBackendStatus",
+    "ManifestError",
+    "ManifestSet",
+    "ModelCache",
+    "ModelPricing",
+    "ObjectMeta",
+    "Provider",
+    "RetryPolicy",
+    "Route",
+    "RouteFallback",
+    "RouteLimits",
+    "RouteSpec",
+    "RouteStatus",
+    "RouteTarget",
+    "RouteTimeouts",
+    "SecretKeyRef",
+    "ServedModel",
+    "Serving",
+    "ServingEngine",
+    "format_validation_error",
+    "load_manifests",
+    "parse_duration",
+    "set_condition",
+]

@@ -1,0 +1,188 @@
+"""The ``LLMBackend`` custom resource: one upstream, external (``url``) or self-hosted (``serving``)."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+from pydantic import Field, HttpUrl, model_validator
+
+from interlock.resources.common import Duration, ObjectMeta, SpecModel
+from interlock.resources.conditions import Condition
+
+__all__ = [
+    "BackendLimits",
+    "CircuitBreaker",
+    "LLMBackend",
+    "LLMBackendSpec",
+    "LLMBackendStatus",
+    "ModelCache",
+    "ModelPricing",
+    "Provider",
+    "SecretKeyRef",
+    "ServedModel",
+    "Serving",
+    "ServingEngine",
+]
+
+
+_DNS_1035 = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+class Provider(StrEnum):
+    """Wire protocol of the upstream. vllm speaks the OpenAI API; mock is Interlock's offline provider."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    VLLM = "vllm"
+    MOCK = "mock"
+
+
+class ServingEngine(StrEnum):
+    """Inference engine the operator runs for a self-hosted backend."""
+
+    VLLM = "vllm"
+    TGI = "tgi"
+    LLAMACPP = "llamacpp"
+
+
+class SecretKeyRef(SpecModel):
+    """A key in a Secret in the same namespace. The value is mounted into the gateway, never copied."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(default="api-key", min_length=1, max_length=253, description="Key inside the Secret.")
+
+
+class ModelPricing(SpecModel):
+    """Prices in USD per million tokens, used for metering and budgets."""
+
+    input_per_million: float = Field(default=0.0, ge=0, description="USD per million input tokens.")
+    output_per_million: float = Field(default=0.0, ge=0, description="USD per million output tokens.")
+    cached_input_per_million: float | None = Field(
+        default=None, ge=0, description="USD per million cached input tokens; defaults to the input price."
+    )
+
+
+class ServedModel(SpecModel):
+    """A model this backend serves."""
+
+    name: str = Field(min_length=1, max_length=256, description="Model name as the upstream knows it.")
+    pricing: ModelPricing = Field(default_factory=ModelPricing, description="Prices for metering.")
+    context_window: int | None = Field(default=None, gt=0, description="Context window in tokens.")
+
+
+class ModelCache(SpecModel):
+    """A PersistentVolumeClaim that keeps downloaded weights across restarts."""
+
+    size: str = Field(
+        default="100Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$",
+        description="Requested storage, a Kubernetes quantity.",
+    )
+    storage_class_name: str | None = Field(default=None, description="StorageClass of the claim.")
+
+
+class Serving(SpecModel):
+    """Present when the operator should run GPU inference pods for this backend."""
+
+    engine: ServingEngine = Field(default=ServingEngine.VLLM, description="Inference engine.")
+    image: str | None = Field(
+        default=None, min_length=1, description="Container image; a pinned default per engine when omitted."
+    )
+    model: str = Field(min_length=1, description="Weights to load, for example meta-llama/Llama-3.1-8B-Instruct.")
+    replicas: int = Field(default=1, ge=0, le=1000, description="Number of inference pods.")
+    gpus: int = Field(default=1, ge=0, le=64, description="nvidia.com/gpu per pod; the tensor-parallel size.")
+    args: list[str] = Field(default_factory=list, description="Extra engine arguments.")
+    env: list[dict[str, Any]] = Field(default_factory=list, description="Extra environment variables (EnvVar).")
+    resources: dict[str, Any] = Field(default_factory=dict, description="Extra resource requests and limits.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector for the pods.")
+    tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Tolerations for the pods.")
+    model_cache: ModelCache | None = Field(default=None, description="PVC for model weights.")
+
+
+class BackendLimits(SpecModel):
+    """Protects the upstream; 0 means unlimited."""
+
+    max_concurrency: int = Field(default=0, ge=0, description="Requests in flight to this backend at once.")
+    requests_per_minute: int = Field(default=0, ge=0, description="Requests per minute to this backend.")
+    tokens_per_minute: int = Field(default=0, ge=0, description="Tokens per minute to this backend.")
+
+
+class CircuitBreaker(SpecModel):
+    """Take the backend out of rotation after consecutive failures."""
+
+    consecutive_failures: int = Field(default=5, ge=1, le=1000, description="Failures in a row that open the breaker.")
+    cooldown: Duration = Field(default="30s", description="How long the backend stays out of rotation.")
+
+
+class LLMBackendSpec(SpecModel):
+    """Desired state of an LLMBackend."""
+
+    provider: Provider = Field(description="Wire protocol of the upstream: openai, anthropic, vllm or mock.")
+    url: HttpUrl | None = Field(
+        default=None,
+        description="Base URL of an external upstream, for example https://api.openai.com/v1.",
+        json_schema_extra={"pattern": "^https?://"},
+    )
+    credentials_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding the upstream API key; mounted into the gateway only."
+    )
+    models: list[ServedModel] = Field(min_length=1, description="Models this backend serves, with prices.")
+    serving: Serving | None = Field(default=None, description="Present when the operator runs the model itself.")
+    limits: BackendLimits = Field(default_factory=BackendLimits, description="Limits that protect the upstream.")
+    circuit_breaker: CircuitBreaker = Field(
+        default_factory=CircuitBreaker, description="When to take the backend out of rotation."
+    )
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Self:
+        if self.url is not None and self.serving is not None:
+            raise ValueError("set either url (external upstream) or serving (self-hosted), not both")
+        if self.url is None and self.serving is None and self.provider is not Provider.MOCK:
+            raise ValueError(f"provider {self.provider.value!r} needs url (external upstream) or serving")
+        if self.serving is not None and self.provider not in (Provider.VLLM, Provider.OPENAI):
+            raise ValueError(
+                f"serving runs an OpenAI-compatible engine: provider must be vllm or openai, "
+                f"not {self.provider.value!r}"
+            )
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models lists {', '.join(map(repr, dupes))} more than once")
+        return self
+
+
+class LLMBackendStatus(SpecModel):
+    """Observed state of an LLMBackend, written by the operator."""
+
+    conditions: list[Condition] = Field(default_factory=list, description="Ready and its leaf conditions.")
+    url: str | None = Field(default=None, description="Resolved endpoint the gateway calls.")
+    ready_replicas: int | None = Field(default=None, description="Inference pods ready (self-hosted only).")
+    observed_generation: int | None = Field(default=None, description="Last generation reconciled.")
+
+
+class LLMBackend(SpecModel):
+    """An upstream that serves models: a hosted API, a self-hosted engine, or the built-in mock."""
+
+    model_config = SpecModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["interlock.dev/v1alpha1"] = Field(default="interlock.dev/v1alpha1", description="API version.")
+    kind: Literal["LLMBackend"] = Field(default="LLMBackend", description="Kind.")
+    metadata: ObjectMeta = Field(description="Object metadata.")
+    spec: LLMBackendSpec = Field(description="Desired state.")
+    status: LLMBackendStatus | None = Field(default=None, description="Observed state.")
+
+    @model_validator(mode="after")
+    def _check_name(self) -> Self:
+        # The name becomes a Service name (self-hosted) and is referenced from Route targets: a DNS-1035 label.
+        if not _DNS_1035.fullmatch(self.metadata.name):
+            raise ValueError(
+                f"metadata.name {self.metadata.name!r} must be a DNS-1035 label: lower-case letters, digits and "
+                "'-', starting with a letter, at most 63 characters"
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

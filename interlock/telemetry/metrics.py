@@ -1,0 +1,148 @@
+"""Prometheus metrics of the gateway.
+
+The hot path only bumps plain numbers in dicts keyed by label tuples; a ``prometheus_client`` custom collector
+turns them into metric families at scrape time. The stock ``Counter``/``Histogram`` take a lock and walk label
+children on every update, which cost ~10 µs per request here, a few percent of the whole request budget.
+All updates and scrapes run on the event loop thread, so no lock is needed.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from interlock.telemetry import names
+
+__all__ = ["LATENCY_BUCKETS", "GatewayMetrics"]
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+LABELS = ("tenant", "route", "backend", "model")
+Labels = tuple[str, str, str, str]
+
+
+class _Histogram:
+    """Per-bucket (not cumulative) counts plus the sum; made cumulative when scraped."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out = []
+        running = 0
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
+        return out
+
+
+class GatewayMetrics(Collector):
+    """The metric families of DESIGN.md, with bounded labels: tenants, routes, backends and models come from
+    config, never from raw request strings."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests: dict[tuple[str, ...], int] = {}
+        self.durations: dict[Labels, _Histogram] = {}
+        self.ttfts: dict[Labels, _Histogram] = {}
+        self.tokens: dict[tuple[str, ...], int] = {}
+        self.costs: dict[Labels, float] = {}
+        self.upstream_errors: dict[tuple[str, str], int] = {}
+        self.fallbacks: dict[tuple[str, str], int] = {}
+        self.ratelimited: dict[tuple[str, str], int] = {}
+        self.inflight = 0
+        self.registry.register(self)
+
+    # --- updates (hot path) ---------------------------------------------------------------------------
+
+    def request_done(
+        self,
+        labels: Labels,
+        status: int,
+        duration_s: float,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None:
+        key = (*labels, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        hist = self.durations.get(labels)
+        if hist is None:
+            hist = self.durations[labels] = _Histogram()
+        hist.observe(duration_s)
+        if input_tokens or output_tokens or cached_tokens:
+            for kind, count in (("input", input_tokens), ("output", output_tokens), ("cached", cached_tokens)):
+                if count:
+                    tkey = (*labels, kind)
+                    self.tokens[tkey] = self.tokens.get(tkey, 0) + count
+        if cost_usd:
+            self.costs[labels] = self.costs.get(labels, 0.0) + cost_usd
+
+    def first_token(self, labels: Labels, seconds: float) -> None:
+        hist = self.ttfts.get(labels)
+        if hist is None:
+            hist = self.ttfts[labels] = _Histogram()
+        hist.observe(seconds)
+
+    def upstream_error(self, backend: str, reason: str) -> None:
+        key = (backend, reason)
+        self.upstream_errors[key] = self.upstream_errors.get(key, 0) + 1
+
+    def fallback(self, route: str, backend: str) -> None:
+        key = (route, backend)
+        self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
+
+    def rate_limited(self, tenant: str, route: str) -> None:
+        key = (tenant, route)
+        self.ratelimited[key] = self.ratelimited.get(key, 0) + 1
+
+    # --- scrape -----------------------------------------------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        yield _counter(names.REQUESTS, "Requests finished, by status code.", (*LABELS, "status"), self.requests)
+        yield _histogram(names.REQUEST_DURATION, "End-to-end request duration in seconds.", self.durations)
+        yield _histogram(
+            names.TIME_TO_FIRST_TOKEN, "Seconds from request to the first streamed event sent.", self.ttfts
+        )
+        yield _counter(names.TOKENS, "Tokens metered, by type.", (*LABELS, "type"), self.tokens)
+        yield _counter(names.COST_USD, "Cost in USD at the configured prices.", LABELS, self.costs)
+        yield _counter(
+            names.UPSTREAM_ERRORS, "Failed upstream attempts, by reason.", ("backend", "reason"), self.upstream_errors
+        )
+        yield _counter(
+            names.FALLBACKS, "Requests served by another target after a failure.", ("route", "backend"), self.fallbacks
+        )
+        yield _counter(names.RATELIMITED, "Requests refused by a limit.", ("tenant", "route"), self.ratelimited)
+        gauge = GaugeMetricFamily(names.INFLIGHT_REQUESTS, "Requests in progress.")
+        gauge.add_metric([], float(self.inflight))
+        yield gauge
+
+
+def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, float]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in list(values.items()):
+        family.add_metric(list(key), float(value))
+    return family
+
+
+def _histogram(name: str, doc: str, values: dict[Labels, _Histogram]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=LABELS)
+    for key, hist in list(values.items()):
+        family.add_metric(list(key), hist.buckets(), hist.total)
+    return family
