@@ -7,7 +7,7 @@ control plane serves tenants and keys.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from interlock.gateway.errors import AuthenticationError
@@ -39,10 +39,13 @@ def extract_key(authorization: bytes | None, x_api_key: bytes | None) -> str:
 
 
 class StaticKeyAuthenticator:
-    """A fixed set of keys, all belonging to one tenant."""
+    """A fixed table of keys: a mapping of key to tenant, or plain keys that all belong to ``tenant``."""
 
-    def __init__(self, keys: Iterable[str], *, tenant: str = "default") -> None:
-        self._principals = {hash_key(k): Principal(tenant=tenant, key_id=hash_key(k)[:12]) for k in keys}
+    def __init__(self, keys: Mapping[str, str] | Iterable[str], *, tenant: str = "default") -> None:
+        owners = keys if isinstance(keys, Mapping) else dict.fromkeys(keys, tenant)
+        self._principals = {
+            hash_key(key): Principal(tenant=owner, key_id=hash_key(key)[:12]) for key, owner in owners.items()
+        }
 
     def authenticate(self, authorization: bytes | None, x_api_key: bytes | None) -> Principal:
         key = extract_key(authorization, x_api_key)

@@ -28,7 +28,7 @@ from interlock.gateway.routing import RoutePlan, Target
 from interlock.gateway.upstream import iter_body, parse_retry_after, read_body
 from interlock.telemetry.metrics import GatewayMetrics
 
-__all__ = ["Opened", "dispatch"]
+__all__ = ["Opened", "backoff_delay", "dispatch"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _REJECTED = frozenset({401, 403, 404})
@@ -119,7 +119,7 @@ async def _error_answer(target: Target, response: aiohttp.ClientResponse) -> Ope
     return Opened(target, status, response.headers.get("content-type", "application/json"), data)
 
 
-def _backoff(base_s: float, retry: int, retry_after: float | None) -> float:
+def backoff_delay(base_s: float, retry: int, retry_after: float | None) -> float:
     """Exponential backoff with equal jitter; never shorter than the upstream's Retry-After."""
     ceiling = base_s * 2.0 ** (retry - 1)
     delay = ceiling / 2 + random.random() * ceiling / 2
@@ -158,7 +158,7 @@ async def dispatch(
         body = body_for(target)
         for attempt in range(retry.attempts):
             if attempt:
-                delay = _backoff(retry.backoff_s, attempt, last.retry_after if last else None)
+                delay = backoff_delay(retry.backoff_s, attempt, last.retry_after if last else None)
                 if loop.time() + delay >= deadline:
                     break
                 await asyncio.sleep(delay)
