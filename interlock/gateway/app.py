@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.asgiserver import EmbeddedServer
-from interlock.gateway.asgi import ASGIApp, Receive, Scope, Send, header, read_body, send_bytes
+from interlock.gateway.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
 from interlock.gateway.context import Authenticator, RequestContext, Services
 from interlock.gateway.credentials import SecretResolver
-from interlock.gateway.disconnect import ClientDisconnected, cancel_on_disconnect
 from interlock.gateway.endpoints.chat import chat_completions
 from interlock.gateway.endpoints.embeddings import embeddings
 from interlock.gateway.endpoints.health import healthz, metrics, readyz
 from interlock.gateway.endpoints.models import list_models
 from interlock.gateway.errors import GatewayError, InvalidRequestError, NotFoundError, ServiceUnavailableError
+from interlock.gateway.guard import ClientDisconnected
 from interlock.gateway.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
 from interlock.gateway.routing import BackendRuntime
 from interlock.gateway.runtime import build_runtime
@@ -177,17 +177,20 @@ class GatewayApp:
             request_id=scope.get(REQUEST_ID_KEY, ""),
             started=asyncio.get_running_loop().time(),
         )
+        authorization = x_api_key = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"x-api-key":
+                x_api_key = value
+            elif name == b"content-length":
+                content_length = value
         services.metrics.inflight += 1
         try:
-            ctx.principal = services.authenticator.authenticate(
-                header(scope, b"authorization"), header(scope, b"x-api-key")
-            )
-            if not endpoint.reads_body:
-                await endpoint.handler(ctx)
-                return
-            ctx.body = await read_body(scope, receive, services.settings.max_body_bytes)
-            with cancel_on_disconnect(receive):
-                await endpoint.handler(ctx)
+            ctx.principal = services.authenticator.authenticate(authorization, x_api_key)
+            if endpoint.reads_body:
+                ctx.body = await read_body(receive, services.settings.max_body_bytes, content_length)
+            await endpoint.handler(ctx)
         except GatewayError as exc:
             headers = [*ctx.response_headers, *((k.encode(), v.encode()) for k, v in exc.headers.items())]
             if ctx.backend:

@@ -34,9 +34,8 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body; 413 as soon as it is known to exceed ``limit``."""
-    declared = header(scope, b"content-length")
+async def read_body(receive: Receive, limit: int, declared: bytes | None = None) -> bytes:
+    """The whole request body; 413 as soon as it is known to exceed ``limit`` (``declared``: Content-Length)."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"Request body is {int(declared)} bytes; the limit is {limit} bytes.")
     message = await receive()

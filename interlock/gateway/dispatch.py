@@ -11,7 +11,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import aiohttp
@@ -67,36 +66,44 @@ class Opened:
 
 async def _attempt(target: Target, path: str, body: bytes, *, stream: bool, first_token_at: float | None) -> Opened:
     backend = target.backend
-    client = backend.client
-    assert client is not None  # unavailable_reason() is checked first
     backend.inflight += 1
-    response: aiohttp.ClientResponse | None = None
     try:
-        deadline = asyncio.timeout_at(first_token_at) if first_token_at is not None else nullcontext()
+        if first_token_at is None:
+            return await _exchange(target, path, body, stream=stream)
         try:
-            async with deadline:
-                response = await client.post(path, body)
-                status = response.status
-                if status >= 400:
-                    return await _error_answer(target, response)
-                content_type = response.headers.get("content-type", "application/json")
-                if not stream:
-                    data = await read_body(response, backend.name)
-                    response.release()
-                    backend.inflight -= 1
-                    return Opened(target, status, content_type, data)
-                chunks = aiter(iter_body(response, backend.name))
-                try:
-                    first = await anext(chunks)
-                except StopAsyncIteration:
-                    raise AttemptFailure("protocol", f"backend {backend.name!r} sent an empty stream") from None
-                return Opened(target, status, content_type, first, response=response, chunks=chunks)
+            async with asyncio.timeout_at(first_token_at):
+                return await _exchange(target, path, body, stream=stream)
         except TimeoutError:
             raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
     except BaseException:
         backend.inflight -= 1
-        if response is not None:
-            response.close()
+        raise
+
+
+async def _exchange(target: Target, path: str, body: bytes, *, stream: bool) -> Opened:
+    """Send the request; return the whole body (unary) or the first chunk (stream). The caller owns the
+    backend's in-flight slot: a unary answer gives it back here, a stream when the caller finishes it."""
+    backend = target.backend
+    assert backend.client is not None  # unavailable_reason() is checked first
+    response = await backend.client.post(path, body)
+    try:
+        status = response.status
+        if status >= 400:
+            return await _error_answer(target, response)
+        content_type = response.headers.get("content-type", "application/json")
+        if not stream:
+            data = await read_body(response, backend.name)
+            response.release()
+            backend.inflight -= 1
+            return Opened(target, status, content_type, data)
+        chunks = aiter(iter_body(response, backend.name))
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            raise AttemptFailure("protocol", f"backend {backend.name!r} sent an empty stream") from None
+        return Opened(target, status, content_type, first, response=response, chunks=chunks)
+    except BaseException:
+        response.close()
         raise
 
 

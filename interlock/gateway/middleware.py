@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 
 from interlock.gateway.asgi import ASGIApp, Message, Receive, Scope, Send, header
@@ -28,7 +28,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = header(scope, b"x-request-id")
-        raw = given if given is not None and _SAFE_ID.match(given) else b"req_" + os.urandom(12).hex().encode()
+        raw = given if given is not None and _SAFE_ID.match(given) else b"req_%024x" % random.getrandbits(96)
         scope[REQUEST_ID_KEY] = raw.decode()
 
         async def send_with_id(message: Message) -> None:

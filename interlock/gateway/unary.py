@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ from interlock.gateway.asgi import send_bytes
 from interlock.gateway.context import RequestContext
 from interlock.gateway.dispatch import dispatch
 from interlock.gateway.errors import GatewayTimeoutError, openai_error_from_upstream
+from interlock.gateway.guard import RequestGuard
 from interlock.gateway.metering import Usage, cost_usd
 from interlock.gateway.routing import RoutePlan, Target
 
@@ -71,7 +71,7 @@ async def relay_unary(
     deadline = ctx.started + plan.config.timeouts.request_s
 
     try:
-        async with asyncio.timeout_at(deadline):
+        with RequestGuard(ctx.receive, deadline):
             opened = await dispatch(
                 plan,
                 path=path,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
 
 import aiohttp
 from yarl import URL
@@ -45,21 +45,39 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-@contextmanager
-def transport_errors(backend: str) -> Iterator[None]:
-    """Map aiohttp and socket errors of one attempt to the most specific ``AttemptFailure``."""
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise AttemptFailure("connect", f"timed out connecting to backend {backend!r}") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise AttemptFailure("connect", f"cannot connect to backend {backend!r}: {exc.os_error}") from exc
-    except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-        raise AttemptFailure("timeout", f"backend {backend!r} timed out") from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-        raise AttemptFailure("protocol", f"backend {backend!r} broke the connection: {exc}") from exc
-    except (aiohttp.ClientConnectionError, OSError) as exc:
-        raise AttemptFailure("connect", f"connection to backend {backend!r} failed: {exc}") from exc
+class transport_errors:
+    """Map aiohttp and socket errors of one attempt to the most specific ``AttemptFailure``.
+
+    A class rather than ``@contextmanager``: it wraps every upstream call, and the generator version costs
+    a few microseconds more each time.
+    """
+
+    __slots__ = ("backend",)
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or not isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
+            return
+        raise _failure(self.backend, exc) from exc
+
+
+def _failure(backend: str, exc: BaseException) -> AttemptFailure:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return AttemptFailure("connect", f"timed out connecting to backend {backend!r}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return AttemptFailure("connect", f"cannot connect to backend {backend!r}: {exc.os_error}")
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return AttemptFailure("timeout", f"backend {backend!r} timed out")
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return AttemptFailure("protocol", f"backend {backend!r} broke the connection: {exc}")
+    return AttemptFailure("connect", f"connection to backend {backend!r} failed: {exc}")
 
 
 class BackendClient:

@@ -28,15 +28,17 @@ Labels = tuple[str, str, str, str]
 class _Histogram:
     """Per-bucket (not cumulative) counts plus the sum; made cumulative when scraped."""
 
-    __slots__ = ("counts", "total")
+    __slots__ = ("count", "counts", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.total = 0.0
+        self.count = 0
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(LATENCY_BUCKETS, value)] += 1
         self.total += value
+        self.count += 1
 
     def buckets(self) -> list[tuple[str, float]]:
         out = []
@@ -47,17 +49,28 @@ class _Histogram:
         return out
 
 
+class _Series:
+    """Everything recorded for one (tenant, route, backend, model): one dict lookup per request."""
+
+    __slots__ = ("cached", "cost", "duration", "input", "output", "statuses", "ttft")
+
+    def __init__(self) -> None:
+        self.statuses: dict[int, int] = {}
+        self.duration = _Histogram()
+        self.ttft = _Histogram()
+        self.input = 0
+        self.output = 0
+        self.cached = 0
+        self.cost = 0.0
+
+
 class GatewayMetrics(Collector):
     """The metric families of DESIGN.md, with bounded labels: tenants, routes, backends and models come from
     config, never from raw request strings."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.requests: dict[tuple[str, ...], int] = {}
-        self.durations: dict[Labels, _Histogram] = {}
-        self.ttfts: dict[Labels, _Histogram] = {}
-        self.tokens: dict[tuple[str, ...], int] = {}
-        self.costs: dict[Labels, float] = {}
+        self.series: dict[Labels, _Series] = {}
         self.upstream_errors: dict[tuple[str, str], int] = {}
         self.fallbacks: dict[tuple[str, str], int] = {}
         self.ratelimited: dict[tuple[str, str], int] = {}
@@ -65,6 +78,12 @@ class GatewayMetrics(Collector):
         self.registry.register(self)
 
     # --- updates (hot path) ---------------------------------------------------------------------------
+
+    def _series(self, labels: Labels) -> _Series:
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = _Series()
+        return series
 
     def request_done(
         self,
@@ -77,25 +96,16 @@ class GatewayMetrics(Collector):
         cached_tokens: int = 0,
         cost_usd: float = 0.0,
     ) -> None:
-        key = (*labels, str(status))
-        self.requests[key] = self.requests.get(key, 0) + 1
-        hist = self.durations.get(labels)
-        if hist is None:
-            hist = self.durations[labels] = _Histogram()
-        hist.observe(duration_s)
-        if input_tokens or output_tokens or cached_tokens:
-            for kind, count in (("input", input_tokens), ("output", output_tokens), ("cached", cached_tokens)):
-                if count:
-                    tkey = (*labels, kind)
-                    self.tokens[tkey] = self.tokens.get(tkey, 0) + count
-        if cost_usd:
-            self.costs[labels] = self.costs.get(labels, 0.0) + cost_usd
+        series = self._series(labels)
+        series.statuses[status] = series.statuses.get(status, 0) + 1
+        series.duration.observe(duration_s)
+        series.input += input_tokens
+        series.output += output_tokens
+        series.cached += cached_tokens
+        series.cost += cost_usd
 
     def first_token(self, labels: Labels, seconds: float) -> None:
-        hist = self.ttfts.get(labels)
-        if hist is None:
-            hist = self.ttfts[labels] = _Histogram()
-        hist.observe(seconds)
+        self._series(labels).ttft.observe(seconds)
 
     def upstream_error(self, backend: str, reason: str) -> None:
         key = (backend, reason)
@@ -115,13 +125,29 @@ class GatewayMetrics(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        yield _counter(names.REQUESTS, "Requests finished, by status code.", (*LABELS, "status"), self.requests)
-        yield _histogram(names.REQUEST_DURATION, "End-to-end request duration in seconds.", self.durations)
-        yield _histogram(
-            names.TIME_TO_FIRST_TOKEN, "Seconds from request to the first streamed event sent.", self.ttfts
+        requests = CounterMetricFamily(names.REQUESTS, "Requests finished, by status code.", labels=(*LABELS, "status"))
+        durations = HistogramMetricFamily(
+            names.REQUEST_DURATION, "End-to-end request duration in seconds.", labels=LABELS
         )
-        yield _counter(names.TOKENS, "Tokens metered, by type.", (*LABELS, "type"), self.tokens)
-        yield _counter(names.COST_USD, "Cost in USD at the configured prices.", LABELS, self.costs)
+        ttfts = HistogramMetricFamily(
+            names.TIME_TO_FIRST_TOKEN, "Seconds from request to the first streamed event sent.", labels=LABELS
+        )
+        tokens = CounterMetricFamily(names.TOKENS, "Tokens metered, by type.", labels=(*LABELS, "type"))
+        costs = CounterMetricFamily(names.COST_USD, "Cost in USD at the configured prices.", labels=LABELS)
+        for labels, series in list(self.series.items()):
+            values = list(labels)
+            for status, count in series.statuses.items():
+                requests.add_metric([*values, str(status)], float(count))
+            if series.duration.count:
+                durations.add_metric(values, series.duration.buckets(), series.duration.total)
+            if series.ttft.count:
+                ttfts.add_metric(values, series.ttft.buckets(), series.ttft.total)
+            for kind, count in (("input", series.input), ("output", series.output), ("cached", series.cached)):
+                if count:
+                    tokens.add_metric([*values, kind], float(count))
+            if series.cost:
+                costs.add_metric(values, series.cost)
+        yield from (requests, durations, ttfts, tokens, costs)
         yield _counter(
             names.UPSTREAM_ERRORS, "Failed upstream attempts, by reason.", ("backend", "reason"), self.upstream_errors
         )
@@ -138,11 +164,4 @@ def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, 
     family = CounterMetricFamily(name, doc, labels=labels)
     for key, value in list(values.items()):
         family.add_metric(list(key), float(value))
-    return family
-
-
-def _histogram(name: str, doc: str, values: dict[Labels, _Histogram]) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, doc, labels=LABELS)
-    for key, hist in list(values.items()):
-        family.add_metric(list(key), hist.buckets(), hist.total)
     return family

@@ -16,6 +16,7 @@ from interlock.gateway.errors import (
     UpstreamError,
     openai_error_from_upstream,
 )
+from interlock.gateway.guard import RequestGuard
 from interlock.gateway.metering import usage_from_openai_body
 from interlock.gateway.relay import OpenAIStreamRelay
 from interlock.gateway.routing import RoutePlan, Target
@@ -68,7 +69,7 @@ async def _stream(ctx: RequestContext, plan: RoutePlan, payload: dict[str, Any],
     clean = False
     writer.start_keepalive()
     try:
-        async with asyncio.timeout_at(deadline):
+        with RequestGuard(ctx.receive, deadline):
             try:
                 opened = await dispatch(
                     plan,
