@@ -62,6 +62,12 @@ def _backend(
             f"secret {config.credentials.secret!r} key {config.credentials.key!r} was not found"
         )
         return BackendRuntime(config, None, unusable_reason=reason)
+    if config.provider == "anthropic":
+        reason = (
+            f"backend {config.name!r} speaks the Anthropic Messages API; this gateway relays the OpenAI API only, "
+            "so it cannot call it yet"
+        )
+        return BackendRuntime(config, None, unusable_reason=reason)
     url = config.url or mock_url
     if url is None:
         return BackendRuntime(config, None, unusable_reason=f"backend {config.name!r} has no URL")

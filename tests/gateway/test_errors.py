@@ -177,3 +177,12 @@ async def test_missing_credentials_make_the_backend_unavailable(upstream, gatewa
     error = assert_envelope(response, 503)
     assert "absent" in error["message"]
     assert up.requests == 0
+
+
+async def test_an_anthropic_backend_is_reported_unusable_not_called(upstream, gateway):
+    up = await upstream()
+    gw = await gateway(config(backend("claude", up.url, provider="anthropic"), route("chat", [("claude", "m1")])))
+    response = await gw.http.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO})
+    error = assert_envelope(response, 503)
+    assert "Anthropic Messages API" in error["message"]
+    assert up.requests == 0
