@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.asgiserver import EmbeddedServer
+from interlock.gateway.apis import API
 from interlock.gateway.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
 from interlock.gateway.context import Authenticator, RequestContext, Services
 from interlock.gateway.credentials import SecretResolver
 from interlock.gateway.endpoints.chat import chat_completions
 from interlock.gateway.endpoints.embeddings import embeddings
 from interlock.gateway.endpoints.health import healthz, metrics, readyz
+from interlock.gateway.endpoints.messages import count_tokens, messages
 from interlock.gateway.endpoints.models import list_models
+from interlock.gateway.endpoints.responses import responses
 from interlock.gateway.errors import GatewayError, InvalidRequestError, NotFoundError, ServiceUnavailableError
 from interlock.gateway.guard import ClientDisconnected
 from interlock.gateway.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
@@ -41,6 +44,8 @@ _CLIENT_CLOSED = 499  # nginx's status for "client closed request", for metrics 
 class Endpoint:
     method: str
     handler: Handler
+    api: API = API.CHAT
+    """Whose error envelope the endpoint answers with."""
     reads_body: bool = True
 
 
@@ -67,6 +72,9 @@ class GatewayApp:
             "/v1/chat/completions": Endpoint("POST", chat_completions),
             "/v1/embeddings": Endpoint("POST", embeddings),
             "/v1/models": Endpoint("GET", list_models, reads_body=False),
+            "/v1/messages": Endpoint("POST", messages, API.MESSAGES),
+            "/v1/messages/count_tokens": Endpoint("POST", count_tokens, API.MESSAGES),
+            "/v1/responses": Endpoint("POST", responses, API.RESPONSES),
         }
 
     # --- config -----------------------------------------------------------------------------------------
@@ -195,7 +203,10 @@ class GatewayApp:
             headers = [*ctx.response_headers, *((k.encode(), v.encode()) for k, v in exc.headers.items())]
             if ctx.backend:
                 headers.append((b"x-interlock-backend", ctx.backend.encode()))
-            await send_bytes(send, exc.status, exc.openai_body(), headers=headers)
+            if endpoint.api is API.MESSAGES:
+                await send_bytes(send, exc.status_for_anthropic(), exc.anthropic_body(), headers=headers)
+            else:
+                await send_bytes(send, exc.status, exc.openai_body(), headers=headers)
             services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
         except ClientDisconnected:
             log.debug("client went away during request %s", ctx.request_id)

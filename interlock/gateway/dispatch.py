@@ -18,9 +18,12 @@ import aiohttp
 from interlock.gateway.errors import (
     AttemptFailure,
     FailureKind,
+    GatewayError,
     GatewayTimeoutError,
+    RateLimitError,
     ServiceUnavailableError,
     UpstreamError,
+    UpstreamOverloadedError,
     upstream_message,
 )
 from interlock.gateway.routing import RoutePlan, Target
@@ -136,7 +139,7 @@ def backoff_delay(base_s: float, retry: int, retry_after: float | None) -> float
 async def dispatch(
     plan: RoutePlan,
     *,
-    path: str,
+    path_for: Callable[[Target], str],
     body_for: Callable[[Target], bytes],
     stream: bool,
     deadline: float,
@@ -155,12 +158,20 @@ async def dispatch(
     skipped: list[str] = []
     failures: list[str] = []
     last: AttemptFailure | None = None
+    kinds: set[str] = set()
     tried = 0
     for target in plan.candidates():
         backend = target.backend
         reason = backend.unavailable_reason(time.monotonic())
         if reason is not None:
             skipped.append(reason)
+            continue
+        try:
+            path = path_for(target)
+        except AttemptFailure as failure:
+            last = failure
+            kinds.add(failure.kind)
+            failures.append(failure.message)
             continue
         body = body_for(target)
         for attempt in range(retry.attempts):
@@ -183,6 +194,7 @@ async def dispatch(
                 opened = await _attempt(target, path, body, stream=stream, first_token_at=first_token_at)
             except AttemptFailure as failure:
                 last = failure
+                kinds.add(failure.kind)
                 failures.append(failure.message)
                 metrics.upstream_error(backend.name, failure.kind)
                 if failure.kind != "rejected":
@@ -206,6 +218,18 @@ async def dispatch(
     summary = f"Route {plan.config.model!r} failed after {tried} attempt(s): {'; '.join(failures)}"
     if skipped:
         summary += f"; skipped: {'; '.join(skipped)}"
+    raise _final_error(summary, last, kinds)
+
+
+def _final_error(summary: str, last: AttemptFailure, kinds: set[str]) -> GatewayError:
+    """The client-facing error once every candidate failed, as specific as the failures allow: a route that
+    is only rate limited answers 429, an overloaded one 503 (529 to Anthropic clients), a slow one 504."""
+    if kinds == {"429"}:
+        retry_after = last.retry_after
+        headers = {"retry-after": str(max(1, round(retry_after)))} if retry_after is not None else None
+        return RateLimitError(summary, code="upstream_rate_limited", headers=headers)
+    if last.status in (503, 529):
+        return UpstreamOverloadedError(summary)
     if last.kind == "timeout":
-        raise GatewayTimeoutError(summary)
-    raise UpstreamError(summary)
+        return GatewayTimeoutError(summary)
+    return UpstreamError(summary)

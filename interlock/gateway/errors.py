@@ -9,8 +9,10 @@ Hierarchy (each class fixes the HTTP status and the OpenAI ``type``/``code``)::
     ├── NotFoundError                404 invalid_request_error
     │   └── ModelNotFoundError       404 invalid_request_error / model_not_found
     ├── PayloadTooLargeError         413 invalid_request_error / request_too_large
-    ├── RateLimitError               429 rate_limit_exceeded
+    ├── RateLimitError               429 (also: every upstream attempt was rate limited)
     ├── UpstreamError                502 upstream_error      (every target and fallback failed)
+    ├── UpstreamOverloadedError      503 (529 for Anthropic clients): every upstream was overloaded
+    ├── UnsupportedEndpointError     501 invalid_request_error / unsupported (no backend of the route offers it)
     ├── ServiceUnavailableError      503 service_unavailable (nothing to send to: cooling down, at capacity)
     └── GatewayTimeoutError          504 timeout             (the route's deadline passed)
 
@@ -37,7 +39,11 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ServiceUnavailableError",
+    "UnsupportedEndpointError",
     "UpstreamError",
+    "UpstreamOverloadedError",
+    "anthropic_error_body",
+    "anthropic_error_type",
     "openai_error_body",
     "openai_error_from_upstream",
     "upstream_message",
@@ -47,6 +53,31 @@ __all__ = [
 def openai_error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> bytes:
     """The OpenAI error envelope: ``{"error": {"message", "type", "param", "code"}}``."""
     return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    501: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    """The Anthropic error ``type`` for an HTTP status (other 4xx are invalid requests, other 5xx API errors)."""
+    return _ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+
+
+def anthropic_error_body(message: str, type_: str) -> bytes:
+    """The Anthropic error envelope: ``{"type": "error", "error": {"type", "message"}}``."""
+    return orjson.dumps({"type": "error", "error": {"type": type_, "message": message}})
 
 
 def upstream_message(body: bytes) -> str:
@@ -101,6 +132,13 @@ class GatewayError(Exception):
     def openai_body(self) -> bytes:
         return openai_error_body(self.message, self.type, self.code, self.param)
 
+    def anthropic_body(self) -> bytes:
+        return anthropic_error_body(self.message, anthropic_error_type(self.status_for_anthropic()))
+
+    def status_for_anthropic(self) -> int:
+        """The HTTP status for an Anthropic client, where its API has a more specific one."""
+        return self.status
+
 
 class InvalidRequestError(GatewayError):
     status = 400
@@ -151,6 +189,24 @@ class ServiceUnavailableError(GatewayError):
     status = 503
     type = "service_unavailable"
     default_code = "service_unavailable"
+
+
+class UnsupportedEndpointError(GatewayError):
+    status = 501
+    type = "invalid_request_error"
+    default_code = "unsupported"
+
+
+class UpstreamOverloadedError(GatewayError):
+    """Every upstream answered "overloaded" (503, or Anthropic's 529). Anthropic clients get 529, which their
+    SDK turns into ``OverloadedError``; OpenAI clients get 503."""
+
+    status = 503
+    type = "service_unavailable"
+    default_code = "upstream_overloaded"
+
+    def status_for_anthropic(self) -> int:
+        return 529
 
 
 class GatewayTimeoutError(GatewayError):

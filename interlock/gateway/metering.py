@@ -9,16 +9,22 @@ import orjson
 
 from interlock.gatewayconfig.model import ModelPrice
 
-__all__ = ["Usage", "cost_usd", "usage_from_openai", "usage_from_openai_body"]
+__all__ = ["Usage", "cost_usd", "usage_from_anthropic", "usage_from_openai", "usage_from_openai_body"]
 
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts of one request. ``cached_tokens`` is the part of ``input_tokens`` served from cache."""
+    """Token counts of one request, normalised across APIs.
+
+    ``input_tokens`` counts every prompt token (OpenAI's ``prompt_tokens``; for Anthropic the sum of
+    ``input_tokens``, ``cache_read_input_tokens`` and ``cache_creation_input_tokens``). ``cached_tokens`` is
+    the part read from a prompt cache, ``cache_creation_tokens`` the part written to one.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_creation_tokens: int = 0
     estimated: bool = False
 
 
@@ -37,6 +43,28 @@ def usage_from_openai(usage: Any) -> Usage | None:
         output_tokens=_int(usage.get("completion_tokens")),
         cached_tokens=cached,
     )
+
+
+def usage_from_anthropic(usage: Any, into: Usage | None = None) -> Usage | None:
+    """Read an Anthropic ``usage`` object, from a message, ``message_start`` or ``message_delta``.
+
+    Anthropic reports uncached input, cache reads and cache writes apart, and a stream splits them between
+    ``message_start`` and ``message_delta``; fields present here update ``into`` (a new Usage by default).
+    """
+    if not isinstance(usage, dict):
+        return into
+    out = into if into is not None else Usage()
+    uncached = out.input_tokens - out.cached_tokens - out.cache_creation_tokens
+    if usage.get("input_tokens") is not None:
+        uncached = _int(usage["input_tokens"])
+    if usage.get("cache_read_input_tokens") is not None:
+        out.cached_tokens = _int(usage["cache_read_input_tokens"])
+    if usage.get("cache_creation_input_tokens") is not None:
+        out.cache_creation_tokens = _int(usage["cache_creation_input_tokens"])
+    out.input_tokens = uncached + out.cached_tokens + out.cache_creation_tokens
+    if usage.get("output_tokens") is not None:
+        out.output_tokens = _int(usage["output_tokens"])
+    return out
 
 
 def cost_usd(usage: Usage, price: ModelPrice | None) -> float:

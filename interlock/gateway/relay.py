@@ -1,28 +1,64 @@
-"""Relay an OpenAI-format chat stream as bytes, touching only what metering and the client's request need.
+"""Turn an upstream's stream into the client's stream: relayed as bytes when both speak the same API,
+translated event by event otherwise.
 
-The gateway always asks the upstream for ``stream_options.include_usage`` so it can meter. When the client did
-not ask for usage, the relay removes what that added (the ``"usage":null`` field of every chunk and the final
-usage-only chunk), so the client receives exactly what it asked for. Events are decoded only when they carry
-usage; everything else is forwarded as the upstream wrote it.
+Same-API relays decode only the events that carry usage. For OpenAI chat, the gateway always asks the upstream
+for ``stream_options.include_usage`` so it can meter; when the client did not ask for usage, the relay removes
+what that added (the ``"usage":null`` field of every chunk and the final usage-only chunk), so the client
+receives exactly what it asked for.
+
+Every relay also knows how to end a stream with an error in the client's API: OpenAI chat gets an error chunk
+and ``[DONE]``; Anthropic an ``error`` event; a translated stream gets the error in the upstream's format fed
+through its translator, so the client sees it in the translator's own, well-sequenced form.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from interlock.gateway.metering import Usage, usage_from_openai
-from interlock.gateway.sse import DONE, EventSplitter, event_data, split_events
+from interlock.gateway.errors import AttemptFailure, GatewayError
+from interlock.gateway.metering import Usage, usage_from_anthropic, usage_from_openai
+from interlock.gateway.sse import (
+    DONE,
+    EventSplitter,
+    encode_data,
+    encode_event,
+    event_data,
+    event_name,
+    split_events,
+)
+from interlock.gateway.translate.base import DONE as DONE_DATA
+from interlock.gateway.translate.base import Event, StreamTranslator
 
-__all__ = ["OpenAIStreamRelay"]
+__all__ = ["AnthropicStreamRelay", "OpenAIStreamRelay", "StreamRelay", "TranslatingRelay", "encode"]
 
 _USAGE_KEY = b'"usage"'
 _USAGE_OBJECT = (b'"usage":{', b'"usage": {')
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 
 
+class StreamRelay(Protocol):
+    usage: Usage | None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes for the client for this upstream chunk (whole events only; may be empty)."""
+
+    def finish(self) -> bytes:
+        """What the client still needs once the upstream has ended."""
+
+    def error(self, error: GatewayError) -> bytes:
+        """The end of the client's stream, reporting ``error`` in the client's API."""
+
+
+def encode(event: Event) -> bytes:
+    payload = b"[DONE]" if event.data == DONE_DATA else orjson.dumps(event.data)
+    return encode_event(event.name, payload) if event.name else encode_data(payload)
+
+
 class OpenAIStreamRelay:
+    """OpenAI chat in, OpenAI chat out."""
+
     __slots__ = ("_splitter", "client_wants_usage", "saw_done", "usage")
 
     def __init__(self, *, client_wants_usage: bool) -> None:
@@ -32,7 +68,6 @@ class OpenAIStreamRelay:
         self.saw_done = False
 
     def feed(self, chunk: bytes) -> bytes:
-        """Bytes to send the client for this upstream chunk (whole events only; may be empty)."""
         block = self._splitter.feed(chunk)
         if block:
             if _USAGE_KEY in block:
@@ -42,9 +77,11 @@ class OpenAIStreamRelay:
         return block
 
     def finish(self) -> bytes:
-        """Whatever was left unterminated when the upstream closed."""
         tail = self._splitter.flush()
         return self._filter_usage(tail) if _USAGE_KEY in tail else tail
+
+    def error(self, error: GatewayError) -> bytes:
+        return encode_data(error.openai_body()) + DONE
 
     def _filter_usage(self, block: bytes) -> bytes:
         if not self.client_wants_usage:
@@ -61,16 +98,93 @@ class OpenAIStreamRelay:
 
     def _take_usage(self, event: bytes) -> bool:
         """Record the event's usage; return whether the event should still reach the client."""
-        data = event_data(event)
-        if data is None:
-            return True
-        try:
-            chunk: Any = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return True
-        if not isinstance(chunk, dict):
+        chunk = _json_payload(event)
+        if chunk is None:
             return True
         usage = usage_from_openai(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
         return self.client_wants_usage or bool(chunk.get("choices"))
+
+
+class AnthropicStreamRelay:
+    """Anthropic Messages in and out; decodes only ``message_start`` and ``message_delta`` (they carry usage)."""
+
+    __slots__ = ("_splitter", "usage")
+
+    def __init__(self) -> None:
+        self._splitter = EventSplitter()
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        block = self._splitter.feed(chunk)
+        if block and (b"message_start" in block or b"message_delta" in block):
+            for event in split_events(block):
+                if b"message_start" in event or b"message_delta" in event:
+                    self._take_usage(event)
+        return block
+
+    def finish(self) -> bytes:
+        return self._splitter.flush()
+
+    def error(self, error: GatewayError) -> bytes:
+        return encode_event("error", error.anthropic_body())
+
+    def _take_usage(self, event: bytes) -> None:
+        payload = _json_payload(event)
+        if payload is None:
+            return
+        if payload.get("type") == "message_start" and isinstance(payload.get("message"), dict):
+            self.usage = usage_from_anthropic(payload["message"].get("usage"), self.usage)
+        elif payload.get("type") == "message_delta":
+            self.usage = usage_from_anthropic(payload.get("usage"), self.usage)
+
+
+class TranslatingRelay:
+    """Any other pair: decode each upstream event, translate it, encode the client's events."""
+
+    __slots__ = ("_splitter", "_translator", "_upstream_error", "usage")
+
+    def __init__(self, translator: StreamTranslator, *, upstream_error: Any) -> None:
+        self._splitter = EventSplitter()
+        self._translator = translator
+        self._upstream_error = upstream_error
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        block = self._splitter.feed(chunk)
+        if not block:
+            return b""
+        out: list[bytes] = []
+        for raw in split_events(block):
+            data = event_data(raw)
+            if data is None:
+                continue  # comments and keepalives end here; the gateway sends its own
+            try:
+                payload: Any = DONE_DATA if data == b"[DONE]" else orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise AttemptFailure("protocol", "the backend sent a stream event that is not JSON") from None
+            events, usage = self._translator.feed(Event(payload, event_name(raw)))
+            if usage is not None:
+                self.usage = usage
+            out.extend(encode(event) for event in events)
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        tail = self._splitter.flush()
+        return (self.feed(tail) if tail else b"") + b"".join(encode(e) for e in self._translator.finish())
+
+    def error(self, error: GatewayError) -> bytes:
+        events, _ = self._translator.feed(self._upstream_error(error))
+        return b"".join(encode(e) for e in [*events, *self._translator.finish()])
+
+
+def _json_payload(event: bytes) -> dict[str, Any] | None:
+    data = event_data(event)
+    if data is None:
+        return None
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None

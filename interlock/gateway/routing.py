@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from interlock.gateway.apis import API
 from interlock.gateway.upstream import BackendClient
 from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
 
@@ -24,6 +25,7 @@ class BackendRuntime:
     __slots__ = (
         "_failures",
         "_open_until",
+        "api",
         "client",
         "config",
         "inflight",
@@ -36,10 +38,13 @@ class BackendRuntime:
         config: BackendConfig,
         client: BackendClient | None,
         *,
+        api: API = API.CHAT,
         key_fingerprint: str = "",
         unusable_reason: str | None = None,
     ) -> None:
         self.config = config
+        self.api = api
+        """The wire API the upstream speaks."""
         self.client = client
         self.key_fingerprint = key_fingerprint
         self.unusable_reason = unusable_reason

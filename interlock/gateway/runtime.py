@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from interlock.gateway.apis import UPSTREAM_API
 from interlock.gateway.credentials import SecretResolver
 from interlock.gateway.routing import BackendRuntime, RoutePlan, Target
 from interlock.gateway.upstream import BackendClient
@@ -62,12 +63,6 @@ def _backend(
             f"secret {config.credentials.secret!r} key {config.credentials.key!r} was not found"
         )
         return BackendRuntime(config, None, unusable_reason=reason)
-    if config.provider == "anthropic":
-        reason = (
-            f"backend {config.name!r} speaks the Anthropic Messages API; this gateway relays the OpenAI API only, "
-            "so it cannot call it yet"
-        )
-        return BackendRuntime(config, None, unusable_reason=reason)
     url = config.url or mock_url
     if url is None:
         return BackendRuntime(config, None, unusable_reason=f"backend {config.name!r} has no URL")
@@ -77,7 +72,7 @@ def _backend(
         auth_headers=_auth_headers(config, key),
         connect_timeout_s=connect_timeout_s,
     )
-    return BackendRuntime(config, client, key_fingerprint=fingerprint)
+    return BackendRuntime(config, client, api=UPSTREAM_API[config.provider], key_fingerprint=fingerprint)
 
 
 def _targets(entries: tuple[TargetConfig, ...], backends: dict[str, BackendRuntime]) -> tuple[Target, ...]:

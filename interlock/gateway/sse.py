@@ -14,6 +14,7 @@ __all__ = [
     "encode_data",
     "encode_event",
     "event_data",
+    "event_name",
     "split_events",
 ]
 
@@ -68,3 +69,11 @@ def encode_data(payload: bytes) -> bytes:
 
 def encode_event(name: str, payload: bytes) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + payload + _SEP
+
+
+def event_name(event: bytes) -> str | None:
+    """The ``event:`` field of one event, if it has one."""
+    for line in event.split(b"\n"):
+        if line.startswith(b"event:"):
+            return line[6:].strip().decode("utf-8", "replace")
+    return None

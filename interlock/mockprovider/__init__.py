@@ -1,4 +1,4 @@
-"""The built-in mock provider: an offline OpenAI-compatible upstream with fault injection.
+"""The built-in mock provider: an offline OpenAI- and Anthropic-compatible upstream with fault injection.
 
 It is the default upstream of ``interlock up`` (no key, no network), the upstream of the gateway's tests, and a
 fast upstream for benchmarks. ``python -m interlock.mockprovider --port 9000`` serves it alone.

@@ -19,8 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
     parser.add_argument("--stream-chunks", type=int, default=None, help="exact content chunks per generated answer")
     parser.add_argument("--embedding-dim", type=int, default=256)
-    parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer <key>`")
+    parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer <key>` (or `x-api-key`)")
     parser.add_argument("--cached-tokens", type=int, default=None, help="report this many cached prompt tokens")
+    parser.add_argument(
+        "--cache-creation-tokens", type=int, default=None, help="Anthropic: report this many cache-write tokens"
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     settings = MockSettings(
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         embedding_dim=args.embedding_dim,
         api_key=args.api_key,
         cached_tokens=args.cached_tokens,
+        cache_creation_tokens=args.cache_creation_tokens,
     )
     uvicorn.run(
         create_app(settings),

@@ -2,42 +2,31 @@
 
 The choice, in order: a tool call when tools are offered, ``tool_choice`` is not "none" and the last message is
 not a tool result (so a conversation can continue after the result); JSON when ``response_format`` asks for it;
-a reply quoting the tool result after one; otherwise words derived from the last user message.
-Two tools are called at once when parallel calls are allowed, several tools are offered, no single tool is forced,
-and the last user message says "parallel" or "both".
+a reply quoting the tool result after one; otherwise words derived from the last user message. Which tools are
+called, and how, is ``tool_calls``'s rule, shared with the Anthropic API.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from interlock.mockprovider.answers import answer_pieces, seed_of
-from interlock.mockprovider.chat_request import ChatRequest, Tool, message_text
-from interlock.mockprovider.errors import MockError
-from interlock.mockprovider.schema_instances import instance_for
+from interlock.mockprovider.answers import text_answer, tool_result_answer
+from interlock.mockprovider.chat_request import ChatRequest, message_text
 from interlock.mockprovider.settings import MockSettings
-from interlock.mockprovider.tokens import count_tokens, split_pieces
+from interlock.mockprovider.tokens import (
+    count_tokens,
+    json_tokens,
+    message_tokens,
+    split_pieces,
+    tool_definition_tokens,
+)
+from interlock.mockprovider.tool_calls import ToolCall, instance_json, make_tool_calls
 
 __all__ = ["ChatAnswer", "ToolCall", "answer_chat", "prompt_tokens"]
-
-_PARALLEL = re.compile(r"\b(parallel|both)\b", re.IGNORECASE)
-_QUOTE_CHARS = 40
-_MESSAGE_OVERHEAD = 3
-_IMAGE_TOKENS = 85
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # JSON text
-    fragments: tuple[str, ...]  # what a stream sends, concatenating to ``arguments``
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,45 +42,49 @@ class ChatAnswer:
 
 
 def prompt_tokens(request: ChatRequest) -> int:
-    """A count of everything the model would read: message texts, tool calls, tool definitions, the schema."""
+    """A count of everything the model would read (the rule in ``tokens``), plus the response schema."""
     total = 0
     for message in request.messages:
-        total += _MESSAGE_OVERHEAD + count_tokens(message_text(message))
         content = message.get("content")
+        images = 0
         if isinstance(content, list):
-            total += _IMAGE_TOKENS * sum(1 for part in content if isinstance(part, dict) and part.get("type") != "text")
-        calls = message.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
+            images = sum(1 for part in content if isinstance(part, dict) and part.get("type") != "text")
+        calls = []
+        raw_calls = message.get("tool_calls")
+        for call in raw_calls if isinstance(raw_calls, list) else ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict):
-                total += count_tokens(str(function.get("name", ""))) + count_tokens(str(function.get("arguments", "")))
-    if request.body.get("tools"):
-        total += count_tokens(orjson.dumps(request.body["tools"]).decode())
+                calls.append((str(function.get("name", "")), str(function.get("arguments", ""))))
+        total += message_tokens(message_text(message), images=images, calls=calls)
+    total += tool_definition_tokens(request.tools)
     if request.response_format is not None:
-        total += count_tokens(orjson.dumps(request.response_format).decode())
+        total += json_tokens(request.response_format)
     return total
 
 
 def answer_chat(request: ChatRequest, settings: MockSettings) -> ChatAnswer:
     last_user = next((m for m in reversed(request.messages) if m["role"] == "user"), request.messages[-1])
     user_text = message_text(last_user)
-    seed = seed_of(user_text)
     after_tool = request.messages[-1]["role"] == "tool"
     prompt = prompt_tokens(request)
     if request.tools and request.tool_choice != "none" and not after_tool:
-        calls = _tool_calls(request, user_text, seed, settings)
+        calls = make_tool_calls(
+            request.tools,
+            user_text,
+            settings,
+            forced=request.forced_tool,
+            parallel_allowed=request.parallel_tool_calls,
+            id_prefix="call_",
+        )
         completion = sum(count_tokens(call.arguments) for call in calls)
         return ChatAnswer((), calls, "tool_calls", _usage(prompt, completion, settings))
     pieces: Sequence[str]
     if request.response_format is not None:
         pieces = split_pieces(_json_text(request.response_format))
     elif after_tool:
-        quoted = message_text(request.messages[-1])[:_QUOTE_CHARS]
-        rest = "".join(answer_pieces(seed, settings.min_answer_tokens))
-        pieces = split_pieces(f'The tool returned "{quoted}". {rest}')
+        pieces = tool_result_answer(message_text(request.messages[-1]), user_text, settings)
     else:
-        span = settings.max_answer_tokens - settings.min_answer_tokens + 1
-        pieces = answer_pieces(seed, settings.stream_chunks or settings.min_answer_tokens + seed % span)
+        pieces = text_answer(user_text, settings)
     finish = "stop"
     if request.max_tokens is not None and len(pieces) > request.max_tokens:
         pieces, finish = pieces[: request.max_tokens], "length"
@@ -112,44 +105,5 @@ def _usage(prompt: int, completion: int, settings: MockSettings) -> dict[str, An
 def _json_text(response_format: dict[str, Any]) -> str:
     if response_format["type"] == "json_schema":
         schema = response_format["json_schema"].get("schema") or {"type": "object"}
-        return _instance_json(schema, "response_format")
+        return instance_json(schema, "response_format")
     return orjson.dumps({"answer": "example", "ok": True}).decode()
-
-
-def _instance_json(schema: Any, param: str) -> str:
-    try:
-        return orjson.dumps(instance_for(schema)).decode()
-    except (TypeError, ValueError, RecursionError) as exc:  # a malformed schema, e.g. "minimum": "one"
-        raise MockError(400, f"Invalid JSON schema in '{param}': {exc}", param=param, code="invalid_value") from exc
-
-
-def _tool_calls(request: ChatRequest, user_text: str, seed: int, settings: MockSettings) -> tuple[ToolCall, ...]:
-    chosen: list[Tool]
-    if request.forced_tool is not None:
-        chosen = [t for t in request.tools if t.name == request.forced_tool]
-    elif request.parallel_tool_calls and len(request.tools) > 1 and _PARALLEL.search(user_text):
-        chosen = list(request.tools[:2])
-    else:
-        chosen = [request.tools[0]]
-    return tuple(_tool_call(tool, seed, index, settings) for index, tool in enumerate(chosen))
-
-
-def _tool_call(tool: Tool, seed: int, index: int, settings: MockSettings) -> ToolCall:
-    arguments = _instance_json(tool.parameters, "tools")
-    call_id = "call_" + hashlib.blake2b(f"{seed}:{index}:{tool.name}".encode(), digest_size=12).hexdigest()
-    pieces = split_pieces(arguments)
-    groups = settings.stream_chunks or max(1, (len(pieces) + 3) // 4)
-    return ToolCall(call_id, tool.name, arguments, _regroup(pieces, groups))
-
-
-def _regroup(pieces: list[str], groups: int) -> tuple[str, ...]:
-    """``pieces`` joined into at most ``groups`` consecutive fragments of near-equal size."""
-    groups = max(1, min(groups, len(pieces)))
-    size, extra = divmod(len(pieces), groups)
-    fragments = []
-    start = 0
-    for index in range(groups):
-        end = start + size + (1 if index < extra else 0)
-        fragments.append("".join(pieces[start:end]))
-        start = end
-    return tuple(fragments)

@@ -6,14 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.mockprovider.errors import MockError
+from interlock.mockprovider.tool_calls import Tool
 
-__all__ = ["ChatRequest", "Tool", "message_text", "parse_chat_request"]
-
-
-@dataclass(frozen=True, slots=True)
-class Tool:
-    name: str
-    parameters: dict[str, Any]
+__all__ = ["ChatRequest", "message_text", "parse_chat_request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +67,8 @@ def _tools(body: dict[str, Any]) -> tuple[Tool, ...]:
             parameters = {"type": "object", "properties": {}}
         if not isinstance(parameters, dict):
             raise _invalid(f"Invalid 'tools[{index}].function.parameters': expected an object.", f"tools[{index}]")
-        tools.append(Tool(function["name"], parameters))
+        description = function.get("description")
+        tools.append(Tool(function["name"], parameters, description if isinstance(description, str) else ""))
     return tuple(tools)
 
 

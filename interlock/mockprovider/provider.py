@@ -1,56 +1,45 @@
-"""The mock provider: a pure ASGI app over the OpenAI API, with fault injection and stats for tests.
+"""The mock provider: a pure ASGI app over the OpenAI and Anthropic APIs, with fault injection and stats for tests.
 
 Requests under ``/v1`` are recorded, then take the next queued ``Fault`` (if any): its delay, then its error
-status, or its changes to a normal answer. ``/_mock/faults``, ``/_mock/stats`` and ``/_mock/reset`` do over HTTP
-what ``push_faults``, ``stats`` and ``reset`` do in process; they and ``GET /health`` need no key, are not
-counted, and consume no fault.
+status, or its changes to a normal answer. Under ``/v1/messages`` (Anthropic) errors take Anthropic's envelope,
+responses carry a ``request-id`` header, and ``x-api-key`` is accepted as well as a bearer token.
+
+``/_mock/faults``, ``/_mock/stats`` and ``/_mock/reset`` do over HTTP what ``push_faults``, ``stats`` and
+``reset`` do in process; they and ``GET /health`` need no key, are not counted, and consume no fault.
 """
 
 from __future__ import annotations
 
 import hmac
+import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from interlock.mockprovider.asgi import SSE, Receive, Scope, Send, read_body, send_bytes
+from interlock.mockprovider.asgi import Receive, Scope, Send, read_body, send_bytes
 from interlock.mockprovider.chat_answer import answer_chat
 from interlock.mockprovider.chat_request import parse_chat_request
 from interlock.mockprovider.chat_wire import DONE, completion_body, completion_chunks
-from interlock.mockprovider.disconnect import DisconnectWatch
 from interlock.mockprovider.embeddings import embeddings_body
-from interlock.mockprovider.errors import MockError, error_body
+from interlock.mockprovider.errors import MockError, anthropic_error_body, error_body, openai_stream_error
+from interlock.mockprovider.exchange import NOT_JSON, Exchange, json_body, send_stream, wait
+from interlock.mockprovider.messages_endpoint import count_message_tokens, create_message
 from interlock.mockprovider.settings import Fault, MockSettings
 from interlock.mockprovider.stats import MockStats, RecordedRequest
 
 __all__ = ["MockProvider", "create_app"]
 
 _FAULT_LIST = TypeAdapter(list[Fault])
-_NOT_JSON = object()
 _NO_FAULT = Fault()
 
-
-@dataclass(frozen=True, slots=True)
-class _Exchange:
-    receive: Receive
-    send: Send
-    path: str
-    body: Any  # parsed JSON, or _NOT_JSON
-    fault: Fault
-    headers: list[tuple[bytes, bytes]]  # added to the response
+_Handler = Callable[["MockProvider", Exchange], Awaitable[None]]
 
 
-_Handler = Callable[["MockProvider", _Exchange], Awaitable[None]]
-
-
-def _json_body(exchange: _Exchange) -> Any:
-    if exchange.body is _NOT_JSON:
-        raise MockError(400, "We could not parse the JSON body of your request.", code="invalid_json")
-    return exchange.body
+def _is_anthropic(path: str) -> bool:
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
 
 
 class MockProvider:
@@ -64,7 +53,9 @@ class MockProvider:
             {"id": m, "object": "model", "created": 0, "owned_by": "interlock-mock"} for m in self.settings.models
         ]
         self._models_body = orjson.dumps({"object": "list", "data": self._models})
-        self._bearer = f"Bearer {self.settings.api_key}".encode() if self.settings.api_key else None
+        key = self.settings.api_key
+        self._bearer = f"Bearer {key}".encode() if key else None
+        self._x_api_key = key.encode() if key else None
 
     @property
     def app(self) -> MockProvider:
@@ -102,34 +93,50 @@ class MockProvider:
             return
         body = _parse(raw)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        self.stats.record(RecordedRequest(method, path, headers, None if body is _NOT_JSON else body))
+        self.stats.record(RecordedRequest(method, path, headers, None if body is NOT_JSON else body))
         fault = self.faults.popleft() if self.faults else _NO_FAULT
         extra: list[tuple[bytes, bytes]] = []
         if fault.retry_after is not None:
             extra.append((b"retry-after", f"{fault.retry_after:g}".encode()))
+        request_id = None
+        if anthropic := _is_anthropic(path):
+            request_id = "req_01" + uuid.uuid4().hex[:22]
+            extra.append((b"request-id", request_id.encode()))
         self.stats.enter()
         try:
-            if fault.delay_s > 0 and not await self._wait(receive, fault.delay_s):
+            exchange = Exchange(receive, send, path, body, fault, extra, self.stats.record_disconnect)
+            if fault.delay_s > 0 and not await wait(exchange, fault.delay_s):
                 return
             if fault.status is not None:
-                body = error_body(fault.status, fault.message, code=fault.code)
-                await send_bytes(send, fault.status, body, headers=extra)
+                if anthropic:
+                    error = anthropic_error_body(
+                        fault.status, fault.message, kind=fault.error_type, request_id=request_id
+                    )
+                else:
+                    error = error_body(fault.status, fault.message, code=fault.code, kind=fault.error_type)
+                await send_bytes(send, fault.status, error, headers=extra)
                 return
             try:
-                self._authorize(scope)
+                self._authorize(scope, anthropic)
                 handler = self._route(method, path)
-                await handler(self, _Exchange(receive, send, path, body, fault, extra))
+                await handler(self, exchange)
             except MockError as exc:
-                await send_bytes(send, exc.status, exc.body(), headers=extra)
+                error = exc.anthropic_body(request_id) if anthropic else exc.body()
+                await send_bytes(send, exc.status, error, headers=extra)
         finally:
             self.stats.leave()
 
-    def _authorize(self, scope: Scope) -> None:
+    def _authorize(self, scope: Scope, anthropic: bool) -> None:
         if self._bearer is None:
             return
-        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if not hmac.compare_digest(given, self._bearer):
-            raise MockError(401, "Incorrect API key provided.", code="invalid_api_key")
+        given = dict(scope["headers"])
+        if hmac.compare_digest(given.get(b"authorization", b""), self._bearer):
+            return
+        if anthropic and self._x_api_key is not None:
+            if hmac.compare_digest(given.get(b"x-api-key", b""), self._x_api_key):
+                return
+            raise MockError(401, "invalid x-api-key")
+        raise MockError(401, "Incorrect API key provided.", code="invalid_api_key")
 
     def _route(self, method: str, path: str) -> _Handler:
         handlers = _ROUTES.get(path)
@@ -142,58 +149,37 @@ class MockProvider:
             raise MockError(405, f"Method {method} is not allowed on {path!r}.", code="method_not_allowed")
         return handler
 
-    async def _wait(self, receive: Receive, delay: float) -> bool:
-        watch = DisconnectWatch(receive, self.stats.record_disconnect)
-        try:
-            return await watch.sleep(delay)
-        finally:
-            watch.close()
-
-    async def _chat(self, exchange: _Exchange) -> None:
-        request = parse_chat_request(_json_body(exchange))
+    async def _chat(self, exchange: Exchange) -> None:
+        request = parse_chat_request(json_body(exchange))
         answer = answer_chat(request, self.settings)
         fault = exchange.fault
         with_usage = not fault.omit_usage
         if request.stream:
             chunks = completion_chunks(answer, request.model, include_usage=request.include_usage and with_usage)
-            await self._stream(exchange, chunks)
+            error = openai_stream_error(fault.message, code=fault.code, kind=fault.error_type)
+            await send_stream(exchange, chunks, chunk_delay_s=self.settings.chunk_delay_s, end=DONE, error=error)
             return
-        if fault.first_token_delay_s > 0 and not await self._wait(exchange.receive, fault.first_token_delay_s):
+        if fault.first_token_delay_s > 0 and not await wait(exchange, fault.first_token_delay_s):
             return
         body = completion_body(answer, request.model, with_usage=with_usage)
         await send_bytes(exchange.send, 200, body, headers=exchange.headers)
 
-    async def _stream(self, exchange: _Exchange, chunks: Iterator[bytes]) -> None:
-        """Send ``chunks`` paced, then ``[DONE]``; stop at once when the client leaves or the fault drops us."""
-        fault, send = exchange.fault, exchange.send
-        delay = self.settings.chunk_delay_s if fault.chunk_delay_s is None else fault.chunk_delay_s
-        watch = DisconnectWatch(exchange.receive, self.stats.record_disconnect)
-        try:
-            start = [(b"content-type", SSE), (b"cache-control", b"no-cache"), *exchange.headers]
-            await send({"type": "http.response.start", "status": 200, "headers": start})
-            for sent, chunk in enumerate(chunks):
-                if sent == fault.drop_after_chunks:
-                    return
-                if not await watch.sleep(fault.first_token_delay_s if sent == 0 else delay):
-                    return
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if fault.drop_after_chunks is not None:
-                return  # the connection closes without [DONE]
-            watch.close()
-            await send({"type": "http.response.body", "body": DONE, "more_body": False})
-        finally:
-            watch.close()
+    async def _messages(self, exchange: Exchange) -> None:
+        await create_message(self.settings, exchange)
 
-    async def _embeddings(self, exchange: _Exchange) -> None:
+    async def _count_tokens(self, exchange: Exchange) -> None:
+        await count_message_tokens(self.settings, exchange)
+
+    async def _embeddings(self, exchange: Exchange) -> None:
         body = embeddings_body(
-            _json_body(exchange), self.settings.embedding_dim, with_usage=not exchange.fault.omit_usage
+            json_body(exchange), self.settings.embedding_dim, with_usage=not exchange.fault.omit_usage
         )
         await send_bytes(exchange.send, 200, body, headers=exchange.headers)
 
-    async def _list_models(self, exchange: _Exchange) -> None:
+    async def _list_models(self, exchange: Exchange) -> None:
         await send_bytes(exchange.send, 200, self._models_body, headers=exchange.headers)
 
-    async def _model(self, exchange: _Exchange) -> None:
+    async def _model(self, exchange: Exchange) -> None:
         name = exchange.path.removeprefix("/v1/models/")
         model = next((m for m in self._models if m["id"] == name), None)
         if model is None:
@@ -225,6 +211,8 @@ _ROUTES: dict[str, dict[str, _Handler]] = {
     "/v1/chat/completions": {"POST": MockProvider._chat},
     "/v1/embeddings": {"POST": MockProvider._embeddings},
     "/v1/models": {"GET": MockProvider._list_models},
+    "/v1/messages": {"POST": MockProvider._messages},
+    "/v1/messages/count_tokens": {"POST": MockProvider._count_tokens},
 }
 
 
@@ -234,7 +222,7 @@ def _parse(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _NOT_JSON
+        return NOT_JSON
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

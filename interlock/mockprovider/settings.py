@@ -20,9 +20,22 @@ class MockSettings(BaseModel):
     min_answer_tokens: int = Field(20, ge=1)
     max_answer_tokens: int = Field(50, ge=1)
     embedding_dim: int = Field(256, ge=1, le=65536)
-    api_key: str | None = Field(None, description="When set, requests must carry `Authorization: Bearer <api_key>`.")
+    api_key: str | None = Field(
+        None,
+        description="When set, requests must carry `Authorization: Bearer <api_key>` (or, on Anthropic paths, "
+        "`x-api-key: <api_key>`).",
+    )
     cached_tokens: int | None = Field(
-        None, ge=0, description="When set, usage reports this many cached prompt tokens (capped at the prompt)."
+        None,
+        ge=0,
+        description="When set, usage reports this many cached prompt tokens (capped at the prompt); Anthropic reports "
+        "them as `cache_read_input_tokens`, outside `input_tokens`.",
+    )
+    cache_creation_tokens: int | None = Field(
+        None,
+        ge=0,
+        description="Anthropic only: report this many prompt tokens as `cache_creation_input_tokens` (capped at what "
+        "cache reads leave of the prompt), outside `input_tokens`.",
     )
     keep_requests: int = Field(100, ge=0, description="How many recent requests the stats keep.")
 
@@ -34,18 +47,31 @@ class MockSettings(BaseModel):
 
 
 class Fault(BaseModel):
-    """One request's misbehaviour; the fields combine (e.g. a delay, then a 503 with ``Retry-After``)."""
+    """One request's misbehaviour; the fields combine (e.g. a delay, then a 503 with ``Retry-After``).
+
+    Errors take the envelope of the API the request was made to (OpenAI, or Anthropic under ``/v1/messages``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     status: int | None = Field(None, ge=400, le=599, description="Answer with this error status and envelope.")
     message: str | None = Field(None, description="Error message; a default per status otherwise.")
-    code: str | None = Field(None, description="The envelope's `code`; a default per status otherwise.")
+    code: str | None = Field(None, description="The OpenAI envelope's `code`; a default per status otherwise.")
+    error_type: str | None = Field(
+        None,
+        description="The envelope's error `type` (e.g. `overloaded_error`); a default per status and API otherwise.",
+    )
     retry_after: float | None = Field(None, ge=0, description="Seconds, sent as the `Retry-After` header.")
     delay_s: float = Field(0.0, ge=0, description="Wait before sending the response headers.")
     first_token_delay_s: float = Field(0.0, ge=0, description="Streaming: headers at once, then this wait.")
     chunk_delay_s: float | None = Field(None, ge=0, description="Streaming: overrides the settings' pacing.")
     drop_after_chunks: int | None = Field(
         None, ge=0, description="Streaming: close the connection after this many chunks, without [DONE]."
+    )
+    stream_error_after_chunks: int | None = Field(
+        None,
+        ge=0,
+        description="Streaming: after this many chunks send an in-stream error (Anthropic: `event: error`, "
+        '`overloaded_error` by default; OpenAI: a `data: {"error": ...}` chunk, then [DONE]) and end the stream.',
     )
     omit_usage: bool = Field(False, description="No usage anywhere, even when the request asks for it.")

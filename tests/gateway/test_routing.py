@@ -106,7 +106,7 @@ async def test_retries_only_the_configured_failures(upstream, gateway):
             route("chat", [("a", "m1")], retry={"attempts": 3, "backoff": "1ms", "retryOn": ["429"]}),
         )
     )
-    up.provider.push_faults([Fault(status=503)])
+    up.provider.push_faults([Fault(status=500)])
     assert (await post(gw)).status_code == 502
     assert up.requests == 1
     up.provider.push_faults([Fault(status=429), Fault(status=429)])

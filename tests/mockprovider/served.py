@@ -1,4 +1,4 @@
-"""A mock provider served on loopback, with the official openai SDK and a raw httpx client on it."""
+"""A mock provider served on loopback, with the official openai and anthropic SDKs and a raw httpx client on it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 
@@ -22,6 +23,7 @@ class Served:
     root: str  # http://127.0.0.1:<port>
     client: openai.AsyncOpenAI  # based at <root>/v1
     http: httpx.AsyncClient  # raw, based at <root>
+    anthropic: anthropic.AsyncAnthropic  # based at <root>: the SDK appends /v1/messages itself
 
 
 Serve = Callable[..., Awaitable[Served]]
@@ -36,4 +38,6 @@ async def start_served(stack: AsyncExitStack, settings: dict[str, Any], api_key:
     stack.push_async_callback(client.close)
     http = httpx.AsyncClient(base_url=root, timeout=10)
     stack.push_async_callback(http.aclose)
-    return Served(provider, root, client, http)
+    claude = anthropic.AsyncAnthropic(base_url=root, api_key=api_key, max_retries=0, timeout=10)
+    stack.push_async_callback(claude.close)
+    return Served(provider, root, client, http, claude)

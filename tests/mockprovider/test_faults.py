@@ -168,3 +168,28 @@ async def test_stats_record_bodies_and_paths(mock: Served) -> None:
     assert stats.recent[0].headers["authorization"] == "Bearer x"
     assert stats.last is not None
     assert stats.last.body is None
+
+
+async def test_in_stream_error_chunk_then_done(mock: Served) -> None:
+    mock.provider.push_faults([Fault(stream_error_after_chunks=2), Fault(stream_error_after_chunks=2, message="boom")])
+    events = _events((await mock.http.post("/v1/chat/completions", json=STREAM)).text)
+    assert len(events) == 4
+    assert events[-1] == "[DONE]"
+    error = orjson.loads(events[2])["error"]
+    assert error == {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    stream = await mock.client.chat.completions.create(**STREAM)
+    received: list[Any] = []
+
+    async def read_all() -> None:
+        async for chunk in stream:
+            received.append(chunk)
+
+    with pytest.raises(openai.APIError, match="boom"):
+        await read_all()
+    assert len(received) == 2
+    assert mock.provider.stats.disconnects == 0

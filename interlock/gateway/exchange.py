@@ -1,0 +1,262 @@
+"""One client request served along a route, whatever API the client and each upstream speak.
+
+Per attempt, the target's backend decides the crossing (``apis.CROSSINGS``): the upstream body is the client's
+body with ``model`` rewritten (passthrough) or its translation; the answer is relayed as bytes or translated.
+Until the first byte reaches the client, ``dispatch`` may retry and fall back, even across APIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from interlock.gateway.apis import API, CROSSINGS, UPSTREAM_PATH, Crossing
+from interlock.gateway.asgi import send_bytes
+from interlock.gateway.context import RequestContext
+from interlock.gateway.dispatch import Opened, dispatch
+from interlock.gateway.errors import (
+    AttemptFailure,
+    GatewayError,
+    GatewayTimeoutError,
+    InvalidRequestError,
+    UpstreamError,
+    anthropic_error_body,
+    anthropic_error_type,
+    openai_error_from_upstream,
+    upstream_message,
+)
+from interlock.gateway.guard import RequestGuard
+from interlock.gateway.metering import Usage, cost_usd, usage_from_anthropic, usage_from_openai
+from interlock.gateway.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
+from interlock.gateway.routing import RoutePlan, Target
+from interlock.gateway.streaming import EventStreamWriter
+from interlock.gateway.translate.base import Event
+
+__all__ = ["Exchange"]
+
+_JSON = b"application/json"
+
+
+def _usage_of(api: API, answer: dict[str, Any]) -> Usage | None:
+    usage = answer.get("usage")
+    return usage_from_anthropic(usage) if api is API.MESSAGES else usage_from_openai(usage)
+
+
+def _upstream_error_event(api: API, error: GatewayError) -> Event:
+    """A gateway error as the upstream would have sent it mid-stream, for a translator to carry over."""
+    if api is API.MESSAGES:
+        body = {"type": "error", "error": {"type": anthropic_error_type(error.status), "message": error.message}}
+        return Event(body, "error")
+    return Event({"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}})
+
+
+class Exchange:
+    """Serves one request: ``await Exchange(...).unary()`` or ``.stream()``."""
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        plan: RoutePlan,
+        inbound: API,
+        payload: dict[str, Any],
+        *,
+        wants_usage: bool = False,
+        path: tuple[str, API] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.inbound = inbound
+        self.payload = payload
+        self.wants_usage = wants_usage
+        self.fixed_path = path
+        self.deadline = ctx.started + plan.config.timeouts.request_s
+        self._bodies: dict[tuple[str, API], bytes] = {}
+
+    # --- per attempt ----------------------------------------------------------------------------------
+
+    def crossing(self, target: Target) -> Crossing:
+        return CROSSINGS[(self.inbound, target.backend.api)]
+
+    def path_for(self, target: Target) -> str:
+        if self.fixed_path is not None:
+            path, api = self.fixed_path
+            if target.backend.api is not api:
+                raise AttemptFailure("rejected", f"backend {target.backend.name!r} has no {path} endpoint")
+            return path
+        return UPSTREAM_PATH[target.backend.api]
+
+    def body_for(self, target: Target) -> bytes:
+        key = (target.model, target.backend.api)
+        body = self._bodies.get(key)
+        if body is not None:
+            return body
+        request = {**self.payload, "model": target.model}
+        crossing = self.crossing(target)
+        if crossing.translate_request is not None:
+            try:
+                request = crossing.translate_request(request)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
+        elif request.get("stream") is True and crossing.upstream is API.CHAT:
+            request["stream_options"] = {**(request.get("stream_options") or {}), "include_usage": True}
+        body = self._bodies[key] = orjson.dumps(request)
+        return body
+
+    async def _dispatch(self, *, stream: bool, writer: EventStreamWriter | None = None) -> Opened:
+        def on_attempt(target: Target) -> None:
+            self.ctx.attempting(target)
+            if writer is not None:
+                writer.backend = target.backend.name
+
+        return await dispatch(
+            self.plan,
+            path_for=self.path_for,
+            body_for=self.body_for,
+            stream=stream,
+            deadline=self.deadline,
+            metrics=self.ctx.services.metrics,
+            committed=(lambda: writer.committed) if writer is not None else None,
+            on_attempt=on_attempt,
+        )
+
+    # --- answers ----------------------------------------------------------------------------------------
+
+    def client_error_body(self, opened: Opened) -> bytes:
+        """An upstream's refusal of the request itself (4xx), in the client's envelope."""
+        if self.inbound is API.MESSAGES:
+            if opened.target.backend.api is API.MESSAGES and b'"type":"error"' in opened.body.replace(b" ", b""):
+                return opened.body
+            return anthropic_error_body(upstream_message(opened.body), anthropic_error_type(opened.status))
+        return openai_error_from_upstream(opened.body, opened.status)
+
+    def translate_answer(self, opened: Opened) -> tuple[bytes, Usage | None]:
+        crossing = self.crossing(opened.target)
+        try:
+            answer = orjson.loads(opened.body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"backend {opened.target.backend.name!r} answered with invalid JSON") from None
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"backend {opened.target.backend.name!r} answered with a non-object JSON body")
+        usage = _usage_of(crossing.upstream, answer)
+        if crossing.translate_response is None:
+            return opened.body, usage
+        return orjson.dumps(crossing.translate_response(answer, self.payload)), usage
+
+    async def unary(self) -> None:
+        ctx = self.ctx
+        try:
+            with RequestGuard(ctx.receive, self.deadline):
+                opened = await self._dispatch(stream=False)
+        except TimeoutError:
+            raise self._timeout() from None
+        usage = None
+        content_type = _JSON
+        if opened.status >= 300:
+            body = self.client_error_body(opened)
+        else:
+            body, usage = self.translate_answer(opened)
+            if self.crossing(opened.target).passthrough:
+                content_type = opened.content_type.encode()
+        headers = [*ctx.response_headers, (b"x-interlock-backend", ctx.backend.encode())]
+        await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
+        self.record(opened.target, opened.status, usage)
+
+    # --- streams ----------------------------------------------------------------------------------------
+
+    def relay_for(self, target: Target) -> StreamRelay:
+        crossing = self.crossing(target)
+        if crossing.stream_translator is not None:
+            translator = crossing.stream_translator(self.payload)
+            upstream = crossing.upstream
+            return TranslatingRelay(translator, upstream_error=lambda e: _upstream_error_event(upstream, e))
+        if crossing.upstream is API.MESSAGES:
+            return AnthropicStreamRelay()
+        return OpenAIStreamRelay(client_wants_usage=self.wants_usage)
+
+    def stream_error(self, error: GatewayError) -> bytes:
+        """An in-stream error before any upstream answered (a keepalive had committed the stream): any target's
+        relay speaks the client's API, which is all that matters here."""
+        return self.relay_for(self.plan.targets[0]).error(error)
+
+    async def stream(self) -> None:
+        ctx = self.ctx
+        loop = asyncio.get_running_loop()
+        writer = EventStreamWriter(ctx.send, keepalive_s=ctx.services.settings.keepalive_interval_s)
+        writer.extra_headers = ctx.response_headers
+        opened: Opened | None = None
+        relay: StreamRelay | None = None
+        status = 200
+        first_at: float | None = None
+        clean = False
+        writer.start_keepalive()
+        try:
+            with RequestGuard(ctx.receive, self.deadline):
+                try:
+                    opened = await self._dispatch(stream=True, writer=writer)
+                except GatewayError as exc:
+                    if not writer.committed:
+                        raise
+                    status = exc.status
+                    await writer.close(self.stream_error(exc))
+                    return
+                if opened.chunks is None:  # the upstream refused the request itself (4xx)
+                    status = opened.status
+                    writer.cancel()
+                    headers = [*ctx.response_headers, (b"x-interlock-backend", ctx.backend.encode())]
+                    await send_bytes(ctx.send, status, self.client_error_body(opened), headers=headers)
+                    return
+                relay = self.relay_for(opened.target)
+                data = relay.feed(opened.body)
+                if data:
+                    first_at = loop.time()
+                    await writer.write(data)
+                async for chunk in opened.chunks:
+                    data = relay.feed(chunk)
+                    if data:
+                        if first_at is None:
+                            first_at = loop.time()
+                        await writer.write(data)
+                await writer.close(relay.finish())
+                clean = True
+        except TimeoutError:
+            timeout = self._timeout()
+            if not writer.committed:
+                raise timeout from None
+            status = timeout.status
+            await writer.close(relay.error(timeout) if relay is not None else self.stream_error(timeout))
+        except AttemptFailure as failure:  # the upstream broke the stream after it had started
+            broken = UpstreamError(failure.message)
+            status = broken.status
+            ctx.services.metrics.upstream_error(ctx.backend, failure.kind)
+            await writer.close(relay.error(broken) if relay is not None else self.stream_error(broken))
+        finally:
+            writer.cancel()
+            if opened is not None:
+                opened.finish(clean=clean)
+                usage = relay.usage if relay is not None else None
+                self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
+
+    # --- bookkeeping ------------------------------------------------------------------------------------
+
+    def _timeout(self) -> GatewayTimeoutError:
+        limit = self.plan.config.timeouts.request_s
+        return GatewayTimeoutError(f"Route {self.plan.config.model!r} exceeded its request timeout of {limit:g}s.")
+
+    def record(self, target: Target, status: int, usage: Usage | None, first_token_s: float | None = None) -> None:
+        ctx = self.ctx
+        labels = (ctx.tenant, self.plan.config.model, target.backend.name, target.model)
+        metrics = ctx.services.metrics
+        if first_token_s is not None:
+            metrics.first_token(labels, first_token_s)
+        usage = usage or Usage()
+        metrics.request_done(
+            labels,
+            status,
+            ctx.elapsed(),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_usd=cost_usd(usage, target.price),
+        )

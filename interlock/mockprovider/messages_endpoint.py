@@ -1,0 +1,39 @@
+"""``POST /v1/messages`` (unary and streamed) and ``POST /v1/messages/count_tokens``, as Anthropic serves them."""
+
+from __future__ import annotations
+
+import orjson
+
+from interlock.mockprovider.asgi import send_bytes
+from interlock.mockprovider.errors import anthropic_stream_error
+from interlock.mockprovider.exchange import Exchange, json_body, send_stream, wait
+from interlock.mockprovider.messages_answer import answer_messages, input_tokens
+from interlock.mockprovider.messages_request import parse_messages_request
+from interlock.mockprovider.messages_wire import message_body, message_events
+from interlock.mockprovider.settings import MockSettings
+
+__all__ = ["count_message_tokens", "create_message"]
+
+
+async def create_message(settings: MockSettings, exchange: Exchange) -> None:
+    request = parse_messages_request(json_body(exchange))
+    answer = answer_messages(request, settings)
+    fault = exchange.fault
+    with_usage = not fault.omit_usage
+    if request.stream:
+        events = message_events(answer, request.model, with_usage=with_usage)
+        error = anthropic_stream_error(fault.message, kind=fault.error_type)
+        await send_stream(exchange, events, chunk_delay_s=settings.chunk_delay_s, end=b"", error=error)
+        return
+    if fault.first_token_delay_s > 0 and not await wait(exchange, fault.first_token_delay_s):
+        return
+    await send_bytes(
+        exchange.send, 200, message_body(answer, request.model, with_usage=with_usage), headers=exchange.headers
+    )
+
+
+async def count_message_tokens(settings: MockSettings, exchange: Exchange) -> None:
+    request = parse_messages_request(json_body(exchange), count_only=True)
+    await send_bytes(
+        exchange.send, 200, orjson.dumps({"input_tokens": input_tokens(request)}), headers=exchange.headers
+    )
