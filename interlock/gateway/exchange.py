@@ -28,10 +28,11 @@ from interlock.gateway.errors import (
     upstream_message,
 )
 from interlock.gateway.guard import RequestGuard
-from interlock.gateway.metering import Usage, cost_usd, usage_from_anthropic, usage_from_openai
+from interlock.gateway.metering import Usage, add_usage, cost_usd, usage_from_anthropic, usage_from_openai
 from interlock.gateway.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
 from interlock.gateway.routing import RoutePlan, Target
 from interlock.gateway.streaming import EventStreamWriter
+from interlock.gateway.structured import CONSTRAINED_DECODING, ValidatingRelay, content_of, schema_check, with_hint
 from interlock.gateway.translate.base import Event
 
 __all__ = ["Exchange"]
@@ -72,6 +73,7 @@ class Exchange:
         self.wants_usage = wants_usage
         self.fixed_path = path
         self.deadline = ctx.started + plan.config.timeouts.request_s
+        self.check = schema_check(inbound, payload)
         self._bodies: dict[tuple[str, API], bytes] = {}
 
     # --- per attempt ----------------------------------------------------------------------------------
@@ -146,22 +148,41 @@ class Exchange:
 
     async def unary(self) -> None:
         ctx = self.ctx
-        try:
-            with RequestGuard(ctx.receive, self.deadline):
-                opened = await self._dispatch(stream=False)
-        except TimeoutError:
-            raise self._timeout() from None
-        usage = None
-        content_type = _JSON
-        if opened.status >= 300:
-            body = self.client_error_body(opened)
-        else:
+        spent: Usage | None = None  # what a rejected structured-output answer cost: it is metered too
+        while True:
+            try:
+                with RequestGuard(ctx.receive, self.deadline):
+                    opened = await self._dispatch(stream=False)
+            except TimeoutError:
+                raise self._timeout() from None
+            usage = None
+            content_type = _JSON
+            if opened.status >= 300:
+                body = self.client_error_body(opened)
+                break
             body, usage = self.translate_answer(opened)
             if self.crossing(opened.target).passthrough:
                 content_type = opened.content_type.encode()
+            problem = self._schema_problem(body)
+            if problem is None:
+                break
+            assert self.check is not None  # only a check finds problems
+            retried = spent is not None
+            spent = add_usage(spent, usage)
+            if retried or opened.target.backend.config.provider in CONSTRAINED_DECODING:
+                self.record(opened.target, UpstreamError.status, spent)
+                raise self.check.failure(problem)
+            content = content_of(self.inbound, orjson.loads(body))
+            self.payload = with_hint(self.inbound, self.payload, content, problem)
+            self._bodies.clear()
         headers = [*ctx.response_headers, (b"x-interlock-backend", ctx.backend.encode())]
         await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
-        self.record(opened.target, opened.status, usage)
+        self.record(opened.target, opened.status, add_usage(spent, usage))
+
+    def _schema_problem(self, body: bytes) -> str | None:
+        if self.check is None:
+            return None
+        return self.check.problem(content_of(self.inbound, orjson.loads(body)))
 
     # --- streams ----------------------------------------------------------------------------------------
 
@@ -208,6 +229,8 @@ class Exchange:
                     await send_bytes(ctx.send, status, self.client_error_body(opened), headers=headers)
                     return
                 relay = self.relay_for(opened.target)
+                if self.check is not None:
+                    relay = ValidatingRelay(relay, self.inbound, self.check)
                 data = relay.feed(opened.body)
                 if data:
                     first_at = loop.time()

@@ -9,7 +9,7 @@ import orjson
 
 from interlock.gatewayconfig.model import ModelPrice
 
-__all__ = ["Usage", "cost_usd", "usage_from_anthropic", "usage_from_openai", "usage_from_openai_body"]
+__all__ = ["Usage", "add_usage", "cost_usd", "usage_from_anthropic", "usage_from_openai", "usage_from_openai_body"]
 
 
 @dataclass(slots=True)
@@ -65,6 +65,19 @@ def usage_from_anthropic(usage: Any, into: Usage | None = None) -> Usage | None:
     if usage.get("output_tokens") is not None:
         out.output_tokens = _int(usage["output_tokens"])
     return out
+
+
+def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
+    """The sum of two usages (either may be unknown); estimated when either part was."""
+    if total is None or more is None:
+        return more if total is None else total
+    return Usage(
+        input_tokens=total.input_tokens + more.input_tokens,
+        output_tokens=total.output_tokens + more.output_tokens,
+        cached_tokens=total.cached_tokens + more.cached_tokens,
+        cache_creation_tokens=total.cache_creation_tokens + more.cache_creation_tokens,
+        estimated=total.estimated or more.estimated,
+    )
 
 
 def cost_usd(usage: Usage, price: ModelPrice | None) -> float:

@@ -39,7 +39,9 @@ _NULL_USAGE = (b',"usage":null', b', "usage": null')
 
 
 class StreamRelay(Protocol):
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None:
+        """Usage seen in the stream so far."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes for the client for this upstream chunk (whole events only; may be empty)."""

@@ -10,13 +10,15 @@ from interlock.mockprovider.exchange import Exchange, json_body, send_stream, wa
 from interlock.mockprovider.messages_answer import answer_messages, input_tokens
 from interlock.mockprovider.messages_request import parse_messages_request
 from interlock.mockprovider.messages_wire import message_body, message_events
+from interlock.mockprovider.off_schema import ignore_schemas
 from interlock.mockprovider.settings import MockSettings
 
 __all__ = ["count_message_tokens", "create_message"]
 
 
 async def create_message(settings: MockSettings, exchange: Exchange) -> None:
-    request = parse_messages_request(json_body(exchange))
+    body = json_body(exchange)
+    request = parse_messages_request(ignore_schemas(body) if exchange.fault.off_schema else body)
     answer = answer_messages(request, settings)
     fault = exchange.fault
     with_usage = not fault.omit_usage

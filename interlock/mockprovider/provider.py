@@ -27,6 +27,7 @@ from interlock.mockprovider.embeddings import embeddings_body
 from interlock.mockprovider.errors import MockError, anthropic_error_body, error_body, openai_stream_error
 from interlock.mockprovider.exchange import NOT_JSON, Exchange, json_body, send_stream, wait
 from interlock.mockprovider.messages_endpoint import count_message_tokens, create_message
+from interlock.mockprovider.off_schema import ignore_schemas
 from interlock.mockprovider.settings import Fault, MockSettings
 from interlock.mockprovider.stats import MockStats, RecordedRequest
 
@@ -150,7 +151,8 @@ class MockProvider:
         return handler
 
     async def _chat(self, exchange: Exchange) -> None:
-        request = parse_chat_request(json_body(exchange))
+        body = json_body(exchange)
+        request = parse_chat_request(ignore_schemas(body) if exchange.fault.off_schema else body)
         answer = answer_chat(request, self.settings)
         fault = exchange.fault
         with_usage = not fault.omit_usage

@@ -75,3 +75,6 @@ class Fault(BaseModel):
         '`overloaded_error` by default; OpenAI: a `data: {"error": ...}` chunk, then [DONE]) and end the stream.',
     )
     omit_usage: bool = Field(False, description="No usage anywhere, even when the request asks for it.")
+    off_schema: bool = Field(
+        False, description="Answer JSON (structured output, tool arguments) that ignores the request's schemas."
+    )
