@@ -1,0 +1,159 @@
+"""``bench/run [--quick] [--no-litellm] [--profile] [--out FILE]``: start everything, measure, print the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from gatewaybench.configs import CLIENT_KEY, UPSTREAM_KEY
+from gatewaybench.document import Report
+from gatewaybench.machine import describe_machine
+from gatewaybench.phases import FULL, QUICK, Plan, run_phases
+from gatewaybench.procs import Service, StartupError, peak_memory_mb
+from gatewaybench.profiling import Load, profile_under_load
+from gatewaybench.report import DIRECT, INTERLOCK, LITELLM, TargetResults
+from gatewaybench.services import Pacing, gateway_service, litellm_service, mock_service
+from gatewaybench.streams import concurrent_streams
+from gatewaybench.targets import Target
+from gatewaybench.wrkload import run_wrk
+
+__all__ = ["main"]
+
+BENCH = Path(__file__).resolve().parent.parent
+PROXY_CORE, LOADGEN_CORE = "0", "1"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short phases: a smoke run of about a minute")
+    parser.add_argument("--no-litellm", action="store_true", help="leave the LiteLLM proxy out")
+    parser.add_argument("--profile", action="store_true", help="also profile Interlock under load with py-spy")
+    parser.add_argument("--out", type=Path, help="write the markdown report here too")
+    parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between streamed chunks upstream")
+    parser.add_argument("--workdir", type=Path, default=BENCH / ".work" / "run", help="configs, logs, profiles")
+    parser.add_argument("--litellm-bin", type=Path, default=BENCH / ".work" / "litellm-venv" / "bin" / "litellm")
+    parser.add_argument("--litellm-unavailable", metavar="REASON", help="(from bench/run) why LiteLLM is missing")
+    return parser
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds the ExitStack, which stops every process we started
+
+
+def _start(stack: ExitStack, service: Service, timeout_s: float) -> Service:
+    stack.callback(service.stop)
+    print(f"starting {service.name} on core {service.cores} ...", flush=True)
+    service.start(ready_timeout_s=timeout_s)
+    return service
+
+
+def _litellm_version(litellm_bin: Path) -> str:
+    code = "import importlib.metadata as m; print(m.version('litellm'))"
+    done = subprocess.run([str(litellm_bin.with_name("python")), "-c", code], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
+def _start_litellm(stack: ExitStack, args: argparse.Namespace, mock: Service) -> tuple[Service | None, str]:
+    if args.no_litellm:
+        return None, "unavailable (left out with --no-litellm)"
+    if args.litellm_unavailable:
+        return None, f"unavailable ({args.litellm_unavailable})"
+    if not args.litellm_bin.exists():
+        return None, f"unavailable ({args.litellm_bin} does not exist)"
+    service = litellm_service(args.workdir, mock, args.litellm_bin, PROXY_CORE)
+    try:
+        _start(stack, service, timeout_s=120)
+    except StartupError as exc:
+        service.stop()
+        first = str(exc).splitlines()[0]
+        print(f"LiteLLM did not start: {exc}", file=sys.stderr)
+        return None, f"unavailable (startup failed: {first}; log: {service.log_path})"
+    return service, f"`litellm[proxy]=={_litellm_version(args.litellm_bin)}`, one worker, no database"
+
+
+def _profiles(plan: Plan, target: Target, report: Report, workdir: Path) -> dict[str, str]:
+    if target.pid is None:
+        raise ValueError("profiling needs a proxy process")
+    seconds = plan.durations.profile_s
+    measured = report.results[target.name]
+    usage = report.checks.usage.get(("streams", target.name))
+    per_stream = None
+    if usage and measured.streams and measured.streams.streams_per_s:
+        per_stream = usage.busy("proxy") / measured.streams.streams_per_s * 1e6
+
+    def closed_loop(duration_s: float) -> Load:
+        result = run_wrk(target.chat_url, authorization=target.authorization, body=target.body(), duration_s=duration_s)
+        return Load(f"`wrk -t1 -c64`, non-streaming, {result.rps:,.0f} requests/s", result.rps, "request")
+
+    def streams(duration_s: float) -> Load:
+        result = concurrent_streams(target, concurrency=plan.streams, duration_s=duration_s - 1, warmup_s=1)
+        described = f"{plan.streams} concurrent 50-chunk streams, {result.streams_per_s:.1f} streams/s"
+        return Load(described, result.streams_per_s, "stream")
+
+    return {
+        f"{target.name}, non-streaming at 64 connections": profile_under_load(
+            target.pid, workdir / "profile-nonstreaming.raw", seconds, closed_loop, measured.cpu_per_request_us
+        ),
+        f"{target.name}, 100 concurrent streams": profile_under_load(
+            target.pid, workdir / "profile-streams.raw", seconds, streams, per_stream
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(_parser().parse_args(argv), argv)
+    except StartupError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if len(os.sched_getaffinity(0)) < 2 or os.cpu_count() in (None, 1):
+        print("bench: needs two cores (proxy on 0, load on 1)", file=sys.stderr)
+        return 2
+    os.sched_setaffinity(0, {int(LOADGEN_CORE)})  # this process is the Python load generator
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    durations = QUICK if args.quick else FULL
+    pacing = Pacing(chunks=50, delay_s=args.chunk_delay)
+    command = os.environ.get("BENCH_COMMAND") or shlex.join(["bench/run", *(argv or sys.argv[1:])])
+    report = Report(command, describe_machine(), "", durations, pacing)
+    with ExitStack() as stack:
+        mock = _start(stack, mock_service(args.workdir, pacing, LOADGEN_CORE), timeout_s=30)
+        gateway = _start(stack, gateway_service(args.workdir, mock, PROXY_CORE), timeout_s=30)
+        targets = [
+            Target(DIRECT, mock.base_url, f"Bearer {UPSTREAM_KEY}"),
+            Target(INTERLOCK, gateway.base_url, f"Bearer {CLIENT_KEY}", gateway.pid),
+        ]
+        litellm, report.litellm = _start_litellm(stack, args, mock)
+        if litellm is not None:
+            targets.append(Target(LITELLM, litellm.base_url, f"Bearer {CLIENT_KEY}", litellm.pid))
+        else:
+            print(f"LiteLLM: {report.litellm}", flush=True)
+        report.results = {t.name: TargetResults() for t in targets}
+        plan = Plan(durations, upstream_pid=mock.pid, loadgen_cores=LOADGEN_CORE)
+        report.checks = run_phases(plan, targets, report.results)
+        for target in targets:
+            if target.pid is not None:
+                report.results[target.name].peak_memory_mb = peak_memory_mb(target.pid)
+        if args.profile:
+            print("  profiling Interlock with py-spy ...", flush=True)
+            try:
+                report.profiles = _profiles(plan, targets[1], report, args.workdir)
+            except Exception as exc:
+                report.checks.problems.append(f"profile failed: {exc!r}")
+        print("stopping ...", flush=True)
+    text = report.markdown()
+    print("\n" + text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"written to {args.out}")
+    return 0

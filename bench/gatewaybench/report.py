@@ -1,0 +1,181 @@
+"""The results table: one column per target, the issue's targets checked against the Interlock column."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gatewaybench.openloop import LatencyResult
+from gatewaybench.streams import StreamResult
+from gatewaybench.wrkload import WrkResult
+
+__all__ = ["DIRECT", "INTERLOCK", "LITELLM", "TargetResults", "render_table"]
+
+DIRECT, INTERLOCK, LITELLM = "direct", "Interlock", "LiteLLM"
+
+
+@dataclass
+class TargetResults:
+    """What was measured for one target; None where a phase did not run or failed."""
+
+    throughput: WrkResult | None = None
+    cpu_per_request_us: float | None = None
+    latency: LatencyResult | None = None
+    streams: StreamResult | None = None
+    peak_memory_mb: float | None = None
+
+
+# A cell takes (this target's results, direct's results) and returns a number, a string, or None (blank).
+_Cell = Callable[[TargetResults, TargetResults], float | str | None]
+
+
+@dataclass(frozen=True)
+class _Row:
+    label: str
+    cell: _Cell
+    digits: int = 1
+    target: str = ""
+    met: Callable[[float | str], bool] | None = None
+    direct: bool = True  # whether the direct column has a value
+
+
+def _added(get: Callable[[TargetResults], float | None]) -> _Cell:
+    def cell(r: TargetResults, d: TargetResults) -> float | None:
+        via, base = get(r), get(d)
+        return None if via is None or base is None else via - base
+
+    return cell
+
+
+def _stream_ratio(r: TargetResults, d: TargetResults) -> float | None:
+    if r.streams is None or d.streams is None or not d.streams.streams_per_s:
+        return None
+    return 100 * r.streams.streams_per_s / d.streams.streams_per_s
+
+
+def _num(value: float | str) -> float:
+    return value if isinstance(value, float | int) else math.nan
+
+
+_ROWS = [
+    _Row(
+        "requests/s, 64 connections, non-streaming",
+        lambda r, _: r.throughput.rps if r.throughput else None,
+        digits=0,
+        target="≥ 3,000",
+        met=lambda v: _num(v) >= 3000,
+    ),
+    _Row(
+        "errors during that (non-2xx + socket)",
+        lambda r, _: r.throughput.errors if r.throughput else None,
+        digits=0,
+        target="0",
+        met=lambda v: _num(v) == 0,
+    ),
+    _Row(
+        "CPU per request, µs (direct: the upstream's)",
+        lambda r, _: r.cpu_per_request_us,
+        digits=0,
+    ),
+    _Row("latency p50 at 200 req/s, ms", lambda r, _: r.latency.p50_ms if r.latency else None, digits=2),
+    _Row(
+        "added latency p50, ms",
+        _added(lambda r: r.latency.p50_ms if r.latency else None),
+        digits=2,
+        target="≤ 0.5",
+        met=lambda v: _num(v) <= 0.5,
+        direct=False,
+    ),
+    _Row("latency p99 at 200 req/s, ms", lambda r, _: r.latency.p99_ms if r.latency else None, digits=2),
+    _Row(
+        "added latency p99, ms",
+        _added(lambda r: r.latency.p99_ms if r.latency else None),
+        digits=2,
+        target="≤ 2",
+        met=lambda v: _num(v) <= 2,
+        direct=False,
+    ),
+    _Row(
+        "requests answered / sent at 200 req/s",
+        lambda r, _: f"{r.latency.ok}/{r.latency.sent}" if r.latency else None,
+        target="all",
+        met=lambda v: isinstance(v, str) and v.split("/")[0] == v.split("/")[1],
+    ),
+    _Row(
+        "streams/s, 100 concurrent 50-chunk streams",
+        lambda r, _: r.streams.streams_per_s if r.streams else None,
+    ),
+    _Row("streams/s vs direct, %", _stream_ratio, target="≥ 95", met=lambda v: _num(v) >= 95, direct=False),
+    _Row("TTFT p50, ms", lambda r, _: r.streams.ttft_p50_ms if r.streams else None, digits=2),
+    _Row(
+        "added TTFT p50, ms",
+        _added(lambda r: r.streams.ttft_p50_ms if r.streams else None),
+        digits=2,
+        target="≤ 2",
+        met=lambda v: _num(v) <= 2,
+        direct=False,
+    ),
+    _Row("TTFT p99, ms", lambda r, _: r.streams.ttft_p99_ms if r.streams else None, digits=2),
+    _Row(
+        "added TTFT p99, ms",
+        _added(lambda r: r.streams.ttft_p99_ms if r.streams else None),
+        digits=2,
+        direct=False,
+    ),
+    _Row(
+        "failed streams (error or no [DONE])",
+        lambda r, _: r.streams.failed if r.streams else None,
+        digits=0,
+        target="0",
+        met=lambda v: _num(v) == 0,
+    ),
+    _Row(
+        "streams cut off, still open after the grace period",
+        lambda r, _: r.streams.unfinished if r.streams else None,
+        digits=0,
+    ),
+    _Row(
+        "peak memory (VmHWM), MB",
+        lambda r, _: r.peak_memory_mb,
+        digits=0,
+        target="≤ 150",
+        met=lambda v: _num(v) <= 150,
+        direct=False,
+    ),
+]
+
+
+def _format(value: float | str | None, digits: int, signed: bool) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:+,.{digits}f}" if signed else f"{value:,.{digits}f}"
+
+
+def render_table(results: dict[str, TargetResults]) -> str:
+    """Markdown table; columns in the order of ``results``; ``met`` judges the Interlock column."""
+    names = list(results)
+    direct = results.get(DIRECT, TargetResults())
+    lines = [
+        "| metric | " + " | ".join(names) + " | target | met |",
+        "|---|" + "---:|" * len(names) + "---|---|",
+    ]
+    for row in _ROWS:
+        cells: list[str] = []
+        values: dict[str, float | str | None] = {}
+        for name in names:
+            if name == DIRECT and not row.direct:
+                cells.append("-")
+                continue
+            value = row.cell(results[name], direct)
+            values[name] = value
+            cells.append(_format(value, row.digits, signed=row.label.startswith("added")))
+        judged, met = values.get(INTERLOCK), ""
+        if row.met is not None and judged is not None:
+            met = "yes" if row.met(judged) else "**no**"
+        lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {row.target} | {met} |")
+    return "\n".join(lines) + "\n"
