@@ -13,8 +13,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import aiohttp
-
 from interlock.gateway.errors import (
     AttemptFailure,
     FailureKind,
@@ -26,6 +24,7 @@ from interlock.gateway.errors import (
     UpstreamOverloadedError,
     upstream_message,
 )
+from interlock.gateway.http1 import Response
 from interlock.gateway.routing import RoutePlan, Target
 from interlock.gateway.upstream import iter_body, parse_retry_after, read_body
 from interlock.telemetry.metrics import GatewayMetrics
@@ -52,7 +51,7 @@ class Opened:
     status: int
     content_type: str
     body: bytes
-    response: aiohttp.ClientResponse | None = None
+    response: Response | None = None
     chunks: AsyncIterator[bytes] | None = None
     fell_back: bool = False
 
@@ -110,7 +109,7 @@ async def _exchange(target: Target, path: str, body: bytes, *, stream: bool) -> 
         raise
 
 
-async def _error_answer(target: Target, response: aiohttp.ClientResponse) -> Opened:
+async def _error_answer(target: Target, response: Response) -> Opened:
     """Turn an upstream 4xx/5xx into a failure to retry or fall back from, or an answer for the client."""
     backend = target.backend
     status = response.status

@@ -66,12 +66,15 @@ def _backend(
     url = config.url or mock_url
     if url is None:
         return BackendRuntime(config, None, unusable_reason=f"backend {config.name!r} has no URL")
-    client = BackendClient(
-        name=config.name,
-        base_url=url,
-        auth_headers=_auth_headers(config, key),
-        connect_timeout_s=connect_timeout_s,
-    )
+    try:
+        client = BackendClient(
+            name=config.name,
+            base_url=url,
+            auth_headers=_auth_headers(config, key),
+            connect_timeout_s=connect_timeout_s,
+        )
+    except ValueError as exc:
+        return BackendRuntime(config, None, unusable_reason=str(exc))
     return BackendRuntime(config, client, api=UPSTREAM_API[config.provider], key_fingerprint=fingerprint)
 
 

@@ -116,4 +116,4 @@ async def test_unchanged_backends_keep_their_connections_across_reloads(upstream
     third = config(backend("a", a.url, limits={"maxConcurrency": 5}), route("chat", [("a", "m1")]))
     await gw.reload(third)
     assert gw.core.services.runtime.backends["a"].client is not client_before
-    await eventually(lambda: client_before._session is None, what="the replaced client was closed")
+    await eventually(lambda: client_before._pool is None, what="the replaced client was closed")

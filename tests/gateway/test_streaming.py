@@ -76,7 +76,7 @@ async def test_client_disconnect_during_a_unary_call_cancels_it(upstream, gatewa
 
 
 async def test_200_concurrent_streams_all_complete_and_correct(upstream, gateway):
-    up = await upstream(stream_chunks=20, chunk_delay_s=0.005)
+    up = await upstream(stream_chunks=20, chunk_delay_s=0.05)
     gw = await gateway(config(backend("a", up.url), route("chat", [("a", "m1")])))
 
     async def one(i: int) -> tuple[str, int, int]:
@@ -100,4 +100,4 @@ async def test_200_concurrent_streams_all_complete_and_correct(upstream, gateway
     for i, answer in zip(range(0, 200, 20), expected, strict=True):
         assert results[i][0] == answer.choices[0].message.content
     assert all(pieces == 20 == tokens for _, pieces, tokens in results)
-    assert up.provider.stats.max_inflight >= 100, "the streams really ran concurrently"
+    assert up.provider.stats.max_inflight >= 100, "the streams really overlapped (the SDK needs ~1 s to open 200)"
