@@ -142,10 +142,12 @@ class GatewayApp:
                 return
 
     async def startup(self) -> None:
+        self.services.clock.start()
         await self.loader.start()
 
     async def shutdown(self) -> None:
         await self.loader.stop()
+        await self.services.clock.stop()
         for task in list(self._retiring):
             task.cancel()
         runtime = self.services.runtime

@@ -11,6 +11,7 @@ import orjson
 from interlock.gateway.asgi import Receive, Scope, Send
 from interlock.gateway.auth import Principal
 from interlock.gateway.errors import InvalidRequestError, ModelNotFoundError
+from interlock.gateway.guard import GuardClock
 from interlock.gateway.routing import RoutePlan, Target
 from interlock.gateway.runtime import Runtime
 from interlock.gateway.settings import GatewaySettings
@@ -30,6 +31,7 @@ class Services:
     settings: GatewaySettings
     metrics: GatewayMetrics
     authenticator: Authenticator
+    clock: GuardClock = field(default_factory=GuardClock)
     runtime: Runtime | None = None
 
 

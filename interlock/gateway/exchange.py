@@ -151,7 +151,7 @@ class Exchange:
         spent: Usage | None = None  # what a rejected structured-output answer cost: it is metered too
         while True:
             try:
-                with RequestGuard(ctx.receive, self.deadline):
+                with RequestGuard(ctx.services.clock, ctx.receive, self.deadline):
                     opened = await self._dispatch(stream=False)
             except TimeoutError:
                 raise self._timeout() from None
@@ -213,7 +213,7 @@ class Exchange:
         clean = False
         writer.start_keepalive()
         try:
-            with RequestGuard(ctx.receive, self.deadline):
+            with RequestGuard(ctx.services.clock, ctx.receive, self.deadline):
                 try:
                     opened = await self._dispatch(stream=True, writer=writer)
                 except GatewayError as exc:

@@ -41,7 +41,11 @@ class RequestIdMiddleware:
 
 class ErrorBoundaryMiddleware:
     """The last line: an unexpected exception becomes a 500 envelope and a log line, never a traceback to the
-    client. Expected errors are handled inside the app; reaching this is a bug worth its log line."""
+    client. Expected errors are handled inside the app; reaching this is a bug worth its log line.
+
+    It does not wrap ``send`` to learn whether a response has started (that would cost a call on every
+    streamed chunk): it tries to start the 500, and the server refuses if a response is already under way.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,36 +54,22 @@ class ErrorBoundaryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, send)
         except Exception:
             log.exception(
-                "unhandled error on %s %s (request %s)",
-                scope["method"],
-                scope["path"],
-                scope.get(REQUEST_ID_KEY),
+                "unhandled error on %s %s (request %s)", scope["method"], scope["path"], scope.get(REQUEST_ID_KEY)
             )
-            if started:
-                return
             body = openai_error_body(
                 "The gateway hit an internal error; it has been logged.", "server_error", "internal_error"
             )
-            await tracking_send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await tracking_send({"type": "http.response.body", "body": body})
+            start = {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+            try:
+                await send(start)
+            except RuntimeError:  # a response had already started: the server ends the connection
+                return
+            await send({"type": "http.response.body", "body": body})

@@ -173,3 +173,38 @@ def test_histograms_are_cumulative_on_scrape():
     )
     assert 'interlock_request_duration_seconds_bucket{backend="b",le="+Inf",model="m",route="r",tenant="t"} 4.0' in text
     assert 'interlock_request_duration_seconds_count{backend="b",model="m",route="r",tenant="t"} 4.0' in text
+
+
+async def test_error_boundary_turns_a_bug_into_a_500_envelope_without_traceback():
+    from interlock.gateway.middleware import ErrorBoundaryMiddleware
+
+    async def broken(scope, receive, send):
+        raise KeyError("bug")
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    await ErrorBoundaryMiddleware(broken)({"type": "http", "method": "GET", "path": "/x"}, None, send)
+    assert sent[0]["status"] == 500
+    assert b"internal error" in sent[1]["body"]
+    assert b"Traceback" not in sent[1]["body"]
+
+
+async def test_error_boundary_after_the_response_started_only_logs():
+    from interlock.gateway.middleware import ErrorBoundaryMiddleware
+
+    sent: list[dict] = []
+
+    async def send(message):
+        if sent and message["type"] == "http.response.start":
+            raise RuntimeError("response already started")
+        sent.append(message)
+
+    async def half(scope, receive, send_):
+        await send_({"type": "http.response.start", "status": 200, "headers": []})
+        raise KeyError("bug")
+
+    await ErrorBoundaryMiddleware(half)({"type": "http", "method": "GET", "path": "/x"}, None, send)
+    assert [m["type"] for m in sent] == ["http.response.start"]
