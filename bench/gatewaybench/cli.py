@@ -12,17 +12,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-from gatewaybench.configs import CLIENT_KEY, UPSTREAM_KEY
+from gatewaybench.configs import CLIENT_KEY, TRANSLATED_MODEL, UPSTREAM_KEY
 from gatewaybench.document import Report
 from gatewaybench.machine import describe_machine
 from gatewaybench.phases import FULL, QUICK, Plan, run_phases
 from gatewaybench.procs import Service, StartupError, peak_memory_mb
-from gatewaybench.profiling import Load, profile_under_load
-from gatewaybench.report import DIRECT, INTERLOCK, LITELLM, TargetResults
+from gatewaybench.profileruns import profile_targets
+from gatewaybench.report import DIRECT, INTERLOCK, LITELLM, TRANSLATED, TargetResults
 from gatewaybench.services import Pacing, gateway_service, litellm_service, mock_service
-from gatewaybench.streams import concurrent_streams
 from gatewaybench.targets import Target
-from gatewaybench.wrkload import run_wrk
 
 __all__ = ["main"]
 
@@ -78,35 +76,6 @@ def _start_litellm(stack: ExitStack, args: argparse.Namespace, mock: Service) ->
     return service, f"`litellm[proxy]=={_litellm_version(args.litellm_bin)}`, one worker, no database"
 
 
-def _profiles(plan: Plan, target: Target, report: Report, workdir: Path) -> dict[str, str]:
-    if target.pid is None:
-        raise ValueError("profiling needs a proxy process")
-    seconds = plan.durations.profile_s
-    measured = report.results[target.name]
-    usage = report.checks.usage.get(("streams", target.name))
-    per_stream = None
-    if usage and measured.streams and measured.streams.streams_per_s:
-        per_stream = usage.busy("proxy") / measured.streams.streams_per_s * 1e6
-
-    def closed_loop(duration_s: float) -> Load:
-        result = run_wrk(target.chat_url, authorization=target.authorization, body=target.body(), duration_s=duration_s)
-        return Load(f"`wrk -t1 -c64`, non-streaming, {result.rps:,.0f} requests/s", result.rps, "request")
-
-    def streams(duration_s: float) -> Load:
-        result = concurrent_streams(target, concurrency=plan.streams, duration_s=duration_s - 1, warmup_s=1)
-        described = f"{plan.streams} concurrent 50-chunk streams, {result.streams_per_s:.1f} streams/s"
-        return Load(described, result.streams_per_s, "stream")
-
-    return {
-        f"{target.name}, non-streaming at 64 connections": profile_under_load(
-            target.pid, workdir / "profile-nonstreaming.raw", seconds, closed_loop, measured.cpu_per_request_us
-        ),
-        f"{target.name}, 100 concurrent streams": profile_under_load(
-            target.pid, workdir / "profile-streams.raw", seconds, streams, per_stream
-        ),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         return _run(_parser().parse_args(argv), argv)
@@ -132,6 +101,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         targets = [
             Target(DIRECT, mock.base_url, f"Bearer {UPSTREAM_KEY}"),
             Target(INTERLOCK, gateway.base_url, f"Bearer {CLIENT_KEY}", gateway.pid),
+            # The same gateway process, a route whose backend speaks Anthropic Messages: only the crossing differs.
+            Target(TRANSLATED, gateway.base_url, f"Bearer {CLIENT_KEY}", gateway.pid, model=TRANSLATED_MODEL),
         ]
         litellm, report.litellm = _start_litellm(stack, args, mock)
         if litellm is not None:
@@ -145,9 +116,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
             if target.pid is not None:
                 report.results[target.name].peak_memory_mb = peak_memory_mb(target.pid)
         if args.profile:
-            print("  profiling Interlock with py-spy ...", flush=True)
             try:
-                report.profiles = _profiles(plan, targets[1], report, args.workdir)
+                report.profiles = profile_targets(plan, targets, report.results, args.workdir)
             except Exception as exc:
                 report.checks.problems.append(f"profile failed: {exc!r}")
         print("stopping ...", flush=True)

@@ -12,23 +12,32 @@ from interlock.gatewayconfig import compile_config
 from interlock.resources import load_manifests
 from interlock.resources.manifests import manifest_files
 
-__all__ = ["CLIENT_KEY", "MODEL", "UPSTREAM_KEY", "UPSTREAM_MODEL", "write_gateway_files", "write_litellm_files"]
+__all__ = [
+    "CLIENT_KEY",
+    "MODEL",
+    "TRANSLATED_MODEL",
+    "UPSTREAM_KEY",
+    "UPSTREAM_MODEL",
+    "write_gateway_files",
+    "write_litellm_files",
+]
 
-MODEL = "bench"  # what clients send as "model", to every target
+MODEL = "bench"  # what clients send as "model", to every target but the translated one
+TRANSLATED_MODEL = "bench-translated"  # Interlock's route to the same upstream in the Anthropic Messages API
 UPSTREAM_MODEL = "bench-upstream"  # what the proxies send upstream
 CLIENT_KEY = "sk-bench-client"  # accepted by Interlock and (as master key) by LiteLLM
 UPSTREAM_KEY = "sk-bench-upstream"  # required by the mock upstream; the proxies inject it
 
 
-def _manifests(upstream_url: str) -> list[dict[str, Any]]:
+def _backend_and_route(name: str, provider: str, model: str, upstream_url: str) -> list[dict[str, Any]]:
     meta = {"namespace": "default"}
     return [
         {
             "apiVersion": "interlock.dev/v1alpha1",
             "kind": "LLMBackend",
-            "metadata": {"name": "upstream", **meta},
+            "metadata": {"name": name, **meta},
             "spec": {
-                "provider": "openai",
+                "provider": provider,
                 "url": upstream_url,
                 "credentialsSecretRef": {"name": "upstream", "key": "api-key"},
                 "models": [{"name": UPSTREAM_MODEL}],
@@ -37,9 +46,18 @@ def _manifests(upstream_url: str) -> list[dict[str, Any]]:
         {
             "apiVersion": "interlock.dev/v1alpha1",
             "kind": "Route",
-            "metadata": {"name": MODEL, **meta},
-            "spec": {"model": MODEL, "targets": [{"backend": "upstream", "model": UPSTREAM_MODEL}]},
+            "metadata": {"name": model, **meta},
+            "spec": {"model": model, "targets": [{"backend": name, "model": UPSTREAM_MODEL}]},
         },
+    ]
+
+
+def _manifests(upstream_url: str) -> list[dict[str, Any]]:
+    """Two routes in one gateway, to the same mock upstream with the same key: ``bench`` passes OpenAI chat
+    through; ``bench-translated`` crosses to the mock's Anthropic Messages API (``/v1/messages``) and back."""
+    return [
+        *_backend_and_route("upstream", "openai", MODEL, upstream_url),
+        *_backend_and_route("upstream-anthropic", "anthropic", TRANSLATED_MODEL, upstream_url),
     ]
 
 

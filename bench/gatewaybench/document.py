@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gatewaybench.phases import Checks, Durations
-from gatewaybench.report import DIRECT, TargetResults, render_table
+from gatewaybench.report import DIRECT, TRANSLATED, TargetResults, render_table
 from gatewaybench.services import Pacing
 
 __all__ = ["Report"]
@@ -42,7 +42,28 @@ class Report:
             f"after a {d.streams_warmup_s:g} s warm-up; the upstream sends {self.pacing.chunks} content chunks "
             f"{self.pacing.delay_s * 1e3:g} ms apart, and every client asks for usage (`stream_options.include_usage`, "
             "as a metering proxy does upstream); time to first token (TTFT) runs to the first SSE event carrying "
-            "content. `added` = via the proxy - direct, measured in the same run.",
+            "content. `added` = via the proxy - direct, measured in the same run. CPU per request: the proxy's CPU "
+            "time during the measured throughput run / requests; CPU per stream: its CPU time inside the streams "
+            "windows / streams completed in them (direct: the upstream's).",
+            *self._translated_note(),
+        ]
+
+    def _translated_note(self) -> list[str]:
+        if TRANSLATED not in self.results:
+            return []
+        delay_ms = self.pacing.delay_s * 1e3
+        return [
+            "",
+            f"**{TRANSLATED}** is the same gateway process as Interlock, through a second route (`bench-translated`) "
+            "whose backend is `provider: anthropic` at the same mock upstream with the same key: an OpenAI chat "
+            "client, the request translated to Anthropic Messages (`/v1/messages`, `x-api-key`), the answer and the "
+            "stream translated back. Only the crossing differs, so its CPU per request (stream) minus Interlock's is "
+            'what the translation costs; "translation overhead" = (translated - Interlock) / Interlock. The mock '
+            "paces every event of either API alike, and Anthropic's stream has more of them before and after the "
+            "text (`message_start`, `content_block_start`, `ping` before the first `text_delta`; "
+            "`content_block_stop`, `message_delta`, `message_stop` after the last): its first content arrives "
+            f"{2 * delay_ms:g} ms later and its streams last {3 * delay_ms:g} ms longer than OpenAI chat's, so the "
+            "translated column's TTFT and streams/s are not comparable to direct's; its CPU per stream is.",
         ]
 
     def _checks(self) -> list[str]:

@@ -125,7 +125,11 @@ def _latency(plan: Plan, target: Target, result: TargetResults) -> None:
 def _streams(plan: Plan, target: Target, result: TargetResults) -> None:
     d = plan.durations
     part = concurrent_streams(
-        target, concurrency=plan.streams, duration_s=d.streams_s / d.streams_rounds, warmup_s=d.streams_warmup_s
+        target,
+        concurrency=plan.streams,
+        duration_s=d.streams_s / d.streams_rounds,
+        warmup_s=d.streams_warmup_s,
+        cpu_pid=target.pid or plan.upstream_pid,
     )
     result.streams = part if result.streams is None else result.streams.merge(part)
 
@@ -146,7 +150,8 @@ def run_phases(plan: Plan, targets: list[Target], results: dict[str, TargetResul
     A failure is recorded and the run goes on: one broken target must not hide the others' figures.
     """
     d, checks = plan.durations, Checks()
-    pids = [plan.upstream_pid, *(t.pid for t in targets if t.pid is not None)]
+    # Once each: Interlock's targets share one process, which must not count twice.
+    pids = list(dict.fromkeys([plan.upstream_pid, *(t.pid for t in targets if t.pid is not None)]))
     phases: list[tuple[str, int, Callable[[Plan, Target, TargetResults], None]]] = [
         ("throughput", 1, _throughput),
         ("latency", d.latency_rounds, _latency),

@@ -67,6 +67,7 @@ _LAYERS = (  # (file prefix, layer), first match wins
     ("yarl/", "upstream HTTP client: aiohttp, yarl, multidict"),
     ("multidict/", "upstream HTTP client: aiohttp, yarl, multidict"),
     ("asyncio/", "asyncio in Python: tasks, futures, locks, timeouts"),
+    ("interlock/gateway/translate/", "Interlock's API translators"),
     ("interlock/", "Interlock's own code"),
 )
 

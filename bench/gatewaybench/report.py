@@ -1,4 +1,5 @@
-"""The results table: one column per target, the issue's targets checked against the Interlock column."""
+"""The results table: one column per target, the issue's targets checked against the Interlock column, and the
+translation's overhead (Interlock, translated vs Interlock) against its own target."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from gatewaybench.openloop import LatencyResult
 from gatewaybench.streams import StreamResult
 from gatewaybench.wrkload import WrkResult
 
-__all__ = ["DIRECT", "INTERLOCK", "LITELLM", "TargetResults", "render_table"]
+__all__ = ["DIRECT", "INTERLOCK", "LITELLM", "TRANSLATED", "TargetResults", "render_table"]
 
 DIRECT, INTERLOCK, LITELLM = "direct", "Interlock", "LiteLLM"
+TRANSLATED = "Interlock, translated"  # the same gateway, OpenAI chat client -> Anthropic Messages upstream
 
 
 @dataclass
@@ -25,8 +27,13 @@ class TargetResults:
     streams: StreamResult | None = None
     peak_memory_mb: float | None = None
 
+    @property
+    def cpu_per_stream_us(self) -> float | None:
+        return self.streams.cpu_per_stream_us if self.streams else None
 
-# A cell takes (this target's results, direct's results) and returns a number, a string, or None (blank).
+
+# A cell takes (this target's results, the baseline's: direct's unless the row says otherwise) and returns a
+# number, a string, or None (blank).
 _Cell = Callable[[TargetResults, TargetResults], float | str | None]
 
 
@@ -38,6 +45,10 @@ class _Row:
     target: str = ""
     met: Callable[[float | str], bool] | None = None
     direct: bool = True  # whether the direct column has a value
+    baseline: str = DIRECT  # whose results a cell gets as its second argument
+    only: str | None = None  # the one column with a value (the row is left out when that target is absent)
+    judge: str = INTERLOCK  # the column ``met`` judges
+    signed: bool = False  # print a sign (rows labelled "added ..." always do)
 
 
 def _added(get: Callable[[TargetResults], float | None]) -> _Cell:
@@ -52,6 +63,16 @@ def _stream_ratio(r: TargetResults, d: TargetResults) -> float | None:
     if r.streams is None or d.streams is None or not d.streams.streams_per_s:
         return None
     return 100 * r.streams.streams_per_s / d.streams.streams_per_s
+
+
+def _overhead(get: Callable[[TargetResults], float | None]) -> _Cell:
+    """(this - baseline) / baseline, in %."""
+
+    def cell(r: TargetResults, base: TargetResults) -> float | None:
+        via, ref = get(r), get(base)
+        return None if via is None or not ref else 100 * (via - ref) / ref
+
+    return cell
 
 
 def _num(value: float | str) -> float:
@@ -77,6 +98,16 @@ _ROWS = [
         "CPU per request, µs (direct: the upstream's)",
         lambda r, _: r.cpu_per_request_us,
         digits=0,
+    ),
+    _Row(
+        "translation overhead, CPU per request, %",
+        _overhead(lambda r: r.cpu_per_request_us),
+        target="< 10",
+        met=lambda v: _num(v) < 10,
+        baseline=INTERLOCK,
+        only=TRANSLATED,
+        judge=TRANSLATED,
+        signed=True,
     ),
     _Row("latency p50 at 200 req/s, ms", lambda r, _: r.latency.p50_ms if r.latency else None, digits=2),
     _Row(
@@ -107,6 +138,17 @@ _ROWS = [
         lambda r, _: r.streams.streams_per_s if r.streams else None,
     ),
     _Row("streams/s vs direct, %", _stream_ratio, target="≥ 95", met=lambda v: _num(v) >= 95, direct=False),
+    _Row("CPU per stream, µs (direct: the upstream's)", lambda r, _: r.cpu_per_stream_us, digits=0),
+    _Row(
+        "translation overhead, CPU per stream, %",
+        _overhead(lambda r: r.cpu_per_stream_us),
+        target="< 10",
+        met=lambda v: _num(v) < 10,
+        baseline=INTERLOCK,
+        only=TRANSLATED,
+        judge=TRANSLATED,
+        signed=True,
+    ),
     _Row("TTFT p50, ms", lambda r, _: r.streams.ttft_p50_ms if r.streams else None, digits=2),
     _Row(
         "added TTFT p50, ms",
@@ -157,24 +199,27 @@ def _format(value: float | str | None, digits: int, signed: bool) -> str:
 
 
 def render_table(results: dict[str, TargetResults]) -> str:
-    """Markdown table; columns in the order of ``results``; ``met`` judges the Interlock column."""
+    """Markdown table; columns in the order of ``results``; ``met`` judges the Interlock column (the translation
+    overhead rows: the translated one)."""
     names = list(results)
-    direct = results.get(DIRECT, TargetResults())
     lines = [
         "| metric | " + " | ".join(names) + " | target | met |",
         "|---|" + "---:|" * len(names) + "---|---|",
     ]
     for row in _ROWS:
+        if row.only is not None and row.only not in results:
+            continue
+        baseline = results.get(row.baseline, TargetResults())
         cells: list[str] = []
         values: dict[str, float | str | None] = {}
         for name in names:
-            if name == DIRECT and not row.direct:
+            if (name == DIRECT and not row.direct) or (row.only is not None and name != row.only):
                 cells.append("-")
                 continue
-            value = row.cell(results[name], direct)
+            value = row.cell(results[name], baseline)
             values[name] = value
-            cells.append(_format(value, row.digits, signed=row.label.startswith("added")))
-        judged, met = values.get(INTERLOCK), ""
+            cells.append(_format(value, row.digits, signed=row.signed or row.label.startswith("added")))
+        judged, met = values.get(row.judge), ""
         if row.met is not None and judged is not None:
             met = "yes" if row.met(judged) else "**no**"
         lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {row.target} | {met} |")

@@ -11,6 +11,7 @@ import aiohttp
 import orjson
 import uvloop
 
+from gatewaybench.procs import cpu_seconds
 from gatewaybench.stats import percentile
 from gatewaybench.targets import Target
 
@@ -27,6 +28,12 @@ class StreamResult:
     failures: dict[str, int]  # over the whole run, by kind: error status, transport error, no `data: [DONE]`
     unfinished: int  # streams still open when the grace period after the window ran out (cut off, not failed)
     ttfts_ms: tuple[float, ...] = field(repr=False)  # of the streams started inside the window
+    cpu_s: float | None = None  # CPU time the measured process (``cpu_pid``) used inside the window
+
+    @property
+    def cpu_per_stream_us(self) -> float | None:
+        """CPU of the measured process per stream completed in the window (steady state: the two counts match)."""
+        return self.cpu_s / self.completed * 1e6 if self.cpu_s is not None and self.completed else None
 
     @property
     def failed(self) -> int:
@@ -53,6 +60,7 @@ class StreamResult:
             failures=dict(Counter(self.failures) + Counter(other.failures)),
             unfinished=self.unfinished + other.unfinished,
             ttfts_ms=self.ttfts_ms + other.ttfts_ms,
+            cpu_s=None if self.cpu_s is None or other.cpu_s is None else self.cpu_s + other.cpu_s,
         )
 
 
@@ -63,6 +71,15 @@ class _Tally:
     ttfts: list[float] = field(default_factory=list)
     completed: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    cpu_s: float | None = None
+
+
+async def _window_cpu(pid: int, tally: _Tally) -> None:
+    """CPU seconds ``pid`` uses between the window's start and end, into ``tally.cpu_s``."""
+    await asyncio.sleep(max(0.0, tally.start - time.perf_counter()))
+    before = cpu_seconds(pid)
+    await asyncio.sleep(max(0.0, tally.end - time.perf_counter()))
+    tally.cpu_s = cpu_seconds(pid) - before
 
 
 def _has_content(line: bytes) -> bool:
@@ -121,12 +138,13 @@ async def _client(session: aiohttp.ClientSession, target: Target, tally: _Tally,
 
 
 async def _measure(
-    target: Target, concurrency: int, duration_s: float, warmup_s: float, grace_s: float
+    target: Target, concurrency: int, duration_s: float, warmup_s: float, grace_s: float, cpu_pid: int | None
 ) -> StreamResult:
     now = time.perf_counter()
     tally = _Tally(start=now + warmup_s, end=now + warmup_s + duration_s)
     connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=grace_s)
+    meter = asyncio.create_task(_window_cpu(cpu_pid, tally)) if cpu_pid is not None else None
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         # Stagger the first streams over half the warm-up so the clients do not move in lockstep.
         clients = [
@@ -137,6 +155,8 @@ async def _measure(
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+    if meter is not None:
+        await meter
     return StreamResult(
         concurrency=concurrency,
         duration_s=duration_s,
@@ -144,14 +164,22 @@ async def _measure(
         failures=dict(tally.failures),
         unfinished=len(pending),
         ttfts_ms=tuple(x * 1e3 for x in tally.ttfts),
+        cpu_s=tally.cpu_s,
     )
 
 
 def concurrent_streams(
-    target: Target, *, concurrency: int, duration_s: float, warmup_s: float, grace_s: float = 15.0
+    target: Target,
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    grace_s: float = 15.0,
+    cpu_pid: int | None = None,
 ) -> StreamResult:
     """``concurrency`` clients stream back to back for ``warmup_s + duration_s``; only the second part is counted.
 
     A stream counts when it ends inside the window; its time to first token counts when it started inside it.
+    With ``cpu_pid``, the CPU time that process used inside the window is measured too.
     """
-    return uvloop.run(_measure(target, concurrency, duration_s, warmup_s, grace_s))
+    return uvloop.run(_measure(target, concurrency, duration_s, warmup_s, grace_s, cpu_pid))

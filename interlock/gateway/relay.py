@@ -25,7 +25,7 @@ from interlock.gateway.sse import (
     encode_data,
     encode_event,
     event_data,
-    event_name,
+    parse_event,
     split_events,
 )
 from interlock.gateway.translate.base import DONE as DONE_DATA
@@ -159,14 +159,14 @@ class TranslatingRelay:
             return b""
         out: list[bytes] = []
         for raw in split_events(block):
-            data = event_data(raw)
+            name, data = parse_event(raw)
             if data is None:
                 continue  # comments and keepalives end here; the gateway sends its own
             try:
                 payload: Any = DONE_DATA if data == b"[DONE]" else orjson.loads(data)
             except orjson.JSONDecodeError:
                 raise AttemptFailure("protocol", "the backend sent a stream event that is not JSON") from None
-            events, usage = self._translator.feed(Event(payload, event_name(raw)))
+            events, usage = self._translator.feed(Event(payload, name))
             if usage is not None:
                 self.usage = usage
             out.extend(encode(event) for event in events)

@@ -49,6 +49,7 @@ class StreamTranslator:
         "_started",
         "_structured",
         "_tool_calls",
+        "_usage_now",
     )
 
     def __init__(self, request: dict[str, Any]) -> None:
@@ -63,6 +64,7 @@ class StreamTranslator:
         self._tool_calls = 0
         self._structured = False
         self._counts: dict[str, int] = {}
+        self._usage_now: Usage | None = None  # ``_counts`` as Usage, rebuilt only when they change
         self._finished = False
         self._done = False
 
@@ -106,7 +108,7 @@ class StreamTranslator:
         return [] if self._done else self._close()
 
     def _usage(self) -> Usage | None:
-        return usage_from_anthropic(self._counts) if self._counts else None
+        return self._usage_now
 
     def _count(self, usage: Any) -> None:
         """Anthropic's counts are cumulative: a later event's value replaces an earlier one."""
@@ -115,6 +117,8 @@ class StreamTranslator:
                 value = usage.get(field)
                 if isinstance(value, int) and not isinstance(value, bool):
                     self._counts[field] = value
+            if self._counts:
+                self._usage_now = usage_from_anthropic(self._counts)
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> Event:
         chunk: dict[str, Any] = {
