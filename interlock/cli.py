@@ -1,4 +1,4 @@
-"""The ``interlock`` command: ``up``, ``gateway``, ``render-crds``."""
+"""The ``interlock`` command: ``up``, ``gateway``, ``operator``, ``render-crds``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,28 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_operator(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from interlock.operator.main import run_operator
+    from interlock.operator.settings import OperatorSettings
+
+    if not args.all_namespaces and not args.namespace:
+        print("interlock operator: name --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        return 2
+    settings = OperatorSettings()
+    liveness = args.liveness if args.liveness is not None else settings.liveness_endpoint
+    uvloop.run(
+        run_operator(
+            settings,
+            namespaces=args.namespace or (),
+            clusterwide=args.all_namespaces,
+            liveness_endpoint=liveness or None,
+        )
+    )
+    return 0
+
+
 def _cmd_render_crds(args: argparse.Namespace) -> int:
     from interlock.resources.crdgen import write_crds
 
@@ -90,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--host")
     gw.add_argument("--port", type=int)
     gw.set_defaults(func=_cmd_gateway)
+
+    op = sub.add_parser("operator", help="run the Kubernetes operator (kopf) for LLMBackend and Route")
+    scope = op.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", help="namespace to watch (repeatable; globs allowed)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    op.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8082/healthz (default: off)")
+    op.set_defaults(func=_cmd_operator)
 
     crds = sub.add_parser("render-crds", help="write the CRD YAML generated from the resource models")
     crds.add_argument("--out", type=Path, default=Path("operator/crds"))

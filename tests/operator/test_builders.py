@@ -1,0 +1,200 @@
+"""The pure builders: every manifest validates (strict) against the schemas of a current Kubernetes release, and
+the fields the operator promises are there. Golden YAML pins the full output of the main ones (regenerate with
+``INTERLOCK_UPDATE_GOLDEN=1``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from interlock.gatewayconfig import compile_config
+from interlock.operator.builders import (
+    GPU_RESOURCE,
+    gateway_config_map,
+    gateway_deployment,
+    gateway_pdb,
+    gateway_service,
+    inference_deployment,
+    inference_service,
+    model_cache_claim,
+)
+from interlock.operator.naming import CONFIG_KEY, dns_label, gateway_object_name
+from interlock.operator.settings import OperatorSettings
+from interlock.resources import LLMBackend, Route, ServingEngine
+
+K8S_VERSION = "1.34.0"  # a current release; kubernetes-validate bundles the schemas up to 1.37
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def backend(name: str = "llama", **serving: Any) -> LLMBackend:
+    return LLMBackend.model_validate(
+        {
+            "metadata": {"name": name, "namespace": "ml"},
+            "spec": {
+                "provider": "vllm",
+                "models": [{"name": "llama-3.1-8b"}],
+                "serving": {
+                    "model": "meta-llama/Llama-3.1-8B-Instruct",
+                    "replicas": 2,
+                    "gpus": 2,
+                    "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+                    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"}],
+                    "resources": {"requests": {"cpu": "4", "memory": "32Gi"}, "limits": {"memory": "64Gi"}},
+                    "env": [{"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}],
+                    "modelCache": {"size": "200Gi", "storageClassName": "fast"},
+                    "args": ["--max-model-len", "16384"],
+                    **serving,
+                },
+            },
+        }
+    )
+
+
+def gateway_objects() -> tuple[LLMBackend, LLMBackend, Route]:
+    ext = LLMBackend.model_validate(
+        {
+            "metadata": {"name": "openai", "namespace": "ml"},
+            "spec": {
+                "provider": "openai",
+                "url": "https://api.openai.com/v1",
+                "credentialsSecretRef": {"name": "provider-keys", "key": "openai"},
+                "models": [{"name": "gpt-4o-mini"}],
+            },
+        }
+    )
+    route = Route.model_validate(
+        {
+            "metadata": {"name": "chat", "namespace": "ml"},
+            "spec": {
+                "model": "chat",
+                "targets": [
+                    {"backend": "llama", "model": "llama-3.1-8b"},
+                    {"backend": "openai", "model": "gpt-4o-mini"},
+                ],
+            },
+        }
+    )
+    return backend(), ext, route
+
+
+def valid(manifest: dict[str, Any]) -> dict[str, Any]:
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+    return manifest
+
+
+def golden(name: str, manifest: dict[str, Any]) -> None:
+    path = GOLDEN / f"{name}.yaml"
+    text = yaml.safe_dump(manifest, sort_keys=False, width=120)
+    if os.environ.get("INTERLOCK_UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with INTERLOCK_UPDATE_GOLDEN=1"
+    assert yaml.safe_load(path.read_text()) == manifest, f"{path} differs (INTERLOCK_UPDATE_GOLDEN=1 to accept)"
+
+
+def test_vllm_deployment() -> None:
+    deployment = valid(inference_deployment(backend()))
+    golden("vllm-deployment", deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["vllm", "serve"]
+    assert container["args"] == [
+        "meta-llama/Llama-3.1-8B-Instruct", "--served-model-name", "llama-3.1-8b", "--host", "0.0.0.0",
+        "--port", "8000", "--tensor-parallel-size", "2", "--max-model-len", "16384",
+    ]  # fmt: skip
+    assert container["resources"] == {
+        "requests": {"cpu": "4", "memory": "32Gi"},
+        "limits": {"memory": "64Gi", GPU_RESOURCE: "2"},
+    }
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] == 1800
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert {"name": "HF_HOME", "value": "/models"} in container["env"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert (
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"][
+            "topologyKey"
+        ]
+        == "kubernetes.io/hostname"
+    )
+    assert deployment["spec"]["selector"]["matchLabels"] == {
+        "interlock.dev/backend": "llama",
+        "app.kubernetes.io/component": "inference",
+    }
+    # Rollouts never take capacity away: a new pod must be ready before an old one goes.
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+@pytest.mark.parametrize("engine", list(ServingEngine))
+@pytest.mark.parametrize("gpus", [0, 1, 4])
+def test_every_engine_validates(engine: ServingEngine, gpus: int) -> None:
+    model = "/models/llama.gguf" if engine is ServingEngine.LLAMACPP else "org/model"
+    deployment = valid(inference_deployment(backend(engine=engine.value, gpus=gpus, model=model, modelCache=None)))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    limits = container["resources"].get("limits", {})
+    assert limits.get(GPU_RESOURCE) == (str(gpus) if gpus else None)
+    assert "latest" not in container["image"]
+    assert container["ports"][0]["name"] == "http"
+    tolerations = deployment["spec"]["template"]["spec"].get("tolerations", [])
+    assert any(t.get("key") == GPU_RESOURCE for t in tolerations) == bool(gpus)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["model-cache"]
+
+
+def test_service_and_claim() -> None:
+    service = valid(inference_service(backend()))
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
+    claim = model_cache_claim(backend())
+    assert claim is not None
+    valid(claim)
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "200Gi"}},
+        "storageClassName": "fast",
+    }
+    single = model_cache_claim(backend(replicas=1))
+    assert single is not None
+    assert single["spec"]["accessModes"] == ["ReadWriteOnce"]
+    kept = model_cache_claim(backend(replicas=3), access_modes=["ReadWriteOnce"])
+    assert kept is not None
+    assert kept["spec"]["accessModes"] == ["ReadWriteOnce"]  # immutable once created
+    assert model_cache_claim(backend(modelCache=None)) is None
+
+
+def test_gateway_children() -> None:
+    llama, ext, route = gateway_objects()
+    config = compile_config([llama, ext], [route], namespace="ml")
+    settings = OperatorSettings(gateway_replicas=3, gateway_env=[{"name": "OTEL_SERVICE_NAME", "value": "gw"}])
+    cm = valid(gateway_config_map("ml", "default", config))
+    deployment = valid(gateway_deployment("ml", "default", config, settings))
+    valid(gateway_service("ml", "default", settings))
+    pdb = valid(gateway_pdb("ml", "default"))
+    golden("gateway-deployment", deployment)
+
+    assert cm["data"] == {CONFIG_KEY: config.to_json().decode()}
+    assert "provider-keys" in cm["data"][CONFIG_KEY]  # the reference...
+    assert deployment["spec"]["replicas"] == 3
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == settings.gateway_image
+    assert {"name": "OTEL_SERVICE_NAME", "value": "gw"} in container["env"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"] == {"name": "config", "configMap": {"name": "interlock-gateway-default"}}
+    assert volumes["secret-provider-keys"]["secret"]["items"] == [{"key": "openai", "path": "openai"}]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["secret-provider-keys"] == "/var/run/interlock/secrets/provider-keys"  # <dir>/<secret>/<key>
+    # No config hash on the pod template: a config change is hot-reloaded, never a rollout.
+    assert "interlock.dev/config-version" not in (deployment["spec"]["template"]["metadata"].get("annotations") or {})
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_names_fit_kubernetes_limits() -> None:
+    long = "g" * 63
+    assert len(gateway_object_name(long)) <= 63
+    assert gateway_object_name(long) != gateway_object_name(long[:-1] + "h")
+    assert dns_label("a", "", "b") == "a-b"
+    valid(gateway_pdb("ml", long))
