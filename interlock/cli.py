@@ -1,4 +1,4 @@
-"""The ``interlock`` command: ``up``, ``gateway``, ``operator``, ``render-crds``."""
+"""The ``interlock`` command: ``up``, ``gateway``, ``api``, ``operator``, ``render-crds``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     from interlock.local.up import UpOptions, run_up
 
-    options = UpOptions(manifests=args.file, host=args.host, port=args.port, bootstrap_key=args.bootstrap_key)
+    options = UpOptions(
+        manifests=args.file,
+        host=args.host,
+        port=args.port,
+        api_port=args.api_port,
+        bootstrap_key=args.bootstrap_key,
+        admin_token=args.admin_token,
+        state_dir=args.state_dir,
+    )
     return uvloop.run(run_up(options))
 
 
@@ -30,25 +38,30 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
     from interlock.gateway.app import create_gateway_app
-    from interlock.gateway.auth import StaticKeyAuthenticator
     from interlock.gateway.credentials import FileSecretResolver
     from interlock.gateway.settings import GatewaySettings
     from interlock.gatewayconfig.loader import FileConfigSource
     from interlock.local.up import EMBEDDED_MOCK_CHUNK_DELAY_S
     from interlock.mockprovider import MockSettings
     from interlock.mockprovider import create_app as create_mock_app
+    from interlock.telemetry.tracing import configure_tracing
 
     overrides = {k: v for k, v in {"config_file": args.config, "port": args.port, "host": args.host}.items() if v}
     settings = GatewaySettings(**overrides)
     if settings.config_file is None:
         print("interlock gateway: set --config or INTERLOCK_GATEWAY_CONFIG_FILE", file=sys.stderr)
         return 2
+    try:
+        tracing = configure_tracing("interlock-gateway")
+    except ValueError as exc:
+        print(f"interlock gateway: {exc}", file=sys.stderr)
+        return 2
     app, _ = create_gateway_app(
         settings=settings,
         source=FileConfigSource(settings.config_file),
         resolver=FileSecretResolver(settings.secrets_dir),
-        authenticator=StaticKeyAuthenticator(settings.api_keys),
         mock_app_factory=lambda: create_mock_app(MockSettings(chunk_delay_s=EMBEDDED_MOCK_CHUNK_DELAY_S)),
+        tracing=tracing,
     )
     uvicorn.run(
         app,
@@ -87,6 +100,24 @@ def _cmd_operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    import uvloop
+
+    if args.write_openapi is not None:
+        from interlock.api.openapi import write_openapi
+
+        print(write_openapi(args.write_openapi))
+        return 0
+    from interlock.api.serve import load_settings, run_api
+
+    settings = load_settings(**{k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None})
+    if isinstance(settings, str):
+        print(f"interlock api: {settings}", file=sys.stderr)
+        return 2
+    migrate = args.migrate or args.migrate_only
+    return uvloop.run(run_api(settings, run_migrations=migrate, serve=not args.migrate_only, log_level=args.log_level))
+
+
 def _cmd_render_crds(args: argparse.Namespace) -> int:
     from interlock.resources.crdgen import write_crds
 
@@ -100,11 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("INTERLOCK_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="run the gateway on this machine from a directory of manifests")
+    up = sub.add_parser("up", help="run the gateway and the control plane on this machine, from manifests")
     up.add_argument("-f", "--file", type=Path, default=DEFAULT_MANIFESTS, help="manifest file or directory")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8080, help="gateway port")
-    up.add_argument("--bootstrap-key", help="client API key to accept (default: a new one, printed)")
+    up.add_argument("--api-port", type=int, default=8081, help="control-plane port")
+    up.add_argument("--bootstrap-key", help="the first tenant's API key, sk-il-... (default: a new one, printed)")
+    up.add_argument("--admin-token", help="the control plane's admin token (default: a new one, printed)")
+    up.add_argument("--state-dir", type=Path, default=Path(".interlock"), help="database and usage spool")
     up.set_defaults(func=_cmd_up)
 
     gw = sub.add_parser("gateway", help="run the gateway from a compiled GatewayConfig file (in a cluster)")
@@ -119,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     op.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8082/healthz (default: off)")
     op.set_defaults(func=_cmd_operator)
+
+    api = sub.add_parser("api", help="run the control-plane API (tenants, keys, quotas, usage, costs, traces)")
+    api.add_argument("--host", help="default: $INTERLOCK_API_HOST or 127.0.0.1")
+    api.add_argument("--port", type=int, help="default: $INTERLOCK_API_PORT or 8081")
+    api.add_argument("--migrate", action="store_true", help="run the database migrations first")
+    api.add_argument("--migrate-only", action="store_true", help="run the database migrations and exit")
+    api.add_argument("--write-openapi", type=Path, metavar="PATH", help="write the OpenAPI document and exit")
+    api.set_defaults(func=_cmd_api)
 
     crds = sub.add_parser("render-crds", help="write the CRD YAML generated from the resource models")
     crds.add_argument("--out", type=Path, default=Path("operator/crds"))

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.apis import API
 from interlock.gateway.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
+from interlock.gateway.auth import SnapshotAuthenticator, StaticKeyAuthenticator
 from interlock.gateway.context import Authenticator, RequestContext, Services
 from interlock.gateway.credentials import SecretResolver
 from interlock.gateway.endpoints.chat import chat_completions
@@ -24,13 +26,20 @@ from interlock.gateway.endpoints.models import list_models
 from interlock.gateway.endpoints.responses import responses
 from interlock.gateway.errors import GatewayError, InvalidRequestError, NotFoundError, ServiceUnavailableError
 from interlock.gateway.guard import ClientDisconnected
+from interlock.gateway.limits import Enforcer
+from interlock.gateway.link import ControlPlaneLink
 from interlock.gateway.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
+from interlock.gateway.redisbuckets import RedisBuckets
 from interlock.gateway.routing import BackendRuntime
 from interlock.gateway.runtime import build_runtime
 from interlock.gateway.settings import GatewaySettings
+from interlock.gateway.tracespans import end_trace
 from interlock.gatewayconfig.loader import ConfigLoader, ConfigSource
 from interlock.gatewayconfig.model import GatewayConfig
 from interlock.telemetry.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from interlock.telemetry.tracing import Tracing
 
 __all__ = ["GatewayApp", "create_gateway_app"]
 
@@ -47,6 +56,8 @@ class Endpoint:
     api: API = API.CHAT
     """Whose error envelope the endpoint answers with."""
     reads_body: bool = True
+    operation: str | None = "chat"
+    """``gen_ai.operation.name`` of its traces; None: not traced (it reaches no model)."""
 
 
 class GatewayApp:
@@ -61,8 +72,17 @@ class GatewayApp:
         authenticator: Authenticator,
         metrics: GatewayMetrics | None = None,
         mock_app_factory: Callable[[], Any] | None = None,
+        link: ControlPlaneLink | None = None,
+        enforcer: Enforcer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.services = Services(settings=settings, metrics=metrics or GatewayMetrics(), authenticator=authenticator)
+        self.services.enforcer = enforcer
+        self.services.tracing = tracing
+        self.link = link
+        if link is not None:
+            self.services.policy = link.source
+            self.services.usage = link.recorder
         self.resolver = resolver
         self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
         self._mock_app_factory = mock_app_factory
@@ -70,10 +90,10 @@ class GatewayApp:
         self._retiring: set[asyncio.Task[None]] = set()
         self._endpoints: dict[str, Endpoint] = {
             "/v1/chat/completions": Endpoint("POST", chat_completions),
-            "/v1/embeddings": Endpoint("POST", embeddings),
-            "/v1/models": Endpoint("GET", list_models, reads_body=False),
+            "/v1/embeddings": Endpoint("POST", embeddings, operation="embeddings"),
+            "/v1/models": Endpoint("GET", list_models, reads_body=False, operation=None),
             "/v1/messages": Endpoint("POST", messages, API.MESSAGES),
-            "/v1/messages/count_tokens": Endpoint("POST", count_tokens, API.MESSAGES),
+            "/v1/messages/count_tokens": Endpoint("POST", count_tokens, API.MESSAGES, operation=None),
             "/v1/responses": Endpoint("POST", responses, API.RESPONSES),
         }
 
@@ -143,11 +163,20 @@ class GatewayApp:
 
     async def startup(self) -> None:
         self.services.clock.start()
+        if self.link is not None:
+            await self.link.start()
         await self.loader.start()
 
     async def shutdown(self) -> None:
+        """The server has finished its requests: write and send their usage, then close everything."""
         await self.loader.stop()
         await self.services.clock.stop()
+        if self.link is not None:
+            await self.link.stop()
+        if self.services.enforcer is not None:
+            await self.services.enforcer.close()
+        if self.services.tracing is not None:
+            await asyncio.to_thread(self.services.tracing.shutdown)  # exports what is still batched
         for task in list(self._retiring):
             task.cancel()
         runtime = self.services.runtime
@@ -186,7 +215,12 @@ class GatewayApp:
             runtime=runtime,
             request_id=scope.get(REQUEST_ID_KEY, ""),
             started=asyncio.get_running_loop().time(),
+            clock=time.perf_counter(),
         )
+        if services.tracing is not None and endpoint.operation is not None:
+            trace = ctx.trace = services.tracing.start_request(scope["headers"], endpoint.operation, path)
+            if trace is not None:
+                ctx.trace_head = trace.head
         authorization = x_api_key = content_length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -198,6 +232,7 @@ class GatewayApp:
         services.metrics.inflight += 1
         try:
             ctx.principal = services.authenticator.authenticate(authorization, x_api_key)
+            ctx.auth_s = time.perf_counter() - ctx.clock
             if endpoint.reads_body:
                 ctx.body = await read_body(receive, services.settings.max_body_bytes, content_length)
             await endpoint.handler(ctx)
@@ -209,19 +244,29 @@ class GatewayApp:
                 await send_bytes(send, exc.status_for_anthropic(), exc.anthropic_body(), headers=headers)
             else:
                 await send_bytes(send, exc.status, exc.openai_body(), headers=headers)
-            services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
+            if not ctx.status:  # not metered yet (a failed structured-output answer was)
+                ctx.status = exc.status
+                services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
         except ClientDisconnected:
             log.debug("client went away during request %s", ctx.request_id)
+            ctx.status = _CLIENT_CLOSED
             services.metrics.request_done(ctx.labels, _CLIENT_CLOSED, ctx.elapsed())
         finally:
             services.metrics.inflight -= 1
+            if ctx.slot_tenant and services.enforcer is not None:
+                services.enforcer.release(ctx)
+            finished = time.perf_counter()
+            if ctx.admitted and services.usage is not None:
+                services.usage.record(ctx, finished)
+            if ctx.trace is not None:
+                end_trace(ctx, finished)
 
     async def _plain(self, scope: Scope, send: Send, path: str) -> None:
         """Endpoints without auth, body or routing."""
         if path == "/healthz":
             await healthz(send)
         elif path == "/readyz":
-            await readyz(send, self.loader.status)
+            await readyz(send, self.loader.status, self.link, self.services.enforcer)
         elif path == "/metrics":
             await metrics(send, self.services)
         else:
@@ -234,11 +279,30 @@ def create_gateway_app(
     settings: GatewaySettings,
     source: ConfigSource,
     resolver: SecretResolver,
-    authenticator: Authenticator,
+    authenticator: Authenticator | None = None,
     metrics: GatewayMetrics | None = None,
     mock_app_factory: Callable[[], Any] | None = None,
+    tracing: Tracing | None = None,
 ) -> tuple[ASGIApp, GatewayApp]:
-    """The middleware-wrapped ASGI app to serve, and the core for callers that manage it (tests, ``up``)."""
+    """The middleware-wrapped ASGI app to serve, and the core for callers that manage it (tests, ``up``).
+
+    With ``settings.control_plane_url``, keys, limits and budgets come from the control plane's snapshot (the
+    ``api_keys`` stay valid beside them as break-glass keys) and usage events go to it; without, ``api_keys`` are
+    the keys and no events leave the gateway. ``authenticator`` replaces the settings' key checks. Route limits
+    apply in both modes; their buckets live in Redis when ``redis_url`` is set.
+    """
+    metrics = metrics or GatewayMetrics()
+    link = ControlPlaneLink(settings) if settings.control_plane_url else None
+    if authenticator is None:
+        static = StaticKeyAuthenticator(settings.api_keys) if settings.api_keys else None
+        if link is not None:
+            authenticator = SnapshotAuthenticator(link.source, fallback=static)
+        else:
+            authenticator = static or StaticKeyAuthenticator(())
+    redis = None
+    if settings.redis_url:
+        redis = RedisBuckets(settings.redis_url, prefix=settings.redis_key_prefix, timeout_s=settings.redis_timeout_s)
+    enforcer = Enforcer(metrics=metrics, ledger=link.ledger if link is not None else None, redis=redis)
     core = GatewayApp(
         settings=settings,
         source=source,
@@ -246,5 +310,8 @@ def create_gateway_app(
         authenticator=authenticator,
         metrics=metrics,
         mock_app_factory=mock_app_factory,
+        link=link,
+        enforcer=enforcer,
+        tracing=tracing,
     )
     return ErrorBoundaryMiddleware(RequestIdMiddleware(core)), core

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from interlock.gateway.asgi import Receive, Scope, Send
-from interlock.gateway.auth import Principal
+from interlock.gateway.auth import PolicyProvider, Principal
 from interlock.gateway.errors import InvalidRequestError, ModelNotFoundError
 from interlock.gateway.guard import GuardClock
+from interlock.gateway.metering import Usage
+from interlock.gateway.ratelimit import Caps
 from interlock.gateway.routing import RoutePlan, Target
 from interlock.gateway.runtime import Runtime
 from interlock.gateway.settings import GatewaySettings
+from interlock.gatewayconfig.model import ModelPrice
 from interlock.telemetry.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from interlock.gateway.limits import Enforcer
+    from interlock.gateway.usage.recorder import UsageRecorder
+    from interlock.telemetry.tracing import RequestSpan, Tracing
 
 __all__ = ["Authenticator", "RequestContext", "Services", "optional", "parse_json_object", "require"]
 
@@ -26,13 +35,26 @@ class Authenticator(Protocol):
 
 @dataclass(slots=True)
 class Services:
-    """What lives as long as the app: settings, metrics, auth, and the current runtime (swapped on reload)."""
+    """What lives as long as the app: settings, metrics, auth, limits, usage events, and the current runtime
+    (swapped on reload). ``policy`` (the control plane's snapshot) and ``usage`` exist only with a control plane."""
 
     settings: GatewaySettings
     metrics: GatewayMetrics
     authenticator: Authenticator
     clock: GuardClock = field(default_factory=GuardClock)
     runtime: Runtime | None = None
+    enforcer: Enforcer | None = None
+    policy: PolicyProvider | None = None
+    usage: UsageRecorder | None = None
+    tracing: Tracing | None = None
+
+    def price(self, target: Target) -> ModelPrice | None:
+        """The target's price: the snapshot's override when there is one, else the manifests' price."""
+        source = self.policy
+        policy = source.policy if source is not None else None
+        if policy is None:
+            return target.price
+        return policy.price(target.backend.name, target.model, target.price)
 
 
 @dataclass(slots=True)
@@ -51,6 +73,26 @@ class RequestContext:
     backend: str = ""
     upstream_model: str = ""
     response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # --- enforcement and metering ---
+    clock: float = 0.0
+    """``time.perf_counter()`` at arrival: spans and usage latency are measured from here (sub-millisecond)."""
+    auth_s: float = 0.0
+    admit_s: float = 0.0
+    attempts: list[list[Any]] = field(default_factory=list)
+    """Upstream attempts: [backend, model, start s, end s, status, failure kind or None], relative to ``clock``."""
+    admitted: bool = False
+    caps: Caps | None = None
+    slot_tenant: str = ""
+    """The tenant whose concurrency slot this request holds."""
+    status: int = 0
+    """The status recorded for metrics and the usage event; 0 until recorded."""
+    usage: Usage | None = None
+    cost_usd: float = 0.0
+    first_token_s: float | None = None
+    # --- tracing (only for a sampled request) ---
+    trace: RequestSpan | None = None
+    trace_head: bytes = b""
+    """Header lines carrying the trace context upstream (``traceparent``); empty when the request is not traced."""
 
     @property
     def tenant(self) -> str:
@@ -66,10 +108,27 @@ class RequestContext:
         self.route_model = model
         return plan
 
+    async def admit(self, plan: RoutePlan) -> None:
+        """Apply the caller's limits for this route (429 when one refuses)."""
+        enforcer = self.services.enforcer
+        if enforcer is not None:
+            await enforcer.admit(self, plan)
+        else:
+            self.admitted = True
+        self.admit_s = time.perf_counter() - self.clock
+
     def attempting(self, target: Target) -> None:
-        """Note the target of the current upstream attempt, for headers and metrics."""
-        self.backend = target.backend.name
+        """Note the target of the current upstream attempt, for headers, metrics and spans."""
+        self.backend = name = target.backend.name
         self.upstream_model = target.model
+        self.attempts.append([name, target.model, time.perf_counter() - self.clock, 0.0, 0, None])
+
+    def attempt_done(self, status: int, failure: str | None = None) -> None:
+        """The current upstream attempt answered ``status`` (0: no HTTP answer) or failed with ``failure``."""
+        attempt = self.attempts[-1]
+        attempt[3] = time.perf_counter() - self.clock
+        attempt[4] = status
+        attempt[5] = failure
 
     @property
     def labels(self) -> tuple[str, str, str, str]:

@@ -66,15 +66,17 @@ class Opened:
             self.target.backend.inflight -= 1
 
 
-async def _attempt(target: Target, path: str, body: bytes, *, stream: bool, first_token_at: float | None) -> Opened:
+async def _attempt(
+    target: Target, path: str, body: bytes, *, stream: bool, first_token_at: float | None, extra_head: bytes
+) -> Opened:
     backend = target.backend
     backend.inflight += 1
     try:
         if first_token_at is None:
-            return await _exchange(target, path, body, stream=stream)
+            return await _exchange(target, path, body, stream=stream, extra_head=extra_head)
         try:
             async with asyncio.timeout_at(first_token_at):
-                return await _exchange(target, path, body, stream=stream)
+                return await _exchange(target, path, body, stream=stream, extra_head=extra_head)
         except TimeoutError:
             raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
     except BaseException:
@@ -82,12 +84,12 @@ async def _attempt(target: Target, path: str, body: bytes, *, stream: bool, firs
         raise
 
 
-async def _exchange(target: Target, path: str, body: bytes, *, stream: bool) -> Opened:
+async def _exchange(target: Target, path: str, body: bytes, *, stream: bool, extra_head: bytes) -> Opened:
     """Send the request; return the whole body (unary) or the first chunk (stream). The caller owns the
     backend's in-flight slot: a unary answer gives it back here, a stream when the caller finishes it."""
     backend = target.backend
     assert backend.client is not None  # unavailable_reason() is checked first
-    response = await backend.client.post(path, body)
+    response = await backend.client.post(path, body, extra_head)
     try:
         status = response.status
         if status >= 400:
@@ -145,11 +147,14 @@ async def dispatch(
     metrics: GatewayMetrics,
     committed: Callable[[], bool] | None = None,
     on_attempt: Callable[[Target], None] | None = None,
+    on_attempt_done: Callable[[int, str | None], None] | None = None,
+    extra_head: bytes = b"",
 ) -> Opened:
     """Try the route's candidates until one answers; raise the client-facing error when none does.
 
     ``deadline`` is on the event loop's clock. ``committed`` tells whether the client has already received bytes
-    (a stream's keepalive), after which nothing is retried.
+    (a stream's keepalive), after which nothing is retried. ``on_attempt`` and ``on_attempt_done`` (status,
+    failure kind) bracket each upstream attempt. ``extra_head`` goes upstream with every attempt (trace context).
     """
     loop = asyncio.get_running_loop()
     retry = plan.config.retry
@@ -190,8 +195,12 @@ async def dispatch(
             if stream and loop.time() + first_token_s < deadline:
                 first_token_at = loop.time() + first_token_s
             try:
-                opened = await _attempt(target, path, body, stream=stream, first_token_at=first_token_at)
+                opened = await _attempt(
+                    target, path, body, stream=stream, first_token_at=first_token_at, extra_head=extra_head
+                )
             except AttemptFailure as failure:
+                if on_attempt_done is not None:
+                    on_attempt_done(failure.status or 0, failure.kind)
                 last = failure
                 kinds.add(failure.kind)
                 failures.append(failure.message)
@@ -202,6 +211,8 @@ async def dispatch(
                 if retry_class is None or retry_class not in plan.retry_on:
                     break
                 continue
+            if on_attempt_done is not None:
+                on_attempt_done(opened.status, None)
             backend.record_success()
             if tried > 1 or skipped:
                 opened.fell_back = True

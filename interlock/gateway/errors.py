@@ -9,7 +9,8 @@ Hierarchy (each class fixes the HTTP status and the OpenAI ``type``/``code``)::
     ├── NotFoundError                404 invalid_request_error
     │   └── ModelNotFoundError       404 invalid_request_error / model_not_found
     ├── PayloadTooLargeError         413 invalid_request_error / request_too_large
-    ├── RateLimitError               429 (also: every upstream attempt was rate limited)
+    ├── RateLimitError               429 (a tenant or route limit; also: every upstream attempt was rate limited)
+    │   └── InsufficientQuotaError   429 insufficient_quota  (the tenant's monthly budget is spent)
     ├── UpstreamError                502 upstream_error      (every target and fallback failed)
     ├── UpstreamOverloadedError      503 (529 for Anthropic clients): every upstream was overloaded
     ├── UnsupportedEndpointError     501 invalid_request_error / unsupported (no backend of the route offers it)
@@ -32,6 +33,7 @@ __all__ = [
     "FailureKind",
     "GatewayError",
     "GatewayTimeoutError",
+    "InsufficientQuotaError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "NotFoundError",
@@ -177,6 +179,13 @@ class RateLimitError(GatewayError):
     status = 429
     type = "rate_limit_exceeded"
     default_code = "rate_limit_exceeded"
+
+
+class InsufficientQuotaError(RateLimitError):
+    """OpenAI's answer when an account's credit is spent: 429 with type and code ``insufficient_quota``."""
+
+    type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class UpstreamError(GatewayError):

@@ -35,9 +35,15 @@ from interlock.gateway.streaming import EventStreamWriter
 from interlock.gateway.structured import CONSTRAINED_DECODING, ValidatingRelay, content_of, schema_check, with_hint
 from interlock.gateway.translate.base import Event
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "format_cost"]
 
 _JSON = b"application/json"
+_NO_USAGE = Usage()
+
+
+def format_cost(cost: float) -> bytes:
+    """USD as a plain decimal, to 10 places without trailing zeros (``0.00042``, ``0``)."""
+    return (b"%.10f" % cost).rstrip(b"0").rstrip(b".")
 
 
 def _usage_of(api: API, answer: dict[str, Any]) -> Usage | None:
@@ -121,6 +127,8 @@ class Exchange:
             metrics=self.ctx.services.metrics,
             committed=(lambda: writer.committed) if writer is not None else None,
             on_attempt=on_attempt,
+            on_attempt_done=self.ctx.attempt_done,
+            extra_head=self.ctx.trace_head,
         )
 
     # --- answers ----------------------------------------------------------------------------------------
@@ -148,6 +156,7 @@ class Exchange:
 
     async def unary(self) -> None:
         ctx = self.ctx
+        await ctx.admit(self.plan)
         spent: Usage | None = None  # what a rejected structured-output answer cost: it is metered too
         while True:
             try:
@@ -175,9 +184,15 @@ class Exchange:
             content = content_of(self.inbound, orjson.loads(body))
             self.payload = with_hint(self.inbound, self.payload, content, problem)
             self._bodies.clear()
-        headers = [*ctx.response_headers, (b"x-interlock-backend", ctx.backend.encode())]
+        usage = add_usage(spent, usage)
+        cost = cost_usd(usage, ctx.services.price(opened.target)) if usage is not None else 0.0
+        headers = [
+            *ctx.response_headers,
+            (b"x-interlock-backend", ctx.backend.encode()),
+            (b"x-interlock-cost-usd", format_cost(cost)),
+        ]
         await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
-        self.record(opened.target, opened.status, add_usage(spent, usage))
+        self.record(opened.target, opened.status, usage, cost=cost)
 
     def _schema_problem(self, body: bytes) -> str | None:
         if self.check is None:
@@ -202,7 +217,10 @@ class Exchange:
         return self.relay_for(self.plan.targets[0]).error(error)
 
     async def stream(self) -> None:
+        """Relay a stream. Its cost cannot travel in a header (they are sent before the usage is known) nor in
+        the OpenAI stream format: it is in the request's usage event and ``interlock_cost_usd_total``."""
         ctx = self.ctx
+        await ctx.admit(self.plan)
         loop = asyncio.get_running_loop()
         writer = EventStreamWriter(ctx.send, keepalive_s=ctx.services.settings.keepalive_interval_s)
         writer.extra_headers = ctx.response_headers
@@ -267,19 +285,37 @@ class Exchange:
         limit = self.plan.config.timeouts.request_s
         return GatewayTimeoutError(f"Route {self.plan.config.model!r} exceeded its request timeout of {limit:g}s.")
 
-    def record(self, target: Target, status: int, usage: Usage | None, first_token_s: float | None = None) -> None:
+    def record(
+        self,
+        target: Target,
+        status: int,
+        usage: Usage | None,
+        first_token_s: float | None = None,
+        *,
+        cost: float | None = None,
+    ) -> None:
+        """Meter the finished request: metrics, its tokens against tokens/min, and what its usage event says."""
         ctx = self.ctx
+        services = ctx.services
         labels = (ctx.tenant, self.plan.config.model, target.backend.name, target.model)
-        metrics = ctx.services.metrics
+        metrics = services.metrics
         if first_token_s is not None:
             metrics.first_token(labels, first_token_s)
-        usage = usage or Usage()
+        counted = usage or _NO_USAGE
+        if cost is None:
+            cost = cost_usd(counted, services.price(target)) if usage is not None else 0.0
+        ctx.status = status
+        ctx.usage = usage
+        ctx.cost_usd = cost
+        ctx.first_token_s = first_token_s
+        if ctx.caps is not None and services.enforcer is not None:
+            services.enforcer.charge(ctx, counted.input_tokens + counted.output_tokens)
         metrics.request_done(
             labels,
             status,
             ctx.elapsed(),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_tokens,
-            cost_usd=cost_usd(usage, target.price),
+            input_tokens=counted.input_tokens,
+            output_tokens=counted.output_tokens,
+            cached_tokens=counted.cached_tokens,
+            cost_usd=cost,
         )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["GatewaySettings"]
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INTERLOCK_GATEWAY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INTERLOCK_GATEWAY_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -26,5 +27,44 @@ class GatewaySettings(BaseSettings):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     api_keys: list[str] = Field(
         default_factory=list,
-        description="Client keys accepted (stand-in until the control plane issues keys).",
+        description="Client keys accepted without the control plane (tenant 'default', no quota): the only keys "
+        "when no control plane is set, break-glass keys beside the snapshot's when one is.",
+    )
+
+    # --- control plane: key snapshot and usage events ------------------------------------------------------
+    control_plane_url: str | None = Field(
+        default=None,
+        description="Base URL of the control-plane API. Set: keys, quotas and budgets come from its snapshot and "
+        "usage events go to it through the spool. Unset: only `api_keys`, and no usage events leave the gateway.",
+    )
+    control_plane_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the control plane's /v1/gateway endpoints."
+    )
+    gateway_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=128,
+        description="This gateway process's identity towards the control plane (default: the hostname, which is "
+        "the pod name in a cluster). Must be unique per running process: usage `seq` numbers are per gateway id.",
+    )
+    snapshot_interval_s: float = Field(default=2.0, gt=0, description="How often the key snapshot is polled.")
+    spool_path: Path | None = Field(
+        default=None,
+        description="SQLite file holding usage events until the control plane has them (and the last snapshot). "
+        "Default: <tmpdir>/interlock-usage-<gateway_id>.sqlite; mount a volume there to survive pod restarts.",
+    )
+    usage_flush_interval_s: float = Field(default=0.05, gt=0, description="Group commit of usage events to the spool.")
+    usage_batch_size: int = Field(default=500, ge=1, le=5000, description="Events per spool commit and per POST.")
+    usage_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the backoff between failed sends.")
+
+    # --- limits -------------------------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("INTERLOCK_GATEWAY_REDIS_URL", "REDIS_URL"),
+        description="Token buckets in Redis, exact across replicas (also read from plain REDIS_URL). Unset: buckets "
+        "in memory, per replica.",
+    )
+    redis_key_prefix: str = Field(default="interlock:rl:", description="Prefix of every rate-limit key in Redis.")
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0, description="A limit check waits this long for Redis before answering from memory."
     )

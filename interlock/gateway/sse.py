@@ -67,6 +67,10 @@ def event_data(event: bytes) -> bytes | None:
 def parse_event(event: bytes) -> tuple[str | None, bytes | None]:
     """``(event_name(event), event_data(event))`` in one pass over the lines: what a translating relay needs of
     every event."""
+    if event.startswith(b"event: "):  # the usual shape, "event: NAME\ndata: JSON\n\n", without splitting lines
+        end = event.find(b"\n")
+        if event.startswith(b"data: ", end + 1) and event.find(b"\n", end + 1) == len(event) - 2:
+            return event[7:end].decode("utf-8", "replace").strip(), event[end + 7 : -2]
     name: str | None = None
     data: bytes | None = None
     for line in event.split(b"\n"):

@@ -117,9 +117,10 @@ class BackendClient:
             )
         return self._pool
 
-    async def post(self, path: str, body: bytes) -> Response:
-        """Send the request; return once the upstream's status line and headers are in."""
-        data = b"%scontent-length: %d\r\n\r\n%s" % (self._head("POST", path), len(body), body)
+    async def post(self, path: str, body: bytes, extra_head: bytes = b"") -> Response:
+        """Send the request; return once the upstream's status line and headers are in. ``extra_head``: more
+        header lines, each ending in CRLF (the trace context)."""
+        data = b"%s%scontent-length: %d\r\n\r\n%s" % (self._head("POST", path), extra_head, len(body), body)
         with transport_errors(self.name):
             return await self._ensure_pool().request(data)
 

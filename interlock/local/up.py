@@ -1,29 +1,40 @@
-"""``interlock up``: the gateway on one machine, from a directory of manifests, with the embedded mock provider."""
+"""``interlock up``: the gateway and the control plane on one machine, from a directory of manifests.
+
+One process serves both, as separate servers: the gateway on ``--port`` (with the embedded mock provider) and the
+control plane on ``--api-port``, on SQLite in ``.interlock/`` (or ``DATABASE_URL``), migrated at start. The
+gateway talks to the control plane exactly as in a cluster: it polls the key snapshot and sends usage events
+over HTTP, through its spool. The first tenant (``default``) and a key are created at start and printed, with
+the admin token of the control plane.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from interlock.api.contract import KEY_PREFIX
 from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.app import create_gateway_app
-from interlock.gateway.auth import StaticKeyAuthenticator
 from interlock.gateway.settings import GatewaySettings
 from interlock.local.source import ManifestSource
 from interlock.mockprovider import MockSettings
 from interlock.mockprovider import create_app as create_mock_app
 from interlock.resources.manifests import ManifestError
+from interlock.telemetry.tracing import configure_tracing
 
 __all__ = ["UpOptions", "generate_key", "run_up"]
 
 log = logging.getLogger("interlock.up")
 
-KEY_PREFIX = "sk-il-"
 EMBEDDED_MOCK_CHUNK_DELAY_S = 0.02  # paced like a real engine, so streaming is visible
+STATE_DIR = Path(".interlock")  # the SQLite database and the gateway's usage spool, under the working directory
 
 
 def generate_key() -> str:
@@ -35,11 +46,14 @@ class UpOptions:
     manifests: Path
     host: str = "127.0.0.1"
     port: int = 8080
+    api_port: int = 8081
     bootstrap_key: str | None = None
+    admin_token: str | None = None
     namespace: str = "default"
+    state_dir: Path = STATE_DIR
 
 
-def _banner(url: str, key: str, models: list[str]) -> str:
+def _banner(url: str, api_url: str, key: str, admin_token: str, models: list[str]) -> str:
     first = models[0] if models else "<model>"
     return "\n".join(
         [
@@ -47,16 +61,60 @@ def _banner(url: str, key: str, models: list[str]) -> str:
             f"  Interlock gateway   {url}/v1",
             f"  API key             {key}",
             f"  Models              {', '.join(models) or '(none)'}",
+            f"  Control plane       {api_url}/v1",
+            f"  Admin token         {admin_token}",
             "",
             "  Try it:",
             f"    curl {url}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
             "      -H 'Content-Type: application/json' \\",
             f'      -d \'{{"model": "{first}", "messages": [{{"role": "user", "content": "Hello"}}]}}\'',
+            f"    curl {api_url}/v1/usage -H 'Authorization: Bearer {admin_token}'",
             "",
             "  Edit the manifests and the gateway reloads them. Ctrl-C stops.",
             "",
         ]
     )
+
+
+@dataclass(frozen=True)
+class _ControlPlane:
+    server: EmbeddedServer
+    admin_token: str
+    key: str
+
+
+async def _control_plane(options: UpOptions) -> _ControlPlane | str:
+    """Migrate the database, make sure the first tenant and a key exist, serve the API; or why it cannot."""
+    from interlock.api import ApiSettings, create_app, ensure_bootstrap, migrate
+    from interlock.api.crud.keys import create_key
+    from interlock.api.errors import ApiError
+
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+        database_url = f"sqlite+aiosqlite:///{(options.state_dir / 'interlock.db').resolve()}"
+    admin_token = options.admin_token or secrets.token_urlsafe(24)
+    settings = ApiSettings(
+        environment="development",
+        database_url=database_url,
+        admin_token=SecretStr(admin_token),
+        host=options.host,
+        port=options.api_port,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    await migrate(settings.url)
+    app = create_app(settings)
+    try:
+        async with app.state.sessions() as session:
+            first = await ensure_bootstrap(session=session, key=options.bootstrap_key)
+            key = first.key
+            if key is None:  # an earlier run made the bootstrap key, and its plaintext is stored nowhere
+                key = (await create_key(session=session, tenant_id=first.tenant_id, name="interlock-up")).key
+    except ApiError as exc:
+        return f"--bootstrap-key: {exc.detail}"
+    server = EmbeddedServer(app, host=options.host, port=options.api_port, lifespan="on", server_header=False)
+    await server.start()
+    return _ControlPlane(server, admin_token, key)
 
 
 async def run_up(options: UpOptions) -> int:
@@ -70,28 +128,52 @@ async def run_up(options: UpOptions) -> int:
         for name, reason in initial.rejected.items():
             print(f"interlock up: Route {name!r} cannot be served: {reason}")
         return 2
-    key = options.bootstrap_key or generate_key()
-    settings = GatewaySettings(host=options.host, port=options.port, api_keys=[key])
+    try:
+        plane = await _control_plane(options)
+    except (OSError, RuntimeError, SystemExit) as exc:
+        print(f"interlock up: cannot serve the control plane on {options.host}:{options.api_port}: {exc}")
+        return 1
+    if isinstance(plane, str):
+        print(f"interlock up: {plane}")
+        return 2
+    try:
+        tracing = configure_tracing("interlock-gateway")
+    except ValueError as exc:
+        print(f"interlock up: {exc}")
+        await plane.server.stop()
+        return 2
+    settings = GatewaySettings(
+        host=options.host,
+        port=options.port,
+        control_plane_url=plane.server.url,
+        control_plane_token=SecretStr(plane.admin_token),
+        snapshot_interval_s=1.0,
+        spool_path=(options.state_dir / "usage-spool.sqlite").resolve(),
+    )
+    options.state_dir.mkdir(parents=True, exist_ok=True)
     app, core = create_gateway_app(
         settings=settings,
         source=source,
         resolver=source,
-        authenticator=StaticKeyAuthenticator(settings.api_keys),
         mock_app_factory=lambda: create_mock_app(MockSettings(chunk_delay_s=EMBEDDED_MOCK_CHUNK_DELAY_S)),
+        tracing=tracing,
     )
     server = EmbeddedServer(app, host=options.host, port=options.port, lifespan="on", server_header=False)
     try:
         url = await server.start()
     except (OSError, RuntimeError, SystemExit) as exc:
         print(f"interlock up: cannot listen on {options.host}:{options.port}: {exc}")
+        await plane.server.stop()
         return 1
     runtime = core.services.runtime
-    print(_banner(url, key, sorted(runtime.routes) if runtime else []), flush=True)
+    models = sorted(runtime.routes) if runtime else []
+    print(_banner(url, plane.server.url, plane.key, plane.admin_token, models), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("interlock up: stopping", flush=True)
-    await server.stop()
+    await server.stop()  # the gateway first: its last usage events still reach the control plane
+    await plane.server.stop()
     return 0

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 __all__ = [
+    "ATTEMPT",
+    "BACKEND",
     "COST_USD",
+    "ERROR_TYPE",
     "FALLBACKS",
+    "GEN_AI_CACHED_TOKENS",
+    "GEN_AI_INPUT_TOKENS",
+    "GEN_AI_OPERATION",
+    "GEN_AI_OUTPUT_TOKENS",
+    "GEN_AI_PROVIDER",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_RESPONSE_MODEL",
+    "HTTP_STATUS",
     "INFLIGHT_REQUESTS",
     "METRIC_NAMES",
     "RATELIMITED",
     "REQUESTS",
     "REQUEST_DURATION",
+    "ROUTE",
+    "TENANT",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
     "UPSTREAM_ERRORS",
+    "URL_PATH",
 ]
 
 # Prometheus names as exposed (prometheus_client adds ``_total`` to counters on exposition).
@@ -38,3 +52,19 @@ METRIC_NAMES = (
     "interlock_inflight_requests",
 )
 """Every series family the gateway exports, in its exposed form."""
+
+# Span attributes: the OpenTelemetry GenAI semantic conventions, and Interlock's own under ``interlock.``.
+GEN_AI_OPERATION = "gen_ai.operation.name"  # chat | embeddings
+GEN_AI_PROVIDER = "gen_ai.provider.name"  # openai | anthropic | vllm | ...
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_CACHED_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+HTTP_STATUS = "http.response.status_code"
+URL_PATH = "url.path"
+ERROR_TYPE = "error.type"
+TENANT = "interlock.tenant"
+ROUTE = "interlock.route"
+BACKEND = "interlock.backend"
+ATTEMPT = "interlock.attempt"

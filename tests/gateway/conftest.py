@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest_asyncio
 
+from tests.gateway.contract_server import ContractServer
 from tests.gateway.harness import Factory, Gateway, Servers, Upstream, start_gateway, start_upstream
 
 
@@ -38,3 +39,12 @@ async def gateway(stack: AsyncExitStack, servers: Servers) -> Factory:
         return await start_gateway(stack, servers, source, **kwargs)
 
     return start
+
+
+@pytest_asyncio.fixture
+async def control_plane(stack: AsyncExitStack) -> ContractServer:
+    """A real HTTP control plane speaking the gateway contract, with in-memory state (``contract_server``)."""
+    server = ContractServer()
+    await server.start()
+    stack.push_async_callback(server.stop)
+    return server

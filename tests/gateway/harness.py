@@ -19,6 +19,7 @@ from interlock.gateway.settings import GatewaySettings
 from interlock.gatewayconfig import ConfigSource, GatewayConfig, StaticConfigSource, compile_config
 from interlock.mockprovider import MockProvider, MockSettings, create_app
 from interlock.resources import LLMBackend, Route
+from interlock.telemetry.tracing import Tracing
 
 __all__ = [
     "KEY",
@@ -90,24 +91,28 @@ async def start_gateway(
     servers: Servers,
     source: GatewayConfig | ConfigSource,
     *,
-    keys: Mapping[str, str] | Iterable[str] = (KEY,),
+    keys: Mapping[str, str] | Iterable[str] | None = (KEY,),
     secrets: Mapping[str, Mapping[str, str]] | None = None,
     resolver: SecretResolver | None = None,
+    api_key: str = KEY,
+    tracing: Tracing | None = None,
     **settings: Any,
 ) -> Gateway:
+    """``keys=None``: the keys come from the settings (``api_keys``, the control plane's snapshot)."""
     if isinstance(source, GatewayConfig):
         source = StaticConfigSource(source)
     app, core = create_gateway_app(
         settings=GatewaySettings(**settings),
         source=source,
         resolver=resolver or MappingSecretResolver(secrets or {}),
-        authenticator=StaticKeyAuthenticator(keys),
+        authenticator=StaticKeyAuthenticator(keys) if keys is not None else None,
         mock_app_factory=lambda: create_app(MockSettings()),
+        tracing=tracing,
     )
     root = await servers.start(app, lifespan="on")
-    client = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key=KEY, max_retries=0, timeout=20)
+    client = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key=api_key, max_retries=0, timeout=20)
     stack.push_async_callback(client.close)
-    http = httpx.AsyncClient(base_url=root, timeout=20, headers={"authorization": f"Bearer {KEY}"})
+    http = httpx.AsyncClient(base_url=root, timeout=20, headers={"authorization": f"Bearer {api_key}"})
     stack.push_async_callback(http.aclose)
     return Gateway(core, root, client, http, source)
 

@@ -15,7 +15,7 @@ from interlock.gateway.dispatch import backoff_delay
 from interlock.gateway.errors import AuthenticationError
 from interlock.gateway.relay import OpenAIStreamRelay
 from interlock.gateway.routing import BackendRuntime, RoutePlan, Target
-from interlock.gateway.sse import EventSplitter, event_data, split_events
+from interlock.gateway.sse import EventSplitter, event_data, event_name, parse_event, split_events
 from interlock.gateway.upstream import parse_retry_after
 from interlock.gatewayconfig import BackendConfig, CircuitBreakerConfig, RouteConfig, TargetConfig
 from interlock.telemetry.metrics import GatewayMetrics
@@ -69,6 +69,23 @@ def test_relay_passes_unterminated_tail_on_finish():
     relay = OpenAIStreamRelay(client_wants_usage=True)
     assert relay.feed(b"data: [DONE]") == b""
     assert relay.finish() == b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        b'event: message_start\ndata: {"a":1}\n\n',
+        b"event:  spaced \ndata: {}\n\n",
+        b'data: {"x":1}\n\n',
+        b"event: e\ndata: a\ndata:b\n\n",
+        b"data: a\nevent: late\n\n",
+        b": keepalive\n\n",
+        b"event: only-a-name\n\n",
+        b"event: x\ndata: one\nid: 7\n\n",
+    ],
+)
+def test_parse_event_agrees_with_the_line_by_line_helpers(event):
+    assert parse_event(event) == (event_name(event), event_data(event))
 
 
 def test_sse_helpers():

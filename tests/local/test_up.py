@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -21,9 +22,9 @@ URL = re.compile(rb"Interlock gateway\s+(http://\S+)/v1")
 
 
 @asynccontextmanager
-async def interlock_up(*args: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+async def interlock_up(*args: str, state: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "interlock", "up", "--port", "0", *args,
+        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--state-dir", str(state), *args,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output = b""
@@ -41,9 +42,12 @@ async def interlock_up(*args: str) -> AsyncIterator[tuple[str, asyncio.subproces
                 await proc.wait()
 
 
-async def test_up_serves_the_examples_offline_with_the_bootstrap_key():
-    async with interlock_up("--bootstrap-key", "sk-il-local") as (url, proc):
-        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-il-local", max_retries=0) as client:
+BOOTSTRAP_KEY = "sk-il-local-test-key-0123456789"
+
+
+async def test_up_serves_the_examples_offline_with_the_bootstrap_key(tmp_path):
+    async with interlock_up("--bootstrap-key", BOOTSTRAP_KEY, state=tmp_path) as (url, proc):
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=BOOTSTRAP_KEY, max_retries=0) as client:
             models = sorted([m.id async for m in client.models.list()])
             assert models == ["chat-default", "chat-large", "text-embedding"]
             answer = await client.chat.completions.create(
@@ -60,8 +64,8 @@ async def test_up_serves_the_examples_offline_with_the_bootstrap_key():
         assert await proc.wait() == 0
 
 
-async def test_up_generates_and_prints_a_key_when_none_is_given():
-    async with interlock_up() as (url, proc):
+async def test_up_generates_and_prints_a_key_when_none_is_given(tmp_path):
+    async with interlock_up(state=tmp_path) as (url, proc):
         rest = await proc.stdout.readline()
         key = rest.decode().split("API key", 1)[1].strip()
         assert key.startswith("sk-il-")
@@ -73,8 +77,8 @@ async def test_up_reloads_edited_manifests_and_resolves_secrets(tmp_path):
     manifests = tmp_path / "manifests"
     shutil.copytree(ROOT / "examples" / "local", manifests)
     async with (
-        interlock_up("-f", str(manifests), "--bootstrap-key", "k") as (url, _),
-        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0) as client,
+        interlock_up("-f", str(manifests), "--bootstrap-key", BOOTSTRAP_KEY, state=tmp_path / "state") as (url, _),
+        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=BOOTSTRAP_KEY, max_retries=0) as client,
     ):
         (manifests / "more.yaml").write_text(
             "apiVersion: v1\nkind: Secret\nmetadata: {name: key}\nstringData: {api-key: s3cret}\n---\n"
@@ -110,11 +114,78 @@ async def test_up_reloads_edited_manifests_and_resolves_secrets(tmp_path):
 async def test_up_refuses_bad_manifests_with_a_clear_message(tmp_path, manifest, expected):
     (tmp_path / "bad.yaml").write_text(manifest)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "interlock", "up", "-f", str(tmp_path), "--port", "0",
+        sys.executable, "-m", "interlock", "up", "-f", str(tmp_path), "--port", "0", "--api-port", "0",
+        "--state-dir", str(tmp_path / "state"),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     async with asyncio.timeout(20):
         output, _ = await proc.communicate()
     assert proc.returncode == 2
     assert expected in output.decode()
+    assert "Traceback" not in output.decode()
+
+
+async def _banner_rest(proc: asyncio.subprocess.Process) -> dict[str, str]:
+    """The banner's fields after the gateway URL: ``API key``, ``Control plane``, ``Admin token``..."""
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(10):
+        while "Admin token" not in fields:
+            line = (await proc.stdout.readline()).decode()
+            assert line, "interlock up stopped printing before the admin token"
+            name, _, value = line.strip().partition("  ")
+            if value:
+                fields[name.strip()] = value.strip()
+    return fields
+
+
+async def test_up_serves_the_control_plane_with_the_first_tenant_and_meters_usage(tmp_path):
+    admin = "local-admin-token-for-the-test"
+    async with interlock_up("--bootstrap-key", BOOTSTRAP_KEY, "--admin-token", admin, state=tmp_path) as (url, proc):
+        banner = await _banner_rest(proc)
+        assert banner["Admin token"] == admin
+        api = banner["Control plane"].removesuffix("/v1")
+        async with (
+            openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=BOOTSTRAP_KEY, max_retries=0) as client,
+            httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {admin}"}) as admin_api,
+        ):
+            for _ in range(3):
+                await client.chat.completions.create(model="chat-default", messages=[{"role": "user", "content": "Hi"}])
+            tenants = (await admin_api.get("/v1/tenants")).json()["data"]
+            assert [t["name"] for t in tenants] == ["default"]
+
+            async def three_usage_rows() -> bool:
+                usage = (await admin_api.get("/v1/usage", params={"tenant_id": tenants[0]["id"]})).json()
+                return usage["totals"]["requests"] == 3
+
+            await eventually(three_usage_rows, within=10, interval=0.1, what="usage of 3 requests in the control plane")
+            # No stand-in key check any more: a key the control plane does not know is refused.
+            stranger = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-il-not-a-key-of-anyone", max_retries=0)
+            with pytest.raises(openai.AuthenticationError):
+                await stranger.models.list()
+            await stranger.close()
+            # A key created through the admin API works at the gateway within the snapshot interval.
+            created = await admin_api.post(f"/v1/tenants/{tenants[0]['id']}/keys", json={"name": "second"})
+            assert created.status_code == 201
+            second = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=created.json()["key"], max_retries=0)
+
+            async def second_key_works() -> bool:
+                try:
+                    return bool([m.id async for m in second.models.list()])
+                except openai.AuthenticationError:
+                    return False
+
+            await eventually(second_key_works, within=10, interval=0.2, what="a new key accepted by the gateway")
+            await second.close()
+
+
+async def test_up_refuses_a_malformed_bootstrap_key(tmp_path):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--state-dir", str(tmp_path),
+        "--bootstrap-key", "k", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        output, _ = await proc.communicate()
+    assert proc.returncode == 2
+    assert "--bootstrap-key: " in output.decode()
+    assert "sk-il-" in output.decode()
     assert "Traceback" not in output.decode()

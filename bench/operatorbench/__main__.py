@@ -1,4 +1,4 @@
-"""Operator benchmark: ``bench/operator/run [--backends 50] [--routes 200] [--gateways 1] [--self-hosted 10]``.
+"""Operator benchmark: ``bench/operatorbench/run [--backends 50] [--routes 200] [--gateways 1] [--self-hosted 10]``.
 
 Starts the project's Kubernetes API emulator (tests/operator/emulator) in this process and ``interlock operator
 --all-namespaces`` as a separate process, creates the backends and routes at once over HTTP, plays the Deployment
@@ -221,7 +221,7 @@ class Bench:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(prog="bench/operator/run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/operatorbench/run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", type=int, default=50)
     parser.add_argument("--self-hosted", type=int, default=10, help="how many of the backends run vLLM pods")
     parser.add_argument("--routes", type=int, default=200)

@@ -1,1 +1,0 @@
-"""The operator benchmark (``bench/operator/run``)."""

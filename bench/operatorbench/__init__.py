@@ -1,0 +1,1 @@
+"""The operator benchmark (``bench/operatorbench/run``)."""

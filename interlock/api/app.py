@@ -1,0 +1,58 @@
+"""The control-plane app: ``create_app(settings)`` builds the engine, session factory and routers.
+
+Nothing happens at import time. The app works standalone (``interlock api``, uvicorn runs its lifespan, which
+disposes the engine at shutdown) and mounted inside another app (``interlock up``), where the owner calls
+``dispose_app`` itself. Schema changes go through ``migrate`` (Alembic), never ``create_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from interlock.api.errors import install_error_handlers
+from interlock.api.routes import ROUTERS
+from interlock.api.routes.gateway import SnapshotCache
+from interlock.api.settings import ApiSettings
+from interlock.db.session import create_engine, create_sessionmaker
+
+__all__ = ["create_app", "dispose_app"]
+
+DESCRIPTION = (
+    "Interlock's control plane: tenants, API keys, quotas, price overrides, and the usage, cost and trace ledger. "
+    "Authenticate with `Authorization: Bearer <admin token>`; a tenant's `sk-il-` key may read its own usage, "
+    "costs and traces only. Money is a decimal string in USD."
+)
+
+
+async def dispose_app(app: FastAPI) -> None:
+    """Close the app's database connections."""
+    await app.state.engine.dispose()
+
+
+def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> FastAPI:
+    settings = settings or ApiSettings()
+    engine = create_engine(settings.url, **engine_options)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await dispose_app(app)
+
+    app = FastAPI(title="Interlock control plane", version="v1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = create_sessionmaker(engine)
+    app.state.snapshot_cache = SnapshotCache(settings.snapshot_cache_size)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

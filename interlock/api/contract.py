@@ -1,0 +1,134 @@
+"""The gateway <-> control-plane contract: the snapshot gateways poll and the usage batches they push.
+
+Plain pydantic, no web framework, so the gateway can import it without the control plane's dependencies.
+JSON fields are snake_case. Both directions are versioned by their paths (``/v1/gateway/...``).
+
+- ``GET /v1/gateway/snapshot?gateway_id=G`` with ``If-None-Match``: everything a gateway needs to authenticate,
+  limit and bill without asking per request; 304 when unchanged. ``ingested_seq`` is the highest ``seq`` of
+  G's own usage events already counted in ``spent_usd``, so G can add exactly the spend the snapshot misses.
+- ``POST /v1/gateway/usage``: a batch of usage events. Each has an ``idempotency_id``; an id seen before is
+  acknowledged again but not counted twice, so a gateway may resend after any failure.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "GATEWAY_SNAPSHOT_PATH",
+    "GATEWAY_USAGE_PATH",
+    "KEY_PREFIX",
+    "KeyRecord",
+    "PriceRecord",
+    "QuotaRecord",
+    "Snapshot",
+    "SpanRecord",
+    "TenantRecord",
+    "UsageBatch",
+    "UsageBatchResult",
+    "UsageEvent",
+]
+
+GATEWAY_SNAPSHOT_PATH = "/v1/gateway/snapshot"
+GATEWAY_USAGE_PATH = "/v1/gateway/usage"
+KEY_PREFIX = "sk-il-"
+"""Every client key starts with this; the 8 characters after it are the key's lookup prefix."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class QuotaRecord(_Record):
+    """Per-tenant limits; 0 (or None for the budget) means unlimited."""
+
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    max_concurrency: int = 0
+    monthly_budget_usd: float | None = None
+
+
+class TenantRecord(_Record):
+    id: str
+    name: str
+    quota: QuotaRecord = Field(default_factory=QuotaRecord)
+    spent_usd: float = 0.0
+    """Cost of this calendar month (UTC) counted so far, from every gateway."""
+
+
+class KeyRecord(_Record):
+    id: str
+    tenant_id: str
+    prefix: str
+    """The 8 characters after ``sk-il-``: narrows the hash comparison to one or a few keys."""
+    sha256: str
+    """Hex SHA-256 of the whole key. Keys are 256-bit random, so a fast hash is enough; the plaintext is never
+    stored."""
+    expires_at: datetime | None = None
+
+
+class PriceRecord(_Record):
+    """A price override for (backend, model), in USD per million tokens; wins over the manifests' prices."""
+
+    backend: str
+    model: str
+    input_per_million: float
+    output_per_million: float
+    cached_input_per_million: float | None = None
+
+
+class Snapshot(_Record):
+    version: str
+    generated_at: datetime
+    tenants: list[TenantRecord]
+    keys: list[KeyRecord]
+    prices: list[PriceRecord] = Field(default_factory=list)
+    ingested_seq: int = 0
+
+
+class SpanRecord(_Record):
+    """One step of a request: ``auth``, ``route``, ``upstream`` (one per attempt), ``respond``."""
+
+    name: str
+    start_ms: float
+    """Milliseconds since the request arrived."""
+    duration_ms: float
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class UsageEvent(_Record):
+    """One request, as the gateway metered it."""
+
+    idempotency_id: str = Field(min_length=8, max_length=64)
+    gateway_id: str = Field(min_length=1, max_length=128)
+    seq: int = Field(ge=1, description="Per-gateway, strictly increasing.")
+    started_at: datetime
+    tenant_id: str
+    key_id: str
+    route: str
+    backend: str
+    model: str
+    status: int
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cached_tokens: int = Field(ge=0, default=0)
+    cache_creation_tokens: int = Field(ge=0, default=0)
+    usage_estimated: bool = False
+    cost_usd: float = Field(ge=0)
+    latency_ms: float = Field(ge=0)
+    ttft_ms: float | None = None
+    trace_id: str
+    spans: list[SpanRecord] = Field(default_factory=list)
+
+
+class UsageBatch(_Record):
+    events: list[UsageEvent] = Field(max_length=5000)
+
+
+class UsageBatchResult(_Record):
+    accepted: int
+    """Events counted now."""
+    duplicates: int
+    """Events whose ``idempotency_id`` was already counted (acknowledged, not counted again)."""

@@ -1,0 +1,45 @@
+"""The few statements that differ between Postgres and SQLite: ``INSERT … ON CONFLICT``, ``GREATEST``, day of a
+timestamp, and the transaction mode for writers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Date, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = ["begin_consistent_read", "begin_write", "day_of", "dialect_name", "greatest", "insert_for"]
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def insert_for(session: AsyncSession) -> Any:
+    """The dialect's ``insert`` (both have ``on_conflict_do_nothing`` / ``on_conflict_do_update``)."""
+    return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+
+
+def greatest(session: AsyncSession, a: Any, b: Any) -> ColumnElement[Any]:
+    return func.greatest(a, b) if dialect_name(session) == "postgresql" else func.max(a, b)
+
+
+def day_of(session: AsyncSession, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column (a ``date`` on Postgres, ``YYYY-MM-DD`` text on SQLite)."""
+    if dialect_name(session) == "postgresql":
+        return func.date(func.timezone("UTC", column), type_=Date)
+    return func.date(column)
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start a writing transaction: on SQLite with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy
+    timeout instead of failing to upgrade a read lock. Call before the first statement of the session."""
+    if dialect_name(session) == "sqlite":
+        await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+async def begin_consistent_read(session: AsyncSession) -> None:
+    """Several reads that must agree (the snapshot): one database snapshot for the whole transaction."""
+    if dialect_name(session) == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})

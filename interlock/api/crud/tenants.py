@@ -1,0 +1,62 @@
+"""Tenants: unique names; deleting one deletes its keys and quota (its usage stays in the ledger)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interlock.api.errors import ConflictError, NotFoundError
+from interlock.db.models import Tenant
+
+__all__ = ["create_tenant", "delete_tenant", "get_tenant", "get_tenant_by_name", "list_tenants", "update_tenant"]
+
+
+async def create_tenant(*, session: AsyncSession, name: str) -> Tenant:
+    tenant = Tenant(name=name)
+    session.add(tenant)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise ConflictError(f"a tenant named {name!r} already exists") from exc
+    return tenant
+
+
+async def get_tenant(*, session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFoundError(f"tenant {tenant_id!r} not found")
+    return tenant
+
+
+async def get_tenant_by_name(*, session: AsyncSession, name: str) -> Tenant | None:
+    result = await session.scalars(select(Tenant).where(Tenant.name == name))
+    return result.first()
+
+
+async def list_tenants(*, session: AsyncSession, limit: int, after_name: str | None = None) -> Sequence[Tenant]:
+    query = select(Tenant).order_by(Tenant.name).limit(limit)
+    if after_name is not None:
+        query = query.where(Tenant.name > after_name)
+    return (await session.scalars(query)).all()
+
+
+async def update_tenant(*, session: AsyncSession, tenant_id: str, name: str | None) -> Tenant:
+    tenant = await get_tenant(session=session, tenant_id=tenant_id)
+    if name is not None and name != tenant.name:
+        tenant.name = name
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            await session.rollback()
+            raise ConflictError(f"a tenant named {name!r} already exists") from exc
+    return tenant
+
+
+async def delete_tenant(*, session: AsyncSession, tenant_id: str) -> None:
+    tenant = await get_tenant(session=session, tenant_id=tenant_id)
+    await session.delete(tenant)
+    await session.commit()

@@ -1,0 +1,132 @@
+"""Reading the ledger: usage rows (keyset pages), totals, per-day rollups and costs, all under one filter.
+
+``UsageFilter.scope_tenant_id`` is the caller's own tenant when a tenant key asks; it is ANDed with the requested
+``tenant_id``, so asking for another tenant's data yields nothing rather than an error that would confirm it exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interlock.api.crud.dialect import day_of
+from interlock.api.pagination import decode_cursor, encode_cursor
+from interlock.api.schemas import Cost, DailyUsage, UsageTotals
+from interlock.db.models import Usage
+
+__all__ = ["GROUPS", "Group", "UsageFilter", "costs", "daily_usage", "list_usage", "usage_totals"]
+
+Group = Literal["tenant", "key", "route", "model", "backend"]
+GROUPS: dict[str, Any] = {
+    "tenant": Usage.tenant_id,
+    "key": Usage.key_id,
+    "route": Usage.route,
+    "model": Usage.model,
+    "backend": Usage.backend,
+}
+_FIELD = {"tenant": "tenant_id", "key": "key_id", "route": "route", "model": "model", "backend": "backend"}
+
+
+@dataclass(frozen=True)
+class UsageFilter:
+    tenant_id: str | None = None
+    scope_tenant_id: str | None = None
+    key_id: str | None = None
+    route: str | None = None
+    model: str | None = None
+    backend: str | None = None
+    trace_id: str | None = None
+    since: dt.datetime | None = None
+    """Inclusive."""
+    until: dt.datetime | None = None
+    """Exclusive."""
+
+    def where(self) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        for value, column in (
+            (self.tenant_id, Usage.tenant_id),
+            (self.scope_tenant_id, Usage.tenant_id),
+            (self.key_id, Usage.key_id),
+            (self.route, Usage.route),
+            (self.model, Usage.model),
+            (self.backend, Usage.backend),
+            (self.trace_id, Usage.trace_id),
+        ):
+            if value is not None:
+                clauses.append(column == value)
+        if self.since is not None:
+            clauses.append(Usage.started_at >= self.since)
+        if self.until is not None:
+            clauses.append(Usage.started_at < self.until)
+        return clauses
+
+
+def _aggregates() -> list[Any]:
+    return [
+        func.count().label("requests"),
+        func.coalesce(func.sum(Usage.input_tokens), 0).label("input_tokens"),
+        func.coalesce(func.sum(Usage.output_tokens), 0).label("output_tokens"),
+        func.coalesce(func.sum(Usage.cached_tokens), 0).label("cached_tokens"),
+        func.coalesce(func.sum(Usage.cache_creation_tokens), 0).label("cache_creation_tokens"),
+        func.coalesce(func.sum(Usage.cost_usd), Decimal(0)).label("cost_usd"),
+    ]
+
+
+def _totals(row: Any) -> dict[str, Any]:
+    return {
+        "requests": int(row.requests),
+        "input_tokens": int(row.input_tokens),
+        "output_tokens": int(row.output_tokens),
+        "cached_tokens": int(row.cached_tokens),
+        "cache_creation_tokens": int(row.cache_creation_tokens),
+        "cost_usd": row.cost_usd,
+    }
+
+
+async def list_usage(
+    *, session: AsyncSession, filters: UsageFilter, limit: int, cursor: str | None = None
+) -> tuple[Sequence[Usage], str | None]:
+    """Newest first; the next page's cursor, or None on the last page."""
+    query = select(Usage).where(*filters.where())
+    if cursor is not None:
+        started_at, row_id = decode_cursor(cursor)
+        query = query.where(or_(Usage.started_at < started_at, and_(Usage.started_at == started_at, Usage.id < row_id)))
+    query = query.order_by(Usage.started_at.desc(), Usage.id.desc()).limit(limit + 1)
+    rows = (await session.scalars(query)).all()
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last.started_at, last.id)
+
+
+async def usage_totals(*, session: AsyncSession, filters: UsageFilter) -> UsageTotals:
+    row = (await session.execute(select(*_aggregates()).where(*filters.where()))).one()
+    return UsageTotals(**_totals(row))
+
+
+async def daily_usage(*, session: AsyncSession, filters: UsageFilter, group_by: Sequence[Group]) -> list[DailyUsage]:
+    day = day_of(session, Usage.started_at).label("day")
+    groups = [GROUPS[g].label(_FIELD[g]) for g in group_by]
+    query = select(day, *groups, *_aggregates()).where(*filters.where()).group_by(day, *groups)
+    query = query.order_by(day, *groups)
+    result = await session.execute(query)
+    return [
+        DailyUsage(day=row.day, **{_FIELD[g]: getattr(row, _FIELD[g]) for g in group_by}, **_totals(row))
+        for row in result.all()
+    ]
+
+
+async def costs(*, session: AsyncSession, filters: UsageFilter, group_by: Sequence[Group]) -> list[Cost]:
+    """Spend per group over the filter's window, most expensive first."""
+    groups = [GROUPS[g].label(_FIELD[g]) for g in group_by]
+    cost = func.coalesce(func.sum(Usage.cost_usd), Decimal(0))
+    query = select(*groups, *_aggregates()).where(*filters.where()).group_by(*groups)
+    query = query.order_by(cost.desc(), *groups)
+    result = await session.execute(query)
+    return [Cost(**{_FIELD[g]: getattr(row, _FIELD[g]) for g in group_by}, **_totals(row)) for row in result.all()]

@@ -1,0 +1,81 @@
+"""The control plane's side of the gateway contract (``interlock.api.contract``): snapshot and usage batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from interlock.api.contract import GATEWAY_SNAPSHOT_PATH, GATEWAY_USAGE_PATH, Snapshot, UsageBatchResult
+from interlock.api.crud.ingest import ingest_events
+from interlock.api.crud.snapshot import build_snapshot
+from interlock.api.deps import GatewayDep, SessionDep
+from interlock.api.schemas import UsageBatchIn
+
+__all__ = ["SnapshotCache", "etag_matches", "router"]
+
+router = APIRouter(tags=["gateway"])
+
+
+class SnapshotCache:
+    """The last snapshot body per gateway: an unchanged version is answered with the very same bytes, so the
+    strong ETag always names one representation (``generated_at`` included)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._bodies: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+
+    def body(self, gateway_id: str, version: str, render: bytes) -> bytes:
+        cached = self._bodies.get(gateway_id)
+        if cached is not None and cached[0] == version:
+            self._bodies.move_to_end(gateway_id)
+            return cached[1]
+        self._bodies[gateway_id] = (version, render)
+        self._bodies.move_to_end(gateway_id)
+        while len(self._bodies) > self._size:
+            self._bodies.popitem(last=False)
+        return render
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` or any listed tag equal under weak comparison."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+@router.get(
+    GATEWAY_SNAPSHOT_PATH,
+    response_class=Response,
+    responses={
+        200: {"model": Snapshot, "description": "The snapshot, with its version as a strong ETag."},
+        304: {"description": "Unchanged since the If-None-Match ETag."},
+    },
+)
+async def snapshot(
+    request: Request,
+    session: SessionDep,
+    _: GatewayDep,
+    gateway_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")],
+    if_none_match: Annotated[str | None, Header(max_length=4096)] = None,
+) -> Response:
+    """Keys, tenants with quota and this month's spend, price overrides, and this gateway's ``ingested_seq``."""
+    snap = await build_snapshot(session=session, gateway_id=gateway_id, now=dt.datetime.now(dt.UTC))
+    etag = f'"{snap.version}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    cache: SnapshotCache = request.app.state.snapshot_cache
+    body = cache.body(gateway_id, snap.version, snap.model_dump_json().encode())
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
+@router.post(GATEWAY_USAGE_PATH)
+async def ingest_usage(batch: UsageBatchIn, session: SessionDep, _: GatewayDep) -> UsageBatchResult:
+    """Count each event once by ``idempotency_id``; resending a batch (even concurrently) is always safe."""
+    return await ingest_events(session=session, events=batch.events)

@@ -1,0 +1,157 @@
+"""ORM models of the control plane (SQLAlchemy 2, ``Mapped[...]``). API schemas live in ``interlock.api.schemas``.
+
+The usage ledger (``usage``, ``spans``, ``monthly_spend``, ``gateway_cursors``) has no foreign keys to tenants or
+keys on purpose: it records what the gateways metered, including break-glass keys and tenants deleted later, and
+must never refuse (or lose) an event because the admin tables changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from interlock.db.base import Base
+
+__all__ = ["ApiKey", "GatewayCursor", "MonthlySpend", "Price", "Quota", "Span", "Tenant", "Usage", "new_id"]
+
+_BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)
+
+    keys: Mapped[list[ApiKey]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", passive_deletes=True
+    )
+    quota: Mapped[Quota | None] = relationship(cascade="all, delete-orphan", passive_deletes=True, lazy="selectin")
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(8), index=True)
+    """The (up to) 8 characters after ``sk-il-``: where the lookup starts."""
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+    expires_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    tenant: Mapped[Tenant] = relationship(back_populates="keys")
+
+
+class Quota(Base):
+    """Per-tenant limits; 0 means unlimited, and so does a NULL budget."""
+
+    __tablename__ = "quotas"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    requests_per_minute: Mapped[int] = mapped_column(default=0)
+    tokens_per_minute: Mapped[int] = mapped_column(default=0)
+    max_concurrency: Mapped[int] = mapped_column(default=0)
+    monthly_budget_usd: Mapped[Decimal | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)
+
+
+class Price(Base):
+    """A price override for (backend, model) in USD per million tokens; wins over the manifests' prices."""
+
+    __tablename__ = "prices"
+    __table_args__ = (UniqueConstraint("backend", "model"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    backend: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(256))
+    input_per_million: Mapped[Decimal]
+    output_per_million: Mapped[Decimal]
+    cached_input_per_million: Mapped[Decimal | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)
+
+
+class Usage(Base):
+    """One metered request. ``idempotency_id`` is UNIQUE: a resent event is never counted twice."""
+
+    __tablename__ = "usage"
+    __table_args__ = (
+        Index("ix_usage_tenant_id_started_at", "tenant_id", "started_at"),
+        Index("ix_usage_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    idempotency_id: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway_id: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[dt.datetime]
+    tenant_id: Mapped[str] = mapped_column(String)
+    key_id: Mapped[str] = mapped_column(String, index=True)
+    route: Mapped[str] = mapped_column(String)
+    backend: Mapped[str] = mapped_column(String)
+    model: Mapped[str] = mapped_column(String)
+    status: Mapped[int]
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_tokens: Mapped[int] = mapped_column(BigInteger)
+    usage_estimated: Mapped[bool] = mapped_column(Boolean)
+    cost_usd: Mapped[Decimal]
+    latency_ms: Mapped[float] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    trace_id: Mapped[str] = mapped_column(String, index=True)
+    ingested_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp())
+
+
+class Span(Base):
+    """One step of a request's trace (auth, route, each upstream attempt, respond), from ``UsageEvent.spans``."""
+
+    __tablename__ = "spans"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    usage_id: Mapped[int] = mapped_column(ForeignKey("usage.id", ondelete="CASCADE"), index=True)
+    trace_id: Mapped[str] = mapped_column(String, index=True)
+    position: Mapped[int]
+    name: Mapped[str] = mapped_column(String)
+    start_ms: Mapped[float] = mapped_column(Float)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MonthlySpend(Base):
+    """Per tenant and calendar month (UTC, ``YYYY-MM``): updated in the transaction that ingests the usage."""
+
+    __tablename__ = "monthly_spend"
+
+    tenant_id: Mapped[str] = mapped_column(String, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal]
+
+
+class GatewayCursor(Base):
+    """The highest ``seq`` ingested from each gateway: the ``ingested_seq`` of its snapshot."""
+
+    __tablename__ = "gateway_cursors"
+
+    gateway_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime]

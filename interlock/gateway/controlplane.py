@@ -1,0 +1,232 @@
+"""The gateway's view of the control plane: the key snapshot, polled with ETags, and what ``/readyz`` says of it.
+
+``SnapshotSource`` polls ``GET {control_plane_url}/v1/gateway/snapshot?gateway_id=G`` every
+``snapshot_interval_s`` with ``If-None-Match``; a 304 keeps the current policy, a 200 builds a new ``Policy``.
+When the control plane is down or answers something that is not a snapshot, the last good policy keeps serving
+and the error shows on ``/readyz``. With a store (the usage spool), the last good snapshot also survives a
+restart, so a gateway that starts while the control plane is down still knows its keys.
+
+``StaticPolicySource`` holds a fixed snapshot (tests, embedding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from interlock.api.contract import GATEWAY_SNAPSHOT_PATH, Snapshot
+from interlock.gateway.policy import Policy
+
+__all__ = ["PolicySource", "SnapshotSource", "SnapshotStatus", "SnapshotStore", "StaticPolicySource"]
+
+log = logging.getLogger("interlock.gateway.controlplane")
+
+PolicyListener = Callable[[Policy], None]
+
+
+@dataclass
+class SnapshotStatus:
+    """What ``/readyz`` reports about the snapshot."""
+
+    version: str | None = None
+    loaded_at: float | None = None
+    """When the current policy was built (Unix time)."""
+    checked_at: float | None = None
+    """Last time the control plane answered (200 or 304)."""
+    last_error: str | None = None
+    last_error_at: float | None = None
+    ingested_seq: int = 0
+    source: str = "control-plane"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "loaded_at": self.loaded_at,
+            "checked_at": self.checked_at,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "ingested_seq": self.ingested_seq,
+            "source": self.source,
+        }
+
+
+class PolicySource(Protocol):
+    """Where the policy comes from; ``policy`` is None until the first snapshot."""
+
+    status: SnapshotStatus
+
+    @property
+    def policy(self) -> Policy | None: ...
+
+    def subscribe(self, listener: PolicyListener) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class SnapshotStore(Protocol):
+    """Keeps the last good snapshot across restarts (the spool does)."""
+
+    async def load_snapshot(self) -> tuple[str, bytes] | None: ...
+
+    async def save_snapshot(self, etag: str, body: bytes) -> None: ...
+
+
+class _Holder:
+    def __init__(self, gateway_id: str) -> None:
+        self.gateway_id = gateway_id
+        self._policy: Policy | None = None
+        self._listeners: list[PolicyListener] = []
+        self.status = SnapshotStatus()
+
+    @property
+    def policy(self) -> Policy | None:
+        return self._policy
+
+    def subscribe(self, listener: PolicyListener) -> None:
+        self._listeners.append(listener)
+        if self._policy is not None:
+            listener(self._policy)
+
+    def _install(self, snapshot: Snapshot) -> None:
+        policy = Policy.from_snapshot(snapshot)
+        self._policy = policy
+        self.status.version = policy.version
+        self.status.ingested_seq = policy.ingested_seq
+        self.status.loaded_at = time.time()
+        for listener in self._listeners:
+            listener(policy)
+
+
+class StaticPolicySource(_Holder):
+    """A snapshot held in memory; ``set`` replaces it."""
+
+    def __init__(self, snapshot: Snapshot | None = None, *, gateway_id: str = "") -> None:
+        super().__init__(gateway_id)
+        self.status.source = "static"
+        if snapshot is not None:
+            self._install(snapshot)
+
+    def set(self, snapshot: Snapshot) -> None:
+        self._install(snapshot)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class SnapshotSource(_Holder):
+    """Polls the control plane for the snapshot; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        gateway_id: str,
+        token: str | None = None,
+        interval_s: float = 2.0,
+        store: SnapshotStore | None = None,
+        timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(gateway_id)
+        self.interval_s = interval_s
+        self._store = store
+        headers = {"user-agent": "interlock-gateway/0.1"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._client = httpx.AsyncClient(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
+        )
+        self._params = {"gateway_id": gateway_id}
+        self._etag: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Restore the stored snapshot (if any), poll once, then keep polling in the background."""
+        if self._store is not None:
+            stored = await self._store.load_snapshot()
+            if stored is not None:
+                try:
+                    self._accept(stored[0], stored[1], persist=False)
+                    self.status.source = "stored"
+                except ValueError as exc:
+                    log.warning("ignoring the stored snapshot: %s", exc)
+        await self.poll()
+        self._task = asyncio.create_task(self._run(), name="interlock-snapshot")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.poll()
+
+    async def poll(self) -> bool:
+        """One poll; True when a new policy was installed. Never raises: failures keep the last good policy."""
+        headers = {"if-none-match": self._etag} if self._etag else None
+        try:
+            response = await self._client.get(GATEWAY_SNAPSHOT_PATH, params=self._params, headers=headers)
+            if response.status_code == 304 and self._policy is not None:
+                self._ok()
+                return False
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}: {response.text[:200]}")
+            changed = self._accept(response.headers.get("etag", ""), response.content, persist=True)
+        except (httpx.HTTPError, ValueError) as exc:
+            self._failed(exc)
+            return False
+        except Exception as exc:  # a poll must never end polling
+            log.exception("snapshot poll failed")
+            self._failed(exc)
+            return False
+        self._ok()
+        self.status.source = "control-plane"
+        return changed
+
+    def _accept(self, etag: str, body: bytes, *, persist: bool) -> bool:
+        snapshot = Snapshot.model_validate_json(body)  # pydantic's ValidationError is a ValueError
+        self._etag = etag or None
+        if self._policy is not None and snapshot.version == self._policy.version:
+            return False
+        self._install(snapshot)
+        if persist and self._store is not None:
+            task = asyncio.create_task(self._store.save_snapshot(etag, body))
+            task.add_done_callback(_log_failure)
+        log.info("snapshot %s: %d tenants, %d keys", snapshot.version, len(snapshot.tenants), len(snapshot.keys))
+        return True
+
+    def _ok(self) -> None:
+        self.status.checked_at = time.time()
+        if self.status.last_error is not None:
+            log.info("control plane reachable again; snapshot %s", self.status.version)
+        self.status.last_error = None
+
+    def _failed(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self.status.last_error:
+            kept = self.status.version or "none"
+            log.warning("snapshot poll failed, keeping snapshot %s: %s", kept, message)
+        self.status.last_error = message
+        self.status.last_error_at = time.time()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not store the snapshot: %s", task.exception())
