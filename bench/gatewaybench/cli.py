@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -18,8 +21,18 @@ from gatewaybench.machine import describe_machine
 from gatewaybench.phases import FULL, QUICK, Plan, run_phases
 from gatewaybench.procs import Service, StartupError, peak_memory_mb
 from gatewaybench.profileruns import profile_targets
-from gatewaybench.report import DIRECT, INTERLOCK, LITELLM, TRANSLATED, TargetResults
-from gatewaybench.services import Pacing, gateway_service, litellm_service, mock_service
+from gatewaybench.report import (
+    BARE,
+    DIRECT,
+    INTERLOCK,
+    LITELLM,
+    TRACED_ALL,
+    TRACED_SAMPLE_RATIO,
+    TRACED_SAMPLED,
+    TRANSLATED,
+    TargetResults,
+)
+from gatewaybench.services import Pacing, gateway_service, litellm_service, mock_service, otlp_sink_service
 from gatewaybench.targets import Target
 
 __all__ = ["main"]
@@ -32,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short phases: a smoke run of about a minute")
     parser.add_argument("--no-litellm", action="store_true", help="leave the LiteLLM proxy out")
+    parser.add_argument(
+        "--no-telemetry", action="store_true", help="leave out the gateways without metrics and with tracing"
+    )
     parser.add_argument("--profile", action="store_true", help="also profile Interlock under load with py-spy")
     parser.add_argument("--out", type=Path, help="write the markdown report here too")
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between streamed chunks upstream")
@@ -76,6 +92,39 @@ def _start_litellm(stack: ExitStack, args: argparse.Namespace, mock: Service) ->
     return service, f"`litellm[proxy]=={_litellm_version(args.litellm_bin)}`, one worker, no database"
 
 
+def _telemetry_targets(stack: ExitStack, workdir: Path, mock: Service, sink: Service) -> list[Target]:
+    """Gateways that differ from Interlock only in telemetry (see the report's note)."""
+    traces = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{sink.base_url}/v1/traces"}
+    variants: list[tuple[str, dict[str, str | None]]] = [
+        (BARE, {"INTERLOCK_GATEWAY_METRICS_ENABLED": "false"}),
+        (TRACED_ALL, {**traces, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.0"}),
+        (
+            TRACED_SAMPLED,
+            {
+                **traces,
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": str(TRACED_SAMPLE_RATIO),
+            },
+        ),
+    ]
+    targets = []
+    for name, env in variants:
+        service = _start(stack, gateway_service(workdir, mock, PROXY_CORE, name=name, env=env), timeout_s=30)
+        targets.append(Target(name, service.base_url, f"Bearer {CLIENT_KEY}", service.pid))
+    return targets
+
+
+def _exported(sink: Service) -> str:
+    """What the stand-in collector received (the traced gateways' spans, once their batches are flushed)."""
+    time.sleep(6)  # the batch span processor exports every 5 s
+    with urllib.request.urlopen(f"{sink.base_url}/stats", timeout=5) as response:
+        stats = json.loads(response.read())
+    return (
+        f"The collector received {stats['spans']:,} spans in {stats['requests']:,} exports during the run "
+        "(2 spans per traced request: the request and its upstream attempt)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _run(_parser().parse_args(argv), argv)
@@ -104,6 +153,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
             # The same gateway process, a route whose backend speaks Anthropic Messages: only the crossing differs.
             Target(TRANSLATED, gateway.base_url, f"Bearer {CLIENT_KEY}", gateway.pid, model=TRANSLATED_MODEL),
         ]
+        sink = None
+        if not args.no_telemetry:
+            sink = _start(stack, otlp_sink_service(args.workdir, LOADGEN_CORE), timeout_s=30)
+            targets += _telemetry_targets(stack, args.workdir, mock, sink)
         litellm, report.litellm = _start_litellm(stack, args, mock)
         if litellm is not None:
             targets.append(Target(LITELLM, litellm.base_url, f"Bearer {CLIENT_KEY}", litellm.pid))
@@ -115,6 +168,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         for target in targets:
             if target.pid is not None:
                 report.results[target.name].peak_memory_mb = peak_memory_mb(target.pid)
+        if sink is not None:
+            report.telemetry = _exported(sink)
         if args.profile:
             try:
                 report.profiles = profile_targets(plan, targets, report.results, args.workdir)

@@ -6,7 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gatewaybench.phases import Checks, Durations
-from gatewaybench.report import DIRECT, TRANSLATED, TargetResults, render_table
+from gatewaybench.report import (
+    BARE,
+    DIRECT,
+    TRACED_ALL,
+    TRACED_SAMPLE_RATIO,
+    TRACED_SAMPLED,
+    TRANSLATED,
+    TargetResults,
+    render_table,
+)
 from gatewaybench.services import Pacing
 
 __all__ = ["Report"]
@@ -22,6 +31,7 @@ class Report:
     results: dict[str, TargetResults] = field(default_factory=dict)
     checks: Checks = field(default_factory=Checks)
     profiles: dict[str, str] = field(default_factory=dict)  # title -> markdown
+    telemetry: str = ""  # what the OTLP sink received, when the telemetry targets ran
 
     def _setup(self) -> list[str]:
         d = self.durations
@@ -46,6 +56,20 @@ class Report:
             "time during the measured throughput run / requests; CPU per stream: its CPU time inside the streams "
             "windows / streams completed in them (direct: the upstream's).",
             *self._translated_note(),
+            *self._telemetry_note(),
+        ]
+
+    def _telemetry_note(self) -> list[str]:
+        if BARE not in self.results:
+            return []
+        return [
+            "",
+            f"**{BARE}**, **{TRACED_ALL}** and **{TRACED_SAMPLED}** are three more `interlock gateway` processes on "
+            "core 0, identical to Interlock but for telemetry: the first records no metrics "
+            "(`INTERLOCK_GATEWAY_METRICS_ENABLED=false`) and no traces; the traced ones record metrics and export "
+            "OpenTelemetry traces (OTLP over HTTP, the SDK's batch processor) to a stand-in collector on core 1, with "
+            "`OTEL_TRACES_SAMPLER=parentbased_traceidratio` and `OTEL_TRACES_SAMPLER_ARG` 1.0 and "
+            f"{TRACED_SAMPLE_RATIO:g}. Overheads are CPU per request against {BARE}. {self.telemetry}",
         ]
 
     def _translated_note(self) -> list[str]:

@@ -11,10 +11,26 @@ from gatewaybench.openloop import LatencyResult
 from gatewaybench.streams import StreamResult
 from gatewaybench.wrkload import WrkResult
 
-__all__ = ["DIRECT", "INTERLOCK", "LITELLM", "TRANSLATED", "TargetResults", "render_table"]
+__all__ = [
+    "BARE",
+    "DIRECT",
+    "INTERLOCK",
+    "LITELLM",
+    "TRACED_ALL",
+    "TRACED_SAMPLED",
+    "TRACED_SAMPLE_RATIO",
+    "TRANSLATED",
+    "TargetResults",
+    "render_table",
+]
 
 DIRECT, INTERLOCK, LITELLM = "direct", "Interlock", "LiteLLM"
 TRANSLATED = "Interlock, translated"  # the same gateway, OpenAI chat client -> Anthropic Messages upstream
+# Gateways that differ from Interlock only in telemetry: no metrics and no traces; traces of every request; of 5 %.
+BARE = "Interlock, no telemetry"
+TRACED_ALL = "Interlock, traced 100 %"
+TRACED_SAMPLED = "Interlock, traced 5 %"
+TRACED_SAMPLE_RATIO = 0.05
 
 
 @dataclass
@@ -107,6 +123,33 @@ _ROWS = [
         baseline=INTERLOCK,
         only=TRANSLATED,
         judge=TRANSLATED,
+        signed=True,
+    ),
+    _Row(
+        "metrics overhead, CPU per request, %",
+        _overhead(lambda r: r.cpu_per_request_us),
+        baseline=BARE,
+        only=INTERLOCK,
+        signed=True,
+    ),
+    _Row(
+        "metrics + tracing overhead (every request traced), CPU per request, %",
+        _overhead(lambda r: r.cpu_per_request_us),
+        target="< 5",
+        met=lambda v: _num(v) < 5,
+        baseline=BARE,
+        only=TRACED_ALL,
+        judge=TRACED_ALL,
+        signed=True,
+    ),
+    _Row(
+        "metrics + tracing overhead (5 % of requests traced), CPU per request, %",
+        _overhead(lambda r: r.cpu_per_request_us),
+        target="< 5",
+        met=lambda v: _num(v) < 5,
+        baseline=BARE,
+        only=TRACED_SAMPLED,
+        judge=TRACED_SAMPLED,
         signed=True,
     ),
     _Row("latency p50 at 200 req/s, ms", lambda r, _: r.latency.p50_ms if r.latency else None, digits=2),

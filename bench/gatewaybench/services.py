@@ -10,7 +10,7 @@ from pathlib import Path
 from gatewaybench.configs import CLIENT_KEY, UPSTREAM_KEY, write_gateway_files, write_litellm_files
 from gatewaybench.procs import Service, free_port
 
-__all__ = ["Pacing", "gateway_service", "litellm_service", "mock_service"]
+__all__ = ["Pacing", "gateway_service", "litellm_service", "mock_service", "otlp_sink_service"]
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,45 @@ def mock_service(workdir: Path, pacing: Pacing, cores: str) -> Service:
     )
 
 
-def gateway_service(workdir: Path, mock: Service, cores: str) -> Service:
+def gateway_service(
+    workdir: Path, mock: Service, cores: str, *, name: str = "Interlock", env: dict[str, str | None] | None = None
+) -> Service:
+    """An ``interlock gateway`` process; ``env`` adds settings (metrics off, ``OTEL_*`` for tracing)."""
     config, secrets = write_gateway_files(workdir / "interlock", mock.base_url)
     port = free_port()
     argv = [
         sys.executable, "-m", "interlock", "--log-level", "warning",
         "gateway", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
+    slug = "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
     return Service(
-        name="Interlock",
+        name=name,
         argv=argv,
         cores=cores,
         base_url=f"http://127.0.0.1:{port}/v1",
         ready_url=f"http://127.0.0.1:{port}/readyz",
-        log_path=workdir / "logs" / "interlock.log",
-        env={"INTERLOCK_GATEWAY_API_KEYS": json.dumps([CLIENT_KEY]), "INTERLOCK_GATEWAY_SECRETS_DIR": str(secrets)},
+        log_path=workdir / "logs" / f"{slug}.log",
+        env={
+            "INTERLOCK_GATEWAY_API_KEYS": json.dumps([CLIENT_KEY]),
+            "INTERLOCK_GATEWAY_SECRETS_DIR": str(secrets),
+            "OTEL_TRACES_EXPORTER": None,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": None,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": None,
+            **(env or {}),
+        },
+    )
+
+
+def otlp_sink_service(workdir: Path, cores: str) -> Service:
+    """The stand-in OpenTelemetry collector that the traced gateways export to (``gatewaybench.otlpsink``)."""
+    port = free_port()
+    return Service(
+        name="OTLP sink",
+        argv=[sys.executable, "-m", "gatewaybench.otlpsink", "--port", str(port)],
+        cores=cores,
+        base_url=f"http://127.0.0.1:{port}",
+        ready_url=f"http://127.0.0.1:{port}/stats",
+        log_path=workdir / "logs" / "otlp-sink.log",
     )
 
 

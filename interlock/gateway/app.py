@@ -36,7 +36,7 @@ from interlock.gateway.settings import GatewaySettings
 from interlock.gateway.tracespans import end_trace
 from interlock.gatewayconfig.loader import ConfigLoader, ConfigSource
 from interlock.gatewayconfig.model import GatewayConfig
-from interlock.telemetry.metrics import GatewayMetrics
+from interlock.telemetry.metrics import DisabledMetrics, GatewayMetrics
 
 if TYPE_CHECKING:
     from interlock.telemetry.tracing import Tracing
@@ -291,7 +291,7 @@ def create_gateway_app(
     the keys and no events leave the gateway. ``authenticator`` replaces the settings' key checks. Route limits
     apply in both modes; their buckets live in Redis when ``redis_url`` is set.
     """
-    metrics = metrics or GatewayMetrics()
+    metrics = metrics or (GatewayMetrics() if settings.metrics_enabled else DisabledMetrics())
     link = ControlPlaneLink(settings) if settings.control_plane_url else None
     if authenticator is None:
         static = StaticKeyAuthenticator(settings.api_keys) if settings.api_keys else None

@@ -25,6 +25,9 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest request body accepted.")
     keepalive_interval_s: float = Field(default=15.0, gt=0, description="SSE comment sent while upstream is silent.")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    metrics_enabled: bool = Field(
+        default=True, description="Record the Prometheus metrics of /metrics (false: /metrics answers zeros)."
+    )
     api_keys: list[str] = Field(
         default_factory=list,
         description="Client keys accepted without the control plane (tenant 'default', no quota): the only keys "

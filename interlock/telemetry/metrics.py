@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from interlock.telemetry import names
 
-__all__ = ["LATENCY_BUCKETS", "GatewayMetrics"]
+__all__ = ["LATENCY_BUCKETS", "DisabledMetrics", "GatewayMetrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 LABELS = ("tenant", "route", "backend", "model")
@@ -165,3 +165,33 @@ def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, 
     for key, value in list(values.items()):
         family.add_metric(list(key), float(value))
     return family
+
+
+class DisabledMetrics(GatewayMetrics):
+    """Records nothing (``INTERLOCK_GATEWAY_METRICS_ENABLED=false``): for gateways scraped by nobody, and for the
+    benchmark that measures what metrics cost. ``/metrics`` still answers, with zeros."""
+
+    def request_done(
+        self,
+        labels: Labels,
+        status: int,
+        duration_s: float,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None:
+        pass
+
+    def first_token(self, labels: Labels, seconds: float) -> None:
+        pass
+
+    def upstream_error(self, backend: str, reason: str) -> None:
+        pass
+
+    def fallback(self, route: str, backend: str) -> None:
+        pass
+
+    def rate_limited(self, tenant: str, route: str) -> None:
+        pass

@@ -95,3 +95,14 @@ async def test_embeddings_through_the_gateway(upstream, gateway):
     missing = await gw.http.post("/v1/embeddings", json={"model": "text-embedding"})
     assert missing.status_code == 400
     assert missing.json()["error"]["param"] == "input"
+
+
+async def test_metrics_can_be_turned_off(upstream, gateway):
+    up = await upstream()
+    gw = await gateway(config(backend("a", up.url), route("chat", [("a", "m1")])), metrics_enabled=False)
+    await gw.client.chat.completions.create(model="chat", messages=HELLO)
+    response = await gw.http.get("/metrics")
+    assert response.status_code == 200
+    names = {name for name, _ in samples(response.text)}
+    assert "interlock_requests_total" not in names
+    assert "interlock_request_duration_seconds_count" not in names
