@@ -1,4 +1,4 @@
-"""``python -m interlock.mockprovider --port 9000 [--chunk-delay 0.02]``: serve the mock provider alone."""
+"""``python -m interlock.mockprovider --port 9000 [--chunk-delay 0.02] [--engine-metrics]``: serve the mock alone."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cache-creation-tokens", type=int, default=None, help="Anthropic: report this many cache-write tokens"
     )
+    parser.add_argument(
+        "--engine-metrics", action="store_true", help="serve vLLM's own metrics (vllm:*) at GET /metrics"
+    )
+    parser.add_argument("--max-num-seqs", type=int, default=256, help="engine metrics: requests running at once")
+    parser.add_argument("--kv-cache-tokens", type=int, default=16384, help="engine metrics: KV-cache capacity")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     settings = MockSettings(
@@ -33,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         cached_tokens=args.cached_tokens,
         cache_creation_tokens=args.cache_creation_tokens,
+        engine_metrics=args.engine_metrics,
+        max_num_seqs=args.max_num_seqs,
+        kv_cache_tokens=args.kv_cache_tokens,
     )
     uvicorn.run(
         create_app(settings),

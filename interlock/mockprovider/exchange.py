@@ -8,6 +8,7 @@ from typing import Any
 
 from interlock.mockprovider.asgi import SSE, Receive, Send
 from interlock.mockprovider.disconnect import DisconnectWatch
+from interlock.mockprovider.engine_metrics import EngineRequest
 from interlock.mockprovider.errors import MockError
 from interlock.mockprovider.settings import Fault
 
@@ -43,11 +44,18 @@ async def wait(exchange: Exchange, delay: float) -> bool:
 
 
 async def send_stream(
-    exchange: Exchange, chunks: Iterator[bytes], *, chunk_delay_s: float, end: bytes, error: bytes
+    exchange: Exchange,
+    chunks: Iterator[bytes],
+    *,
+    chunk_delay_s: float,
+    end: bytes,
+    error: bytes,
+    engine: EngineRequest | None = None,
 ) -> None:
     """Send ``chunks`` paced, then ``end``; stop at once when the client leaves or the fault drops us.
 
     ``error`` is the in-stream error event a ``Fault.stream_error_after_chunks`` sends (followed by ``end``).
+    ``engine`` (engine metrics) takes a step per chunk sent and completes only when the whole stream went out.
     """
     fault, send = exchange.fault, exchange.send
     delay = chunk_delay_s if fault.chunk_delay_s is None else fault.chunk_delay_s
@@ -62,11 +70,15 @@ async def send_stream(
             if not await watch.sleep(fault.first_token_delay_s if sent == 0 else delay):
                 return
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if engine is not None:
+                engine.step()
         if drop is not None and (fail is None or drop <= fail):
             return  # the connection closes without the end of the stream
         watch.close()
         if fail is not None:
             await send({"type": "http.response.body", "body": error, "more_body": True})
         await send({"type": "http.response.body", "body": end, "more_body": False})
+        if engine is not None and fail is None:
+            engine.complete()
     finally:
         watch.close()

@@ -5,7 +5,8 @@ status, or its changes to a normal answer. Under ``/v1/messages`` (Anthropic) er
 responses carry a ``request-id`` header, and ``x-api-key`` is accepted as well as a bearer token.
 
 ``/_mock/faults``, ``/_mock/stats`` and ``/_mock/reset`` do over HTTP what ``push_faults``, ``stats`` and
-``reset`` do in process; they and ``GET /health`` need no key, are not counted, and consume no fault.
+``reset`` do in process; they, ``GET /health`` and (with ``engine_metrics``) vLLM's ``GET /metrics`` need no key,
+are not counted, and consume no fault.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from interlock.mockprovider.chat_answer import answer_chat
 from interlock.mockprovider.chat_request import parse_chat_request
 from interlock.mockprovider.chat_wire import DONE, completion_body, completion_chunks
 from interlock.mockprovider.embeddings import embeddings_body
+from interlock.mockprovider.engine_metrics import EngineMetrics, engine_request
 from interlock.mockprovider.errors import MockError, anthropic_error_body, error_body, openai_stream_error
 from interlock.mockprovider.exchange import NOT_JSON, Exchange, json_body, send_stream, wait
 from interlock.mockprovider.messages_endpoint import count_message_tokens, create_message
@@ -34,6 +36,7 @@ from interlock.mockprovider.stats import MockStats, RecordedRequest
 __all__ = ["MockProvider", "create_app"]
 
 _FAULT_LIST = TypeAdapter(list[Fault])
+_PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
 _NO_FAULT = Fault()
 
 _Handler = Callable[["MockProvider", Exchange], Awaitable[None]]
@@ -50,6 +53,15 @@ class MockProvider:
         self.settings = settings or MockSettings()
         self.stats = MockStats(keep=self.settings.keep_requests)
         self.faults: deque[Fault] = deque()
+        self.engine = (
+            EngineMetrics(
+                models=self.settings.models,
+                kv_cache_tokens=self.settings.kv_cache_tokens,
+                max_num_seqs=self.settings.max_num_seqs,
+            )
+            if self.settings.engine_metrics
+            else None
+        )
         self._models = [
             {"id": m, "object": "model", "created": 0, "owned_by": "interlock-mock"} for m in self.settings.models
         ]
@@ -91,6 +103,9 @@ class MockProvider:
             return
         if path == "/health":  # vLLM's liveness probe; not an API request
             await send_bytes(send, 200, b"", content_type=b"text/plain")
+            return
+        if path == "/metrics" and method == "GET" and self.engine is not None:  # vLLM's own metrics
+            await send_bytes(send, 200, self.engine.exposition(), content_type=_PROMETHEUS_TEXT)
             return
         body = _parse(raw)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -156,18 +171,28 @@ class MockProvider:
         answer = answer_chat(request, self.settings)
         fault = exchange.fault
         with_usage = not fault.omit_usage
-        if request.stream:
-            chunks = completion_chunks(answer, request.model, include_usage=request.include_usage and with_usage)
-            error = openai_stream_error(fault.message, code=fault.code, kind=fault.error_type)
-            await send_stream(exchange, chunks, chunk_delay_s=self.settings.chunk_delay_s, end=DONE, error=error)
-            return
-        if fault.first_token_delay_s > 0 and not await wait(exchange, fault.first_token_delay_s):
-            return
-        body = completion_body(answer, request.model, with_usage=with_usage)
-        await send_bytes(exchange.send, 200, body, headers=exchange.headers)
+        usage = answer.usage
+        reason = "length" if answer.finish_reason == "length" else "stop"
+        async with engine_request(
+            self.engine, request.model, usage["prompt_tokens"], usage["completion_tokens"], reason
+        ) as engine:
+            if request.stream:
+                chunks = completion_chunks(answer, request.model, include_usage=request.include_usage and with_usage)
+                error = openai_stream_error(fault.message, code=fault.code, kind=fault.error_type)
+                await send_stream(
+                    exchange, chunks, chunk_delay_s=self.settings.chunk_delay_s, end=DONE, error=error, engine=engine
+                )
+                return
+            if fault.first_token_delay_s > 0 and not await wait(exchange, fault.first_token_delay_s):
+                return
+            body = completion_body(answer, request.model, with_usage=with_usage)
+            await send_bytes(exchange.send, 200, body, headers=exchange.headers)
+            if engine is not None:
+                engine.step()
+                engine.complete()
 
     async def _messages(self, exchange: Exchange) -> None:
-        await create_message(self.settings, exchange)
+        await create_message(self.settings, exchange, self.engine)
 
     async def _count_tokens(self, exchange: Exchange) -> None:
         await count_message_tokens(self.settings, exchange)

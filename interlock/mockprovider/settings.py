@@ -38,6 +38,17 @@ class MockSettings(BaseModel):
         "cache reads leave of the prompt), outside `input_tokens`.",
     )
     keep_requests: int = Field(100, ge=0, description="How many recent requests the stats keep.")
+    engine_metrics: bool = Field(
+        False,
+        description="Serve `GET /metrics` with vLLM's own `vllm:*` series, measured on this mock's chat and Messages "
+        "requests, so it stands in for a self-hosted vLLM engine (see `engine_metrics`).",
+    )
+    max_num_seqs: int = Field(
+        256, ge=1, description="With engine metrics: requests one model runs at once; the rest wait (vLLM's limit)."
+    )
+    kv_cache_tokens: int = Field(
+        16384, ge=1, description="With engine metrics: the KV-cache capacity, in tokens, of each model's engine."
+    )
 
     @model_validator(mode="after")
     def _answer_range(self) -> MockSettings:

@@ -2,8 +2,10 @@
 
 The gateway serves on loopback with mock upstreams and two tenants' keys; bounded traffic covers streamed and
 unary requests, a retried upstream failure, a fallback, an error that reaches the client and a rate-limited route.
+One upstream stands in for a self-hosted vLLM engine (a ``vllm`` backend: the mock with ``engine_metrics``), which
+Prometheus scrapes as well, so the vLLM row reads vLLM's own series measured on the requests routed there.
 Then each query (template variables substituted both as "All" and as the explicit values Grafana would send) must
-parse, and return data, and use only metric names and labels the gateway exports.
+parse, and return data, and use only metric names and labels the gateway (or, for ``vllm:*``, the engine) exports.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ async def _drain(stream: Any) -> None:
 
 
 async def generate_traffic(root: str, primary: Any, spare: Any) -> Traffic:
-    """Bounded traffic touching every metric: 18 requests from two tenants."""
+    """Bounded traffic touching every metric: 23 requests from two tenants, 5 of them to the vLLM engine."""
     clients = {
         tenant: openai.AsyncOpenAI(base_url=f"{root}/v1", api_key=key, max_retries=0, timeout=20)
         for key, tenant in KEYS.items()
@@ -68,6 +70,12 @@ async def generate_traffic(root: str, primary: Any, spare: Any) -> Traffic:
                 await client.chat.completions.create(model="chat", messages=HELLO)
                 await _drain(await client.chat.completions.create(model="chat", messages=HELLO, stream=True))
                 sent += 2
+            await client.chat.completions.create(model="selfhosted", messages=HELLO)
+            await _drain(await client.chat.completions.create(model="selfhosted", messages=HELLO, stream=True))
+            sent += 2
+        cut = await alpha.chat.completions.create(model="selfhosted", messages=HELLO, max_tokens=2)
+        assert cut.choices[0].finish_reason == "length"
+        sent += 1
         primary.provider.push_faults([Fault(status=500)])  # the retry on the same backend succeeds
         retried = await alpha.chat.completions.with_raw_response.create(model="chat", messages=HELLO)
         assert retried.headers["x-interlock-backend"] == "primary"
@@ -91,6 +99,15 @@ async def generate_traffic(root: str, primary: Any, spare: Any) -> Traffic:
     finally:
         for client in clients.values():
             await client.close()
+
+
+def _engine_exposition(text: str) -> tuple[set[str], dict[str, set[str]]]:
+    """The vLLM engine's series names (``_bucket``/``_total`` and all, as queried) and each one's label names."""
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return set(labels), labels
 
 
 def _exposition(text: str) -> tuple[set[str], dict[str, set[str]]]:
@@ -117,23 +134,28 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_th
     servers = Servers(stack)
     primary = await start_upstream(servers, cached_tokens=2)
     spare = await start_upstream(servers)
+    # vLLM's served model is m3: its series exist (at zero) from the first scrape, before any traffic.
+    engine = await start_upstream(servers, engine_metrics=True, models=["m3"], chunk_delay_s=0.002)
     gateway = await start_gateway(
         stack,
         servers,
         config(
             backend("primary", primary.url, models=["m1"]),
             backend("spare", spare.url, models=["m2"]),
+            backend("vllm", engine.url, models=["m3"], provider="vllm"),
             route("chat", [("primary", "m1")], fallbacks=[("spare", "m2")], retry={"attempts": 2, "backoff": "1ms"}),
             route("solo", [("spare", "m2")], retry={"attempts": 1}),
+            route("selfhosted", [("vllm", "m3")]),
             route("limited", [("primary", "m1")], limits={"requestsPerMinute": 1}),
         ),
         keys=KEYS,
     )
-    target = gateway.root.removeprefix("http://")
-    async with running_prometheus([target]) as prometheus:
+    targets = [gateway.root.removeprefix("http://"), engine.root.removeprefix("http://")]
+    async with running_prometheus(targets) as prometheus:
         traffic = await generate_traffic(gateway.root, primary, spare)
-        async with httpx.AsyncClient(base_url=gateway.root) as http:
-            declared, labels = _exposition((await http.get("/metrics")).text)
+        async with httpx.AsyncClient() as http:
+            declared, labels = _exposition((await http.get(f"{gateway.root}/metrics")).text)
+            engine_declared, engine_labels = _engine_exposition((await http.get(f"{engine.root}/metrics")).text)
 
         # The gateway exports the contract's names; Prometheus saw every request.
         assert declared >= set(METRIC_NAMES)
@@ -146,6 +168,29 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_th
             return bool(result) and float(result[0]["value"][1]) == traffic.requests
 
         await eventually(scraped_everything, within=20, interval=0.25, what="every request scraped")
+        engine_requests = engine.provider.stats.by_path["/v1/chat/completions"]
+        assert engine_requests == 5
+
+        async def scraped_the_engine() -> bool:
+            body = await prometheus.query("sum(vllm:request_success_total)")
+            result = body["data"]["result"]
+            return bool(result) and float(result[0]["value"][1]) == engine_requests
+
+        await eventually(scraped_the_engine, within=20, interval=0.25, what="every engine request scraped")
+
+        # The vLLM row shows that traffic: token and finished-request rates above zero, latency quantiles measured,
+        # no preemption (the mock never evicts a request), nothing left running.
+        vllm_panels = [q for q in queries(load("latency.json")) if "vllm:" in q.expr]
+        for query in vllm_panels:
+            _, result = await _run(prometheus, query, ALL)
+            values = [float(r["value"][1]) for r in result]
+            assert values, f"{query.where}: no data"
+            if "num_preemptions" in query.expr or "num_requests" in query.expr or "kv_cache" in query.expr:
+                assert values == [0.0], f"{query.where}: {values}"
+            elif "histogram_quantile" in query.expr:
+                assert all(0 < v < 60 for v in values), f"{query.where}: {values}"
+            else:
+                assert max(values) > 0, f"{query.where}: {values}"
 
         dashboards = [load("cost.json"), load("latency.json")]
         all_queries = [q for d in dashboards for q in queries(d)]
@@ -156,27 +201,31 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_th
             values = await prometheus.label_values(var.label, substitute(var.metric_selector, ALL))
             explicit[var.name] = "|".join(values)
         assert explicit["tenant"] == "t-alpha|t-beta"
-        assert set(explicit["route"].split("|")) >= {"chat", "solo"}
-        assert explicit["model"] == "m1|m2"
-        assert explicit["backend"] == "primary|spare"
+        assert set(explicit["route"].split("|")) >= {"chat", "solo", "selfhosted"}
+        assert explicit["model"] == "m1|m2|m3"
+        assert explicit["backend"] == "primary|spare|vllm"
         assert [(v.name, v.metric_selector) for v in variables(dashboards[1])] == [
             (v.name, v.metric_selector) for v in variables(dashboards[0])
         ]
 
-        # Names and labels: only what the gateway exports.
+        # Names and labels: only what the gateway exports, and for vLLM's own series what the engine exports.
         for query in all_queries:
             for name in metric_names(query.expr):
-                if not name.startswith("vllm:"):
+                if name.startswith("vllm:"):
+                    assert name in engine_declared, f"{query.where}: {name} is not exported by the vLLM engine"
+                else:
                     assert exported_name(name) in declared, f"{query.where}: {name} is not exported by the gateway"
             for name, matched in selectors(query.expr):
+                if name.startswith("vllm:"):
+                    have = engine_labels[name]
+                    assert matched <= have, f"{query.where}: {name} has no label {matched - have}"
+                    continue
                 family = exported_name(name)
                 if family in labels:
                     assert matched <= labels[family], f"{query.where}: {name} has no label {matched - labels[family]}"
 
         def allowed_empty(query: Query) -> str:
             names = {exported_name(n) for n in metric_names(query.expr)}
-            if all(n.startswith("vllm:") for n in names):
-                return "vLLM's own metrics: no vLLM engine is scraped here"
             waiting = sorted(n for n in names if n in pending)
             return f"{', '.join(waiting)} not exported yet ({pending[waiting[0]]})" if waiting else ""
 
