@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from interlock.api.crud import traces as crud
-from interlock.api.crud.usage import UsageFilter
 from interlock.api.deps import CallerDep, SessionDep, SettingsDep
-from interlock.api.errors import InvalidError
-from interlock.api.routes.params import CursorQuery, FilterQuery, LimitQuery, MomentQuery, page_size
+from interlock.api.routes.filters import UsageFilterDep
+from interlock.api.routes.params import CursorQuery, LimitQuery, page_size
 from interlock.api.schemas import TracePublic, TracesPublic
 
 __all__ = ["router"]
@@ -22,28 +21,11 @@ router = APIRouter(prefix="/v1/traces", tags=["traces"])
 async def list_traces(
     session: SessionDep,
     settings: SettingsDep,
-    caller: CallerDep,
-    tenant_id: FilterQuery = None,
-    key_id: FilterQuery = None,
-    route: FilterQuery = None,
-    model: FilterQuery = None,
-    since: MomentQuery = None,
-    until: MomentQuery = None,
+    filters: UsageFilterDep,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
 ) -> TracesPublic:
     """Traced requests, newest first (open one with ``GET /v1/traces/{trace_id}`` for its spans)."""
-    if since is not None and until is not None and since >= until:
-        raise InvalidError("since must be before until")
-    filters = UsageFilter(
-        tenant_id=tenant_id,
-        scope_tenant_id=caller.scope_tenant_id,
-        key_id=key_id,
-        route=route,
-        model=model,
-        since=since,
-        until=until,
-    )
     data, next_cursor = await crud.list_traces(
         session=session, filters=filters, limit=page_size(limit, settings), cursor=cursor
     )

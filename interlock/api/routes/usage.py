@@ -8,10 +8,11 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Query
 
 from interlock.api.crud import usage as crud
-from interlock.api.crud.usage import GROUPS, Group, UsageFilter
-from interlock.api.deps import Caller, CallerDep, SessionDep, SettingsDep
+from interlock.api.crud.usage import GROUPS, Group
+from interlock.api.deps import SessionDep, SettingsDep
 from interlock.api.errors import InvalidError
-from interlock.api.routes.params import CursorQuery, FilterQuery, LimitQuery, MomentQuery, page_size
+from interlock.api.routes.filters import UsageFilterDep, with_window
+from interlock.api.routes.params import CursorQuery, LimitQuery, page_size
 from interlock.api.schemas import CostsPublic, DailyUsagesPublic, UsagePublic, UsagesPublic
 
 __all__ = ["router"]
@@ -36,32 +37,15 @@ def _groups(value: str | None, default: list[Group]) -> list[Group]:
     return groups
 
 
-def _filter(caller: Caller, **fields: object) -> UsageFilter:
-    since, until = fields.get("since"), fields.get("until")
-    if isinstance(since, dt.datetime) and isinstance(until, dt.datetime) and since >= until:
-        raise InvalidError("since must be before until")
-    return UsageFilter(scope_tenant_id=caller.scope_tenant_id, **fields)  # type: ignore[arg-type]
-
-
 @router.get("/usage")
 async def list_usage(
     session: SessionDep,
     settings: SettingsDep,
-    caller: CallerDep,
-    tenant_id: FilterQuery = None,
-    key_id: FilterQuery = None,
-    route: FilterQuery = None,
-    model: FilterQuery = None,
-    backend: FilterQuery = None,
-    since: MomentQuery = None,
-    until: MomentQuery = None,
+    filters: UsageFilterDep,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
 ) -> UsagesPublic:
     """One row per request, newest first; ``totals`` cover every row of the filter, not only this page."""
-    filters = _filter(
-        caller, tenant_id=tenant_id, key_id=key_id, route=route, model=model, backend=backend, since=since, until=until
-    )
     rows, next_cursor = await crud.list_usage(
         session=session, filters=filters, limit=page_size(limit, settings), cursor=cursor
     )
@@ -72,20 +56,10 @@ async def list_usage(
 @router.get("/usage/daily")
 async def daily_usage(
     session: SessionDep,
-    caller: CallerDep,
-    tenant_id: FilterQuery = None,
-    key_id: FilterQuery = None,
-    route: FilterQuery = None,
-    model: FilterQuery = None,
-    backend: FilterQuery = None,
-    since: MomentQuery = None,
-    until: MomentQuery = None,
+    filters: UsageFilterDep,
     group_by: GroupQuery = None,
 ) -> DailyUsagesPublic:
     """Per UTC day, split by ``group_by`` (default: no split)."""
-    filters = _filter(
-        caller, tenant_id=tenant_id, key_id=key_id, route=route, model=model, backend=backend, since=since, until=until
-    )
     data = await crud.daily_usage(session=session, filters=filters, group_by=_groups(group_by, []))
     return DailyUsagesPublic(data=data, totals=await crud.usage_totals(session=session, filters=filters))
 
@@ -93,23 +67,14 @@ async def daily_usage(
 @router.get("/costs")
 async def costs(
     session: SessionDep,
-    caller: CallerDep,
-    tenant_id: FilterQuery = None,
-    key_id: FilterQuery = None,
-    route: FilterQuery = None,
-    model: FilterQuery = None,
-    backend: FilterQuery = None,
-    since: MomentQuery = None,
-    until: MomentQuery = None,
+    filters: UsageFilterDep,
     group_by: GroupQuery = None,
 ) -> CostsPublic:
     """Spend over a window (default: this calendar month, UTC), by ``group_by`` (default: ``tenant``)."""
     now = dt.datetime.now(dt.UTC)
-    since = since or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    until = until or now
-    filters = _filter(
-        caller, tenant_id=tenant_id, key_id=key_id, route=route, model=model, backend=backend, since=since, until=until
-    )
+    since = filters.since or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    until = filters.until or now
+    filters = with_window(filters, since, until)
     groups = _groups(group_by, ["tenant"])
     return CostsPublic(
         since=since,
