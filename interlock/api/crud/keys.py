@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interlock.api.crud.commit import commit_unique
 from interlock.api.crud.tenants import get_tenant
-from interlock.api.errors import ConflictError, InvalidError, NotFoundError
+from interlock.api.errors import InvalidError, NotFoundError
 from interlock.api.keys import generate_key, hash_key, is_well_formed_key, lookup_prefix
 from interlock.db.models import ApiKey
 
@@ -41,11 +41,7 @@ async def create_key(
     record = ApiKey(tenant_id=tenant_id, name=name, prefix=lookup_prefix(key), sha256=hash_key(key))
     record.expires_at = expires_at
     session.add(record)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise ConflictError("this key is already registered") from exc
+    await commit_unique(session, "this key is already registered")
     return CreatedKey(record=record, key=key)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.api.errors import ConflictError, InvalidError, NotFoundError
+from interlock.api.crud.commit import commit_unique
+from interlock.api.errors import InvalidError, NotFoundError
 from interlock.api.schemas import PriceCreate, PriceUpdate
 from interlock.db.models import Price
 
@@ -18,11 +18,7 @@ __all__ = ["create_price", "delete_price", "get_price", "list_prices", "update_p
 async def create_price(*, session: AsyncSession, price_in: PriceCreate) -> Price:
     price = Price(**price_in.model_dump())
     session.add(price)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise ConflictError(f"a price for backend {price_in.backend!r}, model {price_in.model!r} exists") from exc
+    await commit_unique(session, f"a price for backend {price_in.backend!r}, model {price_in.model!r} exists")
     return price
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.api.errors import ConflictError, NotFoundError
+from interlock.api.crud.commit import commit_unique
+from interlock.api.errors import NotFoundError
 from interlock.db.models import Tenant
 
 __all__ = ["create_tenant", "delete_tenant", "get_tenant", "get_tenant_by_name", "list_tenants", "update_tenant"]
@@ -17,11 +17,7 @@ __all__ = ["create_tenant", "delete_tenant", "get_tenant", "get_tenant_by_name",
 async def create_tenant(*, session: AsyncSession, name: str) -> Tenant:
     tenant = Tenant(name=name)
     session.add(tenant)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise ConflictError(f"a tenant named {name!r} already exists") from exc
+    await commit_unique(session, f"a tenant named {name!r} already exists")
     return tenant
 
 
@@ -48,11 +44,7 @@ async def update_tenant(*, session: AsyncSession, tenant_id: str, name: str | No
     tenant = await get_tenant(session=session, tenant_id=tenant_id)
     if name is not None and name != tenant.name:
         tenant.name = name
-        try:
-            await session.commit()
-        except IntegrityError as exc:
-            await session.rollback()
-            raise ConflictError(f"a tenant named {name!r} already exists") from exc
+        await commit_unique(session, f"a tenant named {name!r} already exists")
     return tenant
 
 
