@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from interlock.api.contract import KEY_PREFIX
+from interlock.api.keys import KEY_PREFIX, PREFIX_CHARS, hash_key
 from interlock.gateway.errors import AuthenticationError, ServiceUnavailableError
 from interlock.gateway.policy import Policy, Principal
 
@@ -25,11 +25,10 @@ __all__ = [
     "SnapshotAuthenticator",
     "StaticKeyAuthenticator",
     "extract_key",
-    "hash_key",
 ]
 
 _PREFIX_LEN = len(KEY_PREFIX)
-_LOOKUP_END = _PREFIX_LEN + 8
+_LOOKUP_END = _PREFIX_LEN + PREFIX_CHARS
 
 
 class Authenticator(Protocol):
@@ -41,10 +40,6 @@ class PolicyProvider(Protocol):
 
     @property
     def policy(self) -> Policy | None: ...
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def extract_key(authorization: bytes | None, x_api_key: bytes | None) -> str:

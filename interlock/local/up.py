@@ -19,7 +19,6 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from interlock.api.contract import KEY_PREFIX
 from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.app import create_gateway_app
 from interlock.gateway.settings import GatewaySettings
@@ -29,16 +28,12 @@ from interlock.mockprovider import create_app as create_mock_app
 from interlock.resources.manifests import ManifestError
 from interlock.telemetry.tracing import configure_tracing
 
-__all__ = ["UpOptions", "generate_key", "run_up"]
+__all__ = ["UpOptions", "run_up"]
 
 log = logging.getLogger("interlock.up")
 
 EMBEDDED_MOCK_CHUNK_DELAY_S = 0.02  # paced like a real engine, so streaming is visible
 STATE_DIR = Path(".interlock")  # the SQLite database and the gateway's usage spool, under the working directory
-
-
-def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)
