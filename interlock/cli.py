@@ -15,6 +15,10 @@ DEFAULT_MANIFESTS = Path("examples/local")
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request to the control plane (a snapshot poll every few seconds) and per Alembic plugin
+    # is noise at INFO; their warnings still show.
+    for chatty in ("httpx", "alembic.runtime.plugins"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _cmd_up(args: argparse.Namespace) -> int:

@@ -96,7 +96,6 @@ async def _control_plane(options: UpOptions) -> _ControlPlane | str:
         host=options.host,
         port=options.api_port,
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     await migrate(settings.url)
     app = create_app(settings)
     try:
