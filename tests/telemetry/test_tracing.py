@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from interlock.telemetry import names
-from interlock.telemetry.tracing import Sampling, Tracing, configure_tracing
+from interlock.telemetry.tracing import Sampling, Tracing, configure_tracing, parse_traceparent
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_PARENT = "00f067aa0ba902b7"
@@ -120,7 +120,7 @@ def test_configuration_from_the_standard_variables() -> None:
     assert configure_tracing("gw", environ={"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}) is None
     console = configure_tracing("gw", environ={"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "edge"})
     assert console is not None
-    assert console.provider.resource.attributes["service.name"] == "edge"
+    assert console.resource.attributes["service.name"] == "edge"
     console.shutdown()
     otlp = configure_tracing("gw", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
     assert otlp is not None
@@ -169,3 +169,40 @@ def test_ratio_sampling_keeps_about_that_share() -> None:
 def test_bad_sampler_variables_are_refused(bad: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER"):
         Sampling.from_env(bad)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01", (int(CLIENT_TRACE, 16), int(CLIENT_PARENT, 16), True)),
+        (f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-00", (int(CLIENT_TRACE, 16), int(CLIENT_PARENT, 16), False)),
+        (f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-03", (int(CLIENT_TRACE, 16), int(CLIENT_PARENT, 16), True)),
+        (f"01-{CLIENT_TRACE}-{CLIENT_PARENT}-01-future", (int(CLIENT_TRACE, 16), int(CLIENT_PARENT, 16), True)),
+        (f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01-extra", None),  # version 00 has exactly four fields
+        (f"ff-{CLIENT_TRACE}-{CLIENT_PARENT}-01", None),
+        (f"00-{'0' * 32}-{CLIENT_PARENT}-01", None),
+        (f"00-{CLIENT_TRACE}-{'0' * 16}-01", None),
+        (f"00-{CLIENT_TRACE.upper()}-{CLIENT_PARENT}-01", None),
+        (f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-0g", None),
+        (f"00_{CLIENT_TRACE}_{CLIENT_PARENT}_01", None),
+        ("", None),
+    ],
+)
+def test_traceparent_parsing(header: str, expected: tuple[int, int, bool] | None) -> None:
+    assert parse_traceparent(header.encode()) == expected
+
+
+def test_tracestate_is_kept_and_passed_upstream(exported: tuple[Tracing, InMemorySpanExporter]) -> None:
+    tracing, exporter = exported
+    headers = [
+        (b"traceparent", f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01".encode()),
+        (b"tracestate", b"vendor=abc,other=1"),
+    ]
+    request = tracing.start_request(headers, "chat", "/v1/chat/completions")
+    assert request is not None
+    assert request.head.endswith(b"\r\ntracestate: vendor=abc,other=1\r\n")
+    request.end(status=200)
+    (span,) = exporter.get_finished_spans()
+    assert span.context.trace_state.to_header() == "vendor=abc,other=1"
+    assert span.parent is not None
+    assert span.parent.is_remote
