@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from interlock.operator.naming import COMPONENT_GATEWAY, LABEL_COMPONENT, LABEL_PART_OF
+from interlock.telemetry.tracing import Sampling
 from tests.charts.rendering import CHART, CI_VALUES, REPO, Rendered, ci_values, render
 
 VALUE_SETS = [pytest.param({}, id="default"), *(pytest.param(ci_values(p), id=p.stem) for p in CI_VALUES)]
@@ -326,9 +327,22 @@ def test_it_should_give_the_operator_the_gateway_defaults_and_the_control_plane(
         "secretKeyRef": {"name": "interlock-gateway-token", "key": "token"}
     }
     assert "INTERLOCK_GATEWAY_REDIS_URL" not in env
+    assert not [name for name in env if name.startswith("OTEL_")]  # no traces unless asked for
     service = render().one("Service", "-api")
     assert service["metadata"]["name"] == "il-interlock-api"
     assert service["spec"]["ports"][0]["port"] == 8081
+
+
+def test_it_should_give_gateways_a_sampled_otlp_exporter_when_tracing_is_on() -> None:
+    env = _gateway_defaults({"gateway": {"tracing": {"endpoint": "http://collector.obs.svc:4318"}}})["env"]
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://collector.obs.svc:4318"
+    assert env["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio"
+    assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.05"
+    # The gateway reads these as the SDK does.
+    environ = {name: entry["value"] for name, entry in env.items() if name.startswith("OTEL_")}
+    assert Sampling.from_env(environ) == Sampling(0.05, parent_based=True)
+    every = {"gateway": {"tracing": {"endpoint": "http://c:4318", "sampleRatio": 1}}}
+    assert _gateway_defaults(every)["env"]["OTEL_TRACES_SAMPLER_ARG"]["value"] == "1"
 
 
 def test_it_should_point_gateways_at_redis_when_enabled() -> None:

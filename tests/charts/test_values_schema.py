@@ -46,6 +46,8 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("number for a label value", {"dashboards": {"labelValue": 1}}, "'/dashboards/labelValue'"),
     ("non-HTTP control-plane URL", {"gateway": {"controlPlane": {"url": "ftp://cp"}}}, "'/gateway/controlPlane/url'"),
     ("unknown API environment", {"api": {"environment": "staging"}}, "'/api/environment'"),
+    ("sample ratio over 1", {"gateway": {"tracing": {"sampleRatio": 5}}}, "'/gateway/tracing/sampleRatio'"),
+    ("non-HTTP OTLP endpoint", {"gateway": {"tracing": {"endpoint": "collector:4317"}}}, "'/gateway/tracing/endpoint'"),
     ("env entry without a name", {"gateway": {"extraEnv": [{"value": "x"}]}}, "'/gateway/extraEnv/0'"),
     ("unknown key in a token Secret reference", {"gateway": {"controlPlane": {"tokenSecret": {"nam": "x"}}}}, "nam"),
 ]
