@@ -66,10 +66,10 @@ async def test_two_gateways_sharing_redis_admit_the_limit_of_300_concurrent_requ
                 assert limiter == {"store": "redis", "healthy": True, "last_error": None}, "Redis decided, not memory"
         admitted = statuses.count(200)
         assert statuses.count(429) == 300 - admitted, set(statuses)
+        # One limit of 100 for both: with a bucket each they would admit up to 200. How the 100 split between the
+        # replicas depends on which one the scheduler runs first (on a loaded machine, often all on one).
         assert 100 <= admitted <= 102, admitted
         assert up.requests == admitted
-        assert statuses[0::2].count(200) > 0, "both replicas admitted a share"
-        assert statuses[1::2].count(200) > 0, "both replicas admitted a share"
     finally:
         keys = await redis.call("KEYS", prefix + "*")
         if keys:
