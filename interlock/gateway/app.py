@@ -217,11 +217,7 @@ class GatewayApp:
             started=asyncio.get_running_loop().time(),
             clock=time.perf_counter(),
         )
-        if services.tracing is not None and endpoint.operation is not None:
-            trace = ctx.trace = services.tracing.start_request(scope["headers"], endpoint.operation, path)
-            if trace is not None:
-                ctx.trace_head = trace.head
-        authorization = x_api_key = content_length = None
+        authorization = x_api_key = content_length = traceparent = tracestate = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -229,6 +225,14 @@ class GatewayApp:
                 x_api_key = value
             elif name == b"content-length":
                 content_length = value
+            elif name == b"traceparent":
+                traceparent = value
+            elif name == b"tracestate":
+                tracestate = value
+        if services.tracing is not None and endpoint.operation is not None:
+            trace = ctx.trace = services.tracing.start_request(endpoint.operation, path, traceparent, tracestate)
+            if trace is not None:
+                ctx.trace_head = trace.head
         services.metrics.inflight += 1
         try:
             ctx.principal = services.authenticator.authenticate(authorization, x_api_key)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +40,6 @@ from interlock.telemetry import names
 
 __all__ = ["RequestSpan", "Sampling", "Tracing", "configure_tracing", "parse_traceparent"]
 
-_TRACEPARENT = b"traceparent"
-_TRACESTATE = b"tracestate"
 _SCOPE = InstrumentationScope("interlock.gateway")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
@@ -144,14 +142,16 @@ class Tracing:
         self.resource = resource
         self.sampling = sampling or Sampling()
 
-    def start_request(self, headers: Sequence[tuple[bytes, bytes]], operation: str, path: str) -> RequestSpan | None:
-        traceparent = next((value for name, value in headers if name == _TRACEPARENT), None)
+    def start_request(
+        self, operation: str, path: str, traceparent: bytes | None = None, tracestate: bytes | None = None
+    ) -> RequestSpan | None:
+        """The request's span, or None when it is not sampled; ``traceparent`` and ``tracestate`` are the client's
+        headers (the gateway picks them out in the header scan it makes anyway)."""
         parent = parse_traceparent(traceparent) if traceparent is not None else None
         if not self.sampling.decide(parent):
             return None
         parent_context = None
         if parent is not None:
-            tracestate = next((value for name, value in headers if name == _TRACESTATE), None)
             parent_context = SpanContext(
                 parent[0],
                 parent[1],
@@ -194,32 +194,6 @@ class RequestSpan:
     def trace_id(self) -> str:
         return format(self._context.trace_id, "032x")
 
-    def _finish(
-        self,
-        name: str,
-        context: SpanContext,
-        parent: SpanContext | None,
-        kind: SpanKind,
-        attributes: dict[str, Any],
-        status: Status,
-        start_ns: int,
-        end_ns: int,
-    ) -> None:
-        tracing = self._tracing
-        span = ReadableSpan(
-            name,
-            context,
-            parent,
-            tracing.resource,
-            attributes,
-            kind=kind,
-            status=status,
-            start_time=start_ns,
-            end_time=end_ns,
-            instrumentation_scope=_SCOPE,
-        )
-        tracing.processor.on_end(span)
-
     def record_attempt(
         self,
         *,
@@ -246,8 +220,20 @@ class RequestSpan:
             attributes[names.ERROR_TYPE] = error
             outcome = Status(StatusCode.ERROR, error)
         context = SpanContext(self._context.trace_id, random.getrandbits(64) or 1, False, _SAMPLED)
-        self._finish(
-            f"{self._operation} {model}", context, self._context, SpanKind.CLIENT, attributes, outcome, start_ns, end_ns
+        tracing = self._tracing
+        tracing.processor.on_end(
+            ReadableSpan(
+                f"{self._operation} {model}",
+                context,
+                self._context,
+                tracing.resource,
+                attributes,
+                kind=SpanKind.CLIENT,
+                status=outcome,
+                start_time=start_ns,
+                end_time=end_ns,
+                instrumentation_scope=_SCOPE,
+            )
         )
 
     def end(
@@ -264,8 +250,11 @@ class RequestSpan:
         cached_tokens: int | None = None,
         error: str | None = None,
     ) -> None:
-        attributes: dict[str, Any] = {names.GEN_AI_OPERATION: self._operation, names.URL_PATH: self._path}
-        attributes[names.HTTP_STATUS] = status
+        attributes: dict[str, Any] = {
+            names.GEN_AI_OPERATION: self._operation,
+            names.URL_PATH: self._path,
+            names.HTTP_STATUS: status,
+        }
         if route:
             attributes[names.GEN_AI_REQUEST_MODEL] = attributes[names.ROUTE] = route
         if tenant:
@@ -284,13 +273,18 @@ class RequestSpan:
         if status >= 500 or error is not None:
             attributes[names.ERROR_TYPE] = error or str(status)
             outcome = Status(StatusCode.ERROR, error)
-        self._finish(
-            f"{self._operation} {route or self._path}",
-            self._context,
-            self._parent,
-            SpanKind.SERVER,
-            attributes,
-            outcome,
-            self.start_ns,
-            end_ns if end_ns is not None else time.time_ns(),
+        tracing = self._tracing
+        tracing.processor.on_end(
+            ReadableSpan(
+                f"{self._operation} {route or self._path}",
+                self._context,
+                self._parent,
+                tracing.resource,
+                attributes,
+                kind=SpanKind.SERVER,
+                status=outcome,
+                start_time=self.start_ns,
+                end_time=end_ns if end_ns is not None else time.time_ns(),
+                instrumentation_scope=_SCOPE,
+            )
         )

@@ -12,11 +12,20 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
 
 from interlock.telemetry import otlp
 from interlock.telemetry.otlp import FastOTLPSpanExporter, encode_request
@@ -50,11 +59,8 @@ def _gateway_spans() -> list[ReadableSpan]:
     exporter = InMemorySpanExporter()
     tracing = configure_tracing("gw", processor=SimpleSpanProcessor(exporter), environ={})
     assert tracing is not None
-    headers = [
-        (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-        (b"tracestate", b"vendor=abc,other=1"),
-    ]
-    request = tracing.start_request(headers, "chat", "/v1/chat/completions")
+    traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    request = tracing.start_request("chat", "/v1/chat/completions", traceparent, b"vendor=abc,other=1")
     assert request is not None
     now = time.time_ns()
     for attempt, status in ((1, 503), (2, 200)):
@@ -105,6 +111,21 @@ def test_every_field_encodes_as_the_sdk_encodes_it(span: ReadableSpan) -> None:
     _same_as_the_sdk([span])
 
 
+def test_spans_of_the_sdk_tracer_encode_as_the_sdk_encodes_them() -> None:
+    """Live SDK spans (a ReadableSpan subclass) go through the public properties; their dropped attributes count."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE, span_limits=SpanLimits(max_span_attributes=2))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("lib", "1.0")
+    outer = tracer.start_span("outer", kind=SpanKind.SERVER, attributes={"a": 1, "b": "x", "c": True})
+    with tracer.start_as_current_span("inner", context=set_span_in_context(outer)) as inner:
+        inner.set_status(Status(StatusCode.ERROR, "boom"))
+    outer.end()
+    spans = list(exporter.get_finished_spans())
+    assert spans[1].dropped_attributes == 1
+    _same_as_the_sdk(spans)
+
+
 def test_a_batch_is_grouped_by_resource_then_scope() -> None:
     batch = [
         _span("a"),
@@ -135,7 +156,7 @@ def test_the_string_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(100):
         span = _span(attributes={"tenant": f"t{n}"})
         assert ExportTraceServiceRequest.FromString(encoder.request([span])) == encode_spans([span])
-    assert len(encoder._strings) <= 16
+    assert len(encoder._values) <= 16
 
 
 class _Collector(BaseHTTPRequestHandler):
@@ -176,7 +197,7 @@ def test_the_exporter_posts_the_batch_to_the_collector(
     assert isinstance(exporter, FastOTLPSpanExporter)
     assert exporter.fast, "the SDK exporter changed: FastOTLPSpanExporter fell back to the SDK's slow encoder"
     for n in range(5):
-        request = tracing.start_request([], "chat", "/v1/chat/completions")
+        request = tracing.start_request("chat", "/v1/chat/completions")
         assert request is not None
         request.end(status=200, route="chat", tenant=f"t{n}", input_tokens=n)
     tracing.shutdown()  # flushes the batch

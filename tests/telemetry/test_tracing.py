@@ -28,11 +28,8 @@ def test_request_continues_the_clients_trace_and_passes_it_upstream(
     exported: tuple[Tracing, InMemorySpanExporter],
 ) -> None:
     tracing, exporter = exported
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"traceparent", f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01".encode()),
-    ]
-    request = tracing.start_request(headers, "chat", "/v1/chat/completions")
+    traceparent = f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01".encode()
+    request = tracing.start_request("chat", "/v1/chat/completions", traceparent)
     assert request is not None
     start = server_start = time.time_ns()
     request.record_attempt(
@@ -92,7 +89,7 @@ def test_request_continues_the_clients_trace_and_passes_it_upstream(
 
 def test_no_content_is_recorded(exported: tuple[Tracing, InMemorySpanExporter]) -> None:
     tracing, exporter = exported
-    request = tracing.start_request([], "chat", "/v1/chat/completions")
+    request = tracing.start_request("chat", "/v1/chat/completions")
     assert request is not None
     now = time.time_ns()
     request.record_attempt(
@@ -105,7 +102,7 @@ def test_no_content_is_recorded(exported: tuple[Tracing, InMemorySpanExporter]) 
 
 def test_a_new_trace_without_traceparent(exported: tuple[Tracing, InMemorySpanExporter]) -> None:
     tracing, exporter = exported
-    request = tracing.start_request([(b"traceparent", b"garbage")], "chat", "m")
+    request = tracing.start_request("chat", "m", b"garbage")
     assert request is not None
     request.end(status=502, error="upstream_error")
     (span,) = exporter.get_finished_spans()
@@ -134,9 +131,9 @@ def test_sampling_follows_otel_traces_sampler() -> None:
     environ = {"OTEL_TRACES_SAMPLER": "parentbased_always_off"}
     tracing = configure_tracing("gw", processor=SimpleSpanProcessor(exporter), environ=environ)
     assert tracing is not None
-    assert tracing.start_request([], "chat", "m") is None
+    assert tracing.start_request("chat", "m") is None
     sampled_parent = f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01".encode()
-    request = tracing.start_request([(b"traceparent", sampled_parent)], "chat", "m")
+    request = tracing.start_request("chat", "m", sampled_parent)
     assert request is not None  # the client's sampled flag wins over the root sampler
     request.end(status=200)
     assert len(exporter.get_finished_spans()) == 1
@@ -194,11 +191,8 @@ def test_traceparent_parsing(header: str, expected: tuple[int, int, bool] | None
 
 def test_tracestate_is_kept_and_passed_upstream(exported: tuple[Tracing, InMemorySpanExporter]) -> None:
     tracing, exporter = exported
-    headers = [
-        (b"traceparent", f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01".encode()),
-        (b"tracestate", b"vendor=abc,other=1"),
-    ]
-    request = tracing.start_request(headers, "chat", "/v1/chat/completions")
+    traceparent = f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01".encode()
+    request = tracing.start_request("chat", "/v1/chat/completions", traceparent, b"vendor=abc,other=1")
     assert request is not None
     assert request.head.endswith(b"\r\ntracestate: vendor=abc,other=1\r\n")
     request.end(status=200)
