@@ -22,6 +22,7 @@ __all__ = [
     "own_cpu_seconds",
     "peak_memory_mb",
     "process_tree",
+    "thread_cpu_seconds",
     "wait_quiet",
 ]
 
@@ -144,6 +145,16 @@ def cpu_seconds(pid: int) -> float:
         fields = stat.rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
     return total / _CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """User plus system CPU time of one thread of ``pid``, in seconds (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def machine_busy_seconds() -> float:
