@@ -4,6 +4,7 @@ per upstream attempt (a failed one included), the trace context sent upstream, a
 from __future__ import annotations
 
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -13,7 +14,7 @@ from interlock.mockprovider import Fault
 from interlock.telemetry import names
 from interlock.telemetry.tracing import Tracing, configure_tracing
 from tests.gateway.harness import backend, config, route
-from tests.support import eventually
+from tests.support import eventually, otlp_collector
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"
@@ -117,3 +118,41 @@ async def test_an_upstream_failure_marks_the_request_span(upstream, gateway, exp
     assert all(attempt.status.status_code is StatusCode.ERROR for attempt in attempts)
     assert server.status.status_code is StatusCode.ERROR
     assert (server.attributes or {})[names.HTTP_STATUS] == 502
+
+
+async def test_a_request_reaches_an_otlp_collector(upstream, gateway, monkeypatch):
+    """The production path: OTEL_* variables, the batch span processor, our encoder, a real HTTP collector."""
+    with otlp_collector() as collector:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "20")  # milliseconds: export at once, not after 5 s
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "edge-gateway")
+        tracing = configure_tracing("interlock-gateway")
+        assert tracing is not None
+        try:
+            up = await upstream()
+            gw = await gateway(config(backend("a", up.url), route("chat", [("a", "m1")])), tracing=tracing)
+            traceparent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+            answer = await gw.client.chat.completions.create(
+                model="chat", messages=HELLO, extra_headers={"traceparent": traceparent}
+            )
+            assert answer.usage is not None
+            spans = await eventually(lambda: len(collector.spans()) == 2 and collector.spans(), within=10)
+        finally:
+            tracing.shutdown()
+
+    by_kind = {span.kind: (export, span) for export, span in spans}
+    export, server = by_kind[Span.SpanKind.SPAN_KIND_SERVER]
+    _, attempt = by_kind[Span.SpanKind.SPAN_KIND_CLIENT]
+    resource = {kv.key: kv.value.string_value for kv in export.resource_spans[0].resource.attributes}
+    assert resource["service.name"] == "edge-gateway"
+    assert export.resource_spans[0].scope_spans[0].scope.name == "interlock.gateway"
+    assert server.trace_id.hex() == attempt.trace_id.hex() == CLIENT_TRACE
+    assert server.parent_span_id.hex() == CLIENT_SPAN
+    assert attempt.parent_span_id == server.span_id
+    assert server.name == "chat chat"
+    attributes = {kv.key: kv.value for kv in server.attributes}
+    assert attributes[names.GEN_AI_INPUT_TOKENS].int_value == answer.usage.prompt_tokens
+    assert attributes[names.GEN_AI_RESPONSE_MODEL].string_value == "m1"
+    assert attributes[names.HTTP_STATUS].int_value == 200
+    assert server.start_time_unix_nano <= attempt.start_time_unix_nano < attempt.end_time_unix_nano
+    assert attempt.end_time_unix_nano <= server.end_time_unix_nano

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -30,6 +28,7 @@ from opentelemetry.trace import (
 from interlock.telemetry import otlp
 from interlock.telemetry.otlp import FastOTLPSpanExporter, encode_request
 from interlock.telemetry.tracing import configure_tracing
+from tests.support import Collector, otlp_collector
 
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 RESOURCE = Resource.create({"service.name": "gw", "deployment.replica": 3, "canary": False})
@@ -159,37 +158,14 @@ def test_the_string_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(encoder._values) <= 16
 
 
-class _Collector(BaseHTTPRequestHandler):
-    received: list[tuple[str, str, bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((self.path, self.headers["Content-Type"], body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def collector() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-    received: list[tuple[str, str, bytes]] = []
-    handler = type("Handler", (_Collector,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received
-    server.shutdown()
-    server.server_close()
+def collector() -> Iterator[Collector]:
+    with otlp_collector() as running:
+        yield running
 
 
-def test_the_exporter_posts_the_batch_to_the_collector(
-    collector: tuple[str, list[tuple[str, str, bytes]]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, received = collector
+def test_the_exporter_posts_the_batch_to_the_collector(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = collector.url
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
     tracing = configure_tracing("interlock-gateway", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": url})
     assert tracing is not None
@@ -202,14 +178,7 @@ def test_the_exporter_posts_the_batch_to_the_collector(
         request.end(status=200, route="chat", tenant=f"t{n}", input_tokens=n)
     tracing.shutdown()  # flushes the batch
 
-    spans = [
-        span
-        for path, content_type, body in received
-        if path == "/v1/traces" and content_type == "application/x-protobuf"
-        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans
-        for scope_spans in resource_spans.scope_spans
-        for span in scope_spans.spans
-    ]
+    spans = [span for _, span in collector.spans()]
     assert sorted(span.name for span in spans) == ["chat chat"] * 5
     tenants = sorted(a.value.string_value for span in spans for a in span.attributes if a.key == "interlock.tenant")
     assert tenants == [f"t{n}" for n in range(5)]
