@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -210,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if len(os.sched_getaffinity(0)) < 2:
         print("bench/telemetry: needs two cores (gateways on 0, load on 1)", file=sys.stderr)
+        return 2
+    if args.instructions and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        print("bench/telemetry: --instructions needs valgrind (Debian package valgrind) on PATH", file=sys.stderr)
         return 2
     os.sched_setaffinity(0, {int(LOADGEN_CORE)})
     args.workdir.mkdir(parents=True, exist_ok=True)
