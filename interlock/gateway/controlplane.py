@@ -12,7 +12,6 @@ restart, so a gateway that starts while the control plane is down still knows it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import httpx
 
 from interlock.api.contract import GATEWAY_SNAPSHOT_PATH, Snapshot
 from interlock.gateway.policy import Policy
+from interlock.gateway.tasks import cancel_and_wait
 
 __all__ = ["PolicySource", "SnapshotSource", "SnapshotStatus", "SnapshotStore", "StaticPolicySource"]
 
@@ -166,11 +166,8 @@ class SnapshotSource(_Holder):
         self._task = asyncio.create_task(self._run(), name="interlock-snapshot")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._client.aclose()
 
     async def _run(self) -> None:

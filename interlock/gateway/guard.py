@@ -15,10 +15,10 @@ one tick, and a client that leaves is noticed within ``ARM_AFTER_S`` plus one ti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from types import TracebackType
 
 from interlock.gateway.asgi import Receive
+from interlock.gateway.tasks import cancel_and_wait
 
 __all__ = ["ARM_AFTER_S", "TICK_S", "ClientDisconnected", "GuardClock", "RequestGuard"]
 
@@ -43,11 +43,8 @@ class GuardClock:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="interlock-guard-clock")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -14,13 +14,14 @@ than ``timeout_s``, the connection is closed and every waiting caller gets ``Red
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
+
+from interlock.gateway.tasks import cancel_and_wait
 
 __all__ = ["RedisClient", "RedisError", "RedisUnavailable", "encode_command", "parse_reply"]
 
@@ -245,11 +246,8 @@ class RedisClient:
             self._proto = None
 
     async def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
+        await cancel_and_wait(self._watchdog)
+        self._watchdog = None
         if self._proto is not None:
             self._proto.fail(RedisUnavailable("client closed"))
             self._proto = None

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from interlock.gateway.metering import Usage
+from interlock.gateway.tasks import cancel_and_wait
 from interlock.gateway.usage.ledger import SpendLedger
 from interlock.gateway.usage.spool import AsyncSpool, Spool
 
@@ -237,11 +238,8 @@ class UsageRecorder:
 
     async def stop(self) -> None:
         """Stop the group commits and write what is buffered."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._pruning is not None:
             with contextlib.suppress(Exception):
                 await self._pruning

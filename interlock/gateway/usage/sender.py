@@ -18,6 +18,7 @@ import time
 import httpx
 
 from interlock.api.contract import GATEWAY_USAGE_PATH, UsageBatchResult
+from interlock.gateway.tasks import cancel_and_wait
 from interlock.gateway.usage.spool import AsyncSpool
 
 __all__ = ["UsageSender", "retry_delay"]
@@ -137,18 +138,16 @@ class UsageSender:
             async with asyncio.timeout(timeout_s):
                 while await self.send_batch():
                     pass
-        except (TimeoutError, Exception) as exc:
-            if not isinstance(exc, TimeoutError):
-                self._failed(exc)
+        except TimeoutError:
+            return False
+        except Exception as exc:
+            self._failed(exc)
             return False
         return True
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def close(self) -> None:
         await self.stop()
