@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import httpx
 
 from interlock.api.contract import GATEWAY_SNAPSHOT_PATH, Snapshot
+from interlock.gateway.cphttp import control_plane_client
 from interlock.gateway.policy import Policy
 from interlock.gateway.tasks import cancel_and_wait
 
@@ -142,12 +143,7 @@ class SnapshotSource(_Holder):
         super().__init__(gateway_id)
         self.interval_s = interval_s
         self._store = store
-        headers = {"user-agent": "interlock-gateway/0.1"}
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        self._client = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
-        )
+        self._client = control_plane_client(url, token, timeout_s=timeout_s, transport=transport)
         self._params = {"gateway_id": gateway_id}
         self._etag: str | None = None
         self._task: asyncio.Task[None] | None = None

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from interlock.gateway.cphttp import USER_AGENT
 from interlock.gateway.errors import AttemptFailure
 from interlock.gateway.http1 import ConnectError, ConnectionPool, ProtocolError, Response
 
 __all__ = ["BackendClient", "iter_body", "parse_retry_after", "read_body", "transport_errors"]
 
-_USER_AGENT = "interlock-gateway/0.1"
 _TLS = ssl.create_default_context()
 
 
@@ -86,7 +86,7 @@ class BackendClient:
         url = urlsplit(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"backend {name!r}: {base_url!r} is not an http(s) URL")
-        headers = {"user-agent": _USER_AGENT, "content-type": "application/json", **auth_headers}
+        headers = {"user-agent": USER_AGENT, "content-type": "application/json", **auth_headers}
         if any("\r" in v or "\n" in v for v in headers.values()):
             raise ValueError(f"backend {name!r}: a header value (the API key?) contains a line break")
         self.name = name

@@ -18,6 +18,7 @@ import time
 import httpx
 
 from interlock.api.contract import GATEWAY_USAGE_PATH, UsageBatchResult
+from interlock.gateway.cphttp import control_plane_client
 from interlock.gateway.tasks import cancel_and_wait
 from interlock.gateway.usage.spool import AsyncSpool
 
@@ -55,11 +56,8 @@ class UsageSender:
         self.spool = spool
         self.batch_size = batch_size
         self.retry_max_s = retry_max_s
-        headers = {"user-agent": "interlock-gateway/0.1", "content-type": "application/json"}
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        self._client = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
+        self._client = control_plane_client(
+            url, token, timeout_s=timeout_s, transport=transport, headers={"content-type": "application/json"}
         )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
