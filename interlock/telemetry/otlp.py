@@ -100,7 +100,7 @@ class _Encoder:
         self._values: dict[tuple[str, Any, type], bytes] = {}  # (key, value, type): True == 1, but not alike
         self._names: dict[str, bytes] = {}
         self._keys: dict[str, bytes] = {}
-        self._groups: dict[tuple[int, int], tuple[Resource, InstrumentationScope | None, bytes, bytes]] = {}
+        self._objects: dict[int, tuple[Any, bytes]] = {}  # resources and scopes, encoded
 
     def attributes(self, tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         """Every attribute as a ``tag``-ged KeyValue field."""
@@ -186,28 +186,28 @@ class _Encoder:
         tail += _FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL
         return head + self.attributes(b"\x4a", attributes) + tail
 
-    def group(
-        self, resource: Resource, scope: InstrumentationScope | None
-    ) -> tuple[Resource, InstrumentationScope | None, bytes, bytes]:
-        """The resource and scope with their encoded fields (a ResourceSpans' Resource, a ScopeSpans' Scope).
-        Keyed by identity: the SDK hashes a Resource by serializing it to JSON."""
-        key = (id(resource), id(scope))
-        cached = self._groups.get(key)
-        if cached is None or cached[0] is not resource or cached[1] is not scope:
-            if len(self._groups) >= 64:
-                self._groups.clear()
-            resource_field = _field(b"\x0a", self.attributes(b"\x0a", resource.attributes))
-            scope_field = b"\x0a\x00"  # the SDK writes an empty scope rather than none
-            if scope is not None:
-                body = b""
-                if scope.name:
-                    body += _field(b"\x0a", scope.name.encode())
-                if scope.version:
-                    body += _field(b"\x12", scope.version.encode())
-                body += self.attributes(b"\x1a", scope.attributes)
-                scope_field = _field(b"\x0a", body)
-            cached = self._groups[key] = (resource, scope, resource_field, scope_field)
-        return cached
+    def _kept(self, obj: Any, encode: Callable[[Any], bytes]) -> bytes:
+        """``encode(obj)``, computed once per object. Keyed by identity (the SDK hashes a Resource by serializing
+        it to JSON); the entry holds the object, so its id is not reused while the entry lives."""
+        entry = self._objects.get(id(obj))
+        if entry is None:
+            if len(self._objects) >= 64:
+                self._objects.clear()
+            entry = self._objects[id(obj)] = (obj, encode(obj))
+        return entry[1]
+
+    def _resource_field(self, resource: Resource) -> bytes:
+        return _field(b"\x0a", self.attributes(b"\x0a", resource.attributes))
+
+    def _scope_field(self, scope: InstrumentationScope | None) -> bytes:
+        if scope is None:
+            return b"\x0a\x00"  # the SDK writes an empty scope rather than none
+        body = b""
+        if scope.name:
+            body += _field(b"\x0a", scope.name.encode())
+        if scope.version:
+            body += _field(b"\x12", scope.version.encode())
+        return _field(b"\x0a", body + self.attributes(b"\x1a", scope.attributes))
 
     def request(self, spans: Sequence[ReadableSpan]) -> bytes:
         """An ``ExportTraceServiceRequest`` with the spans grouped by resource, then by instrumentation scope."""
@@ -219,10 +219,10 @@ class _Encoder:
             resource, scope = span.resource, span.instrumentation_scope or None
             in_resource = batch.get(id(resource))
             if in_resource is None:
-                in_resource = batch[id(resource)] = (resource, self.group(resource, None)[2], {})
+                in_resource = batch[id(resource)] = (resource, self._kept(resource, self._resource_field), {})
             in_scope = in_resource[2].get(id(scope))
             if in_scope is None:
-                in_scope = in_resource[2][id(scope)] = (scope, self.group(resource, scope)[3], [])
+                in_scope = in_resource[2][id(scope)] = (scope, self._kept(scope, self._scope_field), [])
             body = self.span(span)
             in_scope[2].append(b"\x12" + _varint(len(body)) + body)
         out = []
