@@ -46,9 +46,9 @@ _UNSET = Status(StatusCode.UNSET)
 _HEX = frozenset(b"0123456789abcdef")
 
 
-def parse_traceparent(value: bytes) -> tuple[int, int, bool] | None:
-    """A W3C ``traceparent`` header as (trace id, parent span id, sampled), or None when it is not a valid one."""
-    if len(value) < 55 or value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-":
+def parse_traceparent(value: bytes | None) -> tuple[int, int, bool] | None:
+    """A W3C ``traceparent`` header as (trace id, parent span id, sampled), or None when it is absent or invalid."""
+    if value is None or len(value) < 55 or value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-":
         return None
     version = value[:2]
     if version == b"ff" or (version == b"00" and len(value) != 55) or (len(value) > 55 and value[55:56] != b"-"):
@@ -87,9 +87,6 @@ class Sampling:
                 raise ValueError("OTEL_TRACES_SAMPLER_ARG must be a number between 0 and 1")
             return cls(ratio, parent_based)
         raise ValueError(f"OTEL_TRACES_SAMPLER={name!r} is not supported")
-
-    def sampled(self, traceparent: bytes | None) -> bool:
-        return self.decide(parse_traceparent(traceparent) if traceparent is not None else None)
 
     def decide(self, parent: tuple[int, int, bool] | None) -> bool:
         """Whether to trace a request whose client sent ``parent`` (a parsed ``traceparent``) or none."""
@@ -147,7 +144,7 @@ class Tracing:
     ) -> RequestSpan | None:
         """The request's span, or None when it is not sampled; ``traceparent`` and ``tracestate`` are the client's
         headers (the gateway picks them out in the header scan it makes anyway)."""
-        parent = parse_traceparent(traceparent) if traceparent is not None else None
+        parent = parse_traceparent(traceparent)
         if not self.sampling.decide(parent):
             return None
         parent_context = None

@@ -153,10 +153,10 @@ def test_sampler_variables(environ: dict[str, str], expected: Sampling) -> None:
 
 def test_ratio_sampling_keeps_about_that_share() -> None:
     sampling = Sampling(0.25, parent_based=False)
-    kept = sum(sampling.sampled(None) for _ in range(4000))
+    kept = sum(sampling.decide(None) for _ in range(4000))
     assert 800 < kept < 1200
     unsampled_parent = f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-00".encode()
-    assert not Sampling(1.0, parent_based=True).sampled(unsampled_parent)
+    assert not Sampling(1.0, parent_based=True).decide(parse_traceparent(unsampled_parent))
 
 
 @pytest.mark.parametrize(
