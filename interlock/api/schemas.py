@@ -235,13 +235,18 @@ class UsagesPublic(BaseModel):
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page; null: last page.")
 
 
-class DailyUsage(UsageTotals):
-    day: dt.date
+class _Grouped(UsageTotals):
+    """Totals of one group; the dimensions not grouped by are null."""
+
     tenant_id: str | None = None
     key_id: str | None = None
     route: str | None = None
     model: str | None = None
     backend: str | None = None
+
+
+class DailyUsage(_Grouped):
+    day: dt.date
 
 
 class DailyUsagesPublic(BaseModel):
@@ -249,12 +254,8 @@ class DailyUsagesPublic(BaseModel):
     totals: UsageTotals
 
 
-class Cost(UsageTotals):
-    tenant_id: str | None = None
-    key_id: str | None = None
-    route: str | None = None
-    model: str | None = None
-    backend: str | None = None
+class Cost(_Grouped):
+    pass
 
 
 class CostsPublic(BaseModel):
