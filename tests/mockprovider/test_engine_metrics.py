@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from interlock.mockprovider import Fault
 from interlock.mockprovider.engine_metrics import FINISH_REASONS, METRIC_NAMES
 from tests.dashboards.promql import load, metric_names, queries
+from tests.mockprovider.process import mock_process
 from tests.mockprovider.served import Serve, Served
-from tests.mockprovider.test_main import _free_port
 from tests.support import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -211,32 +209,11 @@ async def test_metrics_need_no_key_and_are_not_counted(serve: Serve) -> None:
 
 
 async def test_module_flag_serves_engine_metrics() -> None:
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "interlock.mockprovider", "--port", str(port), "--engine-metrics", "--max-num-seqs", "4"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-
-            async def up() -> bool:
-                try:
-                    return (await http.get("/health")).status_code == 200
-                except httpx.TransportError:
-                    return process.returncode is not None
-
-            await eventually(up, within=10, interval=0.05, what="mock provider listening")
-            assert process.returncode is None
-            chat = {"model": "served", "messages": HELLO}
-            assert (await http.post("/v1/chat/completions", json=chat)).status_code == 200
-            text = (await http.get("/metrics")).text
-            assert 'vllm:request_success_total{engine="0",finished_reason="stop",model_name="served"} 1.0' in text
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
+    async with mock_process("--engine-metrics", "--max-num-seqs", "4", ready_path="/health") as http:
+        chat = {"model": "served", "messages": HELLO}
+        assert (await http.post("/v1/chat/completions", json=chat)).status_code == 200
+        text = (await http.get("/metrics")).text
+        assert 'vllm:request_success_total{engine="0",finished_reason="stop",model_name="served"} 1.0' in text
 
 
 async def test_listed_models_have_series_from_the_start_others_from_their_first_request(serve: Serve) -> None:
