@@ -42,7 +42,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
     from interlock.gateway.app import create_gateway_app
-    from interlock.gateway.credentials import FileSecretResolver
+    from interlock.gateway.dispatch.credentials import FileSecretResolver
     from interlock.gateway.settings import GatewaySettings
     from interlock.gatewayconfig.loader import FileConfigSource
     from interlock.local.up import EMBEDDED_MOCK_CHUNK_DELAY_S

@@ -1,28 +1,11 @@
 """The control plane: admin API, gateway contract endpoints, and the pieces ``interlock up`` embeds.
 
-The names below load lazily: the gateway imports ``interlock.api.contract`` (plain pydantic) and must not pay
-for FastAPI and SQLAlchemy by doing so.
+The gateway never imports this package: what it shares with the control plane is in ``interlock.contract``.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from interlock.api.app import create_app, dispose_app
+from interlock.api.crud.bootstrap import Bootstrap, ensure_bootstrap
+from interlock.api.settings import ApiSettings
+from interlock.db.migrate import migrate
 
 __all__ = ["ApiSettings", "Bootstrap", "create_app", "dispose_app", "ensure_bootstrap", "migrate"]
-
-_WHERE = {
-    "ApiSettings": "interlock.api.settings",
-    "Bootstrap": "interlock.api.crud.bootstrap",
-    "create_app": "interlock.api.app",
-    "dispose_app": "interlock.api.app",
-    "ensure_bootstrap": "interlock.api.crud.bootstrap",
-    "migrate": "interlock.db.migrate",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'interlock.api' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

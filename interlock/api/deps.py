@@ -18,8 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interlock.api.crud.keys import find_active_key
-from interlock.api.keys import KEY_PREFIX
 from interlock.api.settings import ApiSettings
+from interlock.contract.keys import KEY_PREFIX
 
 __all__ = [
     "AdminDep",

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from interlock.api.contract import SpanRecord, UsageBatch, UsageEvent
+from interlock.contract.controlplane import SpanRecord, UsageBatch, UsageEvent
 
 __all__ = [
     "Cost",

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interlock.asgiserver import EmbeddedServer
-from interlock.gateway.apis import API
-from interlock.gateway.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
-from interlock.gateway.auth import SnapshotAuthenticator, StaticKeyAuthenticator
 from interlock.gateway.context import Authenticator, RequestContext, Services
-from interlock.gateway.credentials import SecretResolver
+from interlock.gateway.controlplane.link import ControlPlaneLink
+from interlock.gateway.dispatch.apis import API
+from interlock.gateway.dispatch.credentials import SecretResolver
+from interlock.gateway.dispatch.plan import BackendRuntime
+from interlock.gateway.dispatch.runtime import build_runtime
 from interlock.gateway.endpoints.chat import chat_completions
 from interlock.gateway.endpoints.embeddings import embeddings
 from interlock.gateway.endpoints.health import healthz, metrics, readyz
@@ -25,14 +26,13 @@ from interlock.gateway.endpoints.messages import count_tokens, messages
 from interlock.gateway.endpoints.models import list_models
 from interlock.gateway.endpoints.responses import responses
 from interlock.gateway.errors import GatewayError, InvalidRequestError, NotFoundError, ServiceUnavailableError
-from interlock.gateway.guard import ClientDisconnected
-from interlock.gateway.limits import Enforcer
-from interlock.gateway.link import ControlPlaneLink
-from interlock.gateway.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
-from interlock.gateway.redisbuckets import RedisBuckets
-from interlock.gateway.routing import BackendRuntime
-from interlock.gateway.runtime import build_runtime
+from interlock.gateway.http.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
+from interlock.gateway.http.guard import ClientDisconnected
+from interlock.gateway.http.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
 from interlock.gateway.settings import GatewaySettings
+from interlock.gateway.tenancy.auth import SnapshotAuthenticator, StaticKeyAuthenticator
+from interlock.gateway.tenancy.limits import Enforcer
+from interlock.gateway.tenancy.redisbuckets import RedisBuckets
 from interlock.gateway.tracespans import end_trace
 from interlock.gatewayconfig.loader import ConfigLoader, ConfigSource
 from interlock.gatewayconfig.model import GatewayConfig
@@ -77,7 +77,7 @@ class GatewayApp:
         tracing: Tracing | None = None,
     ) -> None:
         self.services = Services(settings=settings, metrics=metrics or GatewayMetrics(), authenticator=authenticator)
-        self.services.enforcer = enforcer
+        self.services.enforcer = self.enforcer = enforcer
         self.services.tracing = tracing
         self.link = link
         if link is not None:
@@ -173,8 +173,8 @@ class GatewayApp:
         await self.services.clock.stop()
         if self.link is not None:
             await self.link.stop()
-        if self.services.enforcer is not None:
-            await self.services.enforcer.close()
+        if self.enforcer is not None:
+            await self.enforcer.close()
         if self.services.tracing is not None:
             await asyncio.to_thread(self.services.tracing.shutdown)  # exports what is still batched
         for task in list(self._retiring):
@@ -270,7 +270,7 @@ class GatewayApp:
         if path == "/healthz":
             await healthz(send)
         elif path == "/readyz":
-            await readyz(send, self.loader.status, self.link, self.services.enforcer)
+            await readyz(send, self.loader.status, self.link, self.enforcer)
         elif path == "/metrics":
             await metrics(send, self.services)
         else:

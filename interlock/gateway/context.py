@@ -9,28 +9,54 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from interlock.gateway.asgi import Receive, Scope, Send
-from interlock.gateway.auth import PolicyProvider, Principal
+from interlock.gateway.dispatch.plan import RoutePlan, Target
+from interlock.gateway.dispatch.runtime import Runtime
 from interlock.gateway.errors import InvalidRequestError, ModelNotFoundError
-from interlock.gateway.guard import GuardClock
-from interlock.gateway.metering import Usage
-from interlock.gateway.ratelimit import Caps
-from interlock.gateway.routing import RoutePlan, Target
-from interlock.gateway.runtime import Runtime
+from interlock.gateway.http.asgi import Receive, Scope, Send
+from interlock.gateway.http.guard import GuardClock
 from interlock.gateway.settings import GatewaySettings
+from interlock.gateway.tenancy.auth import PolicyProvider, Principal
+from interlock.gateway.tenancy.ratelimit import Caps
+from interlock.gateway.usage.metering import Usage
 from interlock.gatewayconfig.model import ModelPrice
 from interlock.telemetry.metrics import GatewayMetrics
 
 if TYPE_CHECKING:
-    from interlock.gateway.limits import Enforcer
-    from interlock.gateway.usage.recorder import UsageRecorder
     from interlock.telemetry.tracing import RequestSpan, Tracing
 
-__all__ = ["Authenticator", "RequestContext", "Services", "optional", "parse_json_object", "require"]
+__all__ = [
+    "Admission",
+    "Authenticator",
+    "RequestContext",
+    "Services",
+    "UsageSink",
+    "optional",
+    "parse_json_object",
+    "require",
+]
 
 
 class Authenticator(Protocol):
     def authenticate(self, authorization: bytes | None, x_api_key: bytes | None) -> Principal: ...
+
+
+class Admission(Protocol):
+    """A tenant's limits around one request (``tenancy.limits.Enforcer``). A protocol, so that this module needs
+    not import the modules that take a ``RequestContext``."""
+
+    async def admit(self, ctx: RequestContext, plan: RoutePlan) -> None: ...
+
+    def charge(self, ctx: RequestContext, tokens: int) -> None: ...
+
+    def release(self, ctx: RequestContext) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class UsageSink(Protocol):
+    """Where finished requests' usage events go (``usage.recorder.UsageRecorder``)."""
+
+    def record(self, ctx: RequestContext, finished: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -43,9 +69,9 @@ class Services:
     authenticator: Authenticator
     clock: GuardClock = field(default_factory=GuardClock)
     runtime: Runtime | None = None
-    enforcer: Enforcer | None = None
+    enforcer: Admission | None = None
     policy: PolicyProvider | None = None
-    usage: UsageRecorder | None = None
+    usage: UsageSink | None = None
     tracing: Tracing | None = None
 
     def price(self, target: Target) -> ModelPrice | None:

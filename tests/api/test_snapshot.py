@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from interlock.api.contract import Snapshot
 from interlock.asgiserver import EmbeddedServer
-from interlock.gateway.controlplane import SnapshotSource
+from interlock.contract.controlplane import Snapshot
+from interlock.gateway.controlplane.snapshot import SnapshotSource
 from tests.api.support import ADMIN_TOKEN, event, new_key, new_tenant, post_usage
 
 GATEWAY_TOKEN = "test-gateway-token-abcdefghij"

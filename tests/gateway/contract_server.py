@@ -1,4 +1,4 @@
-"""A small, real control plane for gateway tests: it speaks ``interlock.api.contract`` over HTTP and keeps its
+"""A small, real control plane for gateway tests: it speaks ``interlock.contract.controlplane`` over HTTP and keeps its
 state in memory, so a test can stop its server (an outage the gateway sees as refused connections), start it
 again on the same port, and read exactly which usage events arrived and how often.
 
@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from interlock.api.contract import (
+from interlock.asgiserver import EmbeddedServer
+from interlock.contract import (
     GATEWAY_SNAPSHOT_PATH,
     GATEWAY_USAGE_PATH,
     KEY_PREFIX,
@@ -34,7 +35,6 @@ from interlock.api.contract import (
     UsageBatch,
     UsageEvent,
 )
-from interlock.asgiserver import EmbeddedServer
 
 __all__ = ["TOKEN", "ContractServer"]
 

@@ -13,9 +13,9 @@ import openai
 
 from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.app import GatewayApp, create_gateway_app
-from interlock.gateway.auth import StaticKeyAuthenticator
-from interlock.gateway.credentials import MappingSecretResolver, SecretResolver
+from interlock.gateway.dispatch.credentials import MappingSecretResolver, SecretResolver
 from interlock.gateway.settings import GatewaySettings
+from interlock.gateway.tenancy.auth import StaticKeyAuthenticator
 from interlock.gatewayconfig import ConfigSource, GatewayConfig, StaticConfigSource, compile_config
 from interlock.mockprovider import MockProvider, MockSettings, create_app
 from interlock.resources import LLMBackend, Route

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from interlock.gateway.ratelimit import MemoryBuckets, Slot
-from interlock.gateway.redisbuckets import RedisBuckets
-from interlock.gateway.redisclient import RedisClient, RedisError, RedisUnavailable
+from interlock.gateway.tenancy.ratelimit import MemoryBuckets, Slot
+from interlock.gateway.tenancy.redisbuckets import RedisBuckets
+from interlock.gateway.tenancy.redisclient import RedisClient, RedisError, RedisUnavailable
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

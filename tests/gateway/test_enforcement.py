@@ -11,7 +11,7 @@ import openai
 import orjson
 import pytest
 
-from interlock.api.contract import PriceRecord
+from interlock.contract.controlplane import PriceRecord
 from interlock.mockprovider import Fault
 from tests.gateway.enforcement_support import HELLO, chat_config, client_for, start_cp_gateway
 from tests.gateway.harness import KEY

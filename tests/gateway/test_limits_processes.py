@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 
-from interlock.gateway.redisclient import RedisClient, RedisUnavailable
+from interlock.gateway.tenancy.redisclient import RedisClient, RedisUnavailable
 from tests.gateway.contract_server import TOKEN
 from tests.gateway.enforcement_support import HELLO, chat_config
 from tests.gateway.processes import gateway_process

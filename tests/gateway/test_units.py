@@ -10,13 +10,13 @@ import orjson
 import pytest
 from prometheus_client import generate_latest
 
-from interlock.gateway.auth import StaticKeyAuthenticator, extract_key
-from interlock.gateway.dispatch import backoff_delay
+from interlock.gateway.dispatch.attempts import backoff_delay
+from interlock.gateway.dispatch.plan import BackendRuntime, RoutePlan, Target
 from interlock.gateway.errors import AuthenticationError
-from interlock.gateway.relay import OpenAIStreamRelay
-from interlock.gateway.routing import BackendRuntime, RoutePlan, Target
-from interlock.gateway.sse import EventSplitter, event_data, event_name, parse_event, split_events
-from interlock.gateway.upstream import parse_retry_after
+from interlock.gateway.tenancy.auth import StaticKeyAuthenticator, extract_key
+from interlock.gateway.upstream.client import parse_retry_after
+from interlock.gateway.upstream.relay import OpenAIStreamRelay
+from interlock.gateway.upstream.sse import EventSplitter, event_data, event_name, parse_event, split_events
 from interlock.gatewayconfig import BackendConfig, CircuitBreakerConfig, RouteConfig, TargetConfig
 from interlock.telemetry.metrics import GatewayMetrics
 
@@ -193,7 +193,7 @@ def test_histograms_are_cumulative_on_scrape():
 
 
 async def test_error_boundary_turns_a_bug_into_a_500_envelope_without_traceback():
-    from interlock.gateway.middleware import ErrorBoundaryMiddleware
+    from interlock.gateway.http.middleware import ErrorBoundaryMiddleware
 
     async def broken(scope, receive, send):
         raise KeyError("bug")
@@ -210,7 +210,7 @@ async def test_error_boundary_turns_a_bug_into_a_500_envelope_without_traceback(
 
 
 async def test_error_boundary_after_the_response_started_only_logs():
-    from interlock.gateway.middleware import ErrorBoundaryMiddleware
+    from interlock.gateway.http.middleware import ErrorBoundaryMiddleware
 
     sent: list[dict] = []
 

@@ -11,13 +11,13 @@ import textwrap
 import orjson
 import pytest
 
-from interlock.api.contract import KeyRecord, PriceRecord, QuotaRecord, Snapshot, TenantRecord, UsageEvent
-from interlock.gateway.auth import SnapshotAuthenticator, StaticKeyAuthenticator
-from interlock.gateway.controlplane import StaticPolicySource
+from interlock.contract.controlplane import KeyRecord, PriceRecord, QuotaRecord, Snapshot, TenantRecord, UsageEvent
+from interlock.gateway.controlplane.snapshot import StaticPolicySource
 from interlock.gateway.errors import AuthenticationError, ServiceUnavailableError
-from interlock.gateway.metering import Usage
-from interlock.gateway.policy import Policy, seconds_to_month_end
+from interlock.gateway.tenancy.auth import SnapshotAuthenticator, StaticKeyAuthenticator
+from interlock.gateway.tenancy.policy import Policy, seconds_to_month_end
 from interlock.gateway.usage.ledger import SpendLedger
+from interlock.gateway.usage.metering import Usage
 from interlock.gateway.usage.recorder import encode_event
 from interlock.gateway.usage.sender import UsageSender, retry_delay
 from interlock.gateway.usage.spool import AsyncSpool, Spool

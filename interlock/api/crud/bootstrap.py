@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interlock.api.crud.keys import create_key
 from interlock.api.crud.tenants import create_tenant, get_tenant_by_name
 from interlock.api.errors import ConflictError, InvalidError
-from interlock.api.keys import hash_key, is_well_formed_key
+from interlock.contract.keys import hash_key, is_well_formed_key
 from interlock.db.models import ApiKey
 
 __all__ = ["Bootstrap", "ensure_bootstrap"]

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.api.contract import UsageBatchResult, UsageEvent
 from interlock.api.crud.dialect import begin_write, greatest, insert_for
 from interlock.api.crud.quotas import month_of
+from interlock.contract.controlplane import UsageBatchResult, UsageEvent
 from interlock.db.models import GatewayCursor, MonthlySpend, Span, Usage
 from interlock.db.types import to_money
 

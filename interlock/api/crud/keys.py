@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interlock.api.crud.commit import commit_unique
 from interlock.api.crud.tenants import get_tenant
 from interlock.api.errors import InvalidError, NotFoundError
-from interlock.api.keys import generate_key, hash_key, is_well_formed_key, lookup_prefix
+from interlock.contract.keys import generate_key, hash_key, is_well_formed_key, lookup_prefix
 from interlock.db.models import ApiKey
 
 __all__ = ["CreatedKey", "create_key", "find_active_key", "list_keys", "revoke_key"]

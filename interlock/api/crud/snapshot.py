@@ -16,9 +16,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from interlock.api.contract import KeyRecord, PriceRecord, QuotaRecord, Snapshot, TenantRecord
 from interlock.api.crud.dialect import begin_consistent_read
 from interlock.api.crud.quotas import month_of
+from interlock.contract.controlplane import KeyRecord, PriceRecord, QuotaRecord, Snapshot, TenantRecord
 from interlock.db.models import ApiKey, GatewayCursor, MonthlySpend, Price, Tenant
 
 __all__ = ["build_snapshot"]

@@ -1,4 +1,4 @@
-"""The control plane's side of the gateway contract (``interlock.api.contract``): snapshot and usage batches."""
+"""The control plane's side of the gateway contract (``interlock.contract``): snapshot and usage batches."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from interlock.api.contract import GATEWAY_SNAPSHOT_PATH, GATEWAY_USAGE_PATH, Snapshot, UsageBatchResult
 from interlock.api.crud.ingest import ingest_events
 from interlock.api.crud.snapshot import build_snapshot
 from interlock.api.deps import GatewayDep, SessionDep
 from interlock.api.schemas import UsageBatchIn
+from interlock.contract.controlplane import GATEWAY_SNAPSHOT_PATH, GATEWAY_USAGE_PATH, Snapshot, UsageBatchResult
 
 __all__ = ["SnapshotCache", "etag_matches", "router"]
 

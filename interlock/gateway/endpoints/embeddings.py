@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from interlock.gateway.apis import API
 from interlock.gateway.context import RequestContext, parse_json_object, require
-from interlock.gateway.exchange import Exchange
+from interlock.gateway.dispatch.apis import API
+from interlock.gateway.dispatch.exchange import Exchange
 
 __all__ = ["embeddings"]
 

@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from interlock.gateway.asgi import Send, send_bytes
 from interlock.gateway.context import Services
-from interlock.gateway.limits import Enforcer
-from interlock.gateway.link import ControlPlaneLink
+from interlock.gateway.controlplane.link import ControlPlaneLink
+from interlock.gateway.http.asgi import Send, send_bytes
+from interlock.gateway.tenancy.limits import Enforcer
 from interlock.gatewayconfig.loader import ConfigStatus
 
 __all__ = ["healthz", "metrics", "readyz"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from interlock.gateway.apis import API
 from interlock.gateway.context import RequestContext, optional, parse_json_object, require
+from interlock.gateway.dispatch.apis import API
+from interlock.gateway.dispatch.exchange import Exchange
 from interlock.gateway.errors import InvalidRequestError, UnsupportedEndpointError
-from interlock.gateway.exchange import Exchange
 
 __all__ = ["count_tokens", "messages"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from interlock.gateway.asgi import send_bytes
 from interlock.gateway.context import RequestContext
+from interlock.gateway.http.asgi import send_bytes
 
 __all__ = ["list_models"]
 

@@ -44,11 +44,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from interlock.gateway.metering import Usage, usage_from_openai
 from interlock.gateway.translate.anthropic_openai_stream import StreamTranslator, message_id, thinking_enabled
 from interlock.gateway.translate.anthropic_usage import anthropic_usage
 from interlock.gateway.translate.stop_reasons import stop_reason
 from interlock.gateway.translate.structured_output import DEFAULT_SCHEMA_NAME
+from interlock.gateway.usage.metering import Usage, usage_from_openai
 
 __all__ = ["ERROR_PREFIX", "StreamTranslator", "translate_request", "translate_response"]
 

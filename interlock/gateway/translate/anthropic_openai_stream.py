@@ -25,11 +25,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from interlock.gateway.metering import Usage, usage_from_openai
 from interlock.gateway.translate.anthropic_usage import anthropic_usage
 from interlock.gateway.translate.base import DONE, Event
 from interlock.gateway.translate.error_events import anthropic_error_event, openai_stream_error
 from interlock.gateway.translate.stop_reasons import stop_reason
+from interlock.gateway.usage.metering import Usage, usage_from_openai
 
 __all__ = ["StreamTranslator", "message_id", "thinking_enabled"]
 

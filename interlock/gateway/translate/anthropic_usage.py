@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlock.gateway.metering import Usage
+from interlock.gateway.usage.metering import Usage
 
 __all__ = ["anthropic_usage", "openai_usage"]
 

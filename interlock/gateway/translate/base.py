@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from interlock.gateway.metering import Usage
+from interlock.gateway.usage.metering import Usage
 
 __all__ = ["DONE", "Event", "StreamTranslator"]
 

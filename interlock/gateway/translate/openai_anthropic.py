@@ -45,12 +45,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from interlock.gateway.metering import usage_from_anthropic
 from interlock.gateway.translate.anthropic_usage import openai_usage
 from interlock.gateway.translate.openai_anthropic_messages import conversation, text_block
 from interlock.gateway.translate.openai_anthropic_stream import StreamTranslator
 from interlock.gateway.translate.stop_reasons import finish_reason
 from interlock.gateway.translate.structured_output import schema_tool, schema_tool_name
+from interlock.gateway.usage.metering import usage_from_anthropic
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlock.gateway.metering import Usage, usage_from_anthropic
 from interlock.gateway.translate.anthropic_usage import openai_usage
 from interlock.gateway.translate.base import DONE, Event
 from interlock.gateway.translate.error_events import openai_error_chunk
 from interlock.gateway.translate.stop_reasons import finish_reason
 from interlock.gateway.translate.structured_output import schema_tool_name
+from interlock.gateway.usage.metering import Usage, usage_from_anthropic
 
 __all__ = ["StreamTranslator"]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlock.gateway.metering import Usage
 from interlock.gateway.translate import openai_anthropic, responses_openai
 from interlock.gateway.translate.base import Event
+from interlock.gateway.usage.metering import Usage
 
 __all__ = ["StreamTranslator", "translate_request", "translate_response"]
 

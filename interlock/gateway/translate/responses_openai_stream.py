@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from interlock.gateway.metering import Usage, usage_from_openai
 from interlock.gateway.translate.base import DONE, Event
+from interlock.gateway.usage.metering import Usage, usage_from_openai
 
 __all__ = [
     "StreamTranslator",

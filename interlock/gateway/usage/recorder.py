@@ -20,17 +20,15 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from interlock.gateway.metering import Usage
+from interlock.gateway.context import RequestContext
 from interlock.gateway.tasks import cancel_and_wait
 from interlock.gateway.usage.ledger import SpendLedger
+from interlock.gateway.usage.metering import Usage
 from interlock.gateway.usage.spool import AsyncSpool, Spool
-
-if TYPE_CHECKING:
-    from interlock.gateway.context import RequestContext
 
 __all__ = ["UsageRecorder", "encode_event"]
 

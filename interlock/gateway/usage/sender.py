@@ -17,8 +17,8 @@ import time
 
 import httpx
 
-from interlock.api.contract import GATEWAY_USAGE_PATH, UsageBatchResult
-from interlock.gateway.cphttp import control_plane_client
+from interlock.contract.controlplane import GATEWAY_USAGE_PATH, UsageBatchResult
+from interlock.gateway.controlplane.client import control_plane_client
 from interlock.gateway.tasks import cancel_and_wait
 from interlock.gateway.usage.spool import AsyncSpool
 

@@ -28,7 +28,6 @@ from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.responses import Response, ResponseInputItemParam, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from interlock.gateway.metering import Usage
 from interlock.gateway.translate.base import DONE, Event
 from interlock.gateway.translate.responses_openai import (
     StreamTranslator,
@@ -36,6 +35,7 @@ from interlock.gateway.translate.responses_openai import (
     translate_request,
     translate_response,
 )
+from interlock.gateway.usage.metering import Usage
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "testdata" / "translate" / "responses_openai"
 CASES = sorted(path.name for path in CASES_DIR.iterdir() if path.is_dir()) if CASES_DIR.is_dir() else []

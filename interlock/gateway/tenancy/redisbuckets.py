@@ -18,12 +18,12 @@ import hashlib
 import logging
 import time
 
-from interlock.gateway.ratelimit import Caps, Decision, MemoryBuckets
-from interlock.gateway.redisclient import RedisClient, RedisError, RedisUnavailable
+from interlock.gateway.tenancy.ratelimit import Caps, Decision, MemoryBuckets
+from interlock.gateway.tenancy.redisclient import RedisClient, RedisError, RedisUnavailable
 
 __all__ = ["ACQUIRE_SCRIPT", "DEBIT_SCRIPT", "RedisBuckets"]
 
-log = logging.getLogger("interlock.gateway.ratelimit")
+log = logging.getLogger("interlock.gateway.tenancy.ratelimit")
 
 # KEYS: the request's buckets; ARGV: (capacity, cost) per key: cost 1 for a request bucket, 0 for a token bucket
 # (which only has to be positive). Returns {allowed, refusing key index or 0, wait in µs, level of each key...}.

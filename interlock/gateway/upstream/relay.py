@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import orjson
 
 from interlock.gateway.errors import AttemptFailure, GatewayError
-from interlock.gateway.metering import Usage, usage_from_anthropic, usage_from_openai
-from interlock.gateway.sse import (
+from interlock.gateway.translate.base import DONE as DONE_DATA
+from interlock.gateway.translate.base import Event, StreamTranslator
+from interlock.gateway.upstream.sse import (
     DONE,
     EventSplitter,
     encode_data,
@@ -28,8 +29,7 @@ from interlock.gateway.sse import (
     parse_event,
     split_events,
 )
-from interlock.gateway.translate.base import DONE as DONE_DATA
-from interlock.gateway.translate.base import Event, StreamTranslator
+from interlock.gateway.usage.metering import Usage, usage_from_anthropic, usage_from_openai
 
 __all__ = ["AnthropicStreamRelay", "OpenAIStreamRelay", "StreamRelay", "TranslatingRelay", "encode"]
 

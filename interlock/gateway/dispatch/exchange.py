@@ -12,10 +12,17 @@ from typing import Any
 
 import orjson
 
-from interlock.gateway.apis import API, CROSSINGS, UPSTREAM_PATH, Crossing
-from interlock.gateway.asgi import send_bytes
 from interlock.gateway.context import RequestContext
-from interlock.gateway.dispatch import Opened, dispatch
+from interlock.gateway.dispatch.apis import API, CROSSINGS, UPSTREAM_PATH, Crossing
+from interlock.gateway.dispatch.attempts import Opened, dispatch
+from interlock.gateway.dispatch.plan import RoutePlan, Target
+from interlock.gateway.dispatch.structured import (
+    CONSTRAINED_DECODING,
+    ValidatingRelay,
+    content_of,
+    schema_check,
+    with_hint,
+)
 from interlock.gateway.errors import (
     AttemptFailure,
     GatewayError,
@@ -27,13 +34,12 @@ from interlock.gateway.errors import (
     openai_error_from_upstream,
     upstream_message,
 )
-from interlock.gateway.guard import RequestGuard
-from interlock.gateway.metering import Usage, add_usage, cost_usd, usage_from_anthropic, usage_from_openai
-from interlock.gateway.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
-from interlock.gateway.routing import RoutePlan, Target
-from interlock.gateway.streaming import EventStreamWriter
-from interlock.gateway.structured import CONSTRAINED_DECODING, ValidatingRelay, content_of, schema_check, with_hint
+from interlock.gateway.http.asgi import send_bytes
+from interlock.gateway.http.guard import RequestGuard
+from interlock.gateway.http.streaming import EventStreamWriter
 from interlock.gateway.translate.base import Event
+from interlock.gateway.upstream.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
+from interlock.gateway.usage.metering import Usage, add_usage, cost_usd, usage_from_anthropic, usage_from_openai
 
 __all__ = ["Exchange", "format_cost"]
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from interlock.gateway.apis import UPSTREAM_API
-from interlock.gateway.credentials import SecretResolver
-from interlock.gateway.routing import BackendRuntime, RoutePlan, Target
-from interlock.gateway.upstream import BackendClient
+from interlock.gateway.dispatch.apis import UPSTREAM_API
+from interlock.gateway.dispatch.credentials import SecretResolver
+from interlock.gateway.dispatch.plan import BackendRuntime, RoutePlan, Target
+from interlock.gateway.upstream.client import BackendClient
 from interlock.gatewayconfig.model import BackendConfig, GatewayConfig, TargetConfig
 
 __all__ = ["Runtime", "build_runtime"]

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from interlock.gateway.apis import API
-from interlock.gateway.upstream import BackendClient
+from interlock.gateway.dispatch.apis import API
+from interlock.gateway.upstream.client import BackendClient
 from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
 
 __all__ = ["BackendRuntime", "RoutePlan", "Target"]

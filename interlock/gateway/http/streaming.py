@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from interlock.gateway.asgi import Send
-from interlock.gateway.sse import KEEPALIVE
+from interlock.gateway.http.asgi import Send
+from interlock.gateway.upstream.sse import KEEPALIVE
 
 __all__ = ["EventStreamWriter"]
 

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "GATEWAY_SNAPSHOT_PATH",
     "GATEWAY_USAGE_PATH",
-    "KEY_PREFIX",
     "KeyRecord",
     "PriceRecord",
     "QuotaRecord",
@@ -33,8 +32,6 @@ __all__ = [
 
 GATEWAY_SNAPSHOT_PATH = "/v1/gateway/snapshot"
 GATEWAY_USAGE_PATH = "/v1/gateway/usage"
-KEY_PREFIX = "sk-il-"
-"""Every client key starts with this; the 8 characters after it are the key's lookup prefix."""
 
 
 class _Record(BaseModel):

@@ -20,14 +20,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from interlock.api.contract import GATEWAY_SNAPSHOT_PATH, Snapshot
-from interlock.gateway.cphttp import control_plane_client
-from interlock.gateway.policy import Policy
+from interlock.contract.controlplane import GATEWAY_SNAPSHOT_PATH, Snapshot
+from interlock.gateway.controlplane.client import control_plane_client
 from interlock.gateway.tasks import cancel_and_wait
+from interlock.gateway.tenancy.policy import Policy
 
 __all__ = ["PolicySource", "SnapshotSource", "SnapshotStatus", "SnapshotStore", "StaticPolicySource"]
 
-log = logging.getLogger("interlock.gateway.controlplane")
+log = logging.getLogger("interlock.gateway.controlplane.snapshot")
 
 PolicyListener = Callable[[Policy], None]
 

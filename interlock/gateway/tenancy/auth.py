@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from interlock.api.keys import KEY_PREFIX, PREFIX_CHARS, hash_key
+from interlock.contract.keys import KEY_PREFIX, PREFIX_CHARS, hash_key
 from interlock.gateway.errors import AuthenticationError, ServiceUnavailableError
-from interlock.gateway.policy import Policy, Principal
+from interlock.gateway.tenancy.policy import Policy, Principal
 
 __all__ = [
     "Authenticator",

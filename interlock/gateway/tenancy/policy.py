@@ -13,7 +13,7 @@ import hmac
 import math
 from dataclasses import dataclass, field
 
-from interlock.api.contract import PriceRecord, QuotaRecord, Snapshot, TenantRecord
+from interlock.contract.controlplane import PriceRecord, QuotaRecord, Snapshot, TenantRecord
 from interlock.gatewayconfig.model import ModelPrice
 
 __all__ = ["UNLIMITED", "KeyEntry", "Policy", "Principal", "TenantPolicy", "seconds_to_month_end"]

@@ -6,8 +6,8 @@ import logging
 import random
 import re
 
-from interlock.gateway.asgi import ASGIApp, Message, Receive, Scope, Send, header
 from interlock.gateway.errors import openai_error_body
+from interlock.gateway.http.asgi import ASGIApp, Message, Receive, Scope, Send, header
 
 __all__ = ["REQUEST_ID_KEY", "ErrorBoundaryMiddleware", "RequestIdMiddleware"]
 

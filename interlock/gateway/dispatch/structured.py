@@ -18,11 +18,11 @@ import orjson
 from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 
-from interlock.gateway.apis import API
+from interlock.gateway.dispatch.apis import API
 from interlock.gateway.errors import GatewayError, InvalidRequestError, UpstreamError
-from interlock.gateway.metering import Usage
-from interlock.gateway.relay import StreamRelay
-from interlock.gateway.sse import DONE, encode_data, encode_event, event_data, event_name, split_events
+from interlock.gateway.upstream.relay import StreamRelay
+from interlock.gateway.upstream.sse import DONE, encode_data, encode_event, event_data, event_name, split_events
+from interlock.gateway.usage.metering import Usage
 
 __all__ = ["CONSTRAINED_DECODING", "SchemaCheck", "ValidatingRelay", "content_of", "schema_check", "with_hint"]
 

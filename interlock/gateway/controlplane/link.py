@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from interlock.gateway.controlplane import SnapshotSource
-from interlock.gateway.policy import Policy
+from interlock.gateway.controlplane.snapshot import SnapshotSource
 from interlock.gateway.settings import GatewaySettings
+from interlock.gateway.tenancy.policy import Policy
 from interlock.gateway.usage.ledger import SpendLedger
 from interlock.gateway.usage.recorder import UsageRecorder
 from interlock.gateway.usage.sender import UsageSender

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from interlock.api.contract import KEY_PREFIX
+KEY_PREFIX = "sk-il-"
+"""Every client key starts with this; the 8 characters after it are the key's lookup prefix."""
 
 __all__ = ["KEY_PREFIX", "PREFIX_CHARS", "generate_key", "hash_key", "is_well_formed_key", "lookup_prefix"]
 

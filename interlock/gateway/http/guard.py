@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-from interlock.gateway.asgi import Receive
+from interlock.gateway.http.asgi import Receive
 from interlock.gateway.tasks import cancel_and_wait
 
 __all__ = ["ARM_AFTER_S", "TICK_S", "ClientDisconnected", "GuardClock", "RequestGuard"]

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from interlock.gateway.dispatch.plan import RoutePlan, Target
 from interlock.gateway.errors import (
     AttemptFailure,
     FailureKind,
@@ -24,9 +25,8 @@ from interlock.gateway.errors import (
     UpstreamOverloadedError,
     upstream_message,
 )
-from interlock.gateway.http1 import Response
-from interlock.gateway.routing import RoutePlan, Target
-from interlock.gateway.upstream import iter_body, parse_retry_after, read_body
+from interlock.gateway.upstream.client import iter_body, parse_retry_after, read_body
+from interlock.gateway.upstream.http1 import Response
 from interlock.telemetry.metrics import GatewayMetrics
 
 __all__ = ["Opened", "backoff_delay", "dispatch"]

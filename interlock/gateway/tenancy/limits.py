@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
 
+from interlock.gateway.context import RequestContext
+from interlock.gateway.dispatch.plan import RoutePlan
 from interlock.gateway.errors import InsufficientQuotaError, RateLimitError
-from interlock.gateway.policy import seconds_to_month_end
-from interlock.gateway.ratelimit import Caps, Decision, MemoryBuckets, Slot
-from interlock.gateway.redisbuckets import RedisBuckets
+from interlock.gateway.tenancy.policy import seconds_to_month_end
+from interlock.gateway.tenancy.ratelimit import Caps, Decision, MemoryBuckets, Slot
+from interlock.gateway.tenancy.redisbuckets import RedisBuckets
 from interlock.gateway.usage.ledger import SpendLedger
 from interlock.telemetry.metrics import GatewayMetrics
-
-if TYPE_CHECKING:
-    from interlock.gateway.context import RequestContext
-    from interlock.gateway.routing import RoutePlan
 
 __all__ = ["Enforcer"]
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from interlock.gateway.cphttp import USER_AGENT
+from interlock.gateway.controlplane.client import USER_AGENT
 from interlock.gateway.errors import AttemptFailure
-from interlock.gateway.http1 import ConnectError, ConnectionPool, ProtocolError, Response
+from interlock.gateway.upstream.http1 import ConnectError, ConnectionPool, ProtocolError, Response
 
 __all__ = ["BackendClient", "iter_body", "parse_retry_after", "read_body", "transport_errors"]
 
