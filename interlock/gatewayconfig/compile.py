@@ -20,6 +20,7 @@ from interlock.gatewayconfig.model import (
 )
 from interlock.resources.common import parse_duration
 from interlock.resources.llmbackend import LLMBackend
+from interlock.resources.problems import closest
 from interlock.resources.route import Route, RouteFallback
 
 __all__ = ["SELF_HOSTED_PORT", "compile_config", "self_hosted_url"]
@@ -70,7 +71,10 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
 def _missing_target(entry: RouteFallback, backends: dict[str, BackendConfig]) -> str | None:
     backend = backends.get(entry.backend)
     if backend is None:
-        return f"backend {entry.backend!r} does not exist"
+        guess = closest(entry.backend, list(backends))
+        if guess is not None:
+            return f"backend {entry.backend!r} does not exist; did you mean {guess!r}?"
+        return f"backend {entry.backend!r} does not exist (LLMBackends here: {', '.join(sorted(backends)) or 'none'})"
     if entry.model not in backend.models:
         served = ", ".join(sorted(backend.models))
         return f"backend {entry.backend!r} does not serve model {entry.model!r} (it serves: {served})"

@@ -157,16 +157,21 @@ def test_unservable_routes_are_rejected_and_the_rest_compile() -> None:
     config = compile_config([backend("mock")], routes)
     assert sorted(config.routes) == ["good"]
     assert config.rejected == {
-        "missing-backend": "backend 'nope' does not exist",
+        "missing-backend": "backend 'nope' does not exist (LLMBackends here: mock)",
         "unserved-model": "backend 'mock' does not serve model 'm9' (it serves: m1, m2)",
-        "bad-fallback": "backend 'gone' does not exist",
+        "bad-fallback": "backend 'gone' does not exist (LLMBackends here: mock)",
     }
+
+
+def test_a_misspelt_backend_gets_the_closest_name() -> None:
+    config = compile_config([backend("mock")], [route("chat", targets=[{"backend": "mokc", "model": "m1"}])])
+    assert config.rejected == {"chat": "backend 'mokc' does not exist; did you mean 'mock'?"}
 
 
 def test_backend_in_another_namespace_does_not_resolve() -> None:
     config = compile_config([backend("mock", namespace="team-b")], [route("chat")])
     assert config.routes == {}
-    assert config.rejected == {"chat": "backend 'mock' does not exist"}
+    assert config.rejected == {"chat": "backend 'mock' does not exist (LLMBackends here: none)"}
 
 
 def test_duplicate_public_model_names() -> None:

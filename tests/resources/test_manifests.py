@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from interlock.resources import ManifestError, Provider, load_manifests
-from interlock.resources.manifests import manifest_files
+from interlock.resources.manifests import manifest_files, read_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -109,7 +109,7 @@ spec:
         load_manifests([path])
     message = str(info.value)
     assert message.startswith(f"{path}: Route 'chat': ")
-    assert "spec.targets.0.weight: Input should be greater than or equal to 0" in message
+    assert message == f"{path}: Route 'chat': spec.targets[0].weight: Input should be greater than or equal to 0, not -5"
 
 
 def test_cross_field_error_is_readable(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
 
 def test_document_that_is_not_a_mapping(tmp_path: Path) -> None:
     path = _write(tmp_path / "list.yaml", "- a\n- b\n")
-    with pytest.raises(ManifestError, match=r"each document must be a mapping, got list"):
+    with pytest.raises(ManifestError, match=r"document 1: each document must be a mapping, got list"):
         load_manifests([path])
 
 
@@ -153,20 +153,11 @@ def test_same_name_in_another_namespace_or_kind_is_fine(tmp_path: Path) -> None:
     assert result.secrets == {("default", "mock"): {"k": "v"}}
 
 
-def test_other_kinds_empty_documents_and_lists(tmp_path: Path) -> None:
+def test_empty_documents_and_lists(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "mixed.yaml",
         """\
 ---
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: mock}
-data: {spec: nonsense}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: gateway}
-spec: {replicas: two}
 ---
 apiVersion: v1
 kind: List
@@ -181,8 +172,107 @@ items:
     )
     result = load_manifests([path])
     assert [r.name for r in result.routes] == ["embeddings"]
-    assert result.backends == []
-    assert result.secrets == {}
+    assert result.origins == {("Route", "default", "embeddings"): path}
+
+
+def test_unknown_kinds_and_api_versions_are_errors_with_the_right_one(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "kinds.yaml",
+        """\
+apiVersion: interlock.dev/v1alpha1
+kind: Rout
+metadata: {name: a}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: b}
+---
+apiVersion: interlock.dev/v1
+kind: LLMBackend
+metadata: {name: c}
+---
+kind: Route
+metadata: {name: d}
+---
+apiVersion: interlock.dev/v1alpha1
+metadata: {name: e}
+---
+apiVersion: interlock.dev/v1alpha1
+kind: Secret
+metadata: {name: f}
+""",
+    )
+    with pytest.raises(ManifestError) as info:
+        load_manifests([path])
+    reads = "interlock reads LLMBackend and Route, apiVersion interlock.dev/v1alpha1, and Secret, apiVersion v1"
+    assert info.value.problems == [
+        f"{path}: Rout 'a': kind: unknown kind 'Rout'; did you mean 'Route'? {reads}",
+        f"{path}: ConfigMap 'b': kind: unknown kind 'ConfigMap'; {reads}",
+        f"{path}: LLMBackend 'c': apiVersion: 'interlock.dev/v1' is not served; "
+        "LLMBackend needs apiVersion: interlock.dev/v1alpha1",
+        f"{path}: Route 'd': apiVersion: is missing; Route needs apiVersion: interlock.dev/v1alpha1",
+        f"{path}: document 5: kind: required field is missing; {reads}",
+        f"{path}: Secret 'f': apiVersion: 'interlock.dev/v1alpha1' is not served; Secret needs apiVersion: v1",
+    ]
+
+
+def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
+    first = _write(
+        tmp_path / "a.yaml",
+        """\
+apiVersion: interlock.dev/v1alpha1
+kind: Route
+metadata: {name: chat}
+spec:
+  model: chat
+  retyr: {attempts: 2}
+  targets: [{backend: mock, model: mock-small, wieght: 3}]
+""",
+    )
+    second = _write(tmp_path / "b.yaml", "kind: [unclosed\n")
+    third = _write(
+        tmp_path / "c.yaml",
+        BACKEND.format(name="mock", namespace="default").replace("provider: mock", "provider: mokc")
+        + "---\napiVersion: interlock.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nsepc: {}\n",
+    )
+    with pytest.raises(ManifestError) as info:
+        load_manifests([first, second, third])
+    problems = info.value.problems
+    assert problems[:2] == [
+        f"{first}: Route 'chat': spec.targets[0].wieght: unknown field; did you mean 'weight'?",
+        f"{first}: Route 'chat': spec.retyr: unknown field; did you mean 'retry'?",
+    ]
+    assert problems[2].startswith(f"{second}: not valid YAML: ")
+    assert "line 1" in problems[2] and "\n" not in problems[2]
+    assert problems[3:] == [
+        f"{third}: LLMBackend 'mock': spec.provider: Input should be 'openai', 'anthropic', 'vllm' or 'mock', "
+        "not 'mokc'",
+        f"{third}: Route 'r': spec: required field is missing; did you mean 'spec' instead of 'sepc'?",
+    ]
+    assert str(info.value) == "\n".join(problems)
+
+
+def test_an_unknown_field_without_a_close_name_lists_the_fields(tmp_path: Path) -> None:
+    path = _write(tmp_path / "b.yaml", BACKEND.format(name="m", namespace="default") + "  zzz: 1\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifests([path])
+    assert str(info.value) == (
+        f"{path}: LLMBackend 'm': spec.zzz: unknown field; the fields here are provider, url, credentialsSecretRef, "
+        "models, serving, limits, circuitBreaker"
+    )
+
+
+def test_a_directory_without_manifests_or_objects_is_an_error(tmp_path: Path) -> None:
+    reads = "interlock reads LLMBackend and Route, apiVersion interlock.dev/v1alpha1, and Secret, apiVersion v1"
+    with pytest.raises(ManifestError) as info:
+        read_manifests(tmp_path)
+    assert str(info.value) == f"{tmp_path}: no manifests: the directory has no .yaml, .yml or .json files; {reads}"
+    _write(tmp_path / "s.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {k: v}\n")
+    with pytest.raises(ManifestError) as info:
+        read_manifests(tmp_path)
+    assert str(info.value) == f"{tmp_path}: no LLMBackend or Route: found 1 Secret(s) and nothing else; {reads}"
+    _write(tmp_path / "b.yaml", BACKEND.format(name="m", namespace="default"))
+    assert [b.name for b in read_manifests(tmp_path).backends] == ["m"]
 
 
 def test_json_manifest(tmp_path: Path) -> None:
