@@ -1,16 +1,43 @@
 """Run ASGI apps with uvicorn inside an event loop that is already running (``interlock up``, the embedded
-mock provider, tests)."""
+mock provider, tests), and bind listening sockets up front, so a command can tell "port in use" in one line before
+it has written anything."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
-__all__ = ["EmbeddedServer"]
+__all__ = ["EmbeddedServer", "ListenError", "bind_listener"]
+
+
+class ListenError(Exception):
+    """A port that cannot be listened on; the message says which, why, and what to do."""
+
+
+_REASONS = {
+    errno.EADDRINUSE: "the address is already in use (another server is running there)",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+    errno.EADDRNOTAVAIL: "that address is not on this machine",
+}
+
+
+def bind_listener(host: str, port: int, *, option: str) -> socket.socket:
+    """A socket bound and listening on ``host:port``, for uvicorn to serve on; ``ListenError`` names ``option``
+    (the flag or setting that chose the port) when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = _REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}; choose another with {option}") from None
+    sock.setblocking(False)
+    return sock
 
 
 class _QuietServer(uvicorn.Server):
@@ -26,6 +53,7 @@ class EmbeddedServer:
         options.setdefault("log_level", "warning")
         options.setdefault("access_log", False)
         options.setdefault("lifespan", "auto")
+        options.setdefault("log_config", None)  # the process's logging (text or JSON) applies to uvicorn too
         self.server = _QuietServer(uvicorn.Config(app, host=host, port=port, **options))
         self.host = host
         self._task: asyncio.Task[None] | None = None
@@ -39,8 +67,9 @@ class EmbeddedServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, timeout_s: float = 10.0) -> str:
-        self._task = asyncio.create_task(self.server.serve())
+    async def start(self, timeout_s: float = 10.0, *, sock: socket.socket | None = None) -> str:
+        """Serve (on ``sock`` when given, bound by ``bind_listener``) and return the URL once listening."""
+        self._task = asyncio.create_task(self.server.serve(sockets=[sock] if sock is not None else None))
         async with asyncio.timeout(timeout_s):
             while not self.server.started:
                 if self._task.done():

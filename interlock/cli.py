@@ -1,24 +1,28 @@
-"""The ``interlock`` command: ``up``, ``gateway``, ``api``, ``operator``, ``render-crds``."""
+"""The ``interlock`` command: ``up``, ``gateway``, ``api``, ``operator``, ``render-crds``.
+
+Every wrong input ends in one line per problem on stderr (``interlock.console.report``) and a non-zero exit: 2 for
+input to fix (flags, settings, manifests, database schema), 1 for the environment (a port in use, no database, no
+cluster). Global options (``--log-level``, ``--log-format``) are accepted before and after the subcommand.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+from pydantic import ValidationError
+
+from interlock import __version__
+from interlock.console import report, settings_problems
+from interlock.telemetry.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
+
+__all__ = ["build_parser", "main"]
 
 DEFAULT_MANIFESTS = Path("examples/local")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per HTTP request to the control plane (a snapshot poll every few seconds) and per Alembic plugin
-    # is noise at INFO; their warnings still show.
-    for chatty in ("httpx", "alembic.runtime.plugins"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+_GATEWAY_FLAGS = {"config_file": "--config", "port": "--port", "host": "--host"}
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -41,57 +45,93 @@ def _cmd_up(args: argparse.Namespace) -> int:
 def _cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from interlock.asgiserver import ListenError, bind_listener
     from interlock.gateway.app import create_gateway_app
     from interlock.gateway.dispatch.credentials import FileSecretResolver
     from interlock.gateway.settings import GatewaySettings
-    from interlock.gatewayconfig.loader import FileConfigSource
+    from interlock.gatewayconfig.loader import FileConfigSource, describe_config_error
     from interlock.local.up import EMBEDDED_MOCK_CHUNK_DELAY_S
     from interlock.mockprovider import MockSettings
     from interlock.mockprovider import create_app as create_mock_app
     from interlock.telemetry.tracing import configure_tracing
 
     overrides = {k: v for k, v in {"config_file": args.config, "port": args.port, "host": args.host}.items() if v}
-    settings = GatewaySettings(**overrides)
+    try:
+        settings = GatewaySettings(**overrides)
+    except ValidationError as exc:
+        flags = {name: flag for name, flag in _GATEWAY_FLAGS.items() if name in overrides}
+        report("gateway", settings_problems(exc, "INTERLOCK_GATEWAY_", flags))
+        return 2
     if settings.config_file is None:
-        print("interlock gateway: set --config or INTERLOCK_GATEWAY_CONFIG_FILE", file=sys.stderr)
+        report("gateway", "no config: set --config or INTERLOCK_GATEWAY_CONFIG_FILE to a compiled GatewayConfig file")
+        return 2
+    source = FileConfigSource(settings.config_file)
+    try:
+        source.load()  # the same rules as every reload; a first config that fails them is an error here
+    except (OSError, ValueError) as exc:
+        report("gateway", describe_config_error(settings.config_file, exc))
         return 2
     try:
         tracing = configure_tracing("interlock-gateway")
     except ValueError as exc:
-        print(f"interlock gateway: {exc}", file=sys.stderr)
+        report("gateway", str(exc))
         return 2
+    try:
+        sock = bind_listener(settings.host, settings.port, option="--port or INTERLOCK_GATEWAY_PORT")
+    except ListenError as exc:
+        report("gateway", str(exc))
+        return 1
     app, _ = create_gateway_app(
         settings=settings,
-        source=FileConfigSource(settings.config_file),
+        source=source,
         resolver=FileSecretResolver(settings.secrets_dir),
         mock_app_factory=lambda: create_mock_app(MockSettings(chunk_delay_s=EMBEDDED_MOCK_CHUNK_DELAY_S)),
         tracing=tracing,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=args.log_level.lower(),
-        lifespan="on",
-        proxy_headers=False,
-        server_header=False,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+            log_level=args.log_level.lower(),
+            lifespan="on",
+            proxy_headers=False,
+            server_header=False,
+        )
     )
+    server.run(sockets=[sock])
+    if not server.started:
+        report("gateway", "the gateway did not start; the log above says why")
+        return 1
     return 0
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
+    import kopf
     import uvloop
 
+    from interlock.operator.login import load_configuration
     from interlock.operator.main import run_operator
     from interlock.operator.settings import OperatorSettings
 
     if not args.all_namespaces and not args.namespace:
-        print("interlock operator: name --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        report("operator", "name the namespaces to watch with --namespace NS (repeatable) or --all-namespaces")
         return 2
-    settings = OperatorSettings()
+    try:
+        settings = OperatorSettings()
+    except ValidationError as exc:
+        report("operator", settings_problems(exc, "INTERLOCK_OPERATOR_"))
+        return 2
+    try:
+        load_configuration()  # the login kopf makes next; without one it would retry forever
+    except kopf.LoginError as exc:
+        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        report("operator", f"cannot reach a cluster: {exc} (kubeconfig: {where}); set KUBECONFIG or run in a pod")
+        return 1
     liveness = args.liveness if args.liveness is not None else settings.liveness_endpoint
     uvloop.run(
         run_operator(
@@ -110,13 +150,17 @@ def _cmd_api(args: argparse.Namespace) -> int:
     if args.write_openapi is not None:
         from interlock.api.openapi import write_openapi
 
-        print(write_openapi(args.write_openapi))
+        try:
+            print(write_openapi(args.write_openapi))
+        except OSError as exc:
+            report("api", f"--write-openapi {args.write_openapi}: {exc.strerror or exc}")
+            return 1
         return 0
     from interlock.api.serve import load_settings, run_api
 
     settings = load_settings(**{k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None})
-    if isinstance(settings, str):
-        print(f"interlock api: {settings}", file=sys.stderr)
+    if isinstance(settings, list):
+        report("api", settings)
         return 2
     migrate = args.migrate or args.migrate_only
     return uvloop.run(run_api(settings, run_migrations=migrate, serve=not args.migrate_only, log_level=args.log_level))
@@ -125,56 +169,131 @@ def _cmd_api(args: argparse.Namespace) -> int:
 def _cmd_render_crds(args: argparse.Namespace) -> int:
     from interlock.resources.crdgen import write_crds
 
-    for path in write_crds(args.out):
+    try:
+        paths = write_crds(args.out)
+    except OSError as exc:
+        report("render-crds", f"--out {args.out}: {exc.strerror or exc}")
+        return 1
+    for path in paths:
         print(path)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interlock", description="Interlock LLM gateway platform")
-    parser.add_argument("--log-level", default=os.environ.get("INTERLOCK_LOG_LEVEL", "INFO"))
-    sub = parser.add_subparsers(dest="command", required=True)
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    value = value.upper() if choices is LOG_LEVELS else value.lower()
+    if value not in choices:
+        report("", f"{name}={value!r}: choose one of {', '.join(choices)}")
+        sys.exit(2)
+    return value
 
-    up = sub.add_parser("up", help="run the gateway and the control plane on this machine, from manifests")
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The same options on the main parser (with the defaults) and on every subcommand (without, so a value given
+    before the subcommand is not reset by it)."""
+
+    def default(value: str) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=default(_env_choice("INTERLOCK_LOG_LEVEL", "INFO", LOG_LEVELS)),
+        help="log level (default: INFO, or $INTERLOCK_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=default(_env_choice("INTERLOCK_LOG_FORMAT", "text", LOG_FORMATS)),
+        help="text for a terminal, json for one JSON object per line (default: text, or $INTERLOCK_LOG_FORMAT)",
+    )
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="interlock",
+        description="Interlock: a Kubernetes-operated, multi-tenant LLM gateway.",
+        formatter_class=_Help,
+    )
+    parser.add_argument("--version", action="version", version=f"interlock {__version__}")
+    _global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".", formatter_class=_Help)
+        _global_options(cmd, top=False)
+        return cmd
+
+    up = command("up", "run the gateway and the control plane on this machine, from manifests")
     up.add_argument("-f", "--file", type=Path, default=DEFAULT_MANIFESTS, help="manifest file or directory")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8080, help="gateway port")
-    up.add_argument("--api-port", type=int, default=8081, help="control-plane port")
-    up.add_argument("--bootstrap-key", help="the first tenant's API key, sk-il-... (default: a new one, printed)")
-    up.add_argument("--admin-token", help="the control plane's admin token (default: a new one, printed)")
-    up.add_argument("--state-dir", type=Path, default=Path(".interlock"), help="database and usage spool")
+    up.add_argument("--host", default="127.0.0.1", help="address both servers listen on")
+    up.add_argument("--port", type=int, default=8080, help="gateway port (0: any free port)")
+    up.add_argument("--api-port", type=int, default=8081, help="control-plane port (0: any free port)")
+    up.add_argument(
+        "--bootstrap-key",
+        help="the first tenant's API key, sk-il-... (default: the one kept in --state-dir, else a new one; printed)",
+    )
+    up.add_argument(
+        "--admin-token",
+        help="the control plane's admin token (default: the one kept in --state-dir, else a new one; printed)",
+    )
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".interlock"),
+        help="the SQLite database, the usage spool and the admin token and key kept across restarts",
+    )
     up.set_defaults(func=_cmd_up)
 
-    gw = sub.add_parser("gateway", help="run the gateway from a compiled GatewayConfig file (in a cluster)")
+    gw = command("gateway", "run the gateway from a compiled GatewayConfig file (in a cluster)")
     gw.add_argument("--config", type=Path, help="GatewayConfig JSON (default: $INTERLOCK_GATEWAY_CONFIG_FILE)")
-    gw.add_argument("--host")
-    gw.add_argument("--port", type=int)
+    gw.add_argument("--host", help="listen address (default: $INTERLOCK_GATEWAY_HOST or 127.0.0.1)")
+    gw.add_argument("--port", type=int, help="listen port (default: $INTERLOCK_GATEWAY_PORT or 8080)")
     gw.set_defaults(func=_cmd_gateway)
 
-    op = sub.add_parser("operator", help="run the Kubernetes operator (kopf) for LLMBackend and Route")
+    op = command("operator", "run the Kubernetes operator (kopf) for LLMBackend and Route")
     scope = op.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", help="namespace to watch (repeatable; globs allowed)")
-    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    op.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8082/healthz (default: off)")
+    scope.add_argument(
+        "-n", "--namespace", action="append", help="namespace to watch (repeatable; globs allowed; default: none)"
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default: off)")
+    op.add_argument(
+        "--liveness",
+        help="liveness endpoint, e.g. http://0.0.0.0:8082/healthz (default: $INTERLOCK_OPERATOR_LIVENESS_ENDPOINT, "
+        "else off)",
+    )
     op.set_defaults(func=_cmd_operator)
 
-    api = sub.add_parser("api", help="run the control-plane API (tenants, keys, quotas, usage, costs, traces)")
-    api.add_argument("--host", help="default: $INTERLOCK_API_HOST or 127.0.0.1")
-    api.add_argument("--port", type=int, help="default: $INTERLOCK_API_PORT or 8081")
-    api.add_argument("--migrate", action="store_true", help="run the database migrations first")
-    api.add_argument("--migrate-only", action="store_true", help="run the database migrations and exit")
-    api.add_argument("--write-openapi", type=Path, metavar="PATH", help="write the OpenAPI document and exit")
+    api = command("api", "run the control-plane API (tenants, keys, quotas, usage, costs, traces)")
+    api.add_argument("--host", help="listen address (default: $INTERLOCK_API_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="listen port (default: $INTERLOCK_API_PORT or 8081)")
+    api.add_argument("--migrate", action="store_true", help="run the database migrations first (default: off)")
+    api.add_argument("--migrate-only", action="store_true", help="run the database migrations and exit (default: off)")
+    api.add_argument(
+        "--write-openapi", type=Path, metavar="PATH", help="write the OpenAPI document and exit (default: off)"
+    )
     api.set_defaults(func=_cmd_api)
 
-    crds = sub.add_parser("render-crds", help="write the CRD YAML generated from the resource models")
-    crds.add_argument("--out", type=Path, default=Path("operator/crds"))
+    crds = command("render-crds", "write the CRD YAML generated from the resource models")
+    crds.add_argument("--out", type=Path, default=Path("operator/crds"), help="directory to write to")
     crds.set_defaults(func=_cmd_render_crds)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     code: int = args.func(args)
     return code
 

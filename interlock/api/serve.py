@@ -9,28 +9,47 @@ from pydantic import ValidationError
 
 from interlock.api.app import create_app
 from interlock.api.settings import ApiSettings
+from interlock.asgiserver import ListenError, bind_listener
+from interlock.console import report, settings_problems
+from interlock.db.check import DATABASE_ERRORS, describe_database_error, schema_problem
+from interlock.db.migrate import migrate
 
 __all__ = ["load_settings", "run_api"]
 
 log = logging.getLogger("interlock.api")
 
 
-def load_settings(**overrides: object) -> ApiSettings | str:
+def load_settings(**overrides: object) -> ApiSettings | list[str]:
     """The settings, or why they are refused (one line per problem, without the secret values)."""
     try:
         return ApiSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        flags = {name: f"--{name}" for name in overrides}  # what came from a flag is named by the flag
+        return settings_problems(exc, "INTERLOCK_API_", flags)
 
 
 async def run_api(settings: ApiSettings, *, run_migrations: bool, serve: bool, log_level: str = "info") -> int:
-    if run_migrations:
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin otherwise
-        from interlock.db.migrate import migrate
-
-        await migrate(settings.url)
-        log.info("database migrated to head")
-    if not serve:
+    """Migrate and/or serve; refuse with one line (and exit status 1 or 2) when the port is taken, the database
+    cannot be opened, or its schema is not this version's. The port is bound before anything is migrated."""
+    sock = None
+    if serve:
+        try:
+            sock = bind_listener(settings.host, settings.port, option="--port or INTERLOCK_API_PORT")
+        except ListenError as exc:
+            report("api", str(exc))
+            return 1
+    try:
+        if run_migrations:
+            await migrate(settings.url)
+            log.info("database migrated to head")
+        problem = await schema_problem(settings.url)
+    except DATABASE_ERRORS as exc:
+        report("api", describe_database_error(settings.url, exc))
+        return 1
+    if problem is not None:
+        report("api", problem)
+        return 2
+    if sock is None:
         return 0
     config = uvicorn.Config(
         create_app(settings),
@@ -39,9 +58,10 @@ async def run_api(settings: ApiSettings, *, run_migrations: bool, serve: bool, l
         loop="none",
         lifespan="on",
         access_log=False,
+        log_config=None,
         log_level=log_level.lower(),
         server_header=False,
         proxy_headers=False,
     )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve(sockets=[sock])
     return 0

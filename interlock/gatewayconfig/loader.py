@@ -16,11 +16,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from interlock.gatewayconfig.model import GatewayConfig
+from pydantic import ValidationError
 
-__all__ = ["ConfigLoader", "ConfigSource", "ConfigStatus", "FileConfigSource", "StaticConfigSource"]
+from interlock.gatewayconfig.model import GatewayConfig
+from interlock.resources.problems import validation_problems
+
+__all__ = [
+    "ConfigLoader",
+    "ConfigSource",
+    "ConfigStatus",
+    "FileConfigSource",
+    "StaticConfigSource",
+    "describe_config_error",
+]
 
 log = logging.getLogger("interlock.gatewayconfig")
+
+
+def describe_config_error(path: Path, exc: Exception) -> list[str]:
+    """Why a GatewayConfig file cannot be loaded: one line per problem, each naming the file."""
+    if isinstance(exc, ValidationError):
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            return [f"{path}: not valid JSON: {exc.errors()[0]['msg']}"]
+        return [f"{path}: {line}" for line in validation_problems(exc, GatewayConfig)]
+    if isinstance(exc, OSError):
+        return [f"{path}: cannot read it: {exc.strerror or exc}"]
+    return [f"{path}: {exc}"]
 
 
 class ConfigSource(Protocol):
@@ -74,6 +95,8 @@ class ConfigStatus:
     loaded_at: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    rejected_routes: dict[str, str] | None = None
+    """Routes the loaded config leaves out (a Route to a missing backend, ...), with the reason."""
 
     @property
     def ready(self) -> bool:
@@ -127,12 +150,15 @@ class ConfigLoader:
         self.status.version = config.version
         self.status.loaded_at = time.time()
         self.status.last_error = None
+        self.status.rejected_routes = dict(config.rejected)
         log.info(
             "gateway config %s loaded: %d routes, %d backends",
             config.version,
             len(config.routes),
             len(config.backends),
         )
+        for name, reason in sorted(config.rejected.items()):
+            log.warning("gateway config %s leaves out route %r: %s", config.version, name, reason)
 
     async def _run(self) -> None:
         while True:

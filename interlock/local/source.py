@@ -11,7 +11,7 @@ from pathlib import Path
 
 from interlock.gatewayconfig.compile import compile_config
 from interlock.gatewayconfig.model import CredentialRef, GatewayConfig
-from interlock.resources.manifests import ManifestSet, load_manifests, manifest_files
+from interlock.resources.manifests import ManifestSet, manifest_files, read_manifests
 
 __all__ = ["ManifestSource"]
 
@@ -22,6 +22,7 @@ class ManifestSource:
         self.namespace = namespace
         self.gateway = gateway
         self._secrets: dict[str, dict[str, str]] = {}
+        self._origins: dict[tuple[str, str, str], Path] = {}
 
     def fingerprint(self) -> Hashable:
         try:
@@ -38,12 +39,20 @@ class ManifestSource:
         return tuple(stamps)
 
     def read(self) -> ManifestSet:
-        return load_manifests(manifest_files(self.path))
+        return read_manifests(self.path)
 
     def load(self) -> GatewayConfig:
         manifests = self.read()
         self._secrets = {name: data for (ns, name), data in manifests.secrets.items() if ns == self.namespace}
+        self._origins = manifests.origins
         return compile_config(manifests.backends, manifests.routes, namespace=self.namespace, gateway=self.gateway)
+
+    def rejected_problems(self, config: GatewayConfig) -> list[str]:
+        """The routes the last load left out, one line each, with the file that defines them."""
+        return [
+            f"{self._origins.get(('Route', self.namespace, name), self.path)}: Route {name!r}: cannot be served: {why}"
+            for name, why in config.rejected.items()
+        ]
 
     def resolve(self, ref: CredentialRef) -> str | None:
         return self._secrets.get(ref.secret, {}).get(ref.key)

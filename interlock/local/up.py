@@ -3,8 +3,10 @@
 One process serves both, as separate servers: the gateway on ``--port`` (with the embedded mock provider) and the
 control plane on ``--api-port``, on SQLite in ``.interlock/`` (or ``DATABASE_URL``), migrated at start. The
 gateway talks to the control plane exactly as in a cluster: it polls the key snapshot and sends usage events
-over HTTP, through its spool. The first tenant (``default``) and a key are created at start and printed, with
-the admin token of the control plane.
+over HTTP, through its spool. The first tenant (``default``) and a key are created on the first start and printed,
+with the admin token of the control plane; both are kept in the state directory and printed again on every start.
+
+Every check that can fail (the manifests, the flags, both ports) runs before anything is written.
 """
 
 from __future__ import annotations
@@ -12,21 +14,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from interlock.asgiserver import EmbeddedServer
+from interlock.asgiserver import EmbeddedServer, ListenError, bind_listener
+from interlock.console import report
+from interlock.contract.keys import is_well_formed_key
 from interlock.gateway.app import create_gateway_app
 from interlock.gateway.settings import GatewaySettings
 from interlock.local.source import ManifestSource
+from interlock.local.state import UpState, read_state, write_state
 from interlock.mockprovider import MockSettings
 from interlock.mockprovider import create_app as create_mock_app
 from interlock.resources.manifests import ManifestError
 from interlock.telemetry.tracing import configure_tracing
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = ["UpOptions", "run_up"]
 
@@ -78,64 +87,107 @@ class _ControlPlane:
     key: str
 
 
-async def _control_plane(options: UpOptions) -> _ControlPlane | str:
+async def _control_plane(options: UpOptions, state: UpState, sock: socket.socket) -> _ControlPlane | str:
     """Migrate the database, make sure the first tenant and a key exist, serve the API; or why it cannot."""
-    from interlock.api import ApiSettings, create_app, ensure_bootstrap, migrate
-    from interlock.api.crud.keys import create_key
+    from interlock.api import ApiSettings, create_app, migrate
     from interlock.api.errors import ApiError
+    from interlock.db.check import DATABASE_ERRORS, describe_database_error
 
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
         options.state_dir.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite+aiosqlite:///{(options.state_dir / 'interlock.db').resolve()}"
-    admin_token = options.admin_token or secrets.token_urlsafe(24)
+    assert state.admin_token is not None
     settings = ApiSettings(
         environment="development",
         database_url=database_url,
-        admin_token=SecretStr(admin_token),
+        admin_token=SecretStr(state.admin_token),
         host=options.host,
         port=options.api_port,
     )
-    await migrate(settings.url)
+    try:
+        await migrate(settings.url)
+    except DATABASE_ERRORS as exc:
+        return describe_database_error(settings.url, exc)
     app = create_app(settings)
     try:
         async with app.state.sessions() as session:
-            first = await ensure_bootstrap(session=session, key=options.bootstrap_key)
-            key = first.key
-            if key is None:  # an earlier run made the bootstrap key, and its plaintext is stored nowhere
-                key = (await create_key(session=session, tenant_id=first.tenant_id, name="interlock-up")).key
+            key = await _first_key(session, state.bootstrap_key, given=options.bootstrap_key is not None)
     except ApiError as exc:
         return f"--bootstrap-key: {exc.detail}"
     server = EmbeddedServer(app, host=options.host, port=options.api_port, lifespan="on", server_header=False)
-    await server.start()
-    return _ControlPlane(server, admin_token, key)
+    await server.start(sock=sock)
+    return _ControlPlane(server, state.admin_token, key)
+
+
+async def _first_key(session: AsyncSession, kept: str | None, *, given: bool) -> str:
+    """The first tenant's key: the given or kept one, else a new one (an earlier run's key is stored as a hash
+    only, so it cannot be shown again)."""
+    from interlock.api import ensure_bootstrap
+    from interlock.api.crud.keys import create_key
+    from interlock.api.errors import ConflictError
+
+    try:
+        first = await ensure_bootstrap(session=session, key=kept)
+    except ConflictError:
+        if given:
+            raise
+        log.warning("the key kept in the state directory was revoked; making a new one")
+        first = await ensure_bootstrap(session=session, key=None)
+    if first.key is not None:
+        return first.key
+    return (await create_key(session=session, tenant_id=first.tenant_id, name="interlock-up")).key
+
+
+def _listeners(options: UpOptions) -> tuple[socket.socket, socket.socket] | str:
+    """Both ports, bound before anything is written, so "port in use" costs nothing."""
+    try:
+        api_sock = bind_listener(options.host, options.api_port, option="--api-port")
+    except ListenError as exc:
+        return str(exc)
+    try:
+        gateway_sock = bind_listener(options.host, options.port, option="--port")
+    except ListenError as exc:
+        api_sock.close()
+        return str(exc)
+    return api_sock, gateway_sock
 
 
 async def run_up(options: UpOptions) -> int:
     source = ManifestSource(options.manifests, namespace=options.namespace)
     try:
         initial = await asyncio.to_thread(source.load)
-    except (ManifestError, ValueError) as exc:
-        print(f"interlock up: {exc}")
+    except ManifestError as exc:
+        report("up", exc.problems)
         return 2
     if initial.rejected:
-        for name, reason in initial.rejected.items():
-            print(f"interlock up: Route {name!r} cannot be served: {reason}")
+        report("up", source.rejected_problems(initial))
         return 2
-    try:
-        plane = await _control_plane(options)
-    except (OSError, RuntimeError, SystemExit) as exc:
-        print(f"interlock up: cannot serve the control plane on {options.host}:{options.api_port}: {exc}")
-        return 1
-    if isinstance(plane, str):
-        print(f"interlock up: {plane}")
+    if options.bootstrap_key is not None and not is_well_formed_key(options.bootstrap_key):
+        report("up", "--bootstrap-key: a key is 'sk-il-' followed by more than 8 printable characters without spaces")
+        return 2
+    kept = read_state(options.state_dir)
+    if isinstance(kept, str):
+        report("up", kept)
         return 2
     try:
         tracing = configure_tracing("interlock-gateway")
     except ValueError as exc:
-        print(f"interlock up: {exc}")
-        await plane.server.stop()
+        report("up", str(exc))
         return 2
+    listeners = _listeners(options)
+    if isinstance(listeners, str):
+        report("up", listeners)
+        return 1
+    api_sock, gateway_sock = listeners
+    state = kept.with_options(admin_token=options.admin_token, bootstrap_key=options.bootstrap_key)
+    plane = await _control_plane(options, state, api_sock)
+    if isinstance(plane, str):
+        report("up", plane)
+        api_sock.close()
+        gateway_sock.close()
+        return 2
+    write_state(options.state_dir, UpState(admin_token=plane.admin_token, bootstrap_key=plane.key))
     settings = GatewaySettings(
         host=options.host,
         port=options.port,
@@ -144,7 +196,6 @@ async def run_up(options: UpOptions) -> int:
         snapshot_interval_s=1.0,
         spool_path=(options.state_dir / "usage-spool.sqlite").resolve(),
     )
-    options.state_dir.mkdir(parents=True, exist_ok=True)
     app, core = create_gateway_app(
         settings=settings,
         source=source,
@@ -154,9 +205,9 @@ async def run_up(options: UpOptions) -> int:
     )
     server = EmbeddedServer(app, host=options.host, port=options.port, lifespan="on", server_header=False)
     try:
-        url = await server.start()
+        url = await server.start(sock=gateway_sock)
     except (OSError, RuntimeError, SystemExit) as exc:
-        print(f"interlock up: cannot listen on {options.host}:{options.port}: {exc}")
+        report("up", f"the gateway did not start on {options.host}:{options.port}: {exc}")
         await plane.server.stop()
         return 1
     runtime = core.services.runtime

@@ -102,12 +102,12 @@ async def test_up_reloads_edited_manifests_and_resolves_secrets(tmp_path):
         (
             "apiVersion: interlock.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\n"
             "spec: {model: x, targets: [{backend: ghost, model: m}]}\n",
-            "Route 'r' cannot be served: backend 'ghost' does not exist",
+            "bad.yaml: Route 'r': cannot be served: backend 'ghost' does not exist (LLMBackends here: none)",
         ),
         (
             "apiVersion: interlock.dev/v1alpha1\nkind: LLMBackend\nmetadata: {name: b}\n"
             "spec: {provider: nope, models: [{name: m}]}\n",
-            "LLMBackend 'b': spec.provider: Input should be 'openai', 'anthropic', 'vllm' or 'mock'",
+            "LLMBackend 'b': spec.provider: Input should be 'openai', 'anthropic', 'vllm' or 'mock', not 'nope'",
         ),
     ],
 )

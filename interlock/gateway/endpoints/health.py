@@ -24,8 +24,9 @@ async def readyz(
     send: Send, status: ConfigStatus, link: ControlPlaneLink | None = None, enforcer: Enforcer | None = None
 ) -> None:
     """Ready once a config is loaded and, with a control plane, a key snapshot is known (from it or the spool).
-    A rejected newer config, an unreachable control plane, usage events waiting in the spool and a Redis outage
-    are shown, but the last good config and snapshot keep serving."""
+    Routes the loaded config leaves out (``rejected_routes``, with the reason), a rejected newer config, an
+    unreachable control plane, usage events waiting in the spool and a Redis outage are shown, but the last good
+    config and snapshot keep serving."""
     ready = status.ready and (link is None or link.ready)
     body: dict[str, Any] = {
         "status": "ready" if ready else "not ready",
@@ -33,6 +34,7 @@ async def readyz(
         "loaded_at": status.loaded_at,
         "last_error": status.last_error,
         "last_error_at": status.last_error_at,
+        "rejected_routes": status.rejected_routes or {},
     }
     if link is not None:
         body["control_plane"] = await link.status()
