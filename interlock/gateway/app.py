@@ -23,7 +23,7 @@ from interlock.gateway.endpoints.chat import chat_completions
 from interlock.gateway.endpoints.embeddings import embeddings
 from interlock.gateway.endpoints.health import healthz, metrics, readyz
 from interlock.gateway.endpoints.messages import count_tokens, messages
-from interlock.gateway.endpoints.models import list_models
+from interlock.gateway.endpoints.models import MODEL_PREFIX, list_models, retrieve_model
 from interlock.gateway.endpoints.responses import responses
 from interlock.gateway.errors import GatewayError, InvalidRequestError, NotFoundError, ServiceUnavailableError
 from interlock.gateway.http.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
@@ -96,6 +96,7 @@ class GatewayApp:
             "/v1/messages/count_tokens": Endpoint("POST", count_tokens, API.MESSAGES, operation=None),
             "/v1/responses": Endpoint("POST", responses, API.RESPONSES),
         }
+        self._model_endpoint = Endpoint("GET", retrieve_model, reads_body=False, operation=None)
 
     # --- config -----------------------------------------------------------------------------------------
 
@@ -191,6 +192,8 @@ class GatewayApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         endpoint = self._endpoints.get(path)
+        if endpoint is None and path.startswith(MODEL_PREFIX) and len(path) > len(MODEL_PREFIX):
+            endpoint = self._model_endpoint
         if endpoint is None:
             await self._plain(scope, send, path)
             return
@@ -318,4 +321,5 @@ def create_gateway_app(
         enforcer=enforcer,
         tracing=tracing,
     )
-    return ErrorBoundaryMiddleware(RequestIdMiddleware(core)), core
+    # The request id outermost, so even the error boundary's 500 carries it.
+    return RequestIdMiddleware(ErrorBoundaryMiddleware(core)), core

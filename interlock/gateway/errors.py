@@ -233,14 +233,22 @@ class AttemptFailure(Exception):
     ``kind`` is the failure class: ``connect``, ``timeout``, ``429`` and ``5xx`` may be retried as the route
     says; ``protocol`` (a broken response) is retried under ``5xx``; ``rejected`` (the upstream refused the
     gateway's own credentials or model name: 401, 403, 404) is never retried but falls back to the next target.
-    ``retry_after`` is the upstream's Retry-After in seconds when it sent one.
+    ``retry_after`` is the upstream's Retry-After in seconds when it sent one. ``message`` may reach the client;
+    ``detail`` (default: the message) is for the log only, and may name internal hosts and addresses.
     """
 
     def __init__(
-        self, kind: FailureKind, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.detail = detail or message

@@ -121,15 +121,15 @@ async def test_daily_rollups_and_costs(admin: httpx.AsyncClient) -> None:
     params = {"tenant_id": tenant["id"]}
 
     daily = (await admin.get("/v1/usage/daily", params=params)).json()
-    assert [(d["day"], d["requests"], Decimal(d["cost_usd"])) for d in daily["data"]] == [
-        ("2026-03-01", 2, Decimal("0.75")),
-        ("2026-03-02", 1, Decimal("1")),
+    assert [(d["day"], d["tenant_id"], d["requests"], Decimal(d["cost_usd"])) for d in daily["data"]] == [
+        ("2026-03-01", tenant["id"], 2, Decimal("0.75")),
+        ("2026-03-02", tenant["id"], 1, Decimal("1")),
     ]
     by_model = (await admin.get("/v1/usage/daily", params={**params, "group_by": "model,backend"})).json()
-    assert [(d["day"], d["model"], d["backend"], d["requests"]) for d in by_model["data"]] == [
-        ("2026-03-01", "a", "mock", 1),
-        ("2026-03-01", "b", "mock", 1),
-        ("2026-03-02", "a", "mock", 1),
+    assert [(d["day"], d["tenant_id"], d["model"], d["backend"], d["requests"]) for d in by_model["data"]] == [
+        ("2026-03-01", tenant["id"], "a", "mock", 1),
+        ("2026-03-01", tenant["id"], "b", "mock", 1),
+        ("2026-03-02", tenant["id"], "a", "mock", 1),
     ]
     assert Decimal(by_model["totals"]["cost_usd"]) == Decimal("1.75")
 

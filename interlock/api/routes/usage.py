@@ -59,8 +59,11 @@ async def daily_usage(
     filters: UsageFilterDep,
     group_by: GroupQuery = None,
 ) -> DailyUsagesPublic:
-    """Per UTC day, split by ``group_by`` (default: no split)."""
-    data = await crud.daily_usage(session=session, filters=filters, group_by=_groups(group_by, []))
+    """Per UTC day and tenant (every row has its ``tenant_id``), split further by ``group_by``."""
+    groups = _groups(group_by, [])
+    if "tenant" not in groups:
+        groups.insert(0, "tenant")
+    data = await crud.daily_usage(session=session, filters=filters, group_by=groups)
     return DailyUsagesPublic(data=data, totals=await crud.usage_totals(session=session, filters=filters))
 
 

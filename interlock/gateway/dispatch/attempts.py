@@ -8,6 +8,7 @@ byte; after that the caller owns the response.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,8 @@ from interlock.gateway.upstream.http1 import Response
 from interlock.telemetry.metrics import GatewayMetrics
 
 __all__ = ["Opened", "backoff_delay", "dispatch"]
+
+log = logging.getLogger("interlock.gateway")
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _REJECTED = frozenset({401, 403, 404})
@@ -204,6 +207,7 @@ async def dispatch(
                 last = failure
                 kinds.add(failure.kind)
                 failures.append(failure.message)
+                log.warning("route %r: %s", plan.config.model, failure.detail)
                 metrics.upstream_error(backend.name, failure.kind)
                 if failure.kind != "rejected":
                     backend.record_failure()

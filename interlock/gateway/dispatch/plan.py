@@ -96,6 +96,8 @@ class RoutePlan:
     fallbacks: tuple[Target, ...]
     retry_on: frozenset[str] = field(default_factory=frozenset)
     tenants: frozenset[str] = field(default_factory=frozenset)
+    model_body: bytes = b""
+    """``GET /v1/models/{model}``, pre-encoded."""
 
     @property
     def name(self) -> str:

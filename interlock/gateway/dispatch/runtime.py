@@ -90,8 +90,12 @@ def _targets(entries: tuple[TargetConfig, ...], backends: dict[str, BackendRunti
     )
 
 
+def _model_object(model: str) -> dict[str, object]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "interlock"}
+
+
 def _models_body(plans: list[RoutePlan]) -> bytes:
-    data = [{"id": p.config.model, "object": "model", "created": 0, "owned_by": "interlock"} for p in plans]
+    data = [_model_object(p.config.model) for p in plans]
     return orjson.dumps({"object": "list", "data": sorted(data, key=lambda m: str(m["id"]))})
 
 
@@ -118,6 +122,7 @@ def build_runtime(
             fallbacks=_targets(route.fallbacks, backends),
             retry_on=frozenset(route.retry.on),
             tenants=frozenset(route.tenants),
+            model_body=orjson.dumps(_model_object(model)),
         )
         for model, route in config.routes.items()
     }

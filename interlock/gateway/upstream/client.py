@@ -68,8 +68,20 @@ def _failure(backend: str, exc: BaseException) -> AttemptFailure:
     if isinstance(exc, ProtocolError):
         return AttemptFailure("protocol", f"backend {backend!r} broke the exchange: {exc}")
     if isinstance(exc, ConnectError):
-        return AttemptFailure("connect", f"backend {backend!r}: {exc}")
+        # The client learns which backend and why; the host and port (often an in-cluster name) stay in the log.
+        cause = exc.__cause__
+        why = "timed out" if cause is None else _connect_reason(cause)
+        detail = f"backend {backend!r}: {exc}"
+        return AttemptFailure("connect", f"backend {backend!r}: cannot connect ({why})", detail=detail)
     return AttemptFailure("connect", f"connection to backend {backend!r} failed: {exc}")
+
+
+def _connect_reason(cause: BaseException) -> str:
+    if isinstance(cause, ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return type(cause).__name__
 
 
 class BackendClient:
