@@ -33,7 +33,8 @@ async def test_models_retrieve_through_the_sdk_sees_only_the_callers_routes(upst
     )
     model = await gw.client.models.retrieve("chat")
     assert (model.id, model.object, model.owned_by) == ("chat", "model", "interlock")
-    assert (await gw.client.models.retrieve("meta-llama/Llama-3.1-8B-Instruct")).id == "meta-llama/Llama-3.1-8B-Instruct"
+    llama = "meta-llama/Llama-3.1-8B-Instruct"
+    assert (await gw.client.models.retrieve(llama)).id == llama
     for hidden in ("team-a-only", "no-such-model"):
         with pytest.raises(openai.NotFoundError) as caught:
             await gw.client.models.retrieve(hidden)

@@ -107,9 +107,8 @@ spec:
     )
     with pytest.raises(ManifestError) as info:
         load_manifests([path])
-    message = str(info.value)
-    assert message.startswith(f"{path}: Route 'chat': ")
-    assert message == f"{path}: Route 'chat': spec.targets[0].weight: Input should be greater than or equal to 0, not -5"
+    expected = "spec.targets[0].weight: Input should be greater than or equal to 0, not -5"
+    assert str(info.value) == f"{path}: Route 'chat': {expected}"
 
 
 def test_cross_field_error_is_readable(tmp_path: Path) -> None:
@@ -243,7 +242,8 @@ spec:
         f"{first}: Route 'chat': spec.retyr: unknown field; did you mean 'retry'?",
     ]
     assert problems[2].startswith(f"{second}: not valid YAML: ")
-    assert "line 1" in problems[2] and "\n" not in problems[2]
+    assert "line 1" in problems[2]
+    assert "\n" not in problems[2]
     assert problems[3:] == [
         f"{third}: LLMBackend 'mock': spec.provider: Input should be 'openai', 'anthropic', 'vllm' or 'mock', "
         "not 'mokc'",
