@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -129,8 +129,7 @@ def _cmd_operator(args: argparse.Namespace) -> int:
     try:
         load_configuration()  # the login kopf makes next; without one it would retry forever
     except kopf.LoginError as exc:
-        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
-        report("operator", f"cannot reach a cluster: {exc} (kubeconfig: {where}); set KUBECONFIG or run in a pod")
+        report("operator", _no_cluster(str(exc)))
         return 1
     liveness = args.liveness if args.liveness is not None else settings.liveness_endpoint
     uvloop.run(
@@ -142,6 +141,16 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _no_cluster(reason: str) -> str:
+    named = os.environ.get("KUBECONFIG")
+    fix = "set KUBECONFIG to a kubeconfig file, or run in a pod with a service account"
+    if named and not all(Path(p).is_file() for p in named.split(os.pathsep) if p):
+        return f"cannot log in to a cluster: KUBECONFIG={named} names no file; {fix}"
+    if not named and not Path("~/.kube/config").expanduser().is_file():
+        return f"cannot log in to a cluster: not in a pod, no KUBECONFIG and no ~/.kube/config; {fix}"
+    return f"cannot log in to a cluster: {reason}; {fix}"
 
 
 def _cmd_api(args: argparse.Namespace) -> int:
@@ -210,6 +219,14 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A wrong flag is one line that says where to look, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except where the help text already says it."""
 
@@ -221,14 +238,14 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="interlock",
         description="Interlock: a Kubernetes-operated, multi-tenant LLM gateway.",
         formatter_class=_Help,
     )
     parser.add_argument("--version", action="version", version=f"interlock {__version__}")
     _global_options(parser, top=True)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".", formatter_class=_Help)

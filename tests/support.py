@@ -1,4 +1,5 @@
-"""Helpers shared by the test suite: polling with a deadline, a stand-in OpenTelemetry collector."""
+"""Helpers shared by the test suite: polling with a deadline, a gateway's ``/readyz``, a stand-in OpenTelemetry
+collector."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar, cast
 
+import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -34,6 +36,17 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s: {what or check!r} (last: {last!r})")
         await asyncio.sleep(interval)
+
+
+async def gateway_readyz(gateway_url: str) -> tuple[int, dict[str, Any]]:
+    """The status and body of the gateway's ``/readyz``, given the gateway's client URL (``http://host:port``).
+
+    The one place tests learn where ``/readyz`` is served: when it moves to the ops port, only this changes.
+    """
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as http:
+        response = await http.get("/readyz")
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
 
 
 @dataclass

@@ -44,6 +44,17 @@ def describe_config_error(path: Path, exc: Exception) -> list[str]:
     return [f"{path}: {exc}"]
 
 
+def _one_line(exc: Exception) -> str:
+    """Why a config was refused, on one line: every problem of a manifest set or a config file, or the
+    exception's type and message for anything else."""
+    problems = getattr(exc, "problems", None)
+    if isinstance(problems, list):  # ManifestError
+        return "; ".join(map(str, problems))
+    if isinstance(exc, ValidationError):
+        return "; ".join(validation_problems(exc, GatewayConfig))
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 class ConfigSource(Protocol):
     def fingerprint(self) -> Hashable:
         """Changes whenever the config may have changed."""
@@ -126,7 +137,7 @@ class ConfigLoader:
         self._task: asyncio.Task[None] | None = None
 
     def _reject(self, exc: Exception) -> None:
-        self.status.last_error = f"{type(exc).__name__}: {exc}"
+        self.status.last_error = _one_line(exc)
         self.status.last_error_at = time.time()
         kept = self.status.version or "none"
         log.error("gateway config rejected, keeping version %s: %s", kept, self.status.last_error)

@@ -91,7 +91,10 @@ def _documents(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str,
     try:
         docs = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader))
     except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {' '.join(str(exc).split())}")
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        problems.append(f"{path}: not valid YAML{where}: {what or ' '.join(str(exc).split())}")
         return
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read it: {exc}")

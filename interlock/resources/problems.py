@@ -59,14 +59,19 @@ def _field_names(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
+def _unknown_field(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, str | None, list[str]]:
+    """For an unknown field at ``loc``: its path, the closest known name, and the known names."""
+    parent = _model_at(model, loc[:-1])
+    names = _field_names(parent) if parent is not None else []
+    return field_path(loc), closest(str(loc[-1]), names), names
+
+
 def _problem(model: type[BaseModel], err: Any) -> str:
     loc: tuple[int | str, ...] = tuple(err["loc"])
     kind = err["type"]
     path = field_path(loc)
     if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
-        parent = _model_at(model, loc[:-1])
-        names = _field_names(parent) if parent is not None else []
-        guess = closest(loc[-1], names)
+        path, guess, names = _unknown_field(model, loc)
         if guess is not None:
             return f"{path}: unknown field; did you mean {guess!r}?"
         return f"{path}: unknown field; the fields here are {', '.join(names)}" if names else f"{path}: unknown field"
@@ -88,5 +93,14 @@ def _problem(model: type[BaseModel], err: Any) -> str:
 
 
 def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[str]:
-    """One line per problem of ``exc``, raised while validating ``model``."""
-    return [_problem(model, err) for err in exc.errors(include_url=False)]
+    """One line per problem of ``exc``, raised while validating ``model``. A required field that is missing
+    because it was misspelt is told once, by the misspelling's "did you mean"."""
+    errors = exc.errors(include_url=False)
+    misspelt = set()
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            guess = _unknown_field(model, loc)[1]
+            if guess is not None:
+                misspelt.add((*loc[:-1], guess))
+    return [_problem(model, err) for err in errors if not (err["type"] == "missing" and tuple(err["loc"]) in misspelt)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import signal
@@ -189,3 +190,62 @@ async def test_up_refuses_a_malformed_bootstrap_key(tmp_path):
     assert "--bootstrap-key: " in output.decode()
     assert "sk-il-" in output.decode()
     assert "Traceback" not in output.decode()
+
+
+async def _start_and_read_banner(state: Path, *args: str) -> dict[str, str]:
+    """Start ``interlock up``, read its banner, stop it; the banner's fields."""
+    async with interlock_up(*args, state=state) as (url, proc):
+        fields = await _banner_rest(proc)
+        fields["url"] = url
+    return fields
+
+
+async def test_up_keeps_its_admin_token_and_key_across_restarts(tmp_path):
+    first = await _start_and_read_banner(tmp_path)
+    stored = json.loads((tmp_path / "credentials.json").read_text())
+    assert stored == {"admin_token": first["Admin token"], "key": first["API key"]}
+    assert (tmp_path / "credentials.json").stat().st_mode & 0o777 == 0o600
+
+    async with interlock_up(state=tmp_path) as (url, proc):
+        again = await _banner_rest(proc)
+        assert (again["API key"], again["Admin token"]) == (first["API key"], first["Admin token"])
+        api = again["Control plane"].removesuffix("/v1")
+        async with (
+            httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {first['Admin token']}"}) as admin,
+            openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=first["API key"], max_retries=0) as client,
+        ):
+            [tenant] = (await admin.get("/v1/tenants")).json()["data"]
+            keys = (await admin.get(f"/v1/tenants/{tenant['id']}/keys")).json()["data"]
+            assert len(keys) == 1, "a restart mints no new key"
+            assert [m.id async for m in client.models.list()]
+            # A revoked key is replaced by a new one on the next start, and said so.
+            assert (await admin.delete(f"/v1/keys/{keys[0]['id']}")).status_code in (200, 204)
+
+    replaced = await _start_and_read_banner(tmp_path)
+    assert replaced["Admin token"] == first["Admin token"]
+    assert replaced["API key"] != first["API key"]
+    assert replaced["API key"].startswith("sk-il-")
+
+
+async def test_up_flags_replace_the_kept_token_and_key(tmp_path):
+    await _start_and_read_banner(tmp_path)
+    given = await _start_and_read_banner(
+        tmp_path, "--admin-token", "a-new-admin-token-for-the-test", "--bootstrap-key", BOOTSTRAP_KEY
+    )
+    assert (given["Admin token"], given["API key"]) == ("a-new-admin-token-for-the-test", BOOTSTRAP_KEY)
+    kept = await _start_and_read_banner(tmp_path)
+    assert (kept["Admin token"], kept["API key"]) == ("a-new-admin-token-for-the-test", BOOTSTRAP_KEY)
+
+
+async def test_up_refuses_a_state_file_it_cannot_read(tmp_path):
+    (tmp_path / "credentials.json").write_text("not json")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--state-dir", str(tmp_path),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        output, _ = await proc.communicate()
+    assert proc.returncode == 2
+    assert output.decode().startswith(f"interlock up: {tmp_path / 'credentials.json'}: cannot read it")
+    assert "delete it" in output.decode()
+    assert not (tmp_path / "interlock.db").exists()
