@@ -27,15 +27,23 @@ _REASONS = {
 }
 
 
-def bind_listener(host: str, port: int, *, option: str) -> socket.socket:
+def bind_listener(host: str, port: int, *, option: str, host_option: str = "--host") -> socket.socket:
     """A socket bound and listening on ``host:port``, for uvicorn to serve on; ``ListenError`` names ``option``
-    (the flag or setting that chose the port) when it cannot be had."""
+    (the flag or setting that chose the port, or ``host_option`` when the address is the problem) when it cannot
+    be had."""
+    if not 0 <= port <= 65535:
+        raise ListenError(f"cannot listen on {host}:{port}: a port is 0 to 65535 (0: any free port); see {option}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         sock = socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        reason = _REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
-        raise ListenError(f"cannot listen on {host}:{port}: {reason}; choose another with {option}") from None
+        reason = _REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).split(" (while attempting")[0].lower()
+        # Negative numbers are getaddrinfo's: the host name does not resolve.
+        address = (exc.errno or 0) < 0 or exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+        fix = host_option if address else option
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}; choose another with {fix}") from None
+    except UnicodeError as exc:  # a host name that is not a valid name at all
+        raise ListenError(f"cannot listen on {host}:{port}: {exc}; choose another with {host_option}") from None
     sock.setblocking(False)
     return sock
 

@@ -77,7 +77,12 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         report("gateway", str(exc))
         return 2
     try:
-        sock = bind_listener(settings.host, settings.port, option="--port or INTERLOCK_GATEWAY_PORT")
+        sock = bind_listener(
+            settings.host,
+            settings.port,
+            option="--port or INTERLOCK_GATEWAY_PORT",
+            host_option="--host or INTERLOCK_GATEWAY_HOST",
+        )
     except ListenError as exc:
         report("gateway", str(exc))
         return 1

@@ -174,6 +174,21 @@ async def api_port_in_use(tmp: Path) -> Run:
     return run
 
 
+async def address_not_on_this_machine(tmp: Path) -> Run:
+    run = await interlock("up", "--host", "192.0.2.1", "--port", "0", "--api-port", "0", "--state-dir", str(tmp / "s"))
+    assert not (tmp / "s").exists()
+    return run
+
+
+async def port_out_of_range(tmp: Path) -> Run:
+    return await interlock("up", "--port", "99999", "--api-port", "0", "--state-dir", str(tmp / "state"))
+
+
+async def state_dir_not_creatable(tmp: Path) -> Run:
+    write(tmp / "file", "")
+    return await interlock("up", "--port", "0", "--api-port", "0", "--state-dir", str(tmp / "file" / "state"))
+
+
 async def bad_bootstrap_key(tmp: Path) -> Run:
     run = await interlock(*up_args(ROOT / "examples" / "local", tmp, "--bootstrap-key", "sk-il-x"))
     assert not (tmp / "state").exists()
@@ -251,6 +266,9 @@ CASES: dict[str, Callable[[Path], Awaitable[Run]]] = {
     for f in (
         port_in_use,
         api_port_in_use,
+        address_not_on_this_machine,
+        port_out_of_range,
+        state_dir_not_creatable,
         unknown_kind,
         wrong_api_version,
         empty_directory,

@@ -34,7 +34,12 @@ async def run_api(settings: ApiSettings, *, run_migrations: bool, serve: bool, l
     sock = None
     if serve:
         try:
-            sock = bind_listener(settings.host, settings.port, option="--port or INTERLOCK_API_PORT")
+            sock = bind_listener(
+                settings.host,
+                settings.port,
+                option="--port or INTERLOCK_API_PORT",
+                host_option="--host or INTERLOCK_API_HOST",
+            )
         except ListenError as exc:
             report("api", str(exc))
             return 1

@@ -38,6 +38,8 @@ def read_state(state_dir: Path) -> UpState | str:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return UpState()
+    except NotADirectoryError:
+        return f"--state-dir {state_dir}: not a directory (a file is in its path); choose another"
     except (OSError, ValueError) as exc:
         return f"{path}: cannot read it ({exc}); fix or delete it (a new admin token and key are then made)"
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str | None) for k in ("admin_token", "key")):

@@ -180,6 +180,13 @@ async def run_up(options: UpOptions) -> int:
         report("up", listeners)
         return 1
     api_sock, gateway_sock = listeners
+    try:
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        report("up", f"--state-dir {options.state_dir}: cannot create it: {exc.strerror or exc}")
+        api_sock.close()
+        gateway_sock.close()
+        return 2
     state = kept.with_options(admin_token=options.admin_token, bootstrap_key=options.bootstrap_key)
     plane = await _control_plane(options, state, api_sock)
     if isinstance(plane, str):
