@@ -70,7 +70,9 @@ async def test_which_answers_carry_which_headers(upstream, gateway):
         config(
             backend("a", up.url),
             backend("slow", slow.url),
+            backend("locked", up.url, credentialsSecretRef={"name": "absent", "key": "api-key"}),
             route("chat", [("a", "m1")], retry={"attempts": 1}),
+            route("locked", [("locked", "m1")]),
             route("slow", [("slow", "m1")], timeouts={"request": "300ms", "firstToken": "5s"}),
         ),
         max_body_bytes=4096,
@@ -95,7 +97,9 @@ async def test_which_answers_carry_which_headers(upstream, gateway):
         "404 path": await gw.http.get("/v1/nothing"),
         "405": await gw.http.get("/v1/chat/completions"),
         "413": await gw.http.post("/v1/chat/completions", content=b"x" * 8192),
+        "503 nothing to send to": await gw.http.post("/v1/chat/completions", json={**chat, "model": "locked"}),
     }
+    assert without_backend["503 nothing to send to"].status_code == 503
     expected = {"200": 200, "stream 200": 200, "relayed 400": 400, "429": 429, "502": 502, "504": 504}
     assert {name: r.status_code for name, r in with_backend.items()} == expected
     for name, response in [*with_backend.items(), *without_backend.items()]:
@@ -107,6 +111,26 @@ async def test_which_answers_carry_which_headers(upstream, gateway):
     assert float(with_backend["200"].headers["x-interlock-cost-usd"]) > 0
     echoed = await gw.http.get("/v1/models", headers={"x-request-id": "my-trace-42"})
     assert echoed.headers["x-request-id"] == "my-trace-42"
+
+
+async def test_rate_limit_headers_come_with_every_answer_under_limits(upstream, gateway):
+    up = await upstream()
+    gw = await gateway(
+        config(
+            backend("a", up.url),
+            route("limited", [("a", "m1")], retry={"attempts": 1}, limits={"requestsPerMinute": 2}),
+        )
+    )
+    chat = {"model": "limited", "messages": HELLO}
+    answers = [
+        await gw.http.post("/v1/chat/completions", json=chat),
+        await _with_fault(up, Fault(status=500), gw.http.post("/v1/chat/completions", json=chat)),
+        await gw.http.post("/v1/chat/completions", json=chat),
+    ]
+    assert [r.status_code for r in answers] == [200, 502, 429]
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in answers] == ["1", "0", "0"]
+    assert all(r.headers["x-ratelimit-limit-requests"] == "2" for r in answers)
+    assert "x-interlock-backend" not in answers[2].headers, "refused before any backend was chosen"
 
 
 async def _with_fault(up, fault: Fault, request):
