@@ -13,16 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
-
 from interlock import __version__
-from interlock.console import report, settings_problems
+from interlock.console import build_settings, report
 from interlock.telemetry.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
 
 __all__ = ["build_parser", "main"]
 
 DEFAULT_MANIFESTS = Path("examples/local")
-_GATEWAY_FLAGS = {"config_file": "--config", "port": "--port", "host": "--host"}
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -55,12 +52,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     from interlock.mockprovider import create_app as create_mock_app
     from interlock.telemetry.tracing import configure_tracing
 
-    overrides = {k: v for k, v in {"config_file": args.config, "port": args.port, "host": args.host}.items() if v}
-    try:
-        settings = GatewaySettings(**overrides)
-    except ValidationError as exc:
-        flags = {name: flag for name, flag in _GATEWAY_FLAGS.items() if name in overrides}
-        report("gateway", settings_problems(exc, "INTERLOCK_GATEWAY_", flags))
+    given = {"config_file": args.config, "port": args.port, "host": args.host}
+    settings = build_settings(GatewaySettings, "INTERLOCK_GATEWAY_", **{k: v for k, v in given.items() if v})
+    if isinstance(settings, list):
+        report("gateway", [p.replace("--config-file", "--config") for p in settings])
         return 2
     if settings.config_file is None:
         report("gateway", "no config: set --config or INTERLOCK_GATEWAY_CONFIG_FILE to a compiled GatewayConfig file")
@@ -126,10 +121,9 @@ def _cmd_operator(args: argparse.Namespace) -> int:
     if not args.all_namespaces and not args.namespace:
         report("operator", "name the namespaces to watch with --namespace NS (repeatable) or --all-namespaces")
         return 2
-    try:
-        settings = OperatorSettings()
-    except ValidationError as exc:
-        report("operator", settings_problems(exc, "INTERLOCK_OPERATOR_"))
+    settings = build_settings(OperatorSettings, "INTERLOCK_OPERATOR_")
+    if isinstance(settings, list):
+        report("operator", settings)
         return 2
     try:
         load_configuration()  # the login kopf makes next; without one it would retry forever

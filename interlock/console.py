@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsError
 
-__all__ = ["report", "settings_problems"]
+__all__ = ["build_settings", "report", "settings_problems"]
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 def report(command: str, problems: str | list[str]) -> None:
@@ -39,3 +44,16 @@ def settings_problems(exc: ValidationError, env_prefix: str, flags: Mapping[str,
             message += f", not {value!r}"
         lines.append(f"{flags.get(field) or env_prefix + field.upper()}: {message}")
     return lines
+
+
+def build_settings(cls: type[S], env_prefix: str, **overrides: Any) -> S | list[str]:
+    """``cls(**overrides)``, or its problems: each named by the flag that gave the value (overrides come from
+    ``--name`` flags) or else by its environment variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        return settings_problems(exc, env_prefix, {name: f"--{name.replace('_', '-')}" for name in overrides})
+    except SettingsError as exc:  # a list or mapping setting that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"{env_prefix}{found.group(1).upper()}" if found else "a setting"
+        return [f'{name}: not valid JSON (list and mapping settings are JSON, e.g. \'["a", "b"]\')']

@@ -249,6 +249,16 @@ async def bad_setting(tmp: Path) -> Run:
     return await interlock("gateway", "--config", str(config), env=env)
 
 
+async def setting_not_json(tmp: Path) -> Run:
+    config = write(tmp / "gateway.json", "{}")
+    env = clean_env(INTERLOCK_GATEWAY_API_KEYS="sk-il-one,sk-il-two")
+    return await interlock("gateway", "--config", str(config), env=env)
+
+
+async def operator_setting_not_json(tmp: Path) -> Run:
+    return await interlock("operator", "-A", env=clean_env(INTERLOCK_OPERATOR_GATEWAY_ENV="FOO=bar"))
+
+
 async def bad_log_level(tmp: Path) -> Run:
     return await interlock("up", "--log-level", "loud")
 
@@ -287,6 +297,8 @@ CASES: dict[str, Callable[[Path], Awaitable[Run]]] = {
         gateway_config_missing,
         gateway_config_invalid,
         bad_setting,
+        setting_not_json,
+        operator_setting_not_json,
         bad_log_level,
         bad_log_level_env,
         production_without_admin_token,

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from pydantic import ValidationError
 
 from interlock.api.app import create_app
 from interlock.api.settings import ApiSettings
 from interlock.asgiserver import ListenError, bind_listener
-from interlock.console import report, settings_problems
+from interlock.console import build_settings, report
 from interlock.db.check import DATABASE_ERRORS, describe_database_error, schema_problem
 from interlock.db.migrate import migrate
 
@@ -21,11 +20,7 @@ log = logging.getLogger("interlock.api")
 
 def load_settings(**overrides: object) -> ApiSettings | list[str]:
     """The settings, or why they are refused (one line per problem, without the secret values)."""
-    try:
-        return ApiSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        flags = {name: f"--{name}" for name in overrides}  # what came from a flag is named by the flag
-        return settings_problems(exc, "INTERLOCK_API_", flags)
+    return build_settings(ApiSettings, "INTERLOCK_API_", **overrides)
 
 
 async def run_api(settings: ApiSettings, *, run_migrations: bool, serve: bool, log_level: str = "info") -> int:

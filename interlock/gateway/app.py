@@ -104,14 +104,19 @@ class GatewayApp:
         mock_url = None
         if any(b.url is None and b.provider == "mock" for b in config.backends.values()):
             mock_url = await self._embedded_mock_url()
+        previous = self.services.runtime
         runtime, retired = build_runtime(
             config,
             self.resolver,
-            self.services.runtime,
+            previous,
             mock_url=mock_url,
             connect_timeout_s=self.services.settings.connect_timeout_s,
         )
         self.services.runtime = runtime
+        carried = {id(b) for b in previous.backends.values()} if previous is not None else set()
+        for backend in runtime.backends.values():
+            if backend.unusable_reason and id(backend) not in carried:  # said once, when it becomes so
+                log.warning("%s: its routes answer 503 until that is fixed", backend.unusable_reason)
         if retired:
             task = asyncio.create_task(self._retire(retired))
             self._retiring.add(task)
