@@ -33,12 +33,18 @@ __all__ = [
 log = logging.getLogger("interlock.gatewayconfig")
 
 
+def _config_problems(exc: ValidationError) -> list[str]:
+    """A GatewayConfig's validation errors, one line each."""
+    invalid_json = [err for err in exc.errors() if err["type"] == "json_invalid"]
+    if invalid_json:
+        return [f"not valid JSON: {str(invalid_json[0]['msg']).removeprefix('Invalid JSON: ')}"]
+    return [f"invalid GatewayConfig: {line}" for line in validation_problems(exc, GatewayConfig)]
+
+
 def describe_config_error(path: Path, exc: Exception) -> list[str]:
     """Why a GatewayConfig file cannot be loaded: one line per problem, each naming the file."""
     if isinstance(exc, ValidationError):
-        if any(err["type"] == "json_invalid" for err in exc.errors()):
-            return [f"{path}: not valid JSON: {exc.errors()[0]['msg']}"]
-        return [f"{path}: {line}" for line in validation_problems(exc, GatewayConfig)]
+        return [f"{path}: {line}" for line in _config_problems(exc)]
     if isinstance(exc, OSError):
         return [f"{path}: cannot read it: {exc.strerror or exc}"]
     return [f"{path}: {exc}"]
@@ -51,7 +57,7 @@ def _one_line(exc: Exception) -> str:
     if isinstance(problems, list):  # ManifestError
         return "; ".join(map(str, problems))
     if isinstance(exc, ValidationError):
-        return "; ".join(validation_problems(exc, GatewayConfig))
+        return "; ".join(_config_problems(exc))
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
