@@ -226,6 +226,10 @@ async def no_kubeconfig(tmp: Path) -> Run:
     return await interlock("operator", "--all-namespaces", env=env)
 
 
+async def no_cluster_at_all(tmp: Path) -> Run:
+    return await interlock("operator", "--namespace", "default", env=clean_env(HOME=str(tmp)))
+
+
 async def operator_without_scope(tmp: Path) -> Run:
     return await interlock("operator")
 
@@ -292,6 +296,7 @@ CASES: dict[str, Callable[[Path], Awaitable[Run]]] = {
         missing_sqlite_file,
         sqlite_directory_missing,
         no_kubeconfig,
+        no_cluster_at_all,
         operator_without_scope,
         gateway_without_config,
         gateway_config_missing,
