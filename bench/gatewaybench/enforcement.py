@@ -177,7 +177,7 @@ async def run(args: argparse.Namespace) -> int:
                     "INTERLOCK_GATEWAY_CONTROL_PLANE_URL": f"http://127.0.0.1:{cp_port}",
                     "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN": ADMIN,
                     "INTERLOCK_GATEWAY_GATEWAY_ID": "bench-on",
-                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-on.sqlite"),
+                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-on"),
                 },
                 key,
             ),
@@ -187,7 +187,7 @@ async def run(args: argparse.Namespace) -> int:
                 {
                     **variants["on"][0],
                     "INTERLOCK_GATEWAY_GATEWAY_ID": "bench-redis",
-                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-redis.sqlite"),
+                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-redis"),
                     "REDIS_URL": args.redis,
                     "INTERLOCK_GATEWAY_REDIS_KEY_PREFIX": f"interlock-bench:{os.getpid()}:",
                 },

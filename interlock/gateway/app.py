@@ -244,13 +244,14 @@ class GatewayApp:
             headers = [*ctx.response_headers, *((k.encode(), v.encode()) for k, v in exc.headers.items())]
             if ctx.backend:
                 headers.append((b"x-interlock-backend", ctx.backend.encode()))
+            if not ctx.status:  # not metered yet (a failed structured-output answer was)
+                ctx.status = exc.status
+                services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
+            ctx.record_usage()
             if endpoint.api is API.MESSAGES:
                 await send_bytes(send, exc.status_for_anthropic(), exc.anthropic_body(), headers=headers)
             else:
                 await send_bytes(send, exc.status, exc.openai_body(), headers=headers)
-            if not ctx.status:  # not metered yet (a failed structured-output answer was)
-                ctx.status = exc.status
-                services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
         except ClientDisconnected:
             log.debug("client went away during request %s", ctx.request_id)
             ctx.status = _CLIENT_CLOSED
@@ -259,11 +260,9 @@ class GatewayApp:
             services.metrics.inflight -= 1
             if ctx.slot_tenant and services.enforcer is not None:
                 services.enforcer.release(ctx)
-            finished = time.perf_counter()
-            if ctx.admitted and services.usage is not None:
-                services.usage.record(ctx, finished)
+            ctx.record_usage()  # if the endpoint did not already (errors, a client gone)
             if ctx.trace is not None:
-                end_trace(ctx, finished)
+                end_trace(ctx, time.perf_counter())
 
     async def _plain(self, scope: Scope, send: Send, path: str) -> None:
         """Endpoints without auth, body or routing."""

@@ -53,11 +53,22 @@ class GatewaySettings(BaseSettings):
     snapshot_interval_s: float = Field(default=2.0, gt=0, description="How often the key snapshot is polled.")
     spool_path: Path | None = Field(
         default=None,
-        description="SQLite file holding usage events until the control plane has them (and the last snapshot). "
-        "Default: <tmpdir>/interlock-usage-<gateway_id>.sqlite; mount a volume there to survive pod restarts.",
+        description="Directory holding usage events until the control plane has them (an append-only journal) and "
+        "the last snapshot. Default: <tmpdir>/interlock-usage-<gateway_id>; mount a volume there to survive pod "
+        "restarts.",
     )
-    usage_flush_interval_s: float = Field(default=0.05, gt=0, description="Group commit of usage events to the spool.")
-    usage_batch_size: int = Field(default=500, ge=1, le=5000, description="Events per spool commit and per POST.")
+    usage_sync_interval_s: float = Field(
+        default=0.05,
+        gt=0,
+        description="How often the usage journal is fdatasync'ed: what a power loss may lose (kill -9 loses nothing).",
+    )
+    usage_spool_max_bytes: int = Field(
+        default=1 << 30,
+        ge=1 << 20,
+        description="Unacknowledged usage events the spool may hold; at the cap new metered requests get 503 "
+        "usage_spool_full until the control plane has taken some.",
+    )
+    usage_batch_size: int = Field(default=500, ge=1, le=5000, description="Events per POST to the control plane.")
     usage_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the backoff between failed sends.")
 
     # --- limits -------------------------------------------------------------------------------------------

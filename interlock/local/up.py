@@ -142,7 +142,7 @@ async def run_up(options: UpOptions) -> int:
         control_plane_url=plane.server.url,
         control_plane_token=SecretStr(plane.admin_token),
         snapshot_interval_s=1.0,
-        spool_path=(options.state_dir / "usage-spool.sqlite").resolve(),
+        spool_path=(options.state_dir / "usage-spool").resolve(),
     )
     options.state_dir.mkdir(parents=True, exist_ok=True)
     app, core = create_gateway_app(

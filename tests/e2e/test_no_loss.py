@@ -97,7 +97,7 @@ async def test_500_requests_through_an_outage_and_a_gateway_restart_make_exactly
             "INTERLOCK_GATEWAY_CONTROL_PLANE_URL": cp_url,
             "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN": ADMIN,
             "INTERLOCK_GATEWAY_GATEWAY_ID": "gw-e2e",
-            "INTERLOCK_GATEWAY_SPOOL_PATH": str(tmp_path / "spool.sqlite"),
+            "INTERLOCK_GATEWAY_SPOOL_PATH": str(tmp_path / "spool"),
             "INTERLOCK_GATEWAY_SNAPSHOT_INTERVAL_S": "0.2",
             "INTERLOCK_GATEWAY_USAGE_RETRY_MAX_S": "0.5",
         }

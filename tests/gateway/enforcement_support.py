@@ -42,7 +42,7 @@ async def start_cp_gateway(
         chat_config(up, **overrides.pop("route_spec", {})),
         keys=None,
         api_key=key,
-        **cp_settings(cp, tmp_path / "spool.sqlite", **overrides),
+        **cp_settings(cp, tmp_path / "spool", **overrides),
     )
     return gw
 

@@ -44,7 +44,7 @@ async def test_two_gateways_sharing_redis_admit_the_limit_of_300_concurrent_requ
                         tmp_path / f"gw-{n}.log",
                     )
                 )
-                for n, spool in ((n, tmp_path / f"spool-{n}.sqlite") for n in (1, 2))
+                for n, spool in ((n, tmp_path / f"spool-{n}") for n in (1, 2))
             ]
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
             clients = [

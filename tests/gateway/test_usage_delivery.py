@@ -17,7 +17,7 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
     tenant = cp.add_tenant("acme")
     _, key = cp.add_key(tenant)
     up = await upstream()
-    settings = cp_settings(cp, tmp_path / "spool.sqlite", gateway_id="gw-delivery")
+    settings = cp_settings(cp, tmp_path / "spool", gateway_id="gw-delivery")
     answers: list[tuple[float, int]] = []
 
     async def send(gw, count: int) -> None:

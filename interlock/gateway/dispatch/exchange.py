@@ -197,8 +197,9 @@ class Exchange:
             (b"x-interlock-backend", ctx.backend.encode()),
             (b"x-interlock-cost-usd", format_cost(cost)),
         ]
-        await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
         self.record(opened.target, opened.status, usage, cost=cost)
+        ctx.record_usage()  # into the kernel before the answer leaves: a kill -9 after it cannot lose it
+        await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
 
     def _schema_problem(self, body: bytes) -> str | None:
         if self.check is None:
@@ -234,7 +235,19 @@ class Exchange:
         relay: StreamRelay | None = None
         status = 200
         first_at: float | None = None
-        clean = False
+        clean = metered = False
+
+        def meter() -> None:
+            """Meter the request and write its usage event: before the stream's last byte leaves."""
+            nonlocal metered
+            if opened is not None and not metered:
+                metered = True
+                usage = relay.usage if relay is not None else None
+                self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
+            if not ctx.status:
+                ctx.status = status
+            ctx.record_usage()
+
         writer.start_keepalive()
         try:
             with RequestGuard(ctx.services.clock, ctx.receive, self.deadline):
@@ -244,13 +257,16 @@ class Exchange:
                     if not writer.committed:
                         raise
                     status = exc.status
+                    meter()
                     await writer.close(self.stream_error(exc))
                     return
                 if opened.chunks is None:  # the upstream refused the request itself (4xx)
                     status = opened.status
                     writer.cancel()
                     headers = [*ctx.response_headers, (b"x-interlock-backend", ctx.backend.encode())]
-                    await send_bytes(ctx.send, status, self.client_error_body(opened), headers=headers)
+                    body = self.client_error_body(opened)
+                    meter()
+                    await send_bytes(ctx.send, status, body, headers=headers)
                     return
                 relay = self.relay_for(opened.target)
                 if self.check is not None:
@@ -265,25 +281,33 @@ class Exchange:
                         if first_at is None:
                             first_at = loop.time()
                         await writer.write(data)
-                await writer.close(relay.finish())
+                tail = relay.finish()
+                meter()
+                await writer.close(tail)
                 clean = True
         except TimeoutError:
             timeout = self._timeout()
             if not writer.committed:
                 raise timeout from None
             status = timeout.status
-            await writer.close(relay.error(timeout) if relay is not None else self.stream_error(timeout))
+            tail = relay.error(timeout) if relay is not None else self.stream_error(timeout)
+            meter()
+            await writer.close(tail)
         except AttemptFailure as failure:  # the upstream broke the stream after it had started
             broken = UpstreamError(failure.message)
             status = broken.status
             ctx.services.metrics.upstream_error(ctx.backend, failure.kind)
-            await writer.close(relay.error(broken) if relay is not None else self.stream_error(broken))
+            tail = relay.error(broken) if relay is not None else self.stream_error(broken)
+            meter()
+            await writer.close(tail)
         finally:
             writer.cancel()
             if opened is not None:
                 opened.finish(clean=clean)
-                usage = relay.usage if relay is not None else None
-                self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
+                if not metered:  # cut short (the client went away): the app writes the event afterwards
+                    metered = True
+                    usage = relay.usage if relay is not None else None
+                    self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
 
     # --- bookkeeping ------------------------------------------------------------------------------------
 
