@@ -17,11 +17,11 @@ from interlock.gateway.controlplane.snapshot import StaticPolicySource
 from interlock.gateway.errors import AuthenticationError, ServiceUnavailableError
 from interlock.gateway.tenancy.auth import SnapshotAuthenticator, StaticKeyAuthenticator
 from interlock.gateway.tenancy.policy import Policy, seconds_to_month_end
+from interlock.gateway.usage.journal import Journal
 from interlock.gateway.usage.ledger import SpendLedger
 from interlock.gateway.usage.metering import Usage
 from interlock.gateway.usage.recorder import encode_event
 from interlock.gateway.usage.sender import UsageSender, retry_delay
-from interlock.gateway.usage.journal import Journal
 from interlock.gateway.usage.spool import AsyncSpool
 from interlock.gatewayconfig.model import ModelPrice
 from tests.gateway.contract_server import TOKEN, ContractServer
