@@ -11,8 +11,9 @@ Layout: a directory of segment files ``<first seq, 16 hex digits>.log``, each a 
     length (u32 LE) | CRC-32 of the payload (u32 LE) | seq (u64 LE) | payload (the event's JSON)
 
 A new segment starts when the active one passes ``segment_bytes``. ``acked`` holds the highest ``seq`` the control
-plane has acknowledged (events go in ``seq`` order, so everything at or below it is done); it is replaced
-atomically (write, rename) after every acknowledged batch. A segment is deleted once every event in it is
+plane has acknowledged (events go in ``seq`` order, so everything at or below it is done) and its CRC, rewritten
+in place (12 bytes, one sector) after every acknowledged batch; an unreadable one means "nothing acknowledged",
+which costs resends, never a loss or a double count. A segment is deleted once every event in it is
 acknowledged and counted by a snapshot (``settled``: the budget arithmetic needs the cost of acknowledged events
 until then, also after a restart), or acknowledged more than ``ACKED_RETENTION_S`` ago.
 
@@ -116,6 +117,9 @@ class Journal:
         self._retired: list[int] = []
         """File descriptors of segments that were active: synced, then closed, by ``sync``."""
         self._dirty = False
+        self._dir_dirty = False
+        """A segment was created or removed since the last ``sync``."""
+        self._acked_fd = -1
         self._cursor: Position = (0, 0)
         self._readers: dict[int, int] = {}
 
@@ -209,7 +213,7 @@ class Journal:
                 self._retired.append(old.fd)
                 old.fd = -1
             self._segments.append(segment)
-        self._dirty = True
+        self._dirty = self._dir_dirty = True
         return segment
 
     # --- durability (spool thread) -------------------------------------------------------------------------
@@ -220,17 +224,20 @@ class Journal:
             retired, self._retired = self._retired, []
             active = self._segments[-1].fd if self._segments else -1
             dirty, self._dirty = self._dirty, False
+            names, self._dir_dirty = self._dir_dirty, False
         for fd in retired:
             os.fdatasync(fd)
             os.close(fd)
-        if dirty and active >= 0:
-            try:
+        try:
+            if dirty and active >= 0:
                 os.fdatasync(active)
-            except OSError:
-                self._dirty = True
-                raise
-        if dirty or retired:
-            _fsync_directory(self.directory)
+            if self._acked_fd >= 0:
+                os.fdatasync(self._acked_fd)
+            if names:
+                _fsync_directory(self.directory)
+        except OSError:
+            self._dirty = self._dir_dirty = True
+            raise
         return dirty or bool(retired)
 
     # --- the sender (spool thread) -------------------------------------------------------------------------
@@ -293,9 +300,10 @@ class Journal:
         if seq <= self.acked:
             return
         data = seq.to_bytes(8, "little")
-        tmp = self.directory / "acked.tmp"
-        tmp.write_bytes(data + zlib.crc32(data).to_bytes(4, "little"))
-        os.replace(tmp, self.directory / "acked")
+        if self._acked_fd < 0:
+            self._acked_fd = os.open(self.directory / "acked", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._dir_dirty = True
+        os.pwrite(self._acked_fd, data + zlib.crc32(data).to_bytes(4, "little"), 0)  # 12 bytes: one sector
         self.acked = seq
         self._cursor = position
         stamp = time.time() if now is None else now
@@ -315,6 +323,8 @@ class Journal:
                 if s.acked_at is not None and (s.last_seq <= self.settled or s.acked_at < cutoff)
             ]
             self._segments = [s for s in self._segments if s not in gone]
+        if gone:
+            self._dir_dirty = True
         for segment in gone:
             fd = self._readers.pop(segment.first_seq, None)
             if fd is not None:
@@ -344,6 +354,9 @@ class Journal:
         for fd in self._readers.values():
             os.close(fd)
         self._readers.clear()
+        if self._acked_fd >= 0:
+            os.close(self._acked_fd)
+            self._acked_fd = -1
 
 
 def _is_segment(path: Path) -> bool:

@@ -56,12 +56,15 @@ class UsageSender:
         url: str,
         token: str | None = None,
         batch_size: int = 500,
+        linger_s: float = 0.05,
         retry_max_s: float = 30.0,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.spool = spool
         self.batch_size = batch_size
+        self.linger_s = linger_s
+        """After a wake-up, wait this long so that the events of that while go in one batch."""
         self.retry_max_s = retry_max_s
         self._client = control_plane_client(
             url, token, timeout_s=timeout_s, transport=transport, headers={"content-type": "application/json"}
@@ -98,6 +101,9 @@ class UsageSender:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_IDLE_CHECK_S):
                         await self._wake.wait()
+                await asyncio.sleep(self.linger_s)
+            elif count < self._limit:
+                await asyncio.sleep(self.linger_s)
 
     async def send_batch(self) -> int:
         """Send the oldest pending events (one batch); how many the control plane is done with. Raises when the
