@@ -3,8 +3,9 @@
 One process serves both, as separate servers: the gateway on ``--port`` (with the embedded mock provider) and the
 control plane on ``--api-port``, on SQLite in ``.interlock/`` (or ``DATABASE_URL``), migrated at start. The
 gateway talks to the control plane exactly as in a cluster: it polls the key snapshot and sends usage events
-over HTTP, through its spool. The first tenant (``default``) and a key are created at start and printed, with
-the admin token of the control plane.
+over HTTP, through its spool, with a gateway credential of scope ``local/default`` minted at start under a
+signing key made for this run (gateway id ``local/default/<hostname>``). The first tenant (``default``) and a
+key are created at start and printed, with the admin token of the control plane.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from interlock.asgiserver import EmbeddedServer
+from interlock.contract.gatewaycred import mint_gateway_credential
 from interlock.gateway.app import create_gateway_app
 from interlock.gateway.settings import GatewaySettings
 from interlock.local.source import ManifestSource
@@ -34,6 +38,8 @@ log = logging.getLogger("interlock.up")
 
 EMBEDDED_MOCK_CHUNK_DELAY_S = 0.02  # paced like a real engine, so streaming is visible
 STATE_DIR = Path(".interlock")  # the SQLite database and the gateway's usage spool, under the working directory
+GATEWAY_SCOPE = "local/default"
+"""The scope of the embedded gateway's credential: ``<namespace>/<gateway>`` as in a cluster."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,13 @@ class _ControlPlane:
     server: EmbeddedServer
     admin_token: str
     key: str
+    gateway_credential: str
+
+
+def local_gateway_id() -> str:
+    """``local/default/<hostname>`` (``up`` when the hostname has nothing usable)."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", socket.gethostname().lower()).strip("-.")[:60]
+    return f"{GATEWAY_SCOPE}/{name or 'up'}"
 
 
 async def _control_plane(options: UpOptions) -> _ControlPlane | str:
@@ -89,10 +102,12 @@ async def _control_plane(options: UpOptions) -> _ControlPlane | str:
         options.state_dir.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite+aiosqlite:///{(options.state_dir / 'interlock.db').resolve()}"
     admin_token = options.admin_token or secrets.token_urlsafe(24)
+    signing_key = secrets.token_urlsafe(32)  # per run: the one credential minted below is all that needs it
     settings = ApiSettings(
         environment="development",
         database_url=database_url,
         admin_token=SecretStr(admin_token),
+        gateway_signing_key=SecretStr(signing_key),
         host=options.host,
         port=options.api_port,
     )
@@ -108,7 +123,8 @@ async def _control_plane(options: UpOptions) -> _ControlPlane | str:
         return f"--bootstrap-key: {exc.detail}"
     server = EmbeddedServer(app, host=options.host, port=options.api_port, lifespan="on", server_header=False)
     await server.start()
-    return _ControlPlane(server, admin_token, key)
+    credential = mint_gateway_credential(signing_key.encode(), GATEWAY_SCOPE)
+    return _ControlPlane(server, admin_token, key, credential)
 
 
 async def run_up(options: UpOptions) -> int:
@@ -140,7 +156,8 @@ async def run_up(options: UpOptions) -> int:
         host=options.host,
         port=options.port,
         control_plane_url=plane.server.url,
-        control_plane_token=SecretStr(plane.admin_token),
+        control_plane_token=SecretStr(plane.gateway_credential),
+        gateway_id=local_gateway_id(),
         snapshot_interval_s=1.0,
         spool_path=(options.state_dir / "usage-spool").resolve(),
     )

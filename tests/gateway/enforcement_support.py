@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 
-from tests.gateway.contract_server import TOKEN, ContractServer
+from tests.gateway.contract_server import TOKEN, ContractServer, gateway_id
 from tests.gateway.harness import Factory, Gateway, Upstream, backend, config, route
 
 __all__ = ["HELLO", "chat_config", "client_for", "cp_settings", "start_cp_gateway"]
@@ -25,7 +25,7 @@ def cp_settings(cp: ContractServer, spool: Path, **overrides: Any) -> dict[str, 
     settings: dict[str, Any] = {
         "control_plane_url": cp.url,
         "control_plane_token": TOKEN,
-        "gateway_id": f"gw-{uuid.uuid4().hex[:8]}",
+        "gateway_id": gateway_id(f"gw-{uuid.uuid4().hex[:8]}"),
         "spool_path": spool,
         "snapshot_interval_s": 0.1,
         "usage_flush_interval_s": 0.01,

@@ -13,6 +13,7 @@ import pytest
 
 from interlock.contract.controlplane import PriceRecord
 from interlock.mockprovider import Fault
+from tests.gateway.contract_server import gateway_id
 from tests.gateway.enforcement_support import HELLO, chat_config, client_for, start_cp_gateway
 from tests.gateway.harness import KEY
 from tests.support import eventually
@@ -273,7 +274,7 @@ async def test_readyz_shows_an_unreachable_control_plane_and_the_snapshot_surviv
     tenant = cp.add_tenant("acme")
     _, key = cp.add_key(tenant)
     up = await upstream()
-    gw = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id="gw-restart")
+    gw = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id=gateway_id("gw-restart"))
     ready = (await gw.http.get("/readyz")).json()
     assert ready["status"] == "ready"
     assert ready["control_plane"]["snapshot"]["last_error"] is None
@@ -293,7 +294,7 @@ async def test_readyz_shows_an_unreachable_control_plane_and_the_snapshot_surviv
     assert (await gw.client.chat.completions.create(model="chat", messages=HELLO)).choices
 
     # A second gateway process on the same spool, started while the control plane is still down.
-    again = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id="gw-restart")
+    again = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id=gateway_id("gw-restart"))
     body = (await again.http.get("/readyz")).json()
     assert body["status"] == "ready"
     assert body["control_plane"]["snapshot"]["source"] == "stored"

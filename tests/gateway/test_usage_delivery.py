@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
+from tests.gateway.contract_server import gateway_id
 from tests.gateway.enforcement_support import HELLO, chat_config, cp_settings
 from tests.gateway.harness import Servers, start_gateway
 from tests.support import eventually
@@ -17,7 +18,7 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
     tenant = cp.add_tenant("acme")
     _, key = cp.add_key(tenant)
     up = await upstream()
-    settings = cp_settings(cp, tmp_path / "spool", gateway_id="gw-delivery")
+    settings = cp_settings(cp, tmp_path / "spool", gateway_id=gateway_id("gw-delivery"))
     answers: list[tuple[float, int]] = []
 
     async def send(gw, count: int) -> None:
@@ -58,7 +59,7 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
 
     events = list(cp.events.values())
     assert sorted(e.seq for e in events) == list(range(1, 61)), "one event per request, seq strictly increasing"
-    assert {e.gateway_id for e in events} == {"gw-delivery"}
+    assert {e.gateway_id for e in events} == {gateway_id("gw-delivery")}
     assert sum(e.cost_usd for e in events) == pytest.approx(sum(cost for cost, _ in answers), abs=1e-9)
     assert sum(e.input_tokens + e.output_tokens for e in events) == sum(tokens for _, tokens in answers)
     assert cp.spent(tenant) == pytest.approx(sum(cost for cost, _ in answers), abs=1e-9)

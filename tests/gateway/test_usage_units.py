@@ -24,7 +24,7 @@ from interlock.gateway.usage.recorder import encode_event
 from interlock.gateway.usage.sender import UsageSender, retry_delay
 from interlock.gateway.usage.spool import AsyncSpool
 from interlock.gatewayconfig.model import ModelPrice
-from tests.gateway.contract_server import TOKEN, ContractServer
+from tests.gateway.contract_server import TOKEN, ContractServer, gateway_id
 from tests.support import eventually
 
 KEY = "sk-il-" + "abcdefgh" + "x" * 35
@@ -100,9 +100,9 @@ def test_ledger_counts_only_what_the_snapshot_does_not():
     assert (ledger.spent("a"), len(ledger)) == (0.0, 0)
 
 
-def _row(seq: int, tenant: str = "t1", cost: float = 0.5) -> tuple[int, str, float, bytes]:
+def _row(seq: int, tenant: str = "t1", cost: float = 0.5, gateway: str = "") -> tuple[int, str, float, bytes]:
     return encode_event(
-        "gw",
+        gateway or gateway_id("units"),
         (
             seq,
             f"run{seq:013d}",
@@ -299,6 +299,27 @@ async def test_sender_sends_the_stored_json_unchanged(tmp_path):
         event = cp.events["run0000000000001"]
         assert orjson.loads(event.model_dump_json())["route"] == "chat"
         assert await sender.drain(1.0)
+    finally:
+        await sender.close()
+        await spool.close()
+        await cp.stop()
+
+
+async def test_events_the_control_plane_rejects_for_good_are_not_sent_again(tmp_path):
+    cp = ContractServer()
+    await cp.start()
+    spool = await _spool(tmp_path / "s")
+    sender = UsageSender(spool, url=cp.url, token=TOKEN, batch_size=10, retry_max_s=0.05)
+    try:
+        _append(spool, _row(1), _row(2, gateway="other/gw/forged"), _row(3))
+        assert await sender.drain(5.0)
+        assert (cp.posts, cp.rejected, sender.rejected) == (1, 1, 1)
+        assert sorted(e.seq for e in cp.events.values()) == [1, 3]
+        _append(spool, _row(4))
+        assert await sender.drain(5.0)
+        assert cp.posts == 2, "the rejected event did not come back"
+        assert sorted(e.seq for e in cp.events.values()) == [1, 3, 4]
+        assert spool.pending_events == 0
     finally:
         await sender.close()
         await spool.close()
