@@ -83,6 +83,7 @@ class GatewayApp:
         if link is not None:
             self.services.policy = link.source
             self.services.usage = link.recorder
+            self.services.metrics.pipeline = link.pipeline_state
         self.resolver = resolver
         self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
         self._mock_app_factory = mock_app_factory

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,12 @@ class ControlPlaneLink:
         await self.sender.close()
         await self.source.stop()
         await self.spool.close()
+
+    def pipeline_state(self) -> tuple[int, int, float | None]:
+        """For the gauges: usage events waiting (in the journal or in memory), their bytes, the snapshot's age."""
+        checked = self.source.status.checked_at
+        age = max(0.0, time.time() - checked) if checked is not None else None
+        return self.spool.pending_events + self.recorder.buffered, self.spool.pending_bytes, age
 
     @property
     def ready(self) -> bool:
