@@ -259,7 +259,7 @@ class GatewayApp:
             services.metrics.request_done(ctx.labels, _CLIENT_CLOSED, ctx.elapsed())
         finally:
             services.metrics.inflight -= 1
-            if ctx.slot_tenant and services.enforcer is not None:
+            if services.enforcer is not None and (ctx.slot_tenant or ctx.reserved_tokens or ctx.reserved_usd):
                 services.enforcer.release(ctx)
             ctx.record_usage()  # if the endpoint did not already (errors, a client gone)
             if ctx.trace is not None:

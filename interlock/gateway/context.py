@@ -46,7 +46,7 @@ class Admission(Protocol):
 
     async def admit(self, ctx: RequestContext, plan: RoutePlan) -> None: ...
 
-    def charge(self, ctx: RequestContext, tokens: int) -> None: ...
+    def settle(self, ctx: RequestContext, tokens: int, cost_usd: float) -> None: ...
 
     def release(self, ctx: RequestContext) -> None: ...
 
@@ -114,6 +114,15 @@ class RequestContext:
     recorded: bool = False
     """The usage event is written (``record_usage``)."""
     caps: Caps | None = None
+    reserve_input: int = 0
+    """The request's worst case in tokens (``tenancy.reservation``): input bound and output cap."""
+    reserve_output: int = 0
+    reserved_tokens: int = 0
+    """Tokens taken from the token buckets at admission, until settled with the real usage."""
+    reserved_usd: float = 0.0
+    """Budget reserved at admission (in memory, or in Redis under ``budget_ticket``), until settled."""
+    budget_ticket: str = ""
+    budget_month: str = ""
     slot_tenant: str = ""
     """The tenant whose concurrency slot this request holds."""
     status: int = 0

@@ -72,6 +72,12 @@ class GatewaySettings(BaseSettings):
     usage_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the backoff between failed sends.")
 
     # --- limits -------------------------------------------------------------------------------------------
+    default_max_output_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="Output tokens a request without max_tokens reserves against budgets and tokens/min, for models "
+        "whose manifest has no maxOutputTokens.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("INTERLOCK_GATEWAY_REDIS_URL", "REDIS_URL"),

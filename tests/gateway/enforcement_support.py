@@ -28,7 +28,7 @@ def cp_settings(cp: ContractServer, spool: Path, **overrides: Any) -> dict[str, 
         "gateway_id": gateway_id(f"gw-{uuid.uuid4().hex[:8]}"),
         "spool_path": spool,
         "snapshot_interval_s": 0.1,
-        "usage_flush_interval_s": 0.01,
+        "usage_sync_interval_s": 0.01,
         "usage_retry_max_s": 0.2,
     }
     settings.update(overrides)

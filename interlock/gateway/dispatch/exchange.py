@@ -37,6 +37,7 @@ from interlock.gateway.errors import (
 from interlock.gateway.http.asgi import send_bytes
 from interlock.gateway.http.guard import RequestGuard
 from interlock.gateway.http.streaming import EventStreamWriter
+from interlock.gateway.tenancy.reservation import input_bound, output_cap
 from interlock.gateway.translate.base import Event
 from interlock.gateway.upstream.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
 from interlock.gateway.usage.metering import Usage, add_usage, cost_usd, usage_from_anthropic, usage_from_openai
@@ -160,8 +161,20 @@ class Exchange:
             return opened.body, usage
         return orjson.dumps(crossing.translate_response(answer, self.payload)), usage
 
+    def reserve(self) -> None:
+        """The request's worst case in tokens, for admission to reserve (``tenancy.reservation``)."""
+        ctx = self.ctx
+        ctx.reserve_input = input_bound(ctx.body)
+        if self.fixed_path is None:  # embeddings and token counting answer no tokens
+            default = self.plan.output_cap(ctx.services.settings.default_max_output_tokens)
+            ctx.reserve_output = output_cap(self.payload, default)
+        if self.check is not None:  # a structured answer may take a corrective second attempt
+            ctx.reserve_input *= 2
+            ctx.reserve_output *= 2
+
     async def unary(self) -> None:
         ctx = self.ctx
+        self.reserve()
         await ctx.admit(self.plan)
         spent: Usage | None = None  # what a rejected structured-output answer cost: it is metered too
         while True:
@@ -227,6 +240,7 @@ class Exchange:
         """Relay a stream. Its cost cannot travel in a header (they are sent before the usage is known) nor in
         the OpenAI stream format: it is in the request's usage event and ``interlock_cost_usd_total``."""
         ctx = self.ctx
+        self.reserve()
         await ctx.admit(self.plan)
         loop = asyncio.get_running_loop()
         writer = EventStreamWriter(ctx.send, keepalive_s=ctx.services.settings.keepalive_interval_s)
@@ -338,8 +352,8 @@ class Exchange:
         ctx.usage = usage
         ctx.cost_usd = cost
         ctx.first_token_s = first_token_s
-        if ctx.caps is not None and services.enforcer is not None:
-            services.enforcer.charge(ctx, counted.input_tokens + counted.output_tokens)
+        if services.enforcer is not None and (ctx.reserved_tokens or ctx.reserved_usd or ctx.caps is not None):
+            services.enforcer.settle(ctx, counted.input_tokens + counted.output_tokens, cost)
         metrics.request_done(
             labels,
             status,
