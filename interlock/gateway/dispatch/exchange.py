@@ -40,12 +40,19 @@ from interlock.gateway.http.streaming import EventStreamWriter
 from interlock.gateway.tenancy.reservation import input_bound, output_cap
 from interlock.gateway.translate.base import Event
 from interlock.gateway.upstream.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
+from interlock.gateway.upstream.sse import DONE
+from interlock.gateway.usage.estimate import StreamTally, answer_tokens, estimated, prompt_tokens
 from interlock.gateway.usage.metering import Usage, add_usage, cost_usd, usage_from_anthropic, usage_from_openai
 
 __all__ = ["Exchange", "format_cost"]
 
 _JSON = b"application/json"
 _NO_USAGE = Usage()
+
+
+def _missing(usage: Usage | None) -> bool:
+    """No usage, or one without prompt tokens (a translator's zeros): no chat request has an empty prompt."""
+    return usage is None or usage.input_tokens == 0
 
 
 def format_cost(cost: float) -> bytes:
@@ -157,6 +164,8 @@ class Exchange:
         if not isinstance(answer, dict):
             raise UpstreamError(f"backend {opened.target.backend.name!r} answered with a non-object JSON body")
         usage = _usage_of(crossing.upstream, answer)
+        if _missing(usage) and crossing.upstream is API.CHAT:
+            usage = self.estimate(opened.target, answer_tokens(answer))
         if crossing.translate_response is None:
             return opened.body, usage
         return orjson.dumps(crossing.translate_response(answer, self.payload)), usage
@@ -214,6 +223,17 @@ class Exchange:
         ctx.record_usage()  # into the kernel before the answer leaves: a kill -9 after it cannot lose it
         await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
 
+    def estimate(self, target: Target, completion_tokens: int) -> Usage:
+        """Usage the upstream did not report, counted by the gateway (``usage.estimate``), marked estimated. The
+        prompt is counted in the request the upstream got (after any translation: what the model read)."""
+        embeddings = self.fixed_path is not None and self.fixed_path[0] == "/embeddings"
+        try:
+            sent = orjson.loads(self.body_for(target))
+        except (orjson.JSONDecodeError, GatewayError):
+            sent = self.payload
+        api = target.backend.api if isinstance(sent, dict) and sent is not self.payload else self.inbound
+        return estimated(prompt_tokens(api, sent, embeddings=embeddings), completion_tokens)
+
     def _schema_problem(self, body: bytes) -> str | None:
         if self.check is None:
             return None
@@ -250,13 +270,20 @@ class Exchange:
         status = 200
         first_at: float | None = None
         clean = metered = False
+        tally: StreamTally | None = None
 
-        def meter() -> None:
+        def usage_now() -> Usage | None:
+            usage = relay.usage if relay is not None else None
+            if _missing(usage) and tally is not None and opened is not None:
+                usage = self.estimate(opened.target, tally.completion_tokens())
+            return usage
+
+        def meter(usage: Usage | None = None) -> None:
             """Meter the request and write its usage event: before the stream's last byte leaves."""
             nonlocal metered
             if opened is not None and not metered:
                 metered = True
-                usage = relay.usage if relay is not None else None
+                usage = usage or usage_now()
                 self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
             if not ctx.status:
                 ctx.status = status
@@ -283,20 +310,31 @@ class Exchange:
                     await send_bytes(ctx.send, status, body, headers=headers)
                     return
                 relay = self.relay_for(opened.target)
+                passthrough = relay
                 if self.check is not None:
                     relay = ValidatingRelay(relay, self.inbound, self.check)
+                if self.crossing(opened.target).upstream is API.CHAT:
+                    tally = StreamTally()  # counted only if the upstream sends no usage
+                    tally.feed(opened.body)
                 data = relay.feed(opened.body)
                 if data:
                     first_at = loop.time()
                     await writer.write(data)
                 async for chunk in opened.chunks:
+                    if tally is not None:
+                        tally.feed(chunk)
                     data = relay.feed(chunk)
                     if data:
                         if first_at is None:
                             first_at = loop.time()
                         await writer.write(data)
                 tail = relay.finish()
-                meter()
+                usage = usage_now()
+                if isinstance(passthrough, OpenAIStreamRelay) and passthrough.held_done:
+                    assert tally is not None  # held only when usage was missing: then there is an estimate
+                    assert usage is not None
+                    tail += tally.usage_chunk(usage) + DONE  # the client asked for usage: the estimate's
+                meter(usage)
                 await writer.close(tail)
                 clean = True
         except TimeoutError:
@@ -320,8 +358,9 @@ class Exchange:
                 opened.finish(clean=clean)
                 if not metered:  # cut short (the client went away): the app writes the event afterwards
                     metered = True
-                    usage = relay.usage if relay is not None else None
-                    self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
+                    self.record(
+                        opened.target, status, usage_now(), first_at - ctx.started if first_at is not None else None
+                    )
 
     # --- bookkeeping ------------------------------------------------------------------------------------
 
