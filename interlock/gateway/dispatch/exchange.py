@@ -220,8 +220,10 @@ class Exchange:
             (b"x-interlock-cost-usd", format_cost(cost)),
         ]
         self.record(opened.target, opened.status, usage, cost=cost)
-        ctx.record_usage()  # into the kernel before the answer leaves: a kill -9 after it cannot lose it
-        await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
+        # the usage event goes into the kernel right before the answer's bytes: a kill -9 after it cannot lose it
+        await send_bytes(
+            ctx.send, opened.status, body, content_type=content_type, headers=headers, before_body=ctx.record_usage
+        )
 
     def estimate(self, target: Target, completion_tokens: int) -> Usage:
         """Usage the upstream did not report, counted by the gateway (``usage.estimate``), marked estimated. The
