@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 
 from tests.gateway.contract_server import TOKEN, ContractServer, gateway_id
@@ -51,3 +52,9 @@ def client_for(gw: Gateway, key: str, stack: AsyncExitStack) -> openai.AsyncOpen
     client = openai.AsyncOpenAI(base_url=f"{gw.root}/v1", api_key=key, max_retries=0, timeout=20)
     stack.push_async_callback(client.close)
     return client
+
+
+async def ops_get(gw: Gateway, path: str) -> httpx.Response:
+    """``GET path`` where the gateway serves ``/readyz`` and ``/metrics`` (the one place to repoint when they move
+    to the ops port)."""
+    return await gw.http.get(path)

@@ -144,8 +144,8 @@ async def test_fifty_concurrent_requests_through_two_gateways_sharing_redis_over
             answers = await asyncio.gather(
                 *(clients[n % 2].post("/v1/chat/completions", content=BODY, headers=headers) for n in range(CONCURRENT))
             )
-            for client in clients:
-                limiter = (await client.get("/readyz")).json()["limits"]
+            for g, client in zip(gateways, clients, strict=True):
+                limiter = (await client.get(f"{g.ops_url}/readyz")).json()["limits"]
                 assert limiter["healthy"], "Redis decided, not memory"
         admitted = [a for a in answers if a.status_code == 200]
         refused = [a for a in answers if a.status_code == 429]
