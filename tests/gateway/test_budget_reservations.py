@@ -74,6 +74,8 @@ async def test_fifty_concurrent_requests_overrun_a_budget_by_one_reservation_at_
     assert all(a.json()["error"]["code"] == "insufficient_quota" for a in refused)
     spent = await _spend(cp, tenant, len(admitted))
     assert spent == sum(float(a.headers["x-interlock-cost-usd"]) for a in admitted)
+    print(f"\nmemory: {len(admitted)} of {CONCURRENT} admitted, spent ${spent:.6f} of ${budget:.6f} (+ one reservation"
+          f" ${RESERVED_USD:.6f} allowed)")  # fmt: skip
     assert 1 <= len(admitted) <= 4, len(admitted)
     assert spent <= budget + RESERVED_USD, (spent, budget, RESERVED_USD)
     assert gw.core.services.enforcer.reserved == {}, "every reservation was settled"
@@ -152,6 +154,8 @@ async def test_fifty_concurrent_requests_through_two_gateways_sharing_redis_over
         assert len(admitted) + len(refused) == CONCURRENT, {a.status_code for a in answers}
         assert all(a.json()["error"]["code"] == "insufficient_quota" for a in refused)
         spent = await _spend(cp, tenant, len(admitted))
+        print(f"\nredis, 2 replicas: {len(admitted)} of {CONCURRENT} admitted, spent ${spent:.6f} of ${budget:.6f}"
+              f" (+ one reservation ${RESERVED_USD:.6f} allowed)")  # fmt: skip
         # With a view per replica each would admit against the whole budget: up to twice as many.
         assert 1 <= len(admitted) <= 4, len(admitted)
         assert spent <= budget + RESERVED_USD, (spent, budget, RESERVED_USD)
