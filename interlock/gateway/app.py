@@ -259,9 +259,9 @@ class GatewayApp:
             services.metrics.request_done(ctx.labels, _CLIENT_CLOSED, ctx.elapsed())
         finally:
             services.metrics.inflight -= 1
+            ctx.record_usage()  # if the endpoint did not already (errors, a client gone)
             if services.enforcer is not None and (ctx.slot_tenant or ctx.reserved_tokens or ctx.reserved_usd):
                 services.enforcer.release(ctx)
-            ctx.record_usage()  # if the endpoint did not already (errors, a client gone)
             if ctx.trace is not None:
                 end_trace(ctx, time.perf_counter())
 

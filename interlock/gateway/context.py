@@ -169,14 +169,21 @@ class RequestContext:
         self.admit_s = time.perf_counter() - self.clock
 
     def record_usage(self) -> None:
-        """Write the request's usage event, once: ``Exchange`` calls this right before the last byte of the answer
-        leaves, so that a gateway killed after the client has its answer still has the event."""
+        """Settle the request's reservations and write its usage event, once: ``Exchange`` calls this right before
+        the last byte of the answer leaves, so that a gateway killed after the client has its answer still has the
+        event."""
         if self.recorded or not self.admitted:
             return
         self.recorded = True
-        usage = self.services.usage
-        if usage is not None:
-            usage.record(self, time.perf_counter())
+        services = self.services
+        enforcer = services.enforcer
+        if enforcer is not None and (self.reserved_tokens or self.reserved_usd or self.caps is not None):
+            # settled here, with no await before the event's cost reaches the spend ledger: no admission in
+            # between can see the budget without both this request's reservation and its cost
+            used = self.usage
+            enforcer.settle(self, used.input_tokens + used.output_tokens if used is not None else 0, self.cost_usd)
+        if services.usage is not None:
+            services.usage.record(self, time.perf_counter())
 
     def attempting(self, target: Target) -> None:
         """Note the target of the current upstream attempt, for headers, metrics and spans."""

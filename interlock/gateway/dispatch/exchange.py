@@ -379,7 +379,8 @@ class Exchange:
         *,
         cost: float | None = None,
     ) -> None:
-        """Meter the finished request: metrics, its tokens against tokens/min, and what its usage event says."""
+        """Meter the finished request: metrics, and what its usage event says (``ctx.record_usage`` then settles its
+        reservations and writes the event)."""
         ctx = self.ctx
         services = ctx.services
         labels = (ctx.tenant, self.plan.config.model, target.backend.name, target.model)
@@ -393,8 +394,6 @@ class Exchange:
         ctx.usage = usage
         ctx.cost_usd = cost
         ctx.first_token_s = first_token_s
-        if services.enforcer is not None and (ctx.reserved_tokens or ctx.reserved_usd or ctx.caps is not None):
-            services.enforcer.settle(ctx, counted.input_tokens + counted.output_tokens, cost)
         metrics.request_done(
             labels,
             status,
