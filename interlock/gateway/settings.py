@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from interlock.contract.gatewaycred import credential_scope
 
 __all__ = ["GatewaySettings"]
 
@@ -47,8 +49,9 @@ class GatewaySettings(BaseSettings):
         default_factory=socket.gethostname,
         min_length=1,
         max_length=128,
-        description="This gateway process's identity towards the control plane (default: the hostname, which is "
-        "the pod name in a cluster). Must be unique per running process: usage `seq` numbers are per gateway id.",
+        description="This gateway process's identity towards the control plane: `<namespace>/<gateway>/<pod>`, "
+        "within its credential's scope (default: the credential's scope and the hostname, which is the pod name in a "
+        "cluster). Must be unique per running process: usage `seq` numbers are per gateway id.",
     )
     snapshot_interval_s: float = Field(default=2.0, gt=0, description="How often the key snapshot is polled.")
     spool_path: Path | None = Field(
@@ -88,3 +91,12 @@ class GatewaySettings(BaseSettings):
     redis_timeout_s: float = Field(
         default=0.25, gt=0, description="A limit check waits this long for Redis before answering from memory."
     )
+
+    @model_validator(mode="after")
+    def _gateway_id_in_the_credentials_scope(self) -> GatewaySettings:
+        """Without an explicit gateway id, a gateway with a credential names itself ``<scope>/<hostname>``."""
+        token = self.control_plane_token.get_secret_value() if self.control_plane_token else ""
+        scope = credential_scope(token)
+        if "gateway_id" not in self.model_fields_set and scope is not None:
+            self.gateway_id = f"{scope}/{self.gateway_id}"[:128]
+        return self
