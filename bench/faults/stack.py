@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -339,13 +340,16 @@ def chat_config(upstream_url: str, work: Path) -> Path:
 async def stack(database_url: str | None = None, **mock: Any) -> AsyncIterator[Stack]:
     """A mock upstream, a control plane on a fresh database (or ``database_url``) and a tenant with a key."""
     work = Path(tempfile.mkdtemp(prefix="interlock-faults-"))
-    async with mock_upstream(**mock) as (provider, url):
-        if database_url is None:
-            async with fresh_database() as fresh, _with_cp(work, fresh, provider, url) as built:
-                yield built
-        else:
-            async with _with_cp(work, database_url, provider, url) as built:
-                yield built
+    try:
+        async with mock_upstream(**mock) as (provider, url):
+            if database_url is None:
+                async with fresh_database() as fresh, _with_cp(work, fresh, provider, url) as built:
+                    yield built
+            else:
+                async with _with_cp(work, database_url, provider, url) as built:
+                    yield built
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # logs and journals: a case's own, gone with it
 
 
 @asynccontextmanager
