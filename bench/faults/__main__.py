@@ -34,8 +34,10 @@ def _row(case: Case, outcome: Outcome, seconds: float) -> str:
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__)
     parser.add_argument("names", nargs="*", help="run only the cases whose name contains one of these")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run each selected case N times")
     args = parser.parse_args(argv)
     selected = [c for c in discover() if not args.names or any(n in c.name for n in args.names)]
+    selected = [case for case in selected for _ in range(max(1, args.repeat))]
     print("| case | lost | counted twice | leaked | verdict | s | what happened |")
     print("|---|---:|---:|---:|---|---:|---|")
     failed = 0

@@ -30,8 +30,11 @@ import httpx
 import orjson
 import uvloop
 
+from interlock.contract.gatewaycred import mint_gateway_credential
+
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "bench-admin-token-0123456789"
+SIGNING_KEY = "bench-gateway-signing-key-0123456789abcdef"
 STATIC_KEY = "sk-il-bench-static-key"
 BODY = orjson.dumps({"model": "chat", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 16})
 
@@ -133,7 +136,11 @@ async def run(args: argparse.Namespace) -> int:
     try:
         mock_port, cp_port = free_port(), free_port()
         procs.append(await spawn([py, "-m", "interlock.mockprovider", "--port", str(mock_port)], {}, work / "mock.log"))
-        cp_env = {"DATABASE_URL": f"sqlite+aiosqlite:///{work}/cp.sqlite", "INTERLOCK_API_ADMIN_TOKEN": ADMIN}
+        cp_env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{work}/cp.sqlite",
+            "INTERLOCK_API_ADMIN_TOKEN": ADMIN,
+            "INTERLOCK_API_GATEWAY_SIGNING_KEY": SIGNING_KEY,
+        }
         procs.append(
             await spawn([py, "-m", "interlock", "api", "--migrate", "--port", str(cp_port)], cp_env, work / "cp.log")
         )
@@ -170,14 +177,15 @@ async def run(args: argparse.Namespace) -> int:
                 }
             )
         )
+        credential = mint_gateway_credential(SIGNING_KEY.encode(), "bench/gw")
         variants: dict[str, tuple[dict[str, str], str]] = {
             "off": ({"INTERLOCK_GATEWAY_API_KEYS": f'["{STATIC_KEY}"]'}, STATIC_KEY),
             "on": (
                 {
                     "INTERLOCK_GATEWAY_CONTROL_PLANE_URL": f"http://127.0.0.1:{cp_port}",
-                    "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN": ADMIN,
-                    "INTERLOCK_GATEWAY_GATEWAY_ID": "bench-on",
-                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-on.sqlite"),
+                    "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN": credential,
+                    "INTERLOCK_GATEWAY_GATEWAY_ID": "bench/gw/on",
+                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-on"),
                 },
                 key,
             ),
@@ -186,8 +194,8 @@ async def run(args: argparse.Namespace) -> int:
             variants["on+redis"] = (
                 {
                     **variants["on"][0],
-                    "INTERLOCK_GATEWAY_GATEWAY_ID": "bench-redis",
-                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-redis.sqlite"),
+                    "INTERLOCK_GATEWAY_GATEWAY_ID": "bench/gw/redis",
+                    "INTERLOCK_GATEWAY_SPOOL_PATH": str(work / "spool-redis"),
                     "REDIS_URL": args.redis,
                     "INTERLOCK_GATEWAY_REDIS_KEY_PREFIX": f"interlock-bench:{os.getpid()}:",
                 },
@@ -249,6 +257,10 @@ async def run(args: argparse.Namespace) -> int:
             )
         measured = sum(len(v) for n, v in samples.items() if n not in ("direct", "off"))
         print(f"control plane CPU per usage event ingested: {cpu['control plane'] / measured * 1e6:.0f}us")
+        for name in samples:
+            if name in cpu and name != "off":
+                added = (cpu[name] / len(samples[name]) - cpu["off"] / len(samples["off"])) * 1e6
+                print(f"enforcement CPU ({name} - off): {added:+.0f}us per request")
         async with httpx.AsyncClient() as http:
             for name in variants:
                 if name == "off":

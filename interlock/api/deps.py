@@ -1,8 +1,9 @@
 """FastAPI dependencies as ``Annotated`` aliases: the session, the settings, and who is calling.
 
-Permissions are attached to each route by the alias it takes: ``AdminDep`` (admin token), ``GatewayDep`` (the
-gateway token; the admin token when none is set), ``CallerDep`` (admin or a tenant key: the read endpoints, which
-scope a tenant to its own data). Without credentials: 401; with the wrong kind: 403.
+Permissions are attached to each route by the alias it takes: ``AdminDep`` (admin token), ``GatewayDep`` (a
+gateway credential signed with ``gateway_signing_key``: the caller is a ``GatewayCaller`` with the credential's
+scope, and each route checks the gateway ids it touches against it), ``CallerDep`` (admin or a tenant key: the read
+endpoints, which scope a tenant to its own data). Without credentials: 401; with the wrong kind: 403.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interlock.api.crud.keys import find_active_key
 from interlock.api.settings import ApiSettings
+from interlock.contract.gatewaycred import CREDENTIAL_PREFIX, verify_gateway_credential
 from interlock.contract.keys import KEY_PREFIX
 
 __all__ = [
     "AdminDep",
     "Caller",
     "CallerDep",
+    "GatewayCaller",
     "GatewayDep",
     "SessionDep",
     "SettingsDep",
@@ -33,12 +36,14 @@ __all__ = [
     "get_settings",
 ]
 
-_bearer = HTTPBearer(auto_error=False, description="The admin token, the gateway token, or a tenant's sk-il- key.")
+_bearer = HTTPBearer(
+    auto_error=False, description="The admin token, a gateway credential (ilgw1.…), or a tenant's sk-il- key."
+)
 
 
 @dataclass(frozen=True)
 class Caller:
-    role: Literal["admin", "gateway", "tenant"]
+    role: Literal["admin", "tenant"]
     tenant_id: str | None = None
     key_id: str | None = None
 
@@ -81,8 +86,10 @@ async def get_caller(
     token = credentials.credentials
     if _same(token, settings.admin_secret()):
         return Caller(role="admin")
-    if settings.gateway_token is not None and _same(token, settings.gateway_secret()):
-        return Caller(role="gateway")
+    signing_key = settings.signing_key()
+    gateway = signing_key is not None and token.startswith(CREDENTIAL_PREFIX)
+    if gateway and verify_gateway_credential(signing_key or b"", token) is not None:
+        raise HTTPException(status_code=403, detail="A gateway credential may use the /v1/gateway endpoints only.")
     if token.startswith(KEY_PREFIX):
         key = await find_active_key(session=session, key=token, now=dt.datetime.now(dt.UTC))
         caller = Caller(role="tenant", tenant_id=key.tenant_id, key_id=key.id) if key is not None else None
@@ -102,18 +109,38 @@ def require_admin(caller: AnyCallerDep) -> Caller:
 
 
 def require_reader(caller: AnyCallerDep) -> Caller:
-    if caller.role not in ("admin", "tenant"):
-        raise HTTPException(status_code=403, detail="This endpoint needs the admin token or a tenant key.")
     return caller
 
 
-def require_gateway(caller: AnyCallerDep, settings: SettingsDep) -> Caller:
-    allowed = "gateway" if settings.gateway_token is not None else "admin"
-    if caller.role != allowed:
-        raise HTTPException(status_code=403, detail="This endpoint needs the gateway token.")
-    return caller
+@dataclass(frozen=True)
+class GatewayCaller:
+    """A gateway holding a valid credential: it may act as the gateway ids under ``scope`` only."""
+
+    scope: str
+
+
+def require_gateway(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> GatewayCaller:
+    """A valid gateway credential (no database read). The admin token is not one: an admin who must act as a
+    gateway mints a credential with the signing key."""
+    key = settings.signing_key()
+    if key is None:
+        raise HTTPException(
+            status_code=503,
+            detail="This control plane has no gateway signing key (INTERLOCK_API_GATEWAY_SIGNING_KEY), so it "
+            "cannot authenticate gateways.",
+        )
+    if credentials is None or not credentials.credentials:
+        raise _unauthorized("Authentication required: send 'Authorization: Bearer <gateway credential>'.")
+    scope = verify_gateway_credential(key, credentials.credentials)
+    if scope is not None:
+        return GatewayCaller(scope)
+    if _same(credentials.credentials, settings.admin_secret()) or credentials.credentials.startswith(KEY_PREFIX):
+        raise HTTPException(status_code=403, detail="This endpoint needs a gateway credential.")
+    raise _unauthorized("Invalid gateway credential (not signed with this control plane's key).")
 
 
 AdminDep = Annotated[Caller, Depends(require_admin)]
 CallerDep = Annotated[Caller, Depends(require_reader)]
-GatewayDep = Annotated[Caller, Depends(require_gateway)]
+GatewayDep = Annotated[GatewayCaller, Depends(require_gateway)]

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from interlock.contract.controlplane import SpanRecord, UsageBatch, UsageEvent
+from interlock.contract.controlplane import SpanRecord, UsageEvent
 
 __all__ = [
     "Cost",
@@ -334,5 +334,10 @@ class UsageEventIn(UsageEvent):
     spans: list[SpanIn] = Field(default_factory=list, max_length=256)  # type: ignore[assignment]
 
 
-class UsageBatchIn(UsageBatch):
-    events: list[UsageEventIn] = Field(max_length=5000)  # type: ignore[assignment]
+class UsageBatchIn(BaseModel):
+    """A batch of usage events. Each item should be a ``UsageEventIn``; items are judged one by one, so an invalid
+    one is rejected alone (see ``UsageBatchResult.rejected``) instead of failing the batch."""
+
+    events: list[Any] = Field(
+        max_length=5000, description="UsageEvent objects (interlock.contract.controlplane), in seq order."
+    )

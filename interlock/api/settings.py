@@ -2,20 +2,30 @@
 
 Outside ``development`` the settings refuse to exist without a real admin token (and database URL): a production
 control plane must never answer to the well-known development token.
+
+Gateways authenticate with per-gateway credentials (``interlock.contract.gatewaycred``) that this control plane
+verifies with ``gateway_signing_key``; there is no shared gateway token any more (the old
+``INTERLOCK_API_GATEWAY_TOKEN`` is ignored, with a warning at start), and the admin token is not a gateway: a
+credential that may write usage for any gateway id is exactly what the scoped credentials replace.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from interlock.contract.gatewaycred import MIN_SIGNING_KEY_BYTES
 
 __all__ = ["DEV_ADMIN_TOKEN", "DEV_DATABASE_URL", "ApiSettings"]
 
 DEV_ADMIN_TOKEN = "interlock-dev-admin-token"  # noqa: S105 (the well-known dev token production refuses)
 DEV_DATABASE_URL = "sqlite+aiosqlite:///./interlock.db"
 _MIN_TOKEN_CHARS = 16
+log = logging.getLogger("interlock.api")
 
 
 class ApiSettings(BaseSettings):
@@ -33,8 +43,17 @@ class ApiSettings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description=f"Bearer token of the admin API. Default in development only: {DEV_ADMIN_TOKEN}."
     )
-    gateway_token: SecretStr | None = Field(
-        default=None, description="Bearer token of the /v1/gateway endpoints; unset: the admin token."
+    gateway_signing_key: SecretStr | None = Field(
+        default=None,
+        description=f"Key (at least {MIN_SIGNING_KEY_BYTES} bytes) that gateway credentials are signed with; the "
+        "/v1/gateway endpoints accept only credentials it verifies (unset: they answer 503). The operator mints "
+        "each gateway's credential with the same key.",
+    )
+    usage_seq_window: int = Field(
+        default=50_000_000,
+        ge=1,
+        description="A usage event whose seq is more than this above its gateway's highest ingested seq is "
+        "rejected (dead-lettered): one forged huge seq cannot stop a gateway's metering.",
     )
     default_page_size: int = Field(default=100, ge=1, le=10_000)
     max_page_size: int = Field(default=1000, ge=1, le=10_000)
@@ -42,6 +61,16 @@ class ApiSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> ApiSettings:
+        key = self.gateway_signing_key.get_secret_value().encode() if self.gateway_signing_key else None
+        if key is not None and len(key) < MIN_SIGNING_KEY_BYTES:
+            raise ValueError(
+                f"INTERLOCK_API_GATEWAY_SIGNING_KEY has {len(key)} bytes; at least {MIN_SIGNING_KEY_BYTES} are needed"
+            )
+        if os.environ.get("INTERLOCK_API_GATEWAY_TOKEN"):
+            log.warning(
+                "INTERLOCK_API_GATEWAY_TOKEN is no longer used: gateways present per-gateway credentials signed "
+                "with INTERLOCK_API_GATEWAY_SIGNING_KEY"
+            )
         if self.environment == "development":
             if self.database_url is None:
                 self.database_url = DEV_DATABASE_URL
@@ -56,8 +85,8 @@ class ApiSettings(BaseSettings):
             )
         if len(token) < _MIN_TOKEN_CHARS:
             raise ValueError(f"INTERLOCK_API_ADMIN_TOKEN must be at least {_MIN_TOKEN_CHARS} characters in production")
-        if self.gateway_token is not None and self.gateway_token.get_secret_value() in ("", DEV_ADMIN_TOKEN):
-            raise ValueError("INTERLOCK_API_GATEWAY_TOKEN must not be empty or the development default")
+        if key is not None and key == token.encode():
+            raise ValueError("INTERLOCK_API_GATEWAY_SIGNING_KEY must not be the admin token")
         if self.database_url is None:
             raise ValueError("DATABASE_URL (or INTERLOCK_API_DATABASE_URL) must be set outside development")
         return self
@@ -71,5 +100,6 @@ class ApiSettings(BaseSettings):
         assert self.admin_token is not None
         return self.admin_token.get_secret_value()
 
-    def gateway_secret(self) -> str:
-        return self.gateway_token.get_secret_value() if self.gateway_token else self.admin_secret()
+    def signing_key(self) -> bytes | None:
+        """The gateway credentials' signing key, or None when gateways cannot be authenticated."""
+        return self.gateway_signing_key.get_secret_value().encode() if self.gateway_signing_key else None

@@ -7,7 +7,10 @@ JSON fields are snake_case. Both directions are versioned by their paths (``/v1/
   limit and bill without asking per request; 304 when unchanged. ``ingested_seq`` is the highest ``seq`` of
   G's own usage events already counted in ``spent_usd``, so G can add exactly the spend the snapshot misses.
 - ``POST /v1/gateway/usage``: a batch of usage events. Each has an ``idempotency_id``; an id seen before is
-  acknowledged again but not counted twice, so a gateway may resend after any failure.
+  acknowledged again but not counted twice, so a gateway may resend after any failure. Events are judged one by
+  one: one the control plane refuses for good is listed in ``rejected`` (and dead-lettered there) while the
+  others are counted, so one bad event never blocks the ones after it.
+- Both need a gateway credential (``interlock.contract.gatewaycred``) whose scope covers the ``gateway_id``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "KeyRecord",
     "PriceRecord",
     "QuotaRecord",
+    "RejectedEvent",
     "Snapshot",
     "SpanRecord",
     "TenantRecord",
@@ -124,8 +128,25 @@ class UsageBatch(_Record):
     events: list[UsageEvent] = Field(max_length=5000)
 
 
+class RejectedEvent(_Record):
+    """An event the control plane refused for good (kept in its dead-letter table with the reason): resending it
+    cannot help, so the gateway must not."""
+
+    index: int
+    """Position of the event in the batch."""
+    idempotency_id: str | None = None
+    seq: int | None = None
+    reason: str
+
+
 class UsageBatchResult(_Record):
+    """The answer to a usage batch. Every event of the batch is in exactly one of the three counts, so a gateway
+    is done with the whole batch when it gets this answer (HTTP 200)."""
+
     accepted: int
     """Events counted now."""
     duplicates: int
     """Events whose ``idempotency_id`` was already counted (acknowledged, not counted again)."""
+    rejected: list[RejectedEvent] = Field(default_factory=list)
+    """Events refused for good (malformed, a ``gateway_id`` outside the credential's scope, a ``seq`` outside the
+    window); each is in the control plane's dead-letter table, never counted."""

@@ -22,6 +22,7 @@ import re
 __all__ = [
     "CREDENTIAL_PREFIX",
     "MIN_SIGNING_KEY_BYTES",
+    "credential_scope",
     "gateway_id_in_scope",
     "mint_gateway_credential",
     "verify_gateway_credential",
@@ -70,6 +71,21 @@ def verify_gateway_credential(signing_key: bytes, credential: str) -> str | None
     if not _SCOPE.fullmatch(scope):
         return None
     return scope if hmac.compare_digest(mac, _mac(signing_key, scope)) else None
+
+
+def credential_scope(credential: str) -> str | None:
+    """The scope a credential claims, unverified (the scope is not secret): what a gateway reads from its own
+    credential to name itself ``<scope>/<pod>``. None when it is not a well-formed credential."""
+    if not credential.startswith(CREDENTIAL_PREFIX) or len(credential) > 512:
+        return None
+    parts = credential[len(CREDENTIAL_PREFIX) :].split(".")
+    if len(parts) != 2:
+        return None
+    try:
+        scope = _unb64(parts[0]).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    return scope if _SCOPE.fullmatch(scope) else None
 
 
 def gateway_id_in_scope(scope: str, gateway_id: str) -> bool:

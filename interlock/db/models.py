@@ -12,12 +12,35 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from interlock.db.base import Base
 
-__all__ = ["ApiKey", "GatewayCursor", "MonthlySpend", "Price", "Quota", "Span", "Tenant", "Usage", "new_id"]
+__all__ = [
+    "ApiKey",
+    "GatewayCursor",
+    "MonthlySpend",
+    "Price",
+    "Quota",
+    "Span",
+    "Tenant",
+    "Usage",
+    "UsageDeadLetter",
+    "new_id",
+]
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
 
@@ -155,3 +178,24 @@ class GatewayCursor(Base):
     gateway_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime]
+
+
+class UsageDeadLetter(Base):
+    """A usage event the control plane refused for good, with why: kept for an operator to inspect, never counted.
+
+    The gateway is told (``UsageBatchResult.rejected``) and does not send it again, so it never blocks the events
+    after it. Identity fields are NULL when the event was too malformed to have them.
+    """
+
+    __tablename__ = "usage_dead_letters"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp(), index=True)
+    scope: Mapped[str] = mapped_column(String(320))
+    """The scope of the credential that sent it."""
+    gateway_id: Mapped[str | None] = mapped_column(String(256))
+    idempotency_id: Mapped[str | None] = mapped_column(String(128))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(2000))
+    event: Mapped[str] = mapped_column(Text)
+    """The event as received, as JSON text (cut at 16 KiB)."""

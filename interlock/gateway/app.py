@@ -83,6 +83,7 @@ class GatewayApp:
         if link is not None:
             self.services.policy = link.source
             self.services.usage = link.recorder
+            self.services.metrics.pipeline = link.pipeline_state
         self.resolver = resolver
         self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
         self._mock_app_factory = mock_app_factory
@@ -252,26 +253,25 @@ class GatewayApp:
             headers = [*ctx.response_headers, *((k.encode(), v.encode()) for k, v in exc.headers.items())]
             if ctx.backend:
                 headers.append((b"x-interlock-backend", ctx.backend.encode()))
+            if not ctx.status:  # not metered yet (a failed structured-output answer was)
+                ctx.status = exc.status
+                services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
+            ctx.record_usage()
             if endpoint.api is API.MESSAGES:
                 await send_bytes(send, exc.status_for_anthropic(), exc.anthropic_body(), headers=headers)
             else:
                 await send_bytes(send, exc.status, exc.openai_body(), headers=headers)
-            if not ctx.status:  # not metered yet (a failed structured-output answer was)
-                ctx.status = exc.status
-                services.metrics.request_done(ctx.labels, exc.status, ctx.elapsed())
         except ClientDisconnected:
             log.debug("client went away during request %s", ctx.request_id)
             ctx.status = _CLIENT_CLOSED
             services.metrics.request_done(ctx.labels, _CLIENT_CLOSED, ctx.elapsed())
         finally:
             services.metrics.inflight -= 1
-            if ctx.slot_tenant and services.enforcer is not None:
+            ctx.record_usage()  # if the endpoint did not already (errors, a client gone)
+            if services.enforcer is not None and (ctx.slot_tenant or ctx.reserved_tokens or ctx.reserved_usd):
                 services.enforcer.release(ctx)
-            finished = time.perf_counter()
-            if ctx.admitted and services.usage is not None:
-                services.usage.record(ctx, finished)
             if ctx.trace is not None:
-                end_trace(ctx, finished)
+                end_trace(ctx, time.perf_counter())
 
     async def _plain(self, scope: Scope, send: Send, path: str) -> None:
         """Endpoints without auth, body or routing."""

@@ -11,7 +11,7 @@ import orjson
 
 from interlock.gateway.dispatch.plan import RoutePlan, Target
 from interlock.gateway.dispatch.runtime import Runtime
-from interlock.gateway.errors import InvalidRequestError, ModelNotFoundError
+from interlock.gateway.errors import InvalidRequestError, ModelNotFoundError, ServiceUnavailableError
 from interlock.gateway.http.asgi import Receive, Scope, Send
 from interlock.gateway.http.guard import GuardClock
 from interlock.gateway.settings import GatewaySettings
@@ -46,7 +46,7 @@ class Admission(Protocol):
 
     async def admit(self, ctx: RequestContext, plan: RoutePlan) -> None: ...
 
-    def charge(self, ctx: RequestContext, tokens: int) -> None: ...
+    def settle(self, ctx: RequestContext, tokens: int, cost_usd: float) -> None: ...
 
     def release(self, ctx: RequestContext) -> None: ...
 
@@ -57,6 +57,10 @@ class UsageSink(Protocol):
     """Where finished requests' usage events go (``usage.recorder.UsageRecorder``)."""
 
     def record(self, ctx: RequestContext, finished: float) -> None: ...
+
+    @property
+    def refusing(self) -> str | None:
+        """Why the sink cannot take more events now (new metered requests are refused), or None."""
 
 
 @dataclass(slots=True)
@@ -107,7 +111,18 @@ class RequestContext:
     attempts: list[list[Any]] = field(default_factory=list)
     """Upstream attempts: [backend, model, start s, end s, status, failure kind or None], relative to ``clock``."""
     admitted: bool = False
+    recorded: bool = False
+    """The usage event is written (``record_usage``)."""
     caps: Caps | None = None
+    reserve_input: int = 0
+    """The request's worst case in tokens (``tenancy.reservation``): input bound and output cap."""
+    reserve_output: int = 0
+    reserved_tokens: int = 0
+    """Tokens taken from the token buckets at admission, until settled with the real usage."""
+    reserved_usd: float = 0.0
+    """Budget reserved at admission (in memory, or in Redis under ``budget_ticket``), until settled."""
+    budget_ticket: str = ""
+    budget_month: str = ""
     slot_tenant: str = ""
     """The tenant whose concurrency slot this request holds."""
     status: int = 0
@@ -135,13 +150,40 @@ class RequestContext:
         return plan
 
     async def admit(self, plan: RoutePlan) -> None:
-        """Apply the caller's limits for this route (429 when one refuses)."""
+        """Apply the caller's limits for this route (429 when one refuses); 503 while the usage spool cannot take
+        the request's usage event."""
+        usage = self.services.usage
+        if usage is not None:
+            why = usage.refusing
+            if why is not None:
+                raise ServiceUnavailableError(
+                    f"The gateway cannot record usage right now ({why}); please try again later.",
+                    code="usage_spool_full",
+                    headers={"retry-after": "5"},
+                )
         enforcer = self.services.enforcer
         if enforcer is not None:
             await enforcer.admit(self, plan)
         else:
             self.admitted = True
         self.admit_s = time.perf_counter() - self.clock
+
+    def record_usage(self) -> None:
+        """Settle the request's reservations and write its usage event, once: ``Exchange`` calls this right before
+        the last byte of the answer leaves, so that a gateway killed after the client has its answer still has the
+        event."""
+        if self.recorded or not self.admitted:
+            return
+        self.recorded = True
+        services = self.services
+        enforcer = services.enforcer
+        if enforcer is not None and (self.reserved_tokens or self.reserved_usd or self.caps is not None):
+            # settled here, with no await before the event's cost reaches the spend ledger: no admission in
+            # between can see the budget without both this request's reservation and its cost
+            used = self.usage
+            enforcer.settle(self, used.input_tokens + used.output_tokens if used is not None else 0, self.cost_usd)
+        if services.usage is not None:
+            services.usage.record(self, time.perf_counter())
 
     def attempting(self, target: Target) -> None:
         """Note the target of the current upstream attempt, for headers, metrics and spans."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from interlock.contract.gatewaycred import credential_scope
 
 __all__ = ["GatewaySettings"]
 
@@ -47,20 +49,38 @@ class GatewaySettings(BaseSettings):
         default_factory=socket.gethostname,
         min_length=1,
         max_length=128,
-        description="This gateway process's identity towards the control plane (default: the hostname, which is "
-        "the pod name in a cluster). Must be unique per running process: usage `seq` numbers are per gateway id.",
+        description="This gateway process's identity towards the control plane: `<namespace>/<gateway>/<pod>`, "
+        "within its credential's scope (default: the credential's scope and the hostname, which is the pod name in a "
+        "cluster). Must be unique per running process: usage `seq` numbers are per gateway id.",
     )
     snapshot_interval_s: float = Field(default=2.0, gt=0, description="How often the key snapshot is polled.")
     spool_path: Path | None = Field(
         default=None,
-        description="SQLite file holding usage events until the control plane has them (and the last snapshot). "
-        "Default: <tmpdir>/interlock-usage-<gateway_id>.sqlite; mount a volume there to survive pod restarts.",
+        description="Directory holding usage events until the control plane has them (an append-only journal) and "
+        "the last snapshot. Default: <tmpdir>/interlock-usage-<gateway_id>; mount a volume there to survive pod "
+        "restarts.",
     )
-    usage_flush_interval_s: float = Field(default=0.05, gt=0, description="Group commit of usage events to the spool.")
-    usage_batch_size: int = Field(default=500, ge=1, le=5000, description="Events per spool commit and per POST.")
+    usage_sync_interval_s: float = Field(
+        default=0.05,
+        gt=0,
+        description="How often the usage journal is fdatasync'ed: what a power loss may lose (kill -9 loses nothing).",
+    )
+    usage_spool_max_bytes: int = Field(
+        default=1 << 30,
+        ge=1 << 20,
+        description="Unacknowledged usage events the spool may hold; at the cap new metered requests get 503 "
+        "usage_spool_full until the control plane has taken some.",
+    )
+    usage_batch_size: int = Field(default=500, ge=1, le=5000, description="Events per POST to the control plane.")
     usage_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the backoff between failed sends.")
 
     # --- limits -------------------------------------------------------------------------------------------
+    default_max_output_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="Output tokens a request without max_tokens reserves against budgets and tokens/min, for models "
+        "whose manifest has no maxOutputTokens.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("INTERLOCK_GATEWAY_REDIS_URL", "REDIS_URL"),
@@ -71,3 +91,12 @@ class GatewaySettings(BaseSettings):
     redis_timeout_s: float = Field(
         default=0.25, gt=0, description="A limit check waits this long for Redis before answering from memory."
     )
+
+    @model_validator(mode="after")
+    def _gateway_id_in_the_credentials_scope(self) -> GatewaySettings:
+        """Without an explicit gateway id, a gateway with a credential names itself ``<scope>/<hostname>``."""
+        token = self.control_plane_token.get_secret_value() if self.control_plane_token else ""
+        scope = credential_scope(token)
+        if "gateway_id" not in self.model_fields_set and scope is not None:
+            self.gateway_id = f"{scope}/{self.gateway_id}"[:128]
+        return self

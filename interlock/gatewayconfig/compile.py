@@ -60,6 +60,7 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
         url=url,
         credentials=CredentialRef(secret=ref.name, key=ref.key) if ref else None,
         models=models,
+        max_output_tokens={m.name: m.max_output_tokens for m in spec.models if m.max_output_tokens},
         max_concurrency=spec.limits.max_concurrency,
         circuit_breaker=CircuitBreakerConfig(
             consecutive_failures=spec.circuit_breaker.consecutive_failures,

@@ -60,6 +60,9 @@ class BackendConfig(_Model):
     url: str | None
     credentials: CredentialRef | None = None
     models: dict[str, ModelPrice]
+    max_output_tokens: dict[str, int] = Field(
+        default_factory=dict, description="Model -> the most tokens it answers with, where the manifest says."
+    )
     max_concurrency: int = 0
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
 

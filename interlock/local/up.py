@@ -3,8 +3,10 @@
 One process serves both, as separate servers: the gateway on ``--port`` (with the embedded mock provider) and the
 control plane on ``--api-port``, on SQLite in ``.interlock/`` (or ``DATABASE_URL``), migrated at start. The
 gateway talks to the control plane exactly as in a cluster: it polls the key snapshot and sends usage events
-over HTTP, through its spool. The first tenant (``default``) and a key are created on the first start and printed,
-with the admin token of the control plane; both are kept in the state directory and printed again on every start.
+over HTTP, through its spool, with a gateway credential of scope ``local/default`` minted at start under a
+signing key made for this run (gateway id ``local/default/<hostname>``). The first tenant (``default``) and a key
+are created on the first start and printed, with the admin token of the control plane; both are kept in the state
+directory and printed again on every start.
 
 Every check that can fail (the manifests, the flags, both ports) runs before anything is written.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+import secrets
 import signal
 import socket
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from pydantic import SecretStr
 
 from interlock.asgiserver import EmbeddedServer, ListenError, bind_listener
 from interlock.console import report
+from interlock.contract.gatewaycred import mint_gateway_credential
 from interlock.contract.keys import is_well_formed_key
 from interlock.gateway.app import create_gateway_app
 from interlock.gateway.settings import GatewaySettings
@@ -43,6 +48,8 @@ log = logging.getLogger("interlock.up")
 
 EMBEDDED_MOCK_CHUNK_DELAY_S = 0.02  # paced like a real engine, so streaming is visible
 STATE_DIR = Path(".interlock")  # the SQLite database and the gateway's usage spool, under the working directory
+GATEWAY_SCOPE = "local/default"
+"""The scope of the embedded gateway's credential: ``<namespace>/<gateway>`` as in a cluster."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,13 @@ class _ControlPlane:
     server: EmbeddedServer
     admin_token: str
     key: str
+    gateway_credential: str
+
+
+def local_gateway_id() -> str:
+    """``local/default/<hostname>`` (``up`` when the hostname has nothing usable)."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", socket.gethostname().lower()).strip("-.")[:60]
+    return f"{GATEWAY_SCOPE}/{name or 'up'}"
 
 
 async def _control_plane(options: UpOptions, state: UpState, sock: socket.socket) -> _ControlPlane | str:
@@ -98,10 +112,12 @@ async def _control_plane(options: UpOptions, state: UpState, sock: socket.socket
         options.state_dir.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite+aiosqlite:///{(options.state_dir / 'interlock.db').resolve()}"
     assert state.admin_token is not None
+    signing_key = secrets.token_urlsafe(32)  # per run: the one credential minted below is all that needs it
     settings = ApiSettings(
         environment="development",
         database_url=database_url,
         admin_token=SecretStr(state.admin_token),
+        gateway_signing_key=SecretStr(signing_key),
         host=options.host,
         port=options.api_port,
     )
@@ -117,7 +133,8 @@ async def _control_plane(options: UpOptions, state: UpState, sock: socket.socket
         return f"--bootstrap-key: {exc.detail}"
     server = EmbeddedServer(app, host=options.host, port=options.api_port, lifespan="on", server_header=False)
     await server.start(sock=sock)
-    return _ControlPlane(server, state.admin_token, key)
+    credential = mint_gateway_credential(signing_key.encode(), GATEWAY_SCOPE)
+    return _ControlPlane(server, state.admin_token, key, credential)
 
 
 async def _first_key(session: AsyncSession, kept: str | None, *, given: bool) -> str:
@@ -199,9 +216,10 @@ async def run_up(options: UpOptions) -> int:
         host=options.host,
         port=options.port,
         control_plane_url=plane.server.url,
-        control_plane_token=SecretStr(plane.admin_token),
+        control_plane_token=SecretStr(plane.gateway_credential),
+        gateway_id=local_gateway_id(),
         snapshot_interval_s=1.0,
-        spool_path=(options.state_dir / "usage-spool.sqlite").resolve(),
+        spool_path=(options.state_dir / "usage-spool").resolve(),
     )
     app, core = create_gateway_app(
         settings=settings,

@@ -17,12 +17,13 @@ __all__ = ["answer_pieces", "seed_of", "signature_of", "text_answer", "thinking_
 
 _VOCABULARY = """
 the a an of to and in that it for on with as this by from at be is are was can will model gateway request token
-stream answer upstream latency tenant route backend mock provider offline quick brown fox jumps over lazy dog data
-plane control cluster cache budget usage metric trace span signal reply sample value result simple clear steady
-small large fast slow bright calm green blue river mountain forest ocean cloud light system network packet window
+stream answer output speed tenant route backend mock provider offline quick brown fox jump over lazy dog data
+plane control cluster cache budget usage metric trace span signal reply sample value result simple clear still
+small large fast slow bright quiet green blue river mountain forest ocean cloud light system network packet window
 engine server client message chunk
 """
 _WORDS = tuple(_VOCABULARY.split())
+"""Each is one cl100k token, with a leading space and capitalised (a test checks), so a piece is one token."""
 _COMMA_BELOW = 31  # of 256: about one piece in eight is a comma
 _QUOTE_CHARS = 40
 

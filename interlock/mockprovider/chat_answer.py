@@ -18,6 +18,7 @@ from interlock.mockprovider.answers import text_answer, tool_result_answer
 from interlock.mockprovider.chat_request import ChatRequest, message_text
 from interlock.mockprovider.settings import MockSettings
 from interlock.mockprovider.tokens import (
+    REPLY_PRIMING,
     count_tokens,
     json_tokens,
     message_tokens,
@@ -43,7 +44,7 @@ class ChatAnswer:
 
 def prompt_tokens(request: ChatRequest) -> int:
     """A count of everything the model would read (the rule in ``tokens``), plus the response schema."""
-    total = 0
+    total = REPLY_PRIMING
     for message in request.messages:
         content = message.get("content")
         images = 0

@@ -17,7 +17,7 @@ import orjson
 from interlock.mockprovider.answers import signature_of, text_answer, thinking_answer, tool_result_answer
 from interlock.mockprovider.messages_request import MessagesRequest, block_text, blocks_of
 from interlock.mockprovider.settings import MockSettings
-from interlock.mockprovider.tokens import count_tokens, message_tokens, tool_definition_tokens
+from interlock.mockprovider.tokens import REPLY_PRIMING, count_tokens, message_tokens, tool_definition_tokens
 from interlock.mockprovider.tool_calls import ToolCall, make_tool_calls
 
 __all__ = ["MessagesAnswer", "answer_messages", "input_tokens"]
@@ -38,7 +38,7 @@ class MessagesAnswer:
 
 def input_tokens(request: MessagesRequest) -> int:
     """Everything the model reads, by the rule in ``tokens``: what ``/v1/messages/count_tokens`` answers."""
-    total = 0 if request.system is None else message_tokens(request.system)
+    total = REPLY_PRIMING + (0 if request.system is None else message_tokens(request.system))
     for message in request.messages:
         texts: list[str] = []
         images = 0

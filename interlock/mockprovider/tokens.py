@@ -1,9 +1,11 @@
-"""A stand-in tokenizer: a token is a word or a single punctuation mark; and the prompt counting rules of both APIs.
+"""Token counts like a real engine's: a real BPE tokenizer (``cl100k_base``, ``interlock.tokenizer``, whose first
+100,000 tokens Llama 3 shares), and the prompt counting rules of both APIs.
 
-Prompt and completion counts use the same rule, so usage is consistent however a request is streamed: every
+Prompt and completion counts use the same tokenizer, so usage is consistent however a request is streamed: every
 streamed content piece is exactly one token, and the pieces of a text concatenate back to the text.
 
-A prompt costs, per message (a system prompt is one), ``MESSAGE_OVERHEAD`` plus the tokens of its text,
+A prompt costs ``REPLY_PRIMING`` (the start of the reply the model is primed with) and, per message (a system
+prompt is one), ``MESSAGE_OVERHEAD`` plus the tokens of its text,
 ``IMAGE_TOKENS`` per image or other non-text part, and the tokens of each tool call's name and JSON arguments;
 plus, per tool definition, the tokens of its name, description and schema JSON. The OpenAI and the Anthropic
 request for the same conversation therefore cost the same.
@@ -11,15 +13,17 @@ request for the same conversation therefore cost the same.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
+from interlock import tokenizer
+
 __all__ = [
     "IMAGE_TOKENS",
     "MESSAGE_OVERHEAD",
+    "REPLY_PRIMING",
     "count_tokens",
     "json_tokens",
     "message_tokens",
@@ -28,14 +32,13 @@ __all__ = [
 ]
 
 MESSAGE_OVERHEAD = 3
+REPLY_PRIMING = 3
+"""OpenAI's documented chat template cost: 3 tokens a message and 3 for the reply's start."""
 IMAGE_TOKENS = 85
-
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-_PIECE = re.compile(r"\s*(?:\w+|[^\w\s])")
 
 
 def count_tokens(text: str) -> int:
-    return len(_TOKEN.findall(text))
+    return tokenizer.count(text)
 
 
 def json_tokens(value: Any) -> int:
@@ -54,13 +57,5 @@ def tool_definition_tokens(tools: Iterable[Any]) -> int:
 
 
 def split_pieces(text: str) -> list[str]:
-    """One piece per token, each with the whitespace before it; trailing whitespace joins the last piece."""
-    pieces: list[str] = _PIECE.findall(text)
-    consumed = sum(map(len, pieces))
-    if consumed < len(text):
-        tail = text[consumed:]
-        if pieces:
-            pieces[-1] += tail
-        else:
-            pieces.append(tail)
-    return pieces
+    """One piece per token; the pieces concatenate back to ``text``."""
+    return tokenizer.pieces(text)

@@ -70,6 +70,14 @@ class ServedModel(SpecModel):
     name: str = Field(min_length=1, max_length=256, description="Model name as the upstream knows it.")
     pricing: ModelPricing = Field(default_factory=ModelPricing, description="Prices for metering.")
     context_window: int | None = Field(default=None, gt=0, description="Context window in tokens.")
+    max_output_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        le=10_000_000,
+        description="Most tokens the model answers with. A request without max_tokens reserves this much output "
+        "against its tenant's budget and tokens per minute until its real usage is known (unset: the gateway's "
+        "default, 4096).",
+    )
 
 
 class ModelCache(SpecModel):

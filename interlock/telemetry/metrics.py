@@ -9,7 +9,7 @@ All updates and scrapes run on the event loop thread, so no lock is needed.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -75,6 +75,9 @@ class GatewayMetrics(Collector):
         self.fallbacks: dict[tuple[str, str], int] = {}
         self.ratelimited: dict[tuple[str, str], int] = {}
         self.inflight = 0
+        self.pipeline: Callable[[], tuple[int, int, float | None]] | None = None
+        """With a control plane: (usage events waiting, their bytes, seconds since the last snapshot answer or
+        None), read at scrape time."""
         self.registry.register(self)
 
     # --- updates (hot path) ---------------------------------------------------------------------------
@@ -158,6 +161,15 @@ class GatewayMetrics(Collector):
         gauge = GaugeMetricFamily(names.INFLIGHT_REQUESTS, "Requests in progress.")
         gauge.add_metric([], float(self.inflight))
         yield gauge
+        events = GaugeMetricFamily(names.USAGE_SPOOL_EVENTS, "Usage events the control plane has not acknowledged.")
+        size = GaugeMetricFamily(names.USAGE_SPOOL_BYTES, "Bytes of the usage events waiting in the spool.")
+        age = GaugeMetricFamily(names.SNAPSHOT_AGE, "Seconds since the control plane last answered a snapshot poll.")
+        state = self.pipeline() if self.pipeline is not None else (0, 0, None)  # no control plane: nothing waits
+        events.add_metric([], float(state[0]))
+        size.add_metric([], float(state[1]))
+        if state[2] is not None:
+            age.add_metric([], state[2])
+        yield from (events, size, age)
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, float]) -> CounterMetricFamily:

@@ -22,11 +22,14 @@ __all__ = [
     "REQUESTS",
     "REQUEST_DURATION",
     "ROUTE",
+    "SNAPSHOT_AGE",
     "TENANT",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
     "UPSTREAM_ERRORS",
     "URL_PATH",
+    "USAGE_SPOOL_BYTES",
+    "USAGE_SPOOL_EVENTS",
 ]
 
 # Prometheus names as exposed (prometheus_client adds ``_total`` to counters on exposition).
@@ -39,6 +42,9 @@ UPSTREAM_ERRORS = "interlock_upstream_errors"  # interlock_upstream_errors_total
 FALLBACKS = "interlock_fallbacks"  # interlock_fallbacks_total
 RATELIMITED = "interlock_ratelimited"  # interlock_ratelimited_total
 INFLIGHT_REQUESTS = "interlock_inflight_requests"
+USAGE_SPOOL_EVENTS = "interlock_usage_spool_events"  # gauge: usage events the control plane has not acknowledged
+USAGE_SPOOL_BYTES = "interlock_usage_spool_bytes"  # gauge: their bytes (the spool's cap is on these)
+SNAPSHOT_AGE = "interlock_snapshot_age_seconds"  # gauge: since the control plane last answered a snapshot poll
 
 METRIC_NAMES = (
     "interlock_requests_total",
@@ -50,6 +56,9 @@ METRIC_NAMES = (
     "interlock_fallbacks_total",
     "interlock_ratelimited_total",
     "interlock_inflight_requests",
+    "interlock_usage_spool_events",
+    "interlock_usage_spool_bytes",
+    "interlock_snapshot_age_seconds",
 )
 """Every series family the gateway exports, in its exposed form."""
 

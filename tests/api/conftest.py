@@ -15,10 +15,20 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from interlock.api import ApiSettings, create_app, dispose_app, migrate
-from tests.api.support import ADMIN_TOKEN
+from tests.api.support import ADMIN_TOKEN, SIGNING_KEY, gateway_credential
 from tests.db.support import temporary_postgres
 
-TABLES = ["spans", "usage", "monthly_spend", "gateway_cursors", "api_keys", "quotas", "prices", "tenants"]
+TABLES = [
+    "usage_dead_letters",
+    "spans",
+    "usage",
+    "monthly_spend",
+    "gateway_cursors",
+    "api_keys",
+    "quotas",
+    "prices",
+    "tenants",
+]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +59,8 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest_asyncio.fixture
 async def app(database_url: str, settings_overrides: dict[str, Any]) -> AsyncIterator[FastAPI]:
-    settings = ApiSettings(database_url=database_url, admin_token=ADMIN_TOKEN, **settings_overrides)
+    overrides = {"gateway_signing_key": SIGNING_KEY, **settings_overrides}
+    settings = ApiSettings(database_url=database_url, admin_token=ADMIN_TOKEN, **overrides)
     application = create_app(settings)
     async with application.state.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -80,6 +91,12 @@ async def client_for(app: FastAPI) -> AsyncIterator[Callable[[str | None], httpx
 @pytest.fixture
 def admin(client_for: Callable[[str | None], httpx.AsyncClient]) -> httpx.AsyncClient:
     return client_for(ADMIN_TOKEN)
+
+
+@pytest.fixture
+def gateway(client_for: Callable[[str | None], httpx.AsyncClient]) -> httpx.AsyncClient:
+    """A gateway of scope ``tests/gw`` with its real credential."""
+    return client_for(gateway_credential())
 
 
 @pytest.fixture

@@ -8,7 +8,17 @@ from typing import Any
 
 import httpx
 
+from interlock.contract.gatewaycred import mint_gateway_credential
+
 ADMIN_TOKEN = "test-admin-token-0123456789"
+SIGNING_KEY = "test-gateway-signing-key-0123456789abcdef"
+SCOPE = "tests/gw"
+"""The scope of the gateway credential the tests use: gateway ids ``tests/gw/<name>``."""
+GATEWAY_ID = f"{SCOPE}/pod-1"
+
+
+def gateway_credential(scope: str = SCOPE, key: str = SIGNING_KEY) -> str:
+    return mint_gateway_credential(key.encode(), scope)
 
 
 async def new_tenant(admin: httpx.AsyncClient, name: str | None = None) -> dict[str, Any]:
@@ -30,7 +40,7 @@ def event(tenant_id: str, seq: int, **fields: Any) -> dict[str, Any]:
     started = fields.pop("started_at", dt.datetime.now(dt.UTC))
     base: dict[str, Any] = {
         "idempotency_id": f"evt-{secrets.token_hex(8)}",
-        "gateway_id": "gw-test",
+        "gateway_id": GATEWAY_ID,
         "seq": seq,
         "started_at": started.isoformat(),
         "tenant_id": tenant_id,

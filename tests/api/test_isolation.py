@@ -21,7 +21,10 @@ READER_ROUTES = {
 
 
 async def test_a_tenant_key_sees_only_its_own_tenant(
-    app: FastAPI, admin: httpx.AsyncClient, client_for: Callable[[str | None], httpx.AsyncClient]
+    app: FastAPI,
+    admin: httpx.AsyncClient,
+    client_for: Callable[[str | None], httpx.AsyncClient],
+    gateway: httpx.AsyncClient,
 ) -> None:
     a, b = await new_tenant(admin, "tenant-a"), await new_tenant(admin, "tenant-b")
     key_a, key_b = await new_key(admin, a["id"]), await new_key(admin, b["id"])
@@ -30,7 +33,7 @@ async def test_a_tenant_key_sees_only_its_own_tenant(
         for i in range(1, 4)
     ]
     a_events = [event(a["id"], i, key_id=key_a["id"], trace_id=f"trace-a-{i}", cost_usd=0.5) for i in range(4, 6)]
-    await post_usage(admin, b_events + a_events)
+    await post_usage(gateway, b_events + a_events)
     tenant_a = client_for(key_a["key"])
 
     async def get(path: str, **params: str) -> httpx.Response:

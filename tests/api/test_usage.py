@@ -12,15 +12,15 @@ import httpx
 from tests.api.support import event, new_tenant, post_usage
 
 
-async def test_a_resent_batch_is_counted_once(admin: httpx.AsyncClient) -> None:
+async def test_a_resent_batch_is_counted_once(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
     tenant = await new_tenant(admin)
     batch = [event(tenant["id"], seq) for seq in range(1, 6)]
-    assert await post_usage(admin, batch) == {"accepted": 5, "duplicates": 0}
-    assert await post_usage(admin, batch) == {"accepted": 0, "duplicates": 5}
+    assert await post_usage(gateway, batch) == {"accepted": 5, "duplicates": 0, "rejected": []}
+    assert await post_usage(gateway, batch) == {"accepted": 0, "duplicates": 5, "rejected": []}
     mixed = [*batch[:2], event(tenant["id"], 6)]
-    assert await post_usage(admin, mixed) == {"accepted": 1, "duplicates": 2}
+    assert await post_usage(gateway, mixed) == {"accepted": 1, "duplicates": 2, "rejected": []}
     within = event(tenant["id"], 7)
-    assert await post_usage(admin, [within, within]) == {"accepted": 1, "duplicates": 1}
+    assert await post_usage(gateway, [within, within]) == {"accepted": 1, "duplicates": 1, "rejected": []}
 
     usage = (await admin.get("/v1/usage", params={"tenant_id": tenant["id"]})).json()
     assert usage["totals"]["requests"] == 7
@@ -28,10 +28,10 @@ async def test_a_resent_batch_is_counted_once(admin: httpx.AsyncClient) -> None:
     assert Decimal(usage["totals"]["cost_usd"]) == Decimal("0.007")
 
 
-async def test_concurrent_resends_of_one_batch_count_once(admin: httpx.AsyncClient) -> None:
+async def test_concurrent_resends_of_one_batch_count_once(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
     tenant = await new_tenant(admin)
     batch = [event(tenant["id"], seq, cost_usd=0.01) for seq in range(1, 201)]
-    results = await asyncio.gather(*(post_usage(admin, batch) for _ in range(4)))
+    results = await asyncio.gather(*(post_usage(gateway, batch) for _ in range(4)))
     assert sum(r["accepted"] for r in results) == 200
     assert all(r["accepted"] + r["duplicates"] == 200 for r in results)
     totals = (await admin.get("/v1/usage", params={"tenant_id": tenant["id"], "limit": 1})).json()["totals"]
@@ -41,7 +41,7 @@ async def test_concurrent_resends_of_one_batch_count_once(admin: httpx.AsyncClie
     assert Decimal(quota["spent_this_month_usd"]) == Decimal("2")
 
 
-async def test_totals_are_exact_and_count_cached_tokens(admin: httpx.AsyncClient) -> None:
+async def test_totals_are_exact_and_count_cached_tokens(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
     tenant = await new_tenant(admin)
     costs = [0.1, 0.2, 0.000000001, 1234.567891234, 0.3]
     events = [
@@ -50,7 +50,7 @@ async def test_totals_are_exact_and_count_cached_tokens(admin: httpx.AsyncClient
     ]
     events[0]["cache_creation_tokens"] = 11
     events[1]["usage_estimated"] = True
-    await post_usage(admin, events)
+    await post_usage(gateway, events)
     body = (await admin.get("/v1/usage", params={"tenant_id": tenant["id"]})).json()
     totals = body["totals"]
     assert Decimal(totals["cost_usd"]) == Decimal("1235.167891235")  # float addition would give ...1234999
@@ -62,7 +62,7 @@ async def test_totals_are_exact_and_count_cached_tokens(admin: httpx.AsyncClient
     assert sum(r["usage_estimated"] for r in body["data"]) == 1
 
 
-async def test_filters_and_keyset_pages(admin: httpx.AsyncClient) -> None:
+async def test_filters_and_keyset_pages(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
     tenant = await new_tenant(admin)
     t0 = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
     events = [
@@ -77,7 +77,7 @@ async def test_filters_and_keyset_pages(admin: httpx.AsyncClient) -> None:
         )
         for i in range(10)
     ]
-    await post_usage(admin, events)
+    await post_usage(gateway, events)
     tid = tenant["id"]
 
     async def count(**params: object) -> int:
@@ -107,7 +107,7 @@ async def test_filters_and_keyset_pages(admin: httpx.AsyncClient) -> None:
     assert pages == [[10, 9, 8], [7, 6, 5], [4, 3, 2], [1]]
 
 
-async def test_daily_rollups_and_costs(admin: httpx.AsyncClient) -> None:
+async def test_daily_rollups_and_costs(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
     tenant = await new_tenant(admin)
     day1 = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
     day2 = dt.datetime(2026, 3, 2, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # 2026-03-01 22:30 UTC
@@ -117,7 +117,7 @@ async def test_daily_rollups_and_costs(admin: httpx.AsyncClient) -> None:
         event(tenant["id"], 2, started_at=day2, model="b", cost_usd=0.25),
         event(tenant["id"], 3, started_at=day3, model="a", cost_usd=1.0),
     ]
-    await post_usage(admin, events)
+    await post_usage(gateway, events)
     params = {"tenant_id": tenant["id"]}
 
     daily = (await admin.get("/v1/usage/daily", params=params)).json()
@@ -149,7 +149,7 @@ async def test_daily_rollups_and_costs(admin: httpx.AsyncClient) -> None:
     assert (await admin.get("/v1/usage", params={"since": "2026-03-02", "until": "2026-03-01"})).status_code == 422
 
 
-async def test_traces_keep_the_spans(admin: httpx.AsyncClient) -> None:
+async def test_traces_keep_the_spans(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
     tenant = await new_tenant(admin)
     spans = [
         {"name": "auth", "start_ms": 0.0, "duration_ms": 0.1, "attributes": {"tenant": "x"}},
@@ -159,7 +159,7 @@ async def test_traces_keep_the_spans(admin: httpx.AsyncClient) -> None:
     ]
     traced = event(tenant["id"], 1, trace_id="trace-abc", spans=spans)
     other = event(tenant["id"], 2)
-    await post_usage(admin, [traced, other])
+    await post_usage(gateway, [traced, other])
 
     listing = (await admin.get("/v1/traces", params={"tenant_id": tenant["id"]})).json()
     assert sorted(t["trace_id"] for t in listing["data"]) == sorted(["trace-abc", other["trace_id"]])

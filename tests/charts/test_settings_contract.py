@@ -88,5 +88,4 @@ def test_it_should_start_the_api_and_the_migration_in_production_mode(
         assert settings.url == secrets["il-interlock-postgresql", "database-url"]
         assert settings.admin_secret() == secrets["il-interlock-auth", "admin-token"]
         if kind == "Deployment":
-            assert settings.gateway_secret() == secrets["il-interlock-auth", "gateway-token"]
             assert container["args"] == ["--host", "0.0.0.0", "--port", "8081"]

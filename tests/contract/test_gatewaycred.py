@@ -52,3 +52,22 @@ def test_gateway_ids_under_the_scope_only() -> None:
     assert not gateway_id_in_scope("ns/gw", "ns/gw")
     assert not gateway_id_in_scope("ns/gw", "ns/gw2/pod")
     assert not gateway_id_in_scope("ns/gw", "other/gw/pod")
+
+
+def test_a_gateway_reads_its_scope_from_its_credential_and_names_itself_under_it(monkeypatch) -> None:
+    from interlock.contract.gatewaycred import credential_scope
+    from interlock.gateway.settings import GatewaySettings
+
+    credential = mint_gateway_credential(KEY, "team-a/default")
+    assert credential_scope(credential) == "team-a/default"
+    assert credential_scope("ilgw1.bm90IGEgc2NvcGU.x") is None
+    assert credential_scope("an admin token") is None
+    monkeypatch.delenv("INTERLOCK_GATEWAY_GATEWAY_ID", raising=False)
+    named = GatewaySettings(control_plane_token=credential)
+    assert named.gateway_id.startswith("team-a/default/")
+    assert gateway_id_in_scope("team-a/default", named.gateway_id)
+    assert GatewaySettings(control_plane_token=credential, gateway_id="team-a/default/pod-1").gateway_id.endswith(
+        "pod-1"
+    )
+    monkeypatch.setenv("INTERLOCK_GATEWAY_GATEWAY_ID", "team-a/default/from-env")
+    assert GatewaySettings(control_plane_token=credential).gateway_id == "team-a/default/from-env"

@@ -19,7 +19,17 @@ from interlock.db.migrate import MIGRATIONS_DIR, alembic_config, compare_type, d
 from interlock.db.session import create_engine
 from tests.db.support import temporary_postgres
 
-TABLES = {"tenants", "api_keys", "quotas", "prices", "usage", "spans", "monthly_spend", "gateway_cursors"}
+TABLES = {
+    "tenants",
+    "api_keys",
+    "quotas",
+    "prices",
+    "usage",
+    "spans",
+    "monthly_spend",
+    "gateway_cursors",
+    "usage_dead_letters",
+}
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

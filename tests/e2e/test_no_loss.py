@@ -19,12 +19,15 @@ import asyncpg
 import httpx
 import pytest_asyncio
 
+from interlock.contract.gatewaycred import mint_gateway_credential
 from tests.gateway.enforcement_support import HELLO, chat_config
 from tests.gateway.harness import Servers, start_upstream
 from tests.gateway.processes import ROOT, free_port, gateway_process, tail
 from tests.support import eventually
 
 ADMIN = "e2e-admin-token-0123456789"
+SIGNING_KEY = "e2e-gateway-signing-key-0123456789abcdef"
+GATEWAY_CREDENTIAL = mint_gateway_credential(SIGNING_KEY.encode(), "e2e/gw")
 REQUESTS = 500
 # harness prices (per million tokens): input 1.0, output 2.0; the mock reports no cached tokens here
 INPUT_PRICE, OUTPUT_PRICE = Decimal("1.0"), Decimal("2.0")
@@ -47,7 +50,12 @@ async def database() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def control_plane(database_url: str, port: int, log: Path) -> AsyncIterator[None]:
-    env = {**os.environ, "DATABASE_URL": database_url, "INTERLOCK_API_ADMIN_TOKEN": ADMIN}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "INTERLOCK_API_ADMIN_TOKEN": ADMIN,
+        "INTERLOCK_API_GATEWAY_SIGNING_KEY": SIGNING_KEY,
+    }
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "interlock", "--log-level", "WARNING", "api", "--migrate", "--port", str(port),
@@ -95,9 +103,9 @@ async def test_500_requests_through_an_outage_and_a_gateway_restart_make_exactly
         key = created.json()["key"]
         env = {
             "INTERLOCK_GATEWAY_CONTROL_PLANE_URL": cp_url,
-            "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN": ADMIN,
-            "INTERLOCK_GATEWAY_GATEWAY_ID": "gw-e2e",
-            "INTERLOCK_GATEWAY_SPOOL_PATH": str(tmp_path / "spool.sqlite"),
+            "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN": GATEWAY_CREDENTIAL,
+            "INTERLOCK_GATEWAY_GATEWAY_ID": "e2e/gw/one",
+            "INTERLOCK_GATEWAY_SPOOL_PATH": str(tmp_path / "spool"),
             "INTERLOCK_GATEWAY_SNAPSHOT_INTERVAL_S": "0.2",
             "INTERLOCK_GATEWAY_USAGE_RETRY_MAX_S": "0.5",
         }
@@ -132,14 +140,18 @@ async def test_500_requests_through_an_outage_and_a_gateway_restart_make_exactly
             httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=30) as client,
         ):
             await flow(client, 250, 150, cp.stop)  # the control plane stops while requests flow
-            pending = (await client.get("/readyz")).json()["control_plane"]["usage"]
-            assert pending["last_error"] is not None, "the control plane is gone"
+
+            async def sender_failed() -> bool:  # the sender tries within its linger; wait for it, never race it
+                usage = (await client.get(f"{gateway.ops_url}/readyz")).json()["control_plane"]["usage"]
+                return usage["last_error"] is not None and usage["pending"] > 0
+
+            await eventually(sender_failed, within=30, interval=0.05, what="/readyz shows the control plane is gone")
         # restarted once, the control plane still down: the second process starts from the stored snapshot
         async with (
             gateway_process(config_file, env, log, port=gw_port) as gateway,
             httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=30) as client,
         ):
-            ready = (await client.get("/readyz")).json()
+            ready = (await client.get(f"{gateway.ops_url}/readyz")).json()
             assert ready["control_plane"]["snapshot"]["source"] == "stored"
             await flow(client, 250, 100, cp.start)  # the control plane comes back while requests flow
 

@@ -4,7 +4,8 @@ again on the same port, and read exactly which usage events arrived and how ofte
 
 It follows the contract's rules: a strong ETag per snapshot content and 304 on ``If-None-Match``, active keys only
 (not revoked, not expired), this month's spend per tenant, ``ingested_seq`` per gateway, idempotent usage
-ingestion by ``idempotency_id``, and a bearer token on both endpoints.
+ingestion by ``idempotency_id``, events judged one by one (a ``gateway_id`` outside the credential's scope is
+rejected alone), and a real gateway credential (``interlock.contract.gatewaycred``) on both endpoints.
 """
 
 from __future__ import annotations
@@ -35,10 +36,18 @@ from interlock.contract import (
     UsageBatch,
     UsageEvent,
 )
+from interlock.contract.gatewaycred import gateway_id_in_scope, mint_gateway_credential, verify_gateway_credential
 
-__all__ = ["TOKEN", "ContractServer"]
+__all__ = ["SCOPE", "SIGNING_KEY", "TOKEN", "ContractServer", "gateway_id"]
 
-TOKEN = "gw-token-for-tests"
+SIGNING_KEY = b"contract-server-signing-key-0123456789"
+SCOPE = "tests/gw"
+TOKEN = mint_gateway_credential(SIGNING_KEY, SCOPE)
+"""The credential of the gateways under test: gateway ids ``tests/gw/<name>`` (``gateway_id(name)``)."""
+
+
+def gateway_id(name: str) -> str:
+    return f"{SCOPE}/{name}"
 
 
 @dataclass
@@ -58,6 +67,7 @@ class ContractServer:
     """idempotency id -> the event, counted once."""
     posts: int = 0
     duplicates: int = 0
+    rejected: int = 0
     snapshot_gets: int = 0
     fail_usage_posts: int = 0
     """Answer this many usage posts with 503 (after ingesting nothing)."""
@@ -130,15 +140,21 @@ class ContractServer:
     # --- the contract over HTTP --------------------------------------------------------------------------
 
     @staticmethod
-    def _authorized(request: Request) -> bool:
-        return request.headers.get("authorization") == f"Bearer {TOKEN}"
+    def _scope(request: Request) -> str | None:
+        authorization = request.headers.get("authorization", "")
+        if not authorization.startswith("Bearer "):
+            return None
+        return verify_gateway_credential(SIGNING_KEY, authorization.removeprefix("Bearer "))
 
     async def _snapshot(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return JSONResponse({"detail": "bad gateway token"}, status_code=401)
+        scope = self._scope(request)
+        if scope is None:
+            return JSONResponse({"detail": "bad gateway credential"}, status_code=401)
         gateway_id = request.query_params.get("gateway_id")
         if not gateway_id:
             return JSONResponse({"detail": "gateway_id is required"}, status_code=422)
+        if not gateway_id_in_scope(scope, gateway_id):
+            return JSONResponse({"detail": "gateway_id outside the credential's scope"}, status_code=403)
         self.snapshot_gets += 1
         snapshot = self.snapshot(gateway_id)
         etag = f'"{snapshot.version}"'
@@ -147,8 +163,9 @@ class ContractServer:
         return Response(snapshot.model_dump_json(), media_type="application/json", headers={"etag": etag})
 
     async def _usage(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return JSONResponse({"detail": "bad gateway token"}, status_code=401)
+        scope = self._scope(request)
+        if scope is None:
+            return JSONResponse({"detail": "bad gateway credential"}, status_code=401)
         self.posts += 1
         if self.fail_usage_posts:
             self.fail_usage_posts -= 1
@@ -158,8 +175,11 @@ class ContractServer:
         except ValidationError as exc:
             return JSONResponse({"detail": exc.errors(include_url=False, include_context=False)}, status_code=422)
         accepted = duplicates = 0
-        for event in batch.events:
-            if event.idempotency_id in self.events:
+        rejected: list[dict[str, Any]] = []
+        for index, event in enumerate(batch.events):
+            if not gateway_id_in_scope(scope, event.gateway_id):
+                rejected.append({"index": index, "seq": event.seq, "reason": "outside the credential's scope"})
+            elif event.idempotency_id in self.events:
                 duplicates += 1
             else:
                 self.events[event.idempotency_id] = event
@@ -168,7 +188,8 @@ class ContractServer:
         if self.ack_lost:
             self.ack_lost -= 1
             return JSONResponse({"detail": "lost"}, status_code=500)
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates})
+        self.rejected += len(rejected)
+        return JSONResponse({"accepted": accepted, "duplicates": duplicates, "rejected": rejected})
 
     def app(self) -> Starlette:
         return Starlette(

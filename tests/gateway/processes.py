@@ -40,6 +40,11 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ops_url(self) -> str:
+        """Where ``/readyz`` and ``/metrics`` are served (the one place to repoint when they move to the ops port)."""
+        return self.url
+
     async def stop(self) -> int:
         """SIGTERM, the way Kubernetes stops a pod: uvicorn finishes its requests, then the lifespan shutdown."""
         if self.proc.returncode is None:
@@ -68,7 +73,7 @@ async def gateway_process(
                 if proc.returncode is not None:
                     raise AssertionError(f"gateway exited with {proc.returncode}: {tail(log)}")
                 try:
-                    return (await http.get("/readyz")).status_code == 200
+                    return (await http.get(f"{gateway.ops_url}/readyz")).status_code == 200
                 except httpx.TransportError:
                     return False
 

@@ -13,6 +13,7 @@ import pytest
 
 from interlock.contract.controlplane import PriceRecord
 from interlock.mockprovider import Fault
+from tests.gateway.contract_server import gateway_id
 from tests.gateway.enforcement_support import HELLO, chat_config, client_for, start_cp_gateway
 from tests.gateway.harness import KEY
 from tests.support import eventually
@@ -110,35 +111,61 @@ async def test_requests_per_minute_429_envelope_and_headers(upstream, gateway, c
     assert 'interlock_ratelimited_total{route="chat",tenant="acme"} 3.0' in metrics
 
 
-async def test_tokens_per_minute_is_charged_with_the_real_usage(upstream, gateway, control_plane, tmp_path):
+async def test_tokens_per_minute_reserves_the_worst_case_and_settles_to_the_real_usage(
+    upstream, gateway, control_plane, tmp_path
+):
     cp = control_plane
-    limit = 200
+    limit = 400
     tenant = cp.add_tenant("acme", tokens_per_minute=limit)
     _, key = cp.add_key(tenant)
     up = await upstream(min_answer_tokens=40, max_answer_tokens=40)
     gw = await start_cp_gateway(gateway, cp, up, tmp_path, key=key)
+    body = orjson.dumps({"model": "chat", "messages": HELLO, "max_tokens": 50})
+    reserve = len(body) + 50  # input bound (the body's bytes) plus the output cap
+    headers = {"content-type": "application/json"}
 
     used = 0
     admitted = 0
     while True:
-        response = await gw.http.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO})
+        response = await gw.http.post("/v1/chat/completions", content=body, headers=headers)
         if response.status_code == 429:
             break
         assert response.status_code == 200
         assert response.headers["x-ratelimit-limit-tokens"] == str(limit)
-        # What is left before this request: the limit less the real usage of the earlier ones (plus a refill of
-        # 200/60 tokens a second, a few at most in this test).
-        assert limit - used <= int(response.headers["x-ratelimit-remaining-tokens"]) <= limit - used + 5
+        # Left after this request's reservation: the limit less the real usage of the earlier ones (their
+        # reservations were settled) less this one's worst case, plus a refill of 400/60 tokens a second.
+        expected = max(0, limit - used - reserve)
+        assert expected <= int(response.headers["x-ratelimit-remaining-tokens"]) <= expected + 8
         used += response.json()["usage"]["total_tokens"]
         admitted += 1
-        assert admitted < 10
+        assert admitted < 20
     assert used >= limit, "requests are admitted while the bucket holds tokens"
     error = response.json()["error"]
     assert "tokens per minute" in error["message"]
     assert response.headers["x-ratelimit-remaining-tokens"] == "0"
     per_request = used // admitted
+    assert per_request < reserve, "the reservation is the worst case, the usage less"
     assert used == per_request * admitted, "the mock's answers all have the same size"
-    assert admitted == -(-limit // per_request), "the answers' real token counts were charged"
+    assert admitted == -(-limit // per_request), "the answers' real token counts were charged, not the reservations"
+
+
+async def test_concurrent_requests_overrun_tokens_per_minute_by_one_reservation_at_most(
+    upstream, gateway, control_plane, tmp_path
+):
+    cp = control_plane
+    up = await upstream(min_answer_tokens=40, max_answer_tokens=40)
+    body = orjson.dumps({"model": "chat", "messages": HELLO, "max_tokens": 50})
+    reserve = len(body) + 50
+    tenant = cp.add_tenant("acme", tokens_per_minute=reserve * 5 // 2)  # room for two reservations and a half
+    _, key = cp.add_key(tenant)
+    gw = await start_cp_gateway(gateway, cp, up, tmp_path, key=key)
+    up.provider.push_faults([Fault(delay_s=0.5)] * 10)
+    headers = {"content-type": "application/json"}
+    answers = await asyncio.gather(
+        *(gw.http.post("/v1/chat/completions", content=body, headers=headers) for _ in range(10))
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 3 + [429] * 7, "in flight, each holds its reservation: the third crosses the limit"
 
 
 async def test_concurrency_cap(upstream, gateway, control_plane, tmp_path, stack):
@@ -273,7 +300,7 @@ async def test_readyz_shows_an_unreachable_control_plane_and_the_snapshot_surviv
     tenant = cp.add_tenant("acme")
     _, key = cp.add_key(tenant)
     up = await upstream()
-    gw = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id="gw-restart")
+    gw = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id=gateway_id("gw-restart"))
     ready = (await gw.http.get("/readyz")).json()
     assert ready["status"] == "ready"
     assert ready["control_plane"]["snapshot"]["last_error"] is None
@@ -293,7 +320,7 @@ async def test_readyz_shows_an_unreachable_control_plane_and_the_snapshot_surviv
     assert (await gw.client.chat.completions.create(model="chat", messages=HELLO)).choices
 
     # A second gateway process on the same spool, started while the control plane is still down.
-    again = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id="gw-restart")
+    again = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id=gateway_id("gw-restart"))
     body = (await again.http.get("/readyz")).json()
     assert body["status"] == "ready"
     assert body["control_plane"]["snapshot"]["source"] == "stored"

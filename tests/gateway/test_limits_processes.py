@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 import httpx
 
 from interlock.gateway.tenancy.redisclient import RedisClient, RedisUnavailable
-from tests.gateway.contract_server import TOKEN
+from tests.gateway.contract_server import TOKEN, gateway_id
 from tests.gateway.enforcement_support import HELLO, chat_config
 from tests.gateway.processes import gateway_process
 
@@ -40,11 +40,15 @@ async def test_two_gateways_sharing_redis_admit_the_limit_of_300_concurrent_requ
                 await stack.enter_async_context(
                     gateway_process(
                         config_file,
-                        {**env, "INTERLOCK_GATEWAY_GATEWAY_ID": f"gw-{n}", "INTERLOCK_GATEWAY_SPOOL_PATH": str(spool)},
+                        {
+                            **env,
+                            "INTERLOCK_GATEWAY_GATEWAY_ID": gateway_id(f"gw-{n}"),
+                            "INTERLOCK_GATEWAY_SPOOL_PATH": str(spool),
+                        },
                         tmp_path / f"gw-{n}.log",
                     )
                 )
-                for n, spool in ((n, tmp_path / f"spool-{n}.sqlite") for n in (1, 2))
+                for n, spool in ((n, tmp_path / f"spool-{n}") for n in (1, 2))
             ]
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
             clients = [

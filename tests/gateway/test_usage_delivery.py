@@ -6,8 +6,10 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway.enforcement_support import HELLO, chat_config, cp_settings
+from tests.gateway.contract_server import gateway_id
+from tests.gateway.enforcement_support import HELLO, chat_config, cp_settings, ops_get
 from tests.gateway.harness import Servers, start_gateway
 from tests.support import eventually
 
@@ -17,7 +19,7 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
     tenant = cp.add_tenant("acme")
     _, key = cp.add_key(tenant)
     up = await upstream()
-    settings = cp_settings(cp, tmp_path / "spool.sqlite", gateway_id="gw-delivery")
+    settings = cp_settings(cp, tmp_path / "spool", gateway_id=gateway_id("gw-delivery"))
     answers: list[tuple[float, int]] = []
 
     async def send(gw, count: int) -> None:
@@ -58,7 +60,44 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
 
     events = list(cp.events.values())
     assert sorted(e.seq for e in events) == list(range(1, 61)), "one event per request, seq strictly increasing"
-    assert {e.gateway_id for e in events} == {"gw-delivery"}
+    assert {e.gateway_id for e in events} == {gateway_id("gw-delivery")}
     assert sum(e.cost_usd for e in events) == pytest.approx(sum(cost for cost, _ in answers), abs=1e-9)
     assert sum(e.input_tokens + e.output_tokens for e in events) == sum(tokens for _, tokens in answers)
     assert cp.spent(tenant) == pytest.approx(sum(cost for cost, _ in answers), abs=1e-9)
+
+
+async def test_a_full_spool_refuses_new_requests_with_503_and_the_gauges_show_it(
+    upstream, gateway, control_plane, tmp_path
+):
+    cp = control_plane
+    tenant = cp.add_tenant("acme")
+    _, key = cp.add_key(tenant)
+    up = await upstream()
+    gw = await gateway(chat_config(up), keys=None, api_key=key, **cp_settings(cp, tmp_path / "spool"))
+    spool = gw.core.link.spool
+
+    def gauges(text: str) -> dict[str, float]:
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    await cp.stop()  # nothing is acknowledged from now on
+    assert (await gw.client.chat.completions.create(model="chat", messages=HELLO)).choices
+    spool.max_bytes = spool.pending_bytes + 1  # the next event fills it (a cap of a few bytes, for the test)
+    assert (await gw.client.chat.completions.create(model="chat", messages=HELLO)).choices
+    refused = await gw.http.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO})
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "usage_spool_full"
+    assert refused.headers["retry-after"] == "5"
+    assert up.requests == 2, "a refused request never reached the upstream"
+    usage = (await ops_get(gw, "/readyz")).json()["control_plane"]["usage"]
+    assert usage["pending"] == 2
+    assert "usage events wait" in usage["refusing"]
+    seen = gauges((await ops_get(gw, "/metrics")).text)
+    assert seen["interlock_usage_spool_events"] == 2
+    assert seen["interlock_usage_spool_bytes"] == spool.pending_bytes > 0
+    assert seen["interlock_snapshot_age_seconds"] >= 0
+
+    await cp.start()  # the control plane takes the events: room again
+    await eventually(lambda: len(cp.events) == 2, what="both events delivered")
+    await eventually(lambda: spool.pending_bytes == 0, what="the spool emptied")
+    assert (await gw.client.chat.completions.create(model="chat", messages=HELLO)).choices
+    assert gauges((await ops_get(gw, "/metrics")).text)["interlock_usage_spool_events"] <= 1

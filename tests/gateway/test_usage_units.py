@@ -1,4 +1,5 @@
-"""The policy index, the spend ledger, the spool (including ``kill -9``) and the sender's retries and idempotency."""
+"""The policy index, the spend ledger, the usage journal (including ``kill -9`` and torn records) and the sender's
+retries and idempotency."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from interlock.gateway.controlplane.snapshot import StaticPolicySource
 from interlock.gateway.errors import AuthenticationError, ServiceUnavailableError
 from interlock.gateway.tenancy.auth import SnapshotAuthenticator, StaticKeyAuthenticator
 from interlock.gateway.tenancy.policy import Policy, seconds_to_month_end
+from interlock.gateway.usage.journal import Journal
 from interlock.gateway.usage.ledger import SpendLedger
 from interlock.gateway.usage.metering import Usage
 from interlock.gateway.usage.recorder import encode_event
 from interlock.gateway.usage.sender import UsageSender, retry_delay
-from interlock.gateway.usage.spool import AsyncSpool, Spool
+from interlock.gateway.usage.spool import AsyncSpool
 from interlock.gatewayconfig.model import ModelPrice
-from tests.gateway.contract_server import TOKEN, ContractServer
+from tests.gateway.contract_server import TOKEN, ContractServer, gateway_id
 from tests.support import eventually
 
 KEY = "sk-il-" + "abcdefgh" + "x" * 35
@@ -98,9 +100,9 @@ def test_ledger_counts_only_what_the_snapshot_does_not():
     assert (ledger.spent("a"), len(ledger)) == (0.0, 0)
 
 
-def _row(seq: int, tenant: str = "t1", cost: float = 0.5) -> tuple[int, str, float, bytes]:
+def _row(seq: int, tenant: str = "t1", cost: float = 0.5, gateway: str = "") -> tuple[int, str, float, bytes]:
     return encode_event(
-        "gw",
+        gateway or gateway_id("units"),
         (
             seq,
             f"run{seq:013d}",
@@ -130,29 +132,88 @@ def test_encoded_events_follow_the_contract():
     assert event.trace_id == "t" * 32
 
 
-def test_spool_keeps_events_until_acknowledged_and_counted(tmp_path):
-    spool = Spool(tmp_path / "s.sqlite")
-    spool.append([_row(1), _row(2), _row(3, "t2")])
-    assert [seq for seq, _ in spool.pending(2)] == [1, 2]
-    spool.ack([1, 2])
-    assert [seq for seq, _ in spool.pending(10)] == [3]
-    assert spool.counts() == (1, 2)
-    assert spool.unsettled(1) == [(2, "t1", 0.5), (3, "t2", 0.5)], "acknowledged but not yet in a snapshot"
-    assert spool.prune(ingested_seq=1) == 1
-    assert spool.prune(ingested_seq=1, now=10**10) == 1, "acknowledged events expire in any case"
-    assert spool.counts() == (1, 0)
-    spool.ack([3])
-    spool.prune(ingested_seq=3)
-    assert spool.counts() == (0, 0)
-    assert spool.last_seq() == 3, "seq continues after every event is gone"
-    spool.save_snapshot('"v1"', b"{}")
-    spool.save_snapshot('"v2"', b'{"a":1}')
-    assert spool.load_snapshot() == ('"v2"', b'{"a":1}')
-    spool.close()
+async def _spool(path, **options) -> AsyncSpool:
+    spool = AsyncSpool(path, **options)
+    await spool.open()
+    return spool
 
 
-def test_a_spool_killed_mid_write_still_holds_every_committed_group(tmp_path):
-    path = tmp_path / "killed.sqlite"
+def _append(spool: AsyncSpool, *rows: tuple[int, str, float, bytes]) -> None:
+    for seq, _, _, body in rows:
+        spool.append(seq, body)
+
+
+async def test_journal_keeps_events_until_acknowledged_and_counted(tmp_path):
+    spool = await _spool(tmp_path / "s", segment_bytes=1)  # one event per segment
+    _append(spool, _row(1), _row(2), _row(3, "t2"))
+    assert (spool.pending_events, spool.journal.segments) == (3, 3)
+    events, position = await spool.read(2)
+    assert [seq for seq, _ in events] == [1, 2]
+    await spool.ack(events, position)
+    events, position = await spool.read(10)
+    assert [seq for seq, _ in events] == [3]
+    assert spool.pending_events == 1
+    seen: list[tuple[int, str]] = []
+    await spool.call(spool.journal.unsettled, 1, lambda seq, body: seen.append((seq, orjson.loads(body)["tenant_id"])))
+    assert seen == [(2, "t1"), (3, "t2")], "acknowledged but not yet in a snapshot"
+    spool.settle(1)
+    assert await spool.call(spool.journal.prune) == 1, "acknowledged and counted"
+    assert await spool.call(spool.journal.prune, 10**10) == 1, "acknowledged events expire in any case"
+    assert spool.journal.segments == 1
+    await spool.ack(events, position)
+    await spool.save_snapshot('"v1"', b"{}")
+    await spool.save_snapshot('"v2"', b'{"a":1}')
+    assert await spool.load_snapshot() == ('"v2"', b'{"a":1}')
+    await spool.close()
+
+    again = AsyncSpool(tmp_path / "s")
+    replay = await again.open()
+    assert (replay.last_seq, replay.acked, replay.pending_events) == (3, 3, 0), "seq continues after a restart"
+    assert (await again.read(10))[0] == []
+    await again.close()
+
+
+async def test_the_sender_reads_across_segments_and_a_restart_resumes_after_the_last_ack(tmp_path):
+    spool = await _spool(tmp_path / "s", segment_bytes=2000)
+    _append(spool, *(_row(seq) for seq in range(1, 31)))
+    assert spool.journal.segments > 3
+    events, position = await spool.read(12)
+    assert [seq for seq, _ in events] == list(range(1, 13))
+    await spool.ack(events, position)
+    events, _ = await spool.read(100, max_bytes=1500)
+    assert [seq for seq, _ in events][:1] == [13], "a byte cap ends a batch early, never before one event"
+    await spool.close()  # events 13..30 were sent but never acknowledged
+
+    again = AsyncSpool(tmp_path / "s")
+    pending: list[int] = []
+    replay = await again.open(lambda seq, body: pending.append(seq))
+    assert pending == list(range(13, 31))
+    assert (replay.last_seq, replay.pending_events) == (30, 18)
+    events, position = await again.read(100)
+    assert [seq for seq, _ in events] == list(range(13, 31))
+    assert all(UsageEvent.model_validate_json(body).seq == seq for seq, body in events)
+    again.append(31, _row(31)[3])
+    await again.ack(events, position)
+    assert [seq for seq, _ in (await again.read(100))[0]] == [31]
+    await again.close()
+
+
+async def test_a_torn_record_after_a_power_loss_is_dropped_at_start(tmp_path):
+    spool = await _spool(tmp_path / "s")
+    _append(spool, _row(1), _row(2))
+    await spool.close()
+    segment = next((tmp_path / "s").glob("*.log"))
+    whole = segment.read_bytes()
+    segment.write_bytes(whole + whole[: len(whole) // 2 - 5])  # a record cut short, as a crash may leave
+    again = AsyncSpool(tmp_path / "s")
+    replay = await again.open()
+    assert (replay.last_seq, replay.pending_events, replay.truncated_bytes) == (2, 2, len(whole) // 2 - 5)
+    assert segment.read_bytes() == whole
+    await again.close()
+
+
+def test_a_gateway_killed_right_after_writing_has_every_event(tmp_path):
+    path = tmp_path / "killed"
     script = textwrap.dedent(
         f"""
         import asyncio, os, signal, sys
@@ -161,12 +222,11 @@ def test_a_spool_killed_mid_write_still_holds_every_committed_group(tmp_path):
         from tests.gateway.test_usage_units import _row
 
         async def main():
-            spool = AsyncSpool({str(path)!r})
+            spool = AsyncSpool({str(path)!r}, sync_interval_s=3600, segment_bytes=64 * 1024)
             await spool.open()
-            for group in range(20):
-                await spool.call(spool.spool.append, [_row(group * 50 + i + 1) for i in range(50)])
-            print("committed", flush=True)
-            pending = asyncio.ensure_future(spool.call(spool.spool.append, [_row(1001 + i) for i in range(5000)]))
+            for seq in range(1, 1001):
+                spool.append(seq, _row(seq)[3])  # no sync: only the kernel has them
+            print("written", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
         asyncio.run(main())
@@ -174,13 +234,13 @@ def test_a_spool_killed_mid_write_still_holds_every_committed_group(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == -9, done.stderr
-    assert done.stdout.strip() == "committed"
-    spool = Spool(path)
-    seqs = [seq for seq, _ in spool.pending(10_000)]
-    assert seqs[:1000] == list(range(1, 1001)), "every committed group survived"
-    assert len(seqs) in (1000, 6000), "the group in flight is all there or not at all"
-    assert all(UsageEvent.model_validate_json(body).seq == seq for seq, body in spool.pending(10_000))
-    spool.close()
+    assert done.stdout.strip() == "written"
+    journal = Journal(path)
+    seqs: list[int] = []
+    replay = journal.open(lambda seq, body: seqs.append(seq))
+    assert seqs == list(range(1, 1001)), "every written event survived kill -9"
+    assert replay.truncated_bytes == 0
+    journal.close()
 
 
 def test_retry_delay_is_bounded_and_grows():
@@ -192,18 +252,17 @@ def test_retry_delay_is_bounded_and_grows():
 async def test_sender_retries_and_a_lost_acknowledgement_is_not_counted_twice(tmp_path):
     cp = ContractServer()
     await cp.start()
-    spool = AsyncSpool(tmp_path / "s.sqlite")
-    await spool.open()
+    spool = await _spool(tmp_path / "s")
     sender = UsageSender(spool, url=cp.url, token=TOKEN, batch_size=2, retry_max_s=0.05)
     try:
-        await spool.call(spool.spool.append, [_row(i) for i in range(1, 6)])
+        _append(spool, *(_row(i) for i in range(1, 6)))
         cp.fail_usage_posts = 2
         cp.ack_lost = 1
         sender.start()
         sender.wake()
 
         async def delivered() -> bool:
-            return not await spool.call(spool.spool.pending, 10)
+            return not (await spool.read(10))[0]
 
         await eventually(delivered, what="every event acknowledged")
         assert sorted(e.seq for e in cp.events.values()) == [1, 2, 3, 4, 5]
@@ -214,10 +273,10 @@ async def test_sender_retries_and_a_lost_acknowledgement_is_not_counted_twice(tm
         assert sender.failures == 0
 
         await cp.stop()  # the control plane goes away: events wait
-        await spool.call(spool.spool.append, [_row(6)])
+        _append(spool, _row(6))
         sender.wake()
         await eventually(lambda: sender.last_error is not None, what="the send failed")
-        assert [s for s, _ in await spool.call(spool.spool.pending, 10)] == [6]
+        assert [s for s, _ in (await spool.read(10))[0]] == [6]
         await cp.start()
         await eventually(lambda: 6 in {e.seq for e in cp.events.values()}, what="delivered after the outage")
     finally:
@@ -229,11 +288,10 @@ async def test_sender_retries_and_a_lost_acknowledgement_is_not_counted_twice(tm
 async def test_sender_sends_the_stored_json_unchanged(tmp_path):
     cp = ContractServer()
     await cp.start()
-    spool = AsyncSpool(tmp_path / "s.sqlite")
-    await spool.open()
+    spool = await _spool(tmp_path / "s")
     sender = UsageSender(spool, url=cp.url, token="wrong", retry_max_s=0.05)
     try:
-        await spool.call(spool.spool.append, [_row(1)])
+        _append(spool, _row(1))
         with pytest.raises(Exception, match="HTTP 401"):
             await sender.send_batch()
         sender._client.headers["authorization"] = f"Bearer {TOKEN}"
@@ -241,6 +299,27 @@ async def test_sender_sends_the_stored_json_unchanged(tmp_path):
         event = cp.events["run0000000000001"]
         assert orjson.loads(event.model_dump_json())["route"] == "chat"
         assert await sender.drain(1.0)
+    finally:
+        await sender.close()
+        await spool.close()
+        await cp.stop()
+
+
+async def test_events_the_control_plane_rejects_for_good_are_not_sent_again(tmp_path):
+    cp = ContractServer()
+    await cp.start()
+    spool = await _spool(tmp_path / "s")
+    sender = UsageSender(spool, url=cp.url, token=TOKEN, batch_size=10, retry_max_s=0.05)
+    try:
+        _append(spool, _row(1), _row(2, gateway="other/gw/forged"), _row(3))
+        assert await sender.drain(5.0)
+        assert (cp.posts, cp.rejected, sender.rejected) == (1, 1, 1)
+        assert sorted(e.seq for e in cp.events.values()) == [1, 3]
+        _append(spool, _row(4))
+        assert await sender.drain(5.0)
+        assert cp.posts == 2, "the rejected event did not come back"
+        assert sorted(e.seq for e in cp.events.values()) == [1, 3, 4]
+        assert spool.pending_events == 0
     finally:
         await sender.close()
         await spool.close()

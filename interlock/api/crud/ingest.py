@@ -1,4 +1,10 @@
-"""Usage ingestion: one transaction per batch, exactly-once by ``idempotency_id``.
+"""Usage ingestion: one transaction per batch, exactly-once by ``idempotency_id``, each event judged on its own.
+
+An event is rejected for good, into ``usage_dead_letters`` with the reason, when it is not a valid ``UsageEvent``,
+when its ``gateway_id`` is outside the sending credential's scope, or when its ``seq`` is more than ``seq_window``
+above the highest its gateway has had ingested (a forged huge ``seq`` would otherwise make the gateway's snapshot
+say every later event is already counted). The others are counted; the answer lists the rejected ones, so the
+gateway drops them instead of resending them for ever.
 
 ``INSERT … ON CONFLICT (idempotency_id) DO NOTHING RETURNING`` tells which events are new; only those add their
 spans and their cost to the monthly rollup, and the gateway's cursor moves to the batch's highest ``seq``, all in
@@ -16,15 +22,22 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import begin_write, greatest, insert_for
 from interlock.api.crud.quotas import month_of
-from interlock.contract.controlplane import UsageBatchResult, UsageEvent
-from interlock.db.models import GatewayCursor, MonthlySpend, Span, Usage
+from interlock.api.schemas import UsageEventIn
+from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
+from interlock.contract.gatewaycred import gateway_id_in_scope
+from interlock.db.models import GatewayCursor, MonthlySpend, Span, Usage, UsageDeadLetter
 from interlock.db.types import to_money
 
-__all__ = ["ingest_events"]
+__all__ = ["ingest_batch", "ingest_events"]
+
+_DEAD_LETTER_CHARS = 16 * 1024
 
 _USAGE = Usage.__table__
 _SPANS = Span.__table__
@@ -83,16 +96,94 @@ def _span_rows(usage_id: int, event: UsageEvent) -> list[dict[str, Any]]:
     ]
 
 
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"not a valid usage event: {where}: {first['msg']}{more}"[:2000]
+
+
+def _dead_letter(scope: str, item: Any, reason: str) -> dict[str, Any]:
+    fields = item if isinstance(item, dict) else {}
+    gateway_id, ident, seq = fields.get("gateway_id"), fields.get("idempotency_id"), fields.get("seq")
+    try:
+        text = orjson.dumps(item).decode()
+    except TypeError:
+        text = repr(item)
+    return {
+        "scope": _clean(scope)[:320],
+        "gateway_id": _clean(gateway_id)[:256] if isinstance(gateway_id, str) else None,
+        "idempotency_id": _clean(ident)[:128] if isinstance(ident, str) else None,
+        "seq": seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63 else None,
+        "reason": _clean(reason)[:2000],
+        "event": _clean(text)[:_DEAD_LETTER_CHARS],
+    }
+
+
+async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any], seq_window: int) -> UsageBatchResult:
+    """Judge each event of a batch a gateway credential for ``scope`` sent; count the good ones once, dead-letter
+    the others; see the module docstring. Commits."""
+    rejected: list[RejectedEvent] = []
+    dead: list[dict[str, Any]] = []
+
+    def reject(index: int, item: Any, reason: str) -> None:
+        letter = _dead_letter(scope, item, reason)
+        dead.append(letter)
+        rejected.append(
+            RejectedEvent(index=index, idempotency_id=letter["idempotency_id"], seq=letter["seq"], reason=reason)
+        )
+
+    valid: list[tuple[int, Any, UsageEvent]] = []
+    for index, item in enumerate(items):
+        try:
+            event: UsageEvent = UsageEventIn.model_validate(item)
+        except ValidationError as exc:
+            reject(index, item, _reason(exc))
+            continue
+        if not gateway_id_in_scope(scope, event.gateway_id):
+            reject(index, item, f"gateway_id {event.gateway_id!r} is outside this credential's scope {scope!r}")
+            continue
+        valid.append((index, item, event))
+    await begin_write(session)
+    cursors: dict[str, int] = {}
+    gateway_ids = sorted({_clean(event.gateway_id) for _, _, event in valid})
+    if gateway_ids:
+        rows = await session.execute(
+            select(GatewayCursor.gateway_id, GatewayCursor.seq).where(GatewayCursor.gateway_id.in_(gateway_ids))
+        )
+        cursors = {str(gateway_id): int(seq) for gateway_id, seq in rows.all()}
+    kept: list[UsageEvent] = []
+    for index, item, event in valid:
+        ceiling = cursors.get(_clean(event.gateway_id), 0) + seq_window
+        if event.seq > ceiling:
+            reject(index, item, f"seq {event.seq} is more than {seq_window} above what gateway has sent so far")
+            continue
+        kept.append(event)
+    if dead:
+        await session.execute(insert_for(session)(UsageDeadLetter.__table__), dead)
+    result = await _count(session, kept) if kept else UsageBatchResult(accepted=0, duplicates=0)
+    await session.commit()
+    return UsageBatchResult(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
+
+
 async def ingest_events(*, session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
-    """Count each event once; see the module docstring. Commits."""
+    """Count each (already judged) event once; see the module docstring. Commits."""
     if not events:
         return UsageBatchResult(accepted=0, duplicates=0)
+    await begin_write(session)
+    result = await _count(session, events)
+    await session.commit()
+    return result
+
+
+async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
+    """Insert the events new by ``idempotency_id``, their spans, their spend and the cursors (in the caller's
+    writing transaction)."""
     unique: dict[str, UsageEvent] = {}
     for event in events:
         unique.setdefault(_clean(event.idempotency_id), event)
     ordered = [unique[key] for key in sorted(unique)]
     insert = insert_for(session)
-    await begin_write(session)
 
     statement = (
         insert(_USAGE)
@@ -139,5 +230,4 @@ async def ingest_events(*, session: AsyncSession, events: Sequence[UsageEvent]) 
     )
     now = dt.datetime.now(dt.UTC)
     await session.execute(cursor, [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())])
-    await session.commit()
     return UsageBatchResult(accepted=len(new_ids), duplicates=len(events) - len(new_ids))

@@ -6,13 +6,14 @@ import datetime as dt
 from collections import OrderedDict
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
-from interlock.api.crud.ingest import ingest_events
+from interlock.api.crud.ingest import ingest_batch
 from interlock.api.crud.snapshot import build_snapshot
-from interlock.api.deps import GatewayDep, SessionDep
+from interlock.api.deps import GatewayDep, SessionDep, SettingsDep
 from interlock.api.schemas import UsageBatchIn
 from interlock.contract.controlplane import GATEWAY_SNAPSHOT_PATH, GATEWAY_USAGE_PATH, Snapshot, UsageBatchResult
+from interlock.contract.gatewaycred import gateway_id_in_scope
 
 __all__ = ["SnapshotCache", "etag_matches", "router"]
 
@@ -60,11 +61,16 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 async def snapshot(
     request: Request,
     session: SessionDep,
-    _: GatewayDep,
+    gateway: GatewayDep,
     gateway_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")],
     if_none_match: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> Response:
-    """Keys, tenants with quota and this month's spend, price overrides, and this gateway's ``ingested_seq``."""
+    """Keys, tenants with quota and this month's spend, price overrides, and this gateway's ``ingested_seq``
+    (``gateway_id`` must be under the credential's scope)."""
+    if not gateway_id_in_scope(gateway.scope, gateway_id):
+        raise HTTPException(
+            status_code=403, detail=f"gateway_id {gateway_id!r} is outside this credential's scope {gateway.scope!r}."
+        )
     snap = await build_snapshot(session=session, gateway_id=gateway_id, now=dt.datetime.now(dt.UTC))
     etag = f'"{snap.version}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
@@ -76,6 +82,12 @@ async def snapshot(
 
 
 @router.post(GATEWAY_USAGE_PATH)
-async def ingest_usage(batch: UsageBatchIn, session: SessionDep, _: GatewayDep) -> UsageBatchResult:
-    """Count each event once by ``idempotency_id``; resending a batch (even concurrently) is always safe."""
-    return await ingest_events(session=session, events=batch.events)
+async def ingest_usage(
+    batch: UsageBatchIn, session: SessionDep, gateway: GatewayDep, settings: SettingsDep
+) -> UsageBatchResult:
+    """Count each event once by ``idempotency_id``; resending a batch (even concurrently) is always safe. Each
+    event is judged on its own: one that is malformed, outside the credential's scope or whose ``seq`` is beyond
+    the window is rejected (listed in the answer, kept in the dead-letter table) and the others still count."""
+    return await ingest_batch(
+        session=session, scope=gateway.scope, items=batch.events, seq_window=settings.usage_seq_window
+    )

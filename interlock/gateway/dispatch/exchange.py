@@ -37,14 +37,22 @@ from interlock.gateway.errors import (
 from interlock.gateway.http.asgi import send_bytes
 from interlock.gateway.http.guard import RequestGuard
 from interlock.gateway.http.streaming import EventStreamWriter
+from interlock.gateway.tenancy.reservation import input_bound, output_cap
 from interlock.gateway.translate.base import Event
 from interlock.gateway.upstream.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
+from interlock.gateway.upstream.sse import DONE
+from interlock.gateway.usage.estimate import StreamTally, answer_tokens, estimated, prompt_tokens
 from interlock.gateway.usage.metering import Usage, add_usage, cost_usd, usage_from_anthropic, usage_from_openai
 
 __all__ = ["Exchange", "format_cost"]
 
 _JSON = b"application/json"
 _NO_USAGE = Usage()
+
+
+def _missing(usage: Usage | None) -> bool:
+    """No usage, or one without prompt tokens (a translator's zeros): no chat request has an empty prompt."""
+    return usage is None or usage.input_tokens == 0
 
 
 def format_cost(cost: float) -> bytes:
@@ -156,12 +164,26 @@ class Exchange:
         if not isinstance(answer, dict):
             raise UpstreamError(f"backend {opened.target.backend.name!r} answered with a non-object JSON body")
         usage = _usage_of(crossing.upstream, answer)
+        if _missing(usage) and crossing.upstream is API.CHAT:
+            usage = self.estimate(opened.target, answer_tokens(answer))
         if crossing.translate_response is None:
             return opened.body, usage
         return orjson.dumps(crossing.translate_response(answer, self.payload)), usage
 
+    def reserve(self) -> None:
+        """The request's worst case in tokens, for admission to reserve (``tenancy.reservation``)."""
+        ctx = self.ctx
+        ctx.reserve_input = input_bound(ctx.body)
+        if self.fixed_path is None:  # embeddings and token counting answer no tokens
+            default = self.plan.output_cap(ctx.services.settings.default_max_output_tokens)
+            ctx.reserve_output = output_cap(self.payload, default)
+        if self.check is not None:  # a structured answer may take a corrective second attempt
+            ctx.reserve_input *= 2
+            ctx.reserve_output *= 2
+
     async def unary(self) -> None:
         ctx = self.ctx
+        self.reserve()
         await ctx.admit(self.plan)
         spent: Usage | None = None  # what a rejected structured-output answer cost: it is metered too
         while True:
@@ -197,8 +219,22 @@ class Exchange:
             (b"x-interlock-backend", ctx.backend.encode()),
             (b"x-interlock-cost-usd", format_cost(cost)),
         ]
-        await send_bytes(ctx.send, opened.status, body, content_type=content_type, headers=headers)
         self.record(opened.target, opened.status, usage, cost=cost)
+        # the usage event goes into the kernel right before the answer's bytes: a kill -9 after it cannot lose it
+        await send_bytes(
+            ctx.send, opened.status, body, content_type=content_type, headers=headers, before_body=ctx.record_usage
+        )
+
+    def estimate(self, target: Target, completion_tokens: int) -> Usage:
+        """Usage the upstream did not report, counted by the gateway (``usage.estimate``), marked estimated. The
+        prompt is counted in the request the upstream got (after any translation: what the model read)."""
+        embeddings = self.fixed_path is not None and self.fixed_path[0] == "/embeddings"
+        try:
+            sent = orjson.loads(self.body_for(target))
+        except (orjson.JSONDecodeError, GatewayError):
+            sent = self.payload
+        api = target.backend.api if isinstance(sent, dict) and sent is not self.payload else self.inbound
+        return estimated(prompt_tokens(api, sent, embeddings=embeddings), completion_tokens)
 
     def _schema_problem(self, body: bytes) -> str | None:
         if self.check is None:
@@ -226,6 +262,7 @@ class Exchange:
         """Relay a stream. Its cost cannot travel in a header (they are sent before the usage is known) nor in
         the OpenAI stream format: it is in the request's usage event and ``interlock_cost_usd_total``."""
         ctx = self.ctx
+        self.reserve()
         await ctx.admit(self.plan)
         loop = asyncio.get_running_loop()
         writer = EventStreamWriter(ctx.send, keepalive_s=ctx.services.settings.keepalive_interval_s)
@@ -234,7 +271,26 @@ class Exchange:
         relay: StreamRelay | None = None
         status = 200
         first_at: float | None = None
-        clean = False
+        clean = metered = False
+        tally: StreamTally | None = None
+
+        def usage_now() -> Usage | None:
+            usage = relay.usage if relay is not None else None
+            if _missing(usage) and tally is not None and opened is not None:
+                usage = self.estimate(opened.target, tally.completion_tokens())
+            return usage
+
+        def meter(usage: Usage | None = None) -> None:
+            """Meter the request and write its usage event: before the stream's last byte leaves."""
+            nonlocal metered
+            if opened is not None and not metered:
+                metered = True
+                usage = usage or usage_now()
+                self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
+            if not ctx.status:
+                ctx.status = status
+            ctx.record_usage()
+
         writer.start_keepalive()
         try:
             with RequestGuard(ctx.services.clock, ctx.receive, self.deadline):
@@ -244,46 +300,69 @@ class Exchange:
                     if not writer.committed:
                         raise
                     status = exc.status
+                    meter()
                     await writer.close(self.stream_error(exc))
                     return
                 if opened.chunks is None:  # the upstream refused the request itself (4xx)
                     status = opened.status
                     writer.cancel()
                     headers = [*ctx.response_headers, (b"x-interlock-backend", ctx.backend.encode())]
-                    await send_bytes(ctx.send, status, self.client_error_body(opened), headers=headers)
+                    body = self.client_error_body(opened)
+                    meter()
+                    await send_bytes(ctx.send, status, body, headers=headers)
                     return
                 relay = self.relay_for(opened.target)
+                passthrough = relay
                 if self.check is not None:
                     relay = ValidatingRelay(relay, self.inbound, self.check)
+                if self.crossing(opened.target).upstream is API.CHAT:
+                    tally = StreamTally()  # counted only if the upstream sends no usage
+                    tally.feed(opened.body)
                 data = relay.feed(opened.body)
                 if data:
                     first_at = loop.time()
                     await writer.write(data)
                 async for chunk in opened.chunks:
+                    if tally is not None:
+                        tally.feed(chunk)
                     data = relay.feed(chunk)
                     if data:
                         if first_at is None:
                             first_at = loop.time()
                         await writer.write(data)
-                await writer.close(relay.finish())
+                tail = relay.finish()
+                usage = usage_now()
+                if isinstance(passthrough, OpenAIStreamRelay) and passthrough.held_done:
+                    assert tally is not None  # held only when usage was missing: then there is an estimate
+                    assert usage is not None
+                    tail += tally.usage_chunk(usage) + DONE  # the client asked for usage: the estimate's
+                meter(usage)
+                await writer.close(tail)
                 clean = True
         except TimeoutError:
             timeout = self._timeout()
             if not writer.committed:
                 raise timeout from None
             status = timeout.status
-            await writer.close(relay.error(timeout) if relay is not None else self.stream_error(timeout))
+            tail = relay.error(timeout) if relay is not None else self.stream_error(timeout)
+            meter()
+            await writer.close(tail)
         except AttemptFailure as failure:  # the upstream broke the stream after it had started
             broken = UpstreamError(failure.message)
             status = broken.status
             ctx.services.metrics.upstream_error(ctx.backend, failure.kind)
-            await writer.close(relay.error(broken) if relay is not None else self.stream_error(broken))
+            tail = relay.error(broken) if relay is not None else self.stream_error(broken)
+            meter()
+            await writer.close(tail)
         finally:
             writer.cancel()
             if opened is not None:
                 opened.finish(clean=clean)
-                usage = relay.usage if relay is not None else None
-                self.record(opened.target, status, usage, first_at - ctx.started if first_at is not None else None)
+                if not metered:  # cut short (the client went away): the app writes the event afterwards
+                    metered = True
+                    self.record(
+                        opened.target, status, usage_now(), first_at - ctx.started if first_at is not None else None
+                    )
 
     # --- bookkeeping ------------------------------------------------------------------------------------
 
@@ -300,7 +379,8 @@ class Exchange:
         *,
         cost: float | None = None,
     ) -> None:
-        """Meter the finished request: metrics, its tokens against tokens/min, and what its usage event says."""
+        """Meter the finished request: metrics, and what its usage event says (``ctx.record_usage`` then settles its
+        reservations and writes the event)."""
         ctx = self.ctx
         services = ctx.services
         labels = (ctx.tenant, self.plan.config.model, target.backend.name, target.model)
@@ -314,8 +394,6 @@ class Exchange:
         ctx.usage = usage
         ctx.cost_usd = cost
         ctx.first_token_s = first_token_s
-        if ctx.caps is not None and services.enforcer is not None:
-            services.enforcer.charge(ctx, counted.input_tokens + counted.output_tokens)
         metrics.request_done(
             labels,
             status,

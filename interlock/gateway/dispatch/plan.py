@@ -79,12 +79,13 @@ class BackendRuntime:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A backend and the model name to send it, with the model's price."""
+    """A backend and the model name to send it, with the model's price and output cap (0: not declared)."""
 
     backend: BackendRuntime
     model: str
     weight: int
     price: ModelPrice | None
+    max_output_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -102,6 +103,10 @@ class RoutePlan:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def output_cap(self, default: int) -> int:
+        """The most tokens any of the route's models answers with (``default`` for a model that does not say)."""
+        return max((t.max_output_tokens or default for t in (*self.targets, *self.fallbacks)), default=default)
 
     def allows(self, tenant: str) -> bool:
         return not self.tenants or tenant in self.tenants

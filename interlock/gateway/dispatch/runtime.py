@@ -85,6 +85,7 @@ def _targets(entries: tuple[TargetConfig, ...], backends: dict[str, BackendRunti
             model=e.model,
             weight=e.weight,
             price=backends[e.backend].config.models.get(e.model),
+            max_output_tokens=backends[e.backend].config.max_output_tokens.get(e.model, 0),
         )
         for e in entries
     )

@@ -65,9 +65,14 @@ async def send_bytes(
     *,
     content_type: bytes = JSON,
     headers: list[tuple[bytes, bytes]] | None = None,
+    before_body: Callable[[], None] | None = None,
 ) -> None:
+    """A whole response. ``before_body`` runs between the head and the body: the server writes both with the body,
+    so whatever it does (the usage event's write) happens right before the answer's bytes leave."""
     raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if headers:
         raw.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": raw})
+    if before_body is not None:
+        before_body()
     await send({"type": "http.response.body", "body": body})

@@ -4,12 +4,17 @@ In order: the token buckets (the tenant's requests/min and tokens/min, then the 
 ``ratelimit``), the monthly budget, the concurrency cap. Like OpenAI's limits, a request refused by the budget or
 the concurrency cap still counts against requests/min. Every refusal is a 429 in the client's envelope with
 ``Retry-After``; whenever the request meets a bucket, the ``x-ratelimit-*`` headers say where it stands (on
-successes too). Tokens are charged after the response with the real usage (``charge``).
+successes too).
 
-The budget is the snapshot's spend plus this gateway's own spend since the snapshot (``SpendLedger``), so the
-request after the one that crossed the budget is refused, without waiting on the control plane. Concurrency is
-counted per replica; requests/min and tokens/min are exact across replicas when the buckets live in Redis.
-Nothing here allocates or awaits for a tenant without limits.
+Admission reserves, settlement corrects: an admitted request takes its worst case (``reservation``: input bound
+plus output cap) from the token buckets and, for a tenant with a budget, its worst-case cost from the budget;
+``settle`` replaces both with the real usage and cost when the answer is known (``release`` gives back whatever a
+request that never got that far still holds). The budget admits while the spend known for sure (the snapshot's
+spend plus this gateway's own spend since the snapshot, ``SpendLedger``) plus the reservations in flight is under
+the budget, so concurrent requests overrun it by at most the reservation of the one that crossed it: in this
+process, or across every replica when Redis holds the budget (``redisbudget``). Concurrency is counted per
+replica; requests/min and tokens/min are exact across replicas when the buckets live in Redis. Nothing here
+allocates or awaits for a tenant without limits.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from interlock.gateway.errors import InsufficientQuotaError, RateLimitError
 from interlock.gateway.tenancy.policy import seconds_to_month_end
 from interlock.gateway.tenancy.ratelimit import Caps, Decision, MemoryBuckets, Slot
 from interlock.gateway.tenancy.redisbuckets import RedisBuckets
+from interlock.gateway.tenancy.redisbudget import RedisBudget, month_of
+from interlock.gateway.tenancy.redisclient import RedisError, RedisUnavailable
+from interlock.gateway.tenancy.reservation import reserve_usd
 from interlock.gateway.usage.ledger import SpendLedger
 from interlock.telemetry.metrics import GatewayMetrics
 
@@ -65,9 +73,12 @@ class Enforcer:
         self.metrics = metrics
         self.ledger = ledger
         self.redis = redis
+        self.budgets = RedisBudget(redis.client, prefix=redis.prefix) if redis is not None else None
         self.memory = MemoryBuckets()
         self.inflight: dict[str, int] = {}
         """Tenant id -> requests in flight, for tenants with a concurrency cap."""
+        self.reserved: dict[str, float] = {}
+        """Tenant id -> USD reserved by this process's requests in flight (the budget's view without Redis)."""
 
     async def admit(self, ctx: RequestContext, plan: RoutePlan) -> None:
         """Let the request through or raise the 429 of the first limit it hits."""
@@ -89,11 +100,14 @@ class Enforcer:
                 route.requests_per_minute,
                 route.tokens_per_minute,
             )
+            tokens = ctx.reserve_input + ctx.reserve_output if caps[1] or caps[3] else 0
             if self.redis is None:
-                decision = self.memory.take(tenant_id, route.model, caps)
+                decision = self.memory.take(tenant_id, route.model, caps, tokens)
             else:
-                decision = await self.redis.acquire(tenant_id, route.model, caps)
+                decision = await self.redis.acquire(tenant_id, route.model, caps, tokens)
             ctx.caps = caps
+            if decision.allowed:
+                ctx.reserved_tokens = tokens
             ctx.response_headers.extend(_headers(caps, decision))
             if not decision.allowed:
                 slot = Slot(decision.refused)
@@ -108,16 +122,7 @@ class Enforcer:
                 )
         budget = limits.monthly_budget_usd
         if budget is not None:
-            spent = limits.spent_usd + (self.ledger.spent(tenant_id) if self.ledger is not None else 0.0)
-            if spent >= budget:
-                self._refuse(
-                    ctx,
-                    InsufficientQuotaError(
-                        f"You exceeded your current quota: this month's budget is ${budget:.2f} and "
-                        f"${spent:.4f} has been spent. It resets at the start of next month (UTC).",
-                        headers=_retry_after(seconds_to_month_end(time.time())),
-                    ),
-                )
+            await self._reserve_budget(ctx, plan, tenant_id, limits.spent_usd, budget)
         cap = limits.max_concurrency
         if cap:
             running = self.inflight.get(tenant_id, 0)
@@ -134,25 +139,86 @@ class Enforcer:
             self.inflight[tenant_id] = running + 1
             ctx.slot_tenant = tenant_id
 
+    async def _reserve_budget(
+        self, ctx: RequestContext, plan: RoutePlan, tenant_id: str, spent_usd: float, budget: float
+    ) -> None:
+        """Admit against the monthly budget and reserve the request's worst-case cost, or refuse (429)."""
+        amount = reserve_usd(plan, ctx.services, ctx.reserve_input, ctx.reserve_output)
+        known = spent_usd + (self.ledger.spent(tenant_id) if self.ledger is not None else 0.0)
+        now = time.time()
+        decided = False
+        if self.budgets is not None and self.redis is not None and self.redis.healthy:
+            ident = self.budgets.reservation_id()
+            try:
+                shared = await self.budgets.admit(
+                    tenant_id,
+                    floor=known,
+                    budget=budget,
+                    amount=amount,
+                    ident=ident,
+                    lifetime_s=plan.config.timeouts.request_s,
+                    now=now,
+                )
+            except (RedisUnavailable, RedisError) as exc:
+                self.redis.trip(exc)
+            else:
+                decided = True
+                total, in_flight = shared.total, shared.reserved
+                if shared.admitted:
+                    ctx.budget_ticket, ctx.budget_month, ctx.reserved_usd = ident, month_of(now), amount
+        if not decided:
+            total, in_flight = known, self.reserved.get(tenant_id, 0.0)
+            if total + in_flight < budget:
+                self.reserved[tenant_id] = in_flight + amount
+                ctx.reserved_usd = amount
+        if total + in_flight >= budget:
+            held = f" and ${in_flight:.4f} is reserved by requests in flight" if in_flight > 0 else ""
+            self._refuse(
+                ctx,
+                InsufficientQuotaError(
+                    f"You exceeded your current quota: this month's budget is ${budget:.2f}, "
+                    f"${total:.4f} has been spent{held}. It resets at the start of next month (UTC).",
+                    headers=_retry_after(seconds_to_month_end(now)),
+                ),
+            )
+
     def _refuse(self, ctx: RequestContext, error: RateLimitError) -> None:
         ctx.admitted = False
         self.metrics.rate_limited(ctx.tenant, ctx.route_model)
         raise error
 
-    def charge(self, ctx: RequestContext, tokens: int) -> None:
-        """Charge the response's real token usage to the request's token buckets."""
-        caps = ctx.caps
-        if caps is None or tokens <= 0 or not (caps[1] or caps[3]):
+    def settle(self, ctx: RequestContext, tokens: int, cost_usd: float) -> None:
+        """The request's real usage is known: replace its reservations by it (tokens and budget)."""
+        principal = ctx.principal
+        if principal is None:
             return
-        assert ctx.principal is not None
-        tenant_id = ctx.principal.tenant_id
-        if self.redis is None:
-            self.memory.debit(tenant_id, ctx.route_model, caps, tokens)
-        else:
-            self.redis.debit(tenant_id, ctx.route_model, caps, tokens)
+        tenant_id = principal.tenant_id
+        caps = ctx.caps
+        if caps is not None and (caps[1] or caps[3]):
+            delta = tokens - ctx.reserved_tokens
+            ctx.reserved_tokens = 0
+            if self.redis is None:
+                self.memory.debit(tenant_id, ctx.route_model, caps, delta)
+            else:
+                self.redis.debit(tenant_id, ctx.route_model, caps, delta)
+        if ctx.budget_ticket:
+            ticket, ctx.budget_ticket = ctx.budget_ticket, ""
+            assert self.budgets is not None
+            self.budgets.settle(tenant_id, ident=ticket, cost=cost_usd, month=ctx.budget_month)
+            ctx.reserved_usd = 0.0
+        elif ctx.reserved_usd:
+            left = self.reserved.get(tenant_id, 0.0) - ctx.reserved_usd
+            ctx.reserved_usd = 0.0
+            if left > 1e-12:
+                self.reserved[tenant_id] = left
+            else:
+                self.reserved.pop(tenant_id, None)
 
     def release(self, ctx: RequestContext) -> None:
-        """The request is over: give back its concurrency slot."""
+        """The request is over: give back its concurrency slot, and whatever it still holds of its reservations
+        (a request that ended before its usage was known)."""
+        if ctx.reserved_tokens or ctx.reserved_usd:
+            self.settle(ctx, 0, 0.0)
         tenant_id = ctx.slot_tenant
         if tenant_id:
             ctx.slot_tenant = ""

@@ -4,9 +4,10 @@ Each request meets up to four buckets, in this order (``Slot``): the tenant's re
 route's requests and tokens for that tenant. A bucket's capacity is its per-minute limit and it refills at
 limit/60 per second; a capacity of 0 means no such limit. Admission is all or nothing: a request bucket must hold
 one whole token, a token bucket must be positive, and only when every bucket agrees does each request bucket give
-one up. Tokens are charged after the response with the real usage (``debit``), so a token bucket can go negative,
-which refuses the next requests until it has refilled: that is how tokens/min is enforced when the size of an
-answer is only known at its end.
+one up and each token bucket give up the request's reservation (its worst case: the input's upper bound plus the
+output cap, ``tenancy.reservation``). A token bucket can go negative, which refuses the next requests until it has
+refilled, so concurrent requests overrun tokens/min by at most the reservation of the one that crossed it. When
+the answer's real usage is known the reservation is settled (``debit`` of the difference: a refund, usually).
 
 ``MemoryBuckets`` is per process (one replica); ``redisbuckets.RedisBuckets`` makes the same decisions in Redis,
 exact across replicas.
@@ -74,7 +75,8 @@ class MemoryBuckets:
         state[2] = cap
         return state
 
-    def take(self, tenant_id: str, route: str, caps: Caps) -> Decision:
+    def take(self, tenant_id: str, route: str, caps: Caps, tokens: int = 0) -> Decision:
+        """Admit or refuse; when admitted, take one request and ``tokens`` (the reservation) from the buckets."""
         now = self._clock()
         self._ops += 1
         if self._ops >= self._SWEEP_EVERY:
@@ -94,22 +96,24 @@ class MemoryBuckets:
                 if seconds >= wait:
                     wait, refused = seconds, slot
         if refused < 0:
-            for slot in (0, 2):
+            for slot in range(4):
                 taken = states[slot]
                 if taken is not None:
-                    taken[0] -= 1.0
+                    taken[0] -= float(tokens) if slot & 1 else 1.0
         remaining = [0 if s is None or s[0] <= 0 else math.floor(s[0]) for s in states]
         return Decision(refused < 0, refused, wait, remaining)
 
     def debit(self, tenant_id: str, route: str, caps: Caps, tokens: int) -> None:
-        """Charge ``tokens`` of real usage to the request's token buckets (they may go negative)."""
-        if tokens <= 0:
+        """Charge ``tokens`` more to the request's token buckets (they may go negative); a negative amount is a
+        refund (a reservation larger than the real usage), up to the capacity."""
+        if not tokens:
             return
         now = self._clock()
-        if caps[1]:
-            self._state((tenant_id, "", 1), caps[1], now)[0] -= tokens
-        if caps[3]:
-            self._state((tenant_id, route, 3), caps[3], now)[0] -= tokens
+        for slot, key in ((1, (tenant_id, "", 1)), (3, (tenant_id, route, 3))):
+            cap = caps[slot]
+            if cap:
+                state = self._state(key, cap, now)
+                state[0] = min(float(cap), state[0] - tokens)
 
     def _sweep(self, now: float) -> None:
         self._ops = 0

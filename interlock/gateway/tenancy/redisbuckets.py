@@ -4,8 +4,9 @@ One ``EVALSHA`` per request checks and takes from every bucket the request meets
 alone). Time comes from Redis ``TIME`` inside the script, so replicas with skewed clocks agree. A bucket is a hash
 ``{v: level, t: microseconds}`` whose TTL is the time it takes to refill, so idle buckets vanish by themselves, and
 the keys of one tenant share a hash tag (``{tenant}``) so they live on one slot. The usage debit after a response is
-one more ``EVALSHA`` whose reply nobody waits for; it goes out on the same connection as this replica's next checks,
-so those see it.
+one more ``EVALSHA`` whose reply nobody waits for (the difference between the reservation taken at admission and
+the real usage, usually a refund); it goes out on the same connection as this replica's next checks, so those see
+it.
 
 When Redis is unreachable or slow (``redis_timeout_s``), decisions fall back to in-memory buckets for a second at
 a time (limits per replica instead of global), with one log line per outage: an unreachable limiter does not take
@@ -25,8 +26,9 @@ __all__ = ["ACQUIRE_SCRIPT", "DEBIT_SCRIPT", "RedisBuckets"]
 
 log = logging.getLogger("interlock.gateway.tenancy.ratelimit")
 
-# KEYS: the request's buckets; ARGV: (capacity, cost) per key: cost 1 for a request bucket, 0 for a token bucket
-# (which only has to be positive). Returns {allowed, refusing key index or 0, wait in µs, level of each key...}.
+# KEYS: the request's buckets; ARGV: (capacity, cost) per key: cost 1 for a request bucket (which must hold one),
+# -N for a token bucket (which only has to be positive, and gives up the reservation N when the request is admitted).
+# Returns {allowed, refusing key index or 0, wait in µs, level of each key...}.
 ACQUIRE_SCRIPT = b"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local clock = redis.call('TIME')
@@ -50,6 +52,7 @@ for i = 1, n do
   elseif level <= 0 then
     short = 0.000001 - level
   end
+  if cost < 0 then cost = -cost end
   if short > 0 then
     local us = math.ceil(short * 60000000 / cap)
     if us >= wait then
@@ -63,7 +66,7 @@ if refused == 0 then
   out[1] = 1
   for i = 1, n do
     local cap = tonumber(ARGV[2 * i - 1])
-    local cost = tonumber(ARGV[2 * i])
+    local cost = math.abs(tonumber(ARGV[2 * i]))
     if cost > 0 then
       local level = levels[i] - cost
       levels[i] = level
@@ -76,7 +79,8 @@ for i = 1, n do out[3 + i] = math.floor(levels[i]) end
 return out
 """
 
-# KEYS: token buckets; ARGV: (capacity, tokens used) per key.
+# KEYS: token buckets; ARGV: (capacity, tokens) per key: tokens more to charge, or fewer (a negative number: the
+# part of a reservation the request did not use), never above the capacity.
 DEBIT_SCRIPT = b"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local clock = redis.call('TIME')
@@ -89,7 +93,7 @@ for i = 1, #KEYS do
   if state[1] then
     level = math.min(cap, tonumber(state[1]) + (now - tonumber(state[2])) * cap / 60000000)
   end
-  level = level - used
+  level = math.min(cap, level - used)
   redis.call('HSET', KEYS[i], 'v', string.format('%.17g', level), 't', string.format('%d', now))
   redis.call('PEXPIRE', KEYS[i], math.ceil((cap - level) * 60000 / cap) + 1000)
 end
@@ -141,15 +145,16 @@ class RedisBuckets:
             parts.append(_bulk(b"%d" % values[slot]))
         return b"".join(parts)
 
-    async def acquire(self, tenant_id: str, route: str, caps: Caps) -> Decision:
+    async def acquire(self, tenant_id: str, route: str, caps: Caps, tokens: int = 0) -> Decision:
+        """Admit or refuse; when admitted, one request and ``tokens`` (the reservation) are taken."""
         if self._down_until and time.monotonic() < self._down_until:
-            return self.fallback.take(tenant_id, route, caps)
-        command = self._command(_ACQUIRE_SHA, tenant_id, route, caps, (1, 0, 1, 0))
+            return self.fallback.take(tenant_id, route, caps, tokens)
+        command = self._command(_ACQUIRE_SHA, tenant_id, route, caps, (1, -tokens, 1, -tokens))
         try:
             reply = await self.client.call_raw(command)
         except (RedisUnavailable, RedisError) as exc:
             self._trip(exc)
-            return self.fallback.take(tenant_id, route, caps)
+            return self.fallback.take(tenant_id, route, caps, tokens)
         if self._down_until:
             self._recovered()
         allowed, refused_at, wait_us = reply[0], reply[1], reply[2]
@@ -162,7 +167,8 @@ class RedisBuckets:
         return Decision(allowed == 1, refused, wait_us / 1_000_000, remaining)
 
     def debit(self, tenant_id: str, route: str, caps: Caps, tokens: int) -> None:
-        if tokens <= 0 or not (caps[1] or caps[3]):
+        """Charge ``tokens`` more (negative: refund) to the token buckets; nobody waits for the reply."""
+        if not tokens or not (caps[1] or caps[3]):
             return
         token_caps = (0, caps[1], 0, caps[3])
         if self._down_until and time.monotonic() < self._down_until:
@@ -171,6 +177,15 @@ class RedisBuckets:
         command = self._command(_DEBIT_SHA, tenant_id, route, token_caps, (0, tokens, 0, tokens))
         if not self.client.send_raw(command):
             self.fallback.debit(tenant_id, route, caps, tokens)
+
+    @property
+    def healthy(self) -> bool:
+        """False while decisions come from memory after a failure (for a second at a time)."""
+        return not (self._down_until and time.monotonic() < self._down_until)
+
+    def trip(self, exc: Exception) -> None:
+        """Redis failed (here or for the budget): decide from memory for a while."""
+        self._trip(exc)
 
     def _trip(self, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -61,13 +61,16 @@ def encode(event: Event) -> bytes:
 class OpenAIStreamRelay:
     """OpenAI chat in, OpenAI chat out."""
 
-    __slots__ = ("_splitter", "client_wants_usage", "saw_done", "usage")
+    __slots__ = ("_splitter", "client_wants_usage", "held_done", "saw_done", "usage")
 
     def __init__(self, *, client_wants_usage: bool) -> None:
         self._splitter = EventSplitter()
         self.client_wants_usage = client_wants_usage
         self.usage: Usage | None = None
         self.saw_done = False
+        self.held_done = False
+        """``[DONE]`` came without usage for a client that asked for it: held back, for the gateway to send its
+        estimate's usage chunk first (``Exchange.stream``)."""
 
     def feed(self, chunk: bytes) -> bytes:
         block = self._splitter.feed(chunk)
@@ -76,6 +79,9 @@ class OpenAIStreamRelay:
                 block = self._filter_usage(block)
             if DONE in block:
                 self.saw_done = True
+                if self.client_wants_usage and self.usage is None:
+                    block = block.replace(DONE, b"")
+                    self.held_done = True
         return block
 
     def finish(self) -> bytes:

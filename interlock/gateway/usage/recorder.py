@@ -1,20 +1,22 @@
-"""``UsageRecorder``: turns each finished request into a usage event and writes events to the spool in groups.
+"""``UsageRecorder``: turns each finished request into a usage event and writes it into the spool's journal.
 
-On the event loop, a request costs a ``seq`` and one tuple appended to a list; the JSON encoding and the SQLite
-transaction run on the spool's thread, every ``flush_interval_s`` at most, for all the events gathered meanwhile
-(group commit). Nothing on the request path waits for the disk.
+``record`` runs on the event loop, before the last byte of the answer leaves (``Exchange`` calls it then): the
+event is encoded and written into the kernel with one ``write`` (``spool.AsyncSpool.append``), so a ``kill -9`` of
+the gateway at any later moment cannot lose it, and a power loss only what the last sync interval had not synced.
+There is no buffer to lose and no thread hop per request.
 
-Ordering guarantees: ``seq`` is strictly increasing per gateway id, across restarts (the spool remembers the
+Ordering guarantees: ``seq`` is strictly increasing per gateway id, across restarts (the journal remembers the
 highest one, and a snapshot's ``ingested_seq`` raises the floor when the spool was lost). The idempotency id is
 this process's random run id and the ``seq``, so a resent event is recognised and no two events share an id.
-A graceful stop flushes what is buffered; a process killed with ``kill -9`` loses the events of at most the last
-flush interval (their responses had been sent), never a committed group.
+
+When the journal cannot be written (disk full, directory gone) the event is kept in memory and written again every
+sync interval, ``failing`` is true, and the gateway refuses new metered requests (503) until a write succeeds:
+an answered request's usage is never dropped silently.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -28,7 +30,7 @@ from interlock.gateway.context import RequestContext
 from interlock.gateway.tasks import cancel_and_wait
 from interlock.gateway.usage.ledger import SpendLedger
 from interlock.gateway.usage.metering import Usage
-from interlock.gateway.usage.spool import AsyncSpool, Spool
+from interlock.gateway.usage.spool import AsyncSpool
 
 __all__ = ["UsageRecorder", "encode_event"]
 
@@ -95,10 +97,6 @@ def encode_event(gateway_id: str, row: Row) -> tuple[int, str, float, bytes]:
     return seq, tenant_id, cost, orjson.dumps(event)
 
 
-def _write(spool: Spool, gateway_id: str, rows: list[Row]) -> None:
-    spool.append([encode_event(gateway_id, row) for row in rows])
-
-
 def spans_of(ctx: RequestContext, finished: float) -> tuple[tuple[Any, ...], ...]:
     """The request's steps from its timestamps (``time.perf_counter`` relative to arrival)."""
     auth = ctx.auth_s
@@ -117,7 +115,7 @@ def spans_of(ctx: RequestContext, finished: float) -> tuple[tuple[Any, ...], ...
 
 
 class UsageRecorder:
-    """See the module docstring. ``on_commit`` runs on the loop after each group is on disk."""
+    """See the module docstring. ``on_write`` runs after each event reached the journal (wakes the sender)."""
 
     def __init__(
         self,
@@ -125,53 +123,69 @@ class UsageRecorder:
         *,
         gateway_id: str,
         ledger: SpendLedger,
-        flush_interval_s: float = 0.05,
-        batch_size: int = 500,
-        on_commit: Callable[[], None] | None = None,
+        on_write: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.gateway_id = gateway_id
         self.ledger = ledger
-        self.flush_interval_s = flush_interval_s
-        self.batch_size = batch_size
-        self.on_commit = on_commit
-        self.committed = 0
+        self.on_write = on_write
+        self.written = 0
         self.last_error: str | None = None
         self._run_id = os.urandom(8).hex()
         self._seq = 0
-        self._buffer: list[Row] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._pruning: asyncio.Task[int] | None = None
+        self._unwritten: list[tuple[int, bytes]] = []
+        self._retry: asyncio.Task[None] | None = None
 
     @property
     def seq(self) -> int:
         return self._seq
 
-    async def start(self, settled_seq: int) -> None:
-        """Continue the spool's ``seq``, restore the unsettled spend into the ledger, start group commits."""
+    @property
+    def failing(self) -> bool:
+        """Events wait in memory because the journal cannot be written."""
+        return bool(self._unwritten)
+
+    @property
+    def refusing(self) -> str | None:
+        """Why new metered requests must be refused now (the spool cannot take their usage), or None."""
+        if self._unwritten:
+            return self.last_error or "the usage journal cannot be written"
         spool = self.spool
-        last = await spool.call(lambda: spool.spool.last_seq())
-        self._seq = max(self._seq, last, settled_seq)
-        self.ledger.settle(settled_seq)
-        for seq, tenant_id, cost in await spool.call(lambda: spool.spool.unsettled(settled_seq)):
+        if spool.full:
+            return f"{spool.pending_bytes} bytes of usage events wait for the control plane (cap {spool.max_bytes})"
+        return None
+
+    async def start(self, settled_seq: int, last_seq: int) -> None:
+        """Continue ``seq`` after the journal's (``last_seq``, from ``AsyncSpool.open``) and the snapshot's, and
+        restore the spend the snapshot does not count yet into the ledger."""
+        spool = self.spool
+        self._seq = max(self._seq, last_seq, settled_seq)
+        self.settle(settled_seq)
+        unsettled: list[tuple[int, str, float]] = []
+
+        def visit(seq: int, payload: memoryview) -> None:
+            try:
+                event = orjson.loads(payload)
+                unsettled.append((seq, str(event["tenant_id"]), float(event["cost_usd"])))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.warning("usage journal: event %d is not readable JSON", seq)
+
+        await spool.call(spool.journal.unsettled, self.ledger.settled_seq, visit)
+        for seq, tenant_id, cost in unsettled:
             self.ledger.add(seq, tenant_id, cost)
-        self._task = asyncio.create_task(self._flush_loop(), name="interlock-usage-flush")
 
     def settle(self, ingested_seq: int) -> None:
         """A new snapshot counts this gateway's events up to ``ingested_seq``."""
         if ingested_seq <= self.ledger.settled_seq:
             return
         self.ledger.settle(ingested_seq)
+        self.spool.settle(ingested_seq)
         if ingested_seq > self._seq:
             log.warning("the control plane has seq %d from this gateway id; continuing above it", ingested_seq)
             self._seq = ingested_seq
-        if self._pruning is None or self._pruning.done():
-            spool = self.spool
-            self._pruning = asyncio.create_task(spool.call(lambda: spool.spool.prune(ingested_seq)))
 
     def record(self, ctx: RequestContext, finished: float) -> None:
-        """Queue the event of a finished request (``finished``: ``time.perf_counter()`` at its end)."""
+        """Write the event of a finished request (``finished``: ``time.perf_counter()`` at its end)."""
         principal = ctx.principal
         assert principal is not None
         self._seq = seq = self._seq + 1
@@ -195,50 +209,58 @@ class UsageRecorder:
             spans_of(ctx, elapsed),
             ctx.trace.trace_id if ctx.trace is not None else ident,
         )
-        if not self._buffer:
-            self._wake.set()
-        self._buffer.append(row)
+        payload = encode_event(self.gateway_id, row)[3]
         if principal.limits.monthly_budget_usd is not None:
             self.ledger.add(seq, principal.tenant_id, cost)
+        if self._unwritten:
+            self._unwritten.append((seq, payload))
+            return
+        try:
+            self.spool.append(seq, payload)
+        except OSError as exc:
+            self._unwritten.append((seq, payload))
+            self._failed(exc)
+            return
+        self.written += 1
+        if self.on_write is not None:
+            self.on_write()
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(self.flush_interval_s)
-            self._wake.clear()
-            await self.flush()
-            if self._buffer:
-                self._wake.set()
+    def _failed(self, exc: OSError) -> None:
+        message = f"cannot write usage events to the journal {self.spool.path}: {exc}"
+        if message != self.last_error:
+            log.error("%s; they wait in memory and new metered requests are refused", message)
+        self.last_error = message
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.create_task(self._rewrite(), name="interlock-usage-rewrite")
 
-    async def flush(self) -> None:
-        """Write the buffered events to the spool (a group per ``batch_size``)."""
-        while self._buffer:
-            rows = self._buffer[: self.batch_size]
-            del self._buffer[: self.batch_size]
-            spool = self.spool
+    async def _rewrite(self) -> None:
+        while self._unwritten:
+            await asyncio.sleep(self.spool.sync_interval_s)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the events that wait in memory, if the journal takes them now."""
+        while self._unwritten:
+            seq, payload = self._unwritten[0]
             try:
-                await spool.call(_write, spool.spool, self.gateway_id, rows)
-            except Exception as exc:  # disk full, file removed: keep the events and try again
-                self._buffer[:0] = rows
-                message = f"{type(exc).__name__}: {exc}"
-                if message != self.last_error:
-                    log.error("cannot write usage events to the spool %s: %s", spool.path, message)
-                self.last_error = message
+                self.spool.append(seq, payload)
+            except OSError as exc:
+                self.last_error = f"cannot write usage events to the journal {self.spool.path}: {exc}"
                 return
-            self.last_error = None
-            self.committed += len(rows)
-            if self.on_commit is not None:
-                self.on_commit()
+            self._unwritten.pop(0)
+            self.written += 1
+        log.info("usage events reach the journal again")
+        self.last_error = None
+        if self.on_write is not None:
+            self.on_write()
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._unwritten)
 
     async def stop(self) -> None:
-        """Stop the group commits and write what is buffered."""
-        await cancel_and_wait(self._task)
-        self._task = None
-        if self._pruning is not None:
-            with contextlib.suppress(Exception):
-                await self._pruning
-        await self.flush()
+        """Write what waits in memory (if the journal takes it) and sync."""
+        await cancel_and_wait(self._retry)
+        self._retry = None
+        self.flush()
+        await self.spool.sync()

@@ -1,168 +1,158 @@
-"""``Spool``: the SQLite file where usage events wait until the control plane has acknowledged them.
+"""``AsyncSpool``: the gateway's durable usage spool for the event loop: the journal (``journal.Journal``), its
+counters and size cap, the sync task, and the last good snapshot.
 
-Events are written in groups (one transaction per flush, never one per request), in WAL mode with
-``synchronous=NORMAL``: a committed group survives the process being killed (``kill -9``); only an operating-system
-crash may lose the last groups. An event stays after it is acknowledged until a snapshot counts it
-(``ingested_seq``), because until then this gateway's budget arithmetic needs its cost after a restart; acknowledged
-events are dropped after ``ACKED_RETENTION_S`` in any case. The file also keeps the last good snapshot, so a gateway
-that restarts while the control plane is down still knows its keys, and the highest ``seq`` ever used, so ``seq``
-keeps increasing across restarts.
-
-The class is synchronous and not thread-safe: ``AsyncSpool`` runs every call on one dedicated thread.
+- ``append`` (event loop, synchronous) writes one encoded event into the kernel. Nothing on the request path
+  waits for the disk beyond that one ``write``.
+- Every ``sync_interval_s`` a task ``fdatasync``s what was written, on the spool's own thread: a power loss loses
+  at most that interval; ``kill -9`` loses nothing that was appended.
+- ``read`` / ``ack`` (the sender) run on the spool's thread.
+- ``full`` is true while the unacknowledged events take ``max_bytes`` or more: the gateway then refuses new
+  metered requests with a 503 (``usage_spool_full``) rather than answer requests whose usage it could not keep.
+- The last good snapshot is kept in ``snapshot`` beside the journal (replaced atomically), so a gateway that
+  restarts while the control plane is down still knows its keys.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import time
-from collections.abc import Callable, Iterable
+import contextlib
+import logging
+import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["ACKED_RETENTION_S", "AsyncSpool", "Spool"]
+from interlock.gateway.tasks import cancel_and_wait
+from interlock.gateway.usage.journal import Journal, Position, Replay
 
-ACKED_RETENTION_S = 3600.0
+__all__ = ["AsyncSpool"]
+
+log = logging.getLogger("interlock.gateway.usage")
+
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    cost_usd REAL NOT NULL,
-    body BLOB NOT NULL,
-    acked_at REAL
-);
-CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE acked_at IS NULL;
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-"""
-
-
-class Spool:
-    """See the module docstring."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-
-    def append(self, rows: Iterable[tuple[int, str, float, bytes]]) -> None:
-        """Store events ``(seq, tenant_id, cost_usd, body)`` in one transaction."""
-        db = self._db
-        rows = list(rows)
-        if not rows:
-            return
-        last = max(row[0] for row in rows)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany("INSERT OR IGNORE INTO events (seq, tenant_id, cost_usd, body) VALUES (?, ?, ?, ?)", rows)
-            db.execute(
-                "INSERT INTO meta (name, value) VALUES ('last_seq', ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-                (last,),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    def pending(self, limit: int) -> list[tuple[int, bytes]]:
-        """The oldest events the control plane has not acknowledged: ``(seq, body)``."""
-        cursor = self._db.execute("SELECT seq, body FROM events WHERE acked_at IS NULL ORDER BY seq LIMIT ?", (limit,))
-        return [(int(seq), bytes(body)) for seq, body in cursor]
-
-    def ack(self, seqs: list[int], now: float | None = None) -> None:
-        """Mark events acknowledged. ``seqs`` came from ``pending``: the oldest unacknowledged events, so every
-        unacknowledged event between the first and the last of them is one of them, and one range update does."""
-        if not seqs:
-            return
-        stamp = time.time() if now is None else now
-        self._db.execute(
-            "UPDATE events SET acked_at = ? WHERE seq BETWEEN ? AND ? AND acked_at IS NULL",
-            (stamp, min(seqs), max(seqs)),
-        )
-
-    def prune(self, ingested_seq: int, now: float | None = None) -> int:
-        """Drop acknowledged events the snapshot counts, or acknowledged long ago; how many went."""
-        cutoff = (time.time() if now is None else now) - ACKED_RETENTION_S
-        cursor = self._db.execute(
-            "DELETE FROM events WHERE acked_at IS NOT NULL AND (seq <= ? OR acked_at < ?)", (ingested_seq, cutoff)
-        )
-        return cursor.rowcount
-
-    def unsettled(self, above_seq: int) -> list[tuple[int, str, float]]:
-        """``(seq, tenant_id, cost_usd)`` of every event above ``above_seq``, acknowledged or not, by seq."""
-        cursor = self._db.execute(
-            "SELECT seq, tenant_id, cost_usd FROM events WHERE seq > ? ORDER BY seq", (above_seq,)
-        )
-        return [(int(seq), str(tenant), float(cost)) for seq, tenant, cost in cursor]
-
-    def last_seq(self) -> int:
-        row = self._db.execute(
-            "SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
-            "coalesce((SELECT value FROM meta WHERE name = 'last_seq'), 0))"
-        ).fetchone()
-        return int(row[0])
-
-    def counts(self) -> tuple[int, int]:
-        """(events waiting to be sent, acknowledged events kept for the budget)."""
-        row = self._db.execute("SELECT count(*) - count(acked_at), count(acked_at) FROM events").fetchone()
-        return int(row[0]), int(row[1])
-
-    def save_snapshot(self, etag: str, body: bytes) -> None:
-        self._db.executemany(
-            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (("snapshot_etag", etag.encode()), ("snapshot", body)),
-        )
-
-    def load_snapshot(self) -> tuple[str, bytes] | None:
-        rows = dict(self._db.execute("SELECT name, value FROM meta WHERE name IN ('snapshot', 'snapshot_etag')"))
-        if "snapshot" not in rows:
-            return None
-        return bytes(rows.get("snapshot_etag", b"")).decode(), bytes(rows["snapshot"])
-
-    def close(self) -> None:
-        self._db.close()
+_SNAPSHOT = "snapshot"
 
 
 class AsyncSpool:
-    """A ``Spool`` for the event loop: each call runs on the spool's own thread, one at a time."""
+    """See the module docstring. ``open`` before use, ``close`` at the end."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        sync_interval_s: float = 0.05,
+        max_bytes: int = 1 << 30,
+        segment_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
         self.path = Path(path)
+        self.sync_interval_s = sync_interval_s
+        self.max_bytes = max_bytes
+        self.journal = Journal(self.path, segment_bytes=segment_bytes)
+        self.pending_events = 0
+        self.pending_bytes = 0
+        self.last_error: str | None = None
+        """The last failure to write or sync the journal; None once a write and a sync succeed again."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="interlock-spool")
-        self._spool: Spool | None = None
-
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def spool(self) -> Spool:
-        if self._spool is None:
-            raise RuntimeError("the spool is not open")
-        return self._spool
-
-    async def open(self) -> None:
-        if self._spool is None:
-            self._spool = await self._run(Spool, self.path)
+        self._opened = False
+        self._sync_task: asyncio.Task[None] | None = None
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` on the spool's thread (``fn`` may use ``self.spool``)."""
-        return await self._run(fn, *args)
+        """Run ``fn(*args)`` on the spool's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def open(self, on_pending: Callable[[int, memoryview], None] | None = None) -> Replay:
+        """Open the journal (replaying what a previous process left) and start the sync task."""
+        if _is_legacy_file(self.path):
+            raise ValueError(
+                f"{self.path} is a file (the SQLite spool of an older gateway); the spool is now a directory: "
+                "send what it holds with that version, or point spool_path at a new directory"
+            )
+        replay = await self.call(self.journal.open, on_pending)
+        self.pending_events = replay.pending_events
+        self.pending_bytes = replay.pending_bytes
+        self._opened = True
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="interlock-spool-sync")
+        return replay
+
+    # --- the request path --------------------------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        return self.pending_bytes >= self.max_bytes
+
+    def append(self, seq: int, payload: bytes) -> None:
+        """Write one event into the kernel; raises ``OSError`` when it cannot."""
+        self.journal.append(seq, payload)
+        self.pending_events += 1
+        self.pending_bytes += len(payload)
+
+    # --- the sender -------------------------------------------------------------------------------------------
+
+    async def read(self, limit: int, max_bytes: int = 8 * 1024 * 1024) -> tuple[list[tuple[int, bytes]], Position]:
+        return await self.call(self.journal.read, limit, max_bytes)
+
+    async def ack(self, events: list[tuple[int, bytes]], position: Position) -> None:
+        """The control plane has these events (the oldest unacknowledged ones) for good."""
+        if not events:
+            return
+        await self.call(self.journal.ack, events[-1][0], position)
+        self.pending_events = max(0, self.pending_events - len(events))
+        self.pending_bytes = max(0, self.pending_bytes - sum(len(body) for _, body in events))
+
+    def settle(self, ingested_seq: int) -> None:
+        """A snapshot counts this gateway's events up to ``ingested_seq``: acknowledged segments up to it may go."""
+        self.journal.settled = max(self.journal.settled, ingested_seq)
+
+    # --- durability --------------------------------------------------------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sync_interval_s)
+            await self.sync()
+
+    async def sync(self) -> None:
+        try:
+            await self.call(self.journal.sync)
+        except OSError as exc:
+            message = f"cannot sync the usage journal {self.path}: {exc}"
+            if message != self.last_error:
+                log.error("%s", message)
+            self.last_error = message
+            return
+        if self.last_error is not None and self.last_error.startswith("cannot sync"):
+            self.last_error = None
+
+    # --- the last good snapshot ------------------------------------------------------------------------------
 
     async def load_snapshot(self) -> tuple[str, bytes] | None:
-        return await self._run(self.spool.load_snapshot)
+        return await self.call(self._load_snapshot)
 
     async def save_snapshot(self, etag: str, body: bytes) -> None:
-        await self._run(self.spool.save_snapshot, etag, body)
+        await self.call(self._save_snapshot, etag, body)
+
+    def _load_snapshot(self) -> tuple[str, bytes] | None:
+        try:
+            data = (self.path / _SNAPSHOT).read_bytes()
+        except FileNotFoundError:
+            return None
+        etag, _, body = data.partition(b"\n")
+        return etag.decode("utf-8", "replace"), body
+
+    def _save_snapshot(self, etag: str, body: bytes) -> None:
+        tmp = self.path / f"{_SNAPSHOT}.tmp"
+        tmp.write_bytes(etag.replace("\n", "").encode() + b"\n" + body)
+        os.replace(tmp, self.path / _SNAPSHOT)
 
     async def close(self) -> None:
-        if self._spool is not None:
-            spool, self._spool = self._spool, None
-            await self._run(spool.close)
+        await cancel_and_wait(self._sync_task)
+        self._sync_task = None
+        if self._opened:
+            self._opened = False
+            with contextlib.suppress(OSError):
+                await self.call(self.journal.close)
         self._executor.shutdown(wait=True)
+
+
+def _is_legacy_file(path: Path) -> bool:
+    return path.is_file()
