@@ -85,7 +85,13 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 def _cmd_operator(args: argparse.Namespace) -> int:
     import uvloop
 
-    from interlock.operator.main import run_operator
+    try:
+        from interlock.operator.main import run_operator
+    except ModuleNotFoundError as exc:  # kopf and the Kubernetes client come with the `operator` extra
+        if exc.name not in ("kopf", "kubernetes"):
+            raise
+        print(f"interlock operator: {exc.name} is not installed: pip install 'interlock[operator]'", file=sys.stderr)
+        return 2
     from interlock.operator.settings import OperatorSettings
 
     if not args.all_namespaces and not args.namespace:
