@@ -34,7 +34,7 @@ import httpx
 from kubernetes.client import Configuration
 from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
-__all__ = ["KeySpec", "SecretSpec", "ensure_secrets", "load_client", "main", "parse_spec"]
+__all__ = ["KeySpec", "SecretSpec", "ensure_secrets", "load_client", "main", "parse_spec", "values_for"]
 
 MANAGED_BY = "interlock-secrets"
 _MERGE = "application/merge-patch+json"
@@ -73,7 +73,7 @@ def parse_spec(text: str) -> list[SecretSpec]:
     return out
 
 
-def _values(spec: SecretSpec, existing: Mapping[str, str]) -> dict[str, str]:
+def values_for(spec: SecretSpec, existing: Mapping[str, str]) -> dict[str, str]:
     """Every key of the spec: the existing value when there is one, else a new one (randoms before templates)."""
     values = dict(existing)
     for key, how in spec.keys.items():
@@ -97,7 +97,7 @@ def ensure_secrets(client: httpx.Client, namespace: str, specs: list[SecretSpec]
         for _ in range(_ATTEMPTS):
             got = client.get(f"{url}/{spec.name}")
             if got.status_code == 404:
-                values = _values(spec, {})
+                values = values_for(spec, {})
                 labels = {**spec.labels, "app.kubernetes.io/managed-by": MANAGED_BY}
                 body = {
                     "apiVersion": "v1",
@@ -119,7 +119,7 @@ def ensure_secrets(client: httpx.Client, namespace: str, specs: list[SecretSpec]
             if not missing:
                 report.append(f"kept Secret {spec.name} (every key present; nothing changed)")
                 break
-            values = _values(spec, existing)
+            values = values_for(spec, existing)
             patch = {
                 "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
                 "data": {k: _b64(values[k]) for k in missing},
