@@ -4,12 +4,12 @@ machine (runc, not crun; ulimits the kernel allows), with a store of their own u
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class Tools:
     """podman, buildah and skopeo with this test's configuration (``env``) and store."""
 
     env: dict[str, str]
+    graphroot: Path
 
     def run(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -60,6 +61,15 @@ class Tools:
 
     def podman(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("podman", *args, timeout=timeout, check=check)
+
+    def close(self) -> None:
+        """containers/storage leaves its overlay directory bind-mounted on itself; unmount it, so the store (and
+        the clone it lives in) can be deleted."""
+        overlay = str(self.graphroot / "overlay")
+        with open("/proc/self/mountinfo", encoding="utf-8") as mounts:  # a bind mount on itself: not os.path.ismount
+            mounted = any(line.split()[4] == overlay for line in mounts)
+        if mounted:
+            subprocess.run(["umount", overlay], capture_output=True, timeout=60, check=True)
 
     def image_config(self, ref: str) -> dict[str, Any]:
         """The OCI image config, as a registry would serve it (``skopeo inspect --config``)."""
@@ -78,7 +88,9 @@ def container_tools() -> Tools:
     _install()
     cache = REPO / ".cache" / "image"
     cache.mkdir(parents=True, exist_ok=True)
-    runroot = Path(tempfile.mkdtemp(prefix="interlock-podman-run-"))
+    # The runroot (locks, mount state) belongs on a tmpfs and must stay the same for a store: podman records it in
+    # the store's database and its exit hooks use it after a test ends. One per store, under /run.
+    runroot = Path("/run") / f"interlock-podman-{hashlib.sha256(str(cache).encode()).hexdigest()[:12]}"
     storage = cache / "storage.conf"
     storage.write_text(
         f'[storage]\ndriver = "overlay"\ngraphroot = "{cache / "storage"}"\nrunroot = "{runroot}"\n', encoding="utf-8"
@@ -92,4 +104,5 @@ def container_tools() -> Tools:
         'runtime = "runc"\n',
         encoding="utf-8",
     )
-    return Tools({**os.environ, "CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(conf)})
+    env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(conf)}
+    return Tools(env, cache / "storage")

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +56,10 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def tools() -> Tools:
-    return container_tools()
+def tools() -> Iterator[Tools]:
+    made = container_tools()
+    yield made
+    made.close()
 
 
 @pytest.fixture(scope="module")
