@@ -111,11 +111,18 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
-    import kopf
     import uvloop
 
-    from interlock.operator.login import load_configuration
-    from interlock.operator.main import run_operator
+    try:
+        import kopf
+
+        from interlock.operator.login import load_configuration
+        from interlock.operator.main import run_operator
+    except ModuleNotFoundError as exc:  # kopf and the Kubernetes client come with the `operator` extra
+        if exc.name not in ("kopf", "kubernetes"):
+            raise
+        report("operator", f"{exc.name} is not installed: pip install 'interlock[operator]'")
+        return 2
     from interlock.operator.settings import OperatorSettings
 
     if not args.all_namespaces and not args.namespace:

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
+from gatewaybench.args import run_parser
 from gatewaybench.configs import CLIENT_KEY, TRANSLATED_MODEL, UPSTREAM_KEY
 from gatewaybench.document import Report
 from gatewaybench.machine import describe_machine
@@ -39,22 +40,6 @@ __all__ = ["main"]
 
 BENCH = Path(__file__).resolve().parent.parent
 PROXY_CORE, LOADGEN_CORE = "0", "1"
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short phases: a smoke run of about a minute")
-    parser.add_argument("--no-litellm", action="store_true", help="leave the LiteLLM proxy out")
-    parser.add_argument(
-        "--no-telemetry", action="store_true", help="leave out the gateways without metrics and with tracing"
-    )
-    parser.add_argument("--profile", action="store_true", help="also profile Interlock under load with py-spy")
-    parser.add_argument("--out", type=Path, help="write the markdown report here too")
-    parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between streamed chunks upstream")
-    parser.add_argument("--workdir", type=Path, default=BENCH / ".work" / "run", help="configs, logs, profiles")
-    parser.add_argument("--litellm-bin", type=Path, default=BENCH / ".work" / "litellm-venv" / "bin" / "litellm")
-    parser.add_argument("--litellm-unavailable", metavar="REASON", help="(from bench/run) why LiteLLM is missing")
-    return parser
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -127,7 +112,7 @@ def _exported(sink: Service) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _run(_parser().parse_args(argv), argv)
+        return _run(run_parser().parse_args(argv), argv)
     except StartupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gatewaybench.args import telemetry_parser
 from gatewaybench.configs import CLIENT_KEY
 from gatewaybench.instructions import count_instructions, under_callgrind
 from gatewaybench.machine import describe_machine
@@ -82,20 +83,6 @@ def _settings(sink: Service) -> list[tuple[str, float, dict[str, str | None]]]:
             (f"metrics + traces, {ratio:.0%} sampled", ratio, {**traces, "OTEL_TRACES_SAMPLER_ARG": str(ratio)})
         )
     return settings
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench/telemetry", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=8, help="rounds over all variants (default 8)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per variant and round")
-    parser.add_argument(
-        "--instructions", type=int, default=0, metavar="N", help="also count instructions per request over N requests"
-    )
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each measurement")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workdir", type=Path, default=BENCH / ".work" / "telemetry")
-    parser.add_argument("--out", type=Path, help="write the markdown report here too")
-    return parser
 
 
 def _start(stack: ExitStack, service: Service) -> Service:
@@ -208,7 +195,7 @@ def _report(variants: list[Variant], args: argparse.Namespace, sink_stats: dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = telemetry_parser().parse_args(argv)
     if len(os.sched_getaffinity(0)) < 2:
         print("bench/telemetry: needs two cores (gateways on 0, load on 1)", file=sys.stderr)
         return 2

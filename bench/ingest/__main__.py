@@ -26,6 +26,8 @@ import asyncpg
 import httpx
 import orjson
 
+from bench.ingest.args import parser
+
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_DSN = os.environ.get("INTERLOCK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 TOKEN = "bench-admin-token-0123456789abcdef"
@@ -170,14 +172,5 @@ async def main(args: argparse.Namespace) -> int:
         await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part]
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=4000, help="rows per case (batch size 1: at most 1000)")
-    parser.add_argument("--sizes", type=_ints, default=[1, 100, 500, 2000])
-    parser.add_argument("--concurrency", type=_ints, default=[1, 4], help="parallel senders, comma-separated")
-    parser.add_argument("--spans", type=int, default=3, choices=range(5))
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    sys.exit(asyncio.run(main(parser().parse_args())))

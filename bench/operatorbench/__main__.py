@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bench.operatorbench.args import parser
 from interlock.gatewayconfig import GatewayConfig, compile_config
 from interlock.resources import LLMBackend, Route
 from tests.operator.emulator import Emulator
@@ -221,16 +222,7 @@ class Bench:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(prog="bench/operatorbench/run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", type=int, default=50)
-    parser.add_argument("--self-hosted", type=int, default=10, help="how many of the backends run vLLM pods")
-    parser.add_argument("--routes", type=int, default=200)
-    parser.add_argument("--gateways", type=int, default=1)
-    parser.add_argument("--resync", type=float, default=60.0, help="the operator's resync interval (s)")
-    parser.add_argument("--idle", type=float, default=5.0, help="quiet period measured after converging (s)")
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--out", type=Path, help="also write the JSON here")
-    args = parser.parse_args()
+    args = parser().parse_args()
     async with Emulator() as emu:
         result = await Bench(emu, args).run()
     text = json.dumps(result, indent=2)

@@ -12,11 +12,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.responses import JSONResponse
 
 from interlock.api.errors import install_error_handlers
+from interlock.api.readiness import readiness
 from interlock.api.routes import ROUTERS
 from interlock.api.routes.gateway import SnapshotCache
 from interlock.api.settings import ApiSettings
+from interlock.db.migrate import head_revision
 from interlock.db.session import create_engine, create_sessionmaker
 
 __all__ = ["create_app", "dispose_app"]
@@ -36,6 +39,7 @@ async def dispose_app(app: FastAPI) -> None:
 def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> FastAPI:
     settings = settings or ApiSettings()
     engine = create_engine(settings.url, **engine_options)
+    head = head_revision()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,5 +58,10 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """The database answers and is migrated to head (see ``interlock.api.readiness``)."""
+        return await readiness(engine, head)
 
     return app

@@ -14,14 +14,26 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
 from interlock.db.session import create_engine, normalize_url
 from interlock.db.types import MONEY_PLACES, Money, UTCDateTime
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "compare_type", "downgrade", "migrate", "render_item"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "compare_type",
+    "downgrade",
+    "head_revision",
+    "migrate",
+    "render_item",
+]
 
 MIGRATIONS_DIR = Path(os.environ.get("INTERLOCK_MIGRATIONS_DIR") or Path(__file__).resolve().parents[2] / "migrations")
+# Concurrent `interlock api --migrate-only` runs (API pods' init containers, a hook Job) take turns on Postgres:
+# a transaction-scoped advisory lock, released at commit. The key is arbitrary but fixed ("ILMIGRAT").
+_PG_MIGRATION_LOCK = 0x494C4D4947524154
 
 
 def alembic_config(database_url: str | URL | None = None) -> Config:
@@ -32,6 +44,12 @@ def alembic_config(database_url: str | URL | None = None) -> Config:
         url = normalize_url(database_url).render_as_string(hide_password=False)
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+def head_revision() -> str | None:
+    """The revision ``alembic upgrade head`` leads to (what a migrated database reports)."""
+    head: str | None = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return head
 
 
 async def migrate(database_url: str | URL, revision: str = "head") -> None:
@@ -48,6 +66,8 @@ async def _run(database_url: str | URL, action: Any) -> None:
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
 
             def run(sync_connection: Any) -> None:
                 config.attributes["connection"] = sync_connection

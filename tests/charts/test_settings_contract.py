@@ -3,14 +3,15 @@ the gateways'), the API's and the migration Job's, in production mode, with the 
 
 from __future__ import annotations
 
-import base64
 import os
+import re
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
 from interlock.api.settings import ApiSettings
+from interlock.deploy.secrets import parse_spec, values_for
 from interlock.gateway.settings import GatewaySettings
 from interlock.operator.builders import gateway_deployment
 from interlock.operator.settings import OperatorSettings
@@ -18,22 +19,28 @@ from tests.charts.rendering import CHART, KUBE_VERSION, Rendered, ci_values, ren
 from tests.gateway.harness import backend, config, route
 
 GATEWAY_TOKEN = "gateway-token-in-the-gateways-namespace"
+REDIS_PASSWORD = "redis-password-copied-to-the-gateways-namespace"
 
 
 def _secrets(rendered: Rendered) -> dict[tuple[str, str], str]:
-    return {
-        (secret["metadata"]["name"], key): base64.b64decode(value).decode()
-        for secret in rendered.of_kind("Secret")
-        for key, value in secret["data"].items()
-    }
+    """The Secrets the chart's secrets hook Job creates, as it creates them (interlock.deploy.secrets)."""
+    out = {}
+    for job in rendered.of_kind("Job"):
+        if not job["metadata"]["name"].endswith("-secrets"):
+            continue
+        env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        for spec in parse_spec(env["INTERLOCK_GENERATED_SECRETS"]):
+            out |= {(spec.name, key): value for key, value in values_for(spec, {}).items()}
+    return out
 
 
 def _environ(container: dict[str, Any], secrets: dict[tuple[str, str], str]) -> dict[str, str]:
-    """The container's environment as the kubelet would resolve it (Secret references included)."""
-    env = {}
+    """The container's environment as the kubelet would resolve it: Secret references, and `$(NAME)` in a value
+    expanded from the variables defined before it."""
+    env: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
-            env[var["name"]] = var["value"]
+            env[var["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), var["value"])
         else:
             ref = var["valueFrom"]["secretKeyRef"]
             env[var["name"]] = secrets[ref["name"], ref["key"]]
@@ -64,24 +71,35 @@ def test_it_should_configure_the_operator_and_through_it_the_gateways(
     deployment = gateway_deployment("team-a", "default", manifests, settings)
     kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
     gateway = deployment["spec"]["template"]["spec"]["containers"][0]
-    secrets = {("interlock-gateway-token", "token"): GATEWAY_TOKEN}
+    secrets = {("interlock-gateway-token", "token"): GATEWAY_TOKEN, ("interlock-redis", "password"): REDIS_PASSWORD}
     _use(monkeypatch, _environ(gateway, secrets))
     gateway_settings = GatewaySettings()
     assert gateway_settings.control_plane_url == "http://il-interlock-api.interlock.svc:8081"
     assert gateway_settings.control_plane_token is not None
     assert gateway_settings.control_plane_token.get_secret_value() == GATEWAY_TOKEN
-    redis = values.get("redis", {}).get("enabled", False)
-    assert gateway_settings.redis_url == ("redis://il-interlock-redis.interlock.svc:6379/0" if redis else None)
+    redis = values.get("redis", {}).get("mode") == "bundled"
+    bundled = f"redis://:{REDIS_PASSWORD}@il-interlock-redis.interlock.svc:6379/0"
+    assert gateway_settings.redis_url == (bundled if redis else None)
 
 
-@pytest.mark.parametrize("values", [{}, ci_values(CHART / "ci" / "bundled-db-values.yaml")], ids=["generated", "given"])
+EXTERNAL = {"database": {"mode": "external", "external": {"existingSecret": "il-interlock-postgresql"}}}
+
+
+@pytest.mark.parametrize("values", [{}, EXTERNAL], ids=["bundled", "external"])
 def test_it_should_start_the_api_and_the_migration_in_production_mode(
     monkeypatch: pytest.MonkeyPatch, values: dict[str, Any]
 ) -> None:
     rendered = render(values)
     secrets = _secrets(rendered)
-    for kind, suffix in (("Deployment", "-api"), ("Job", "-migrate")):
-        container = rendered.one(kind, suffix)["spec"]["template"]["spec"]["containers"][0]
+    if values:  # the external DSN, given by the user in the Secret named
+        secrets["il-interlock-postgresql", "database-url"] = "postgresql://interlock:pw@db.example.com:5432/interlock"
+    api = rendered.one("Deployment", "-api")["spec"]["template"]["spec"]
+    migrate = (
+        rendered.one("Job", "-migrate")["spec"]["template"]["spec"]["containers"][0]
+        if values
+        else api["initContainers"][0]
+    )
+    for kind, container in (("Deployment", api["containers"][0]), ("migration", migrate)):
         _use(monkeypatch, _environ(container, secrets))
         settings = ApiSettings()
         assert settings.environment == "production"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -10,15 +9,23 @@ from typing import Any
 import pytest
 import yaml
 
-from interlock.operator.naming import COMPONENT_GATEWAY, LABEL_COMPONENT, LABEL_PART_OF
+from interlock.gatewayconfig import GatewayConfig
+from interlock.operator.builders import gateway_deployment
+from interlock.operator.naming import LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_PART_OF, MANAGED_BY
+from interlock.operator.settings import OperatorSettings
 from interlock.telemetry.tracing import Sampling
 from tests.charts.rendering import CHART, CI_VALUES, REPO, Rendered, ci_values, render
+from tests.gateway.harness import backend, config, route
 
 VALUE_SETS = [pytest.param({}, id="default"), *(pytest.param(ci_values(p), id=p.stem) for p in CI_VALUES)]
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 ROLE_YAML = REPO / "operator" / "rbac" / "role.yaml"
 
 # --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _config() -> GatewayConfig:
+    return config(backend("a", "http://upstream:8000/v1"), route("chat", [("a", "m1")]))
 
 
 def _pod_specs(rendered: Rendered) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -65,6 +72,10 @@ def _operator_rules(rendered: Rendered) -> dict[tuple[str, str], set[str]]:
     return merged
 
 
+def _operators(rendered: Rendered, kind: str) -> list[dict[str, Any]]:
+    return [o for o in rendered.of_kind(kind) if o["metadata"]["name"].endswith("-operator")]
+
+
 def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -88,14 +99,6 @@ def _exists_when(hook: tuple[set[str], int] | None, phase: str, weight: int) -> 
     return (phase in phases and own_weight < weight) or _EARLIER.get(phase) in phases
 
 
-def _secret_values(rendered: Rendered) -> set[str]:
-    values = set()
-    for secret in rendered.of_kind("Secret"):
-        values |= {base64.b64decode(v).decode() for v in secret.get("data", {}).values()}
-        values |= set(secret.get("stringData", {}).values())
-    return {v for v in values if len(v) >= 8}
-
-
 # --- RBAC -------------------------------------------------------------------------------------------------------
 
 
@@ -112,8 +115,8 @@ def test_it_should_grant_the_operator_exactly_the_rbac_it_uses(values: dict[str,
 
 def test_it_should_use_a_cluster_role_when_watching_every_namespace() -> None:
     rendered = render()
-    assert rendered.of_kind("Role") == []
-    assert rendered.of_kind("RoleBinding") == []
+    assert _operators(rendered, "Role") == []
+    assert _operators(rendered, "RoleBinding") == []
     binding = rendered.one("ClusterRoleBinding", "-operator")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -129,10 +132,10 @@ def test_it_should_use_a_cluster_role_when_watching_every_namespace() -> None:
 
 def test_it_should_use_a_role_per_watched_namespace_and_only_cluster_scoped_rules_cluster_wide() -> None:
     rendered = render({"operator": {"watchNamespaces": ["team-a", "team-b"]}})
-    roles = rendered.of_kind("Role")
+    roles = _operators(rendered, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    assert sorted(b["metadata"]["namespace"] for b in rendered.of_kind("RoleBinding")) == ["team-a", "team-b"]
-    for binding in rendered.of_kind("RoleBinding"):
+    assert sorted(b["metadata"]["namespace"] for b in _operators(rendered, "RoleBinding")) == ["team-a", "team-b"]
+    for binding in _operators(rendered, "RoleBinding"):
         assert binding["subjects"][0]["namespace"] == "interlock"
     cluster = _rules(rendered.one("ClusterRole", "-operator")["rules"])
     assert {resource for _, resource in cluster} <= {"customresourcedefinitions", "namespaces"}
@@ -144,15 +147,17 @@ def test_it_should_use_a_role_per_watched_namespace_and_only_cluster_scoped_rule
 
 
 def test_it_should_give_no_kubernetes_api_access_to_the_api_and_the_migration_job() -> None:
-    rendered = render()
+    """Only the operator and the secrets hook Job (Secrets of this namespace: tests/charts/test_secrets.py) talk to
+    the Kubernetes API."""
+    rendered = render(ci_values(CHART / "ci" / "external-db-values.yaml") | {"auth": {}})
     bound = {
         s["name"]
         for b in rendered.of_kind("ClusterRoleBinding") + rendered.of_kind("RoleBinding")
         for s in b["subjects"]
     }
-    assert bound == {"il-interlock-operator"}
+    assert bound == {"il-interlock-operator", "il-interlock-secrets"}
     for obj, pod in _pod_specs(rendered):
-        if not obj["metadata"]["name"].endswith("-operator"):
+        if not obj["metadata"]["name"].endswith(("-operator", "-secrets")):
             assert pod["automountServiceAccountToken"] is False, obj["metadata"]["name"]
 
 
@@ -192,52 +197,34 @@ def test_it_should_pin_every_image(values: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
-def test_it_should_put_no_secret_value_in_any_config_map_env_value_or_annotation(values: dict[str, Any]) -> None:
-    rendered = render(values)
-    secrets = _secret_values(rendered) | {"ci-bundled-password", "ci-admin-token-bundled", "ci-gateway-token-bundled"}
-    plain = []
-    for obj in rendered:
-        if obj["kind"] == "ConfigMap":
-            plain += list(obj.get("data", {}).values())
-        plain += list(obj["metadata"].get("annotations", {}).values())
-    for _, pod in _pod_specs(rendered):
-        for container in _containers(pod):
-            plain += [e["value"] for e in container.get("env", []) if "value" in e]
-            plain += container.get("args", []) + container.get("command", [])
-    for text in plain:
-        for secret in secrets:
-            assert secret not in text
+def test_it_should_render_no_secret_at_all(values: dict[str, Any]) -> None:
+    """GitOps: no value to hide in the manifests, nothing that changes from render to render (test_secrets.py)."""
+    assert render(values).of_kind("Secret") == []
 
 
 def test_it_should_read_every_credential_from_a_secret() -> None:
     rendered = render(ci_values(CHART / "ci" / "bundled-db-values.yaml"))
     api = rendered.one("Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
     env = _env(api)
-    for name in ("DATABASE_URL", "INTERLOCK_API_ADMIN_TOKEN", "INTERLOCK_API_GATEWAY_TOKEN"):
-        assert "secretKeyRef" in env[name]["valueFrom"], name
-    auth = rendered.one("Secret", "-auth")
-    assert base64.b64decode(auth["data"]["admin-token"]).decode() == "ci-admin-token-bundled"
-    assert env["INTERLOCK_API_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+    refs = {name: env[name]["valueFrom"]["secretKeyRef"] for name in env if "valueFrom" in env[name]}
+    assert refs == {
+        "DATABASE_URL": {"name": "il-interlock-postgresql", "key": "database-url"},
+        "INTERLOCK_API_ADMIN_TOKEN": {"name": "il-interlock-auth", "key": "admin-token"},
+        "INTERLOCK_API_GATEWAY_TOKEN": {"name": "il-interlock-auth", "key": "gateway-token"},
+        "INTERLOCK_API_GATEWAY_SIGNING_KEY": {"name": "il-interlock-auth", "key": "gateway-signing-key"},
+    }
+    operator = _env(rendered.one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
+    assert operator["INTERLOCK_OPERATOR_GATEWAY_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
         "name": "il-interlock-auth",
-        "key": "admin-token",
+        "key": "gateway-signing-key",
     }
 
 
-def test_it_should_generate_tokens_and_passwords_when_none_are_given() -> None:
-    rendered = render()
-    auth = rendered.one("Secret", "-auth")
-    tokens = {k: base64.b64decode(v).decode() for k, v in auth["data"].items()}
-    assert set(tokens) == {"admin-token", "gateway-token"}
-    assert all(len(t) == 40 and t.isalnum() for t in tokens.values())
-    assert tokens["admin-token"] != tokens["gateway-token"]
-    assert len(base64.b64decode(rendered.one("Secret", "-postgresql")["data"]["password"])) == 40
-
-
-def test_it_should_use_an_existing_auth_secret_without_rendering_one() -> None:
+def test_it_should_use_an_existing_auth_secret() -> None:
     rendered = render({"auth": {"existingSecret": "my-tokens"}})
-    assert rendered.names("Secret") == {"il-interlock-postgresql"}
     env = _env(rendered.one("Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
-    assert env["INTERLOCK_API_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "my-tokens"
+    for name in ("INTERLOCK_API_ADMIN_TOKEN", "INTERLOCK_API_GATEWAY_TOKEN", "INTERLOCK_API_GATEWAY_SIGNING_KEY"):
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "my-tokens"
 
 
 # --- database and migrations ---------------------------------------------------------------------------------------
@@ -249,10 +236,9 @@ def test_it_should_bundle_postgres_with_a_volume_and_point_the_api_at_it() -> No
     claim = sts["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
     assert claim["spec"]["storageClassName"] == "standard"
-    dsn = base64.b64decode(rendered.one("Secret", "-postgresql")["data"]["database-url"]).decode()
-    assert (
-        dsn == "postgresql+asyncpg://interlock:ci-bundled-password@il-interlock-postgresql.interlock.svc:5432/interlock"
-    )
+    postgres = _env(sts["spec"]["template"]["spec"]["containers"][0])
+    password = postgres["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "il-interlock-postgresql", "key": "password"}
     service = rendered.one("Service", "-postgresql")
     assert _matches(service["spec"]["selector"], sts["spec"]["template"]["metadata"]["labels"])
 
@@ -260,7 +246,7 @@ def test_it_should_bundle_postgres_with_a_volume_and_point_the_api_at_it() -> No
 def test_it_should_read_the_external_dsn_from_the_given_secret_and_bundle_nothing() -> None:
     rendered = render(ci_values(CHART / "ci" / "external-db-values.yaml"))
     assert rendered.of_kind("StatefulSet") == []
-    assert rendered.of_kind("Secret") == []
+    assert rendered.of_kind("Job") == [rendered.one("Job", "-migrate")]  # no secrets Job: every Secret is given
     for suffix, kind in (("-api", "Deployment"), ("-migrate", "Job")):
         env = _env(rendered.one(kind, suffix)["spec"]["template"]["spec"]["containers"][0])
         assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "interlock-database", "key": "dsn"}
@@ -269,19 +255,39 @@ def test_it_should_read_the_external_dsn_from_the_given_secret_and_bundle_nothin
 EXTERNAL_DB_GENERATED_TOKENS = {"database": {"mode": "external", "external": {"existingSecret": "db"}}}
 
 
+def _creates(rendered: Rendered) -> dict[str, tuple[set[str], int]]:
+    """The Secrets the secrets hook Job creates, with the Job's hook phases and weight."""
+    jobs = [j for j in rendered.of_kind("Job") if j["metadata"]["name"].endswith("-secrets")]
+    out = {}
+    for job in jobs:
+        env = _env(job["spec"]["template"]["spec"]["containers"][0])
+        for spec in json.loads(env["INTERLOCK_GENERATED_SECRETS"]["value"]):
+            out[spec["name"]] = _hook(job) or pytest.fail("the secrets Job must be a hook")
+    return out
+
+
 @pytest.mark.parametrize("values", [*VALUE_SETS, pytest.param(EXTERNAL_DB_GENERATED_TOKENS, id="external-db-tokens")])
-def test_it_should_migrate_in_a_hook_only_after_what_the_job_uses_exists(values: dict[str, Any]) -> None:
-    """A pre-install hook runs before any ordinary resource of the release exists: everything the Job uses that the
-    chart renders must then be a hook of the same phases with a lower weight. Post-install, everything exists."""
+def test_it_should_migrate_before_the_api_serves_and_only_after_what_it_uses_exists(values: dict[str, Any]) -> None:
+    """External database: a pre-install/pre-upgrade hook Job, and everything it uses exists before it runs (a hook
+    of the same phases with a lower weight, or a Secret the secrets Job, such a hook, creates, or one the user
+    gives). Bundled database: an init container of every API pod, so no API pod serves before its migration."""
     rendered = render(values)
-    jobs = rendered.of_kind("Job")
-    if values.get("migrations", {}).get("enabled") is False:
-        assert jobs == []
-        return
-    (job,) = jobs
-    phases, weight = _hook(job) or pytest.fail("the migration Job must be a Helm hook")
+    migrate_jobs = [j for j in rendered.of_kind("Job") if j["metadata"]["name"].endswith("-migrate")]
+    api = rendered.one("Deployment", "-api")["spec"]["template"]["spec"]
     external = values.get("database", {}).get("mode") == "external"
-    assert phases == ({"pre-install", "pre-upgrade"} if external else {"post-install", "pre-upgrade"})
+    if values.get("migrations", {}).get("enabled") is False:
+        assert (migrate_jobs, api.get("initContainers")) == ([], None)
+        return
+    if not external:
+        assert migrate_jobs == []
+        (init,) = api["initContainers"]
+        assert init["command"] == ["interlock", "api", "--migrate-only"]
+        assert _env(init)["DATABASE_URL"] == _env(api["containers"][0])["DATABASE_URL"]
+        return
+    assert "initContainers" not in api
+    (job,) = migrate_jobs
+    phases, weight = _hook(job) or pytest.fail("the migration Job must be a Helm hook")
+    assert phases == {"pre-install", "pre-upgrade"}
     assert set(job["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")) == {
         "before-hook-creation",
         "hook-succeeded",
@@ -292,14 +298,22 @@ def test_it_should_migrate_in_a_hook_only_after_what_the_job_uses_exists(values:
     used = [("ServiceAccount", pod["serviceAccountName"])]
     used += [("Secret", e["valueFrom"]["secretKeyRef"]["name"]) for e in container["env"] if "valueFrom" in e]
     by_name = {(o["kind"], o["metadata"]["name"]): o for o in rendered}
+    created = _creates(rendered)
     for kind, name in used:
         dependency = by_name.get((kind, name))
-        if dependency is None:
+        hook = _hook(dependency) if dependency is not None else created.get(name)
+        if dependency is None and name not in created:
             continue  # given by the user (an existing Secret): it exists before the release
         for phase in phases:
-            assert _exists_when(_hook(dependency), phase, weight), f"{kind} {name} does not exist yet at {phase}"
-    api_env = _env(rendered.one("Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
+            assert _exists_when(hook, phase, weight), f"{kind} {name} does not exist yet at {phase}"
+    api_env = _env(api["containers"][0])
     assert _env(container)["DATABASE_URL"] == api_env["DATABASE_URL"]
+
+
+def test_it_should_keep_api_pods_unready_until_the_database_is_migrated() -> None:
+    container = render().one("Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}  # interlock/api/readiness.py
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
 
 # --- what the operator gives the gateways ---------------------------------------------------------------------------
@@ -328,6 +342,9 @@ def test_it_should_give_the_operator_the_gateway_defaults_and_the_control_plane(
     }
     assert "INTERLOCK_GATEWAY_REDIS_URL" not in env
     assert not [name for name in env if name.startswith("OTEL_")]  # no traces unless asked for
+    operator = _env(render().one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
+    assert operator["INTERLOCK_OPERATOR_GATEWAY_DRAIN_SECONDS"]["value"] == "120"
+    assert json.loads(operator["INTERLOCK_OPERATOR_IMAGE_PULL_SECRETS"]["value"]) == []
     service = render().one("Service", "-api")
     assert service["metadata"]["name"] == "il-interlock-api"
     assert service["spec"]["ports"][0]["port"] == 8081
@@ -345,16 +362,42 @@ def test_it_should_give_gateways_a_sampled_otlp_exporter_when_tracing_is_on() ->
     assert _gateway_defaults(every)["env"]["OTEL_TRACES_SAMPLER_ARG"]["value"] == "1"
 
 
-def test_it_should_point_gateways_at_redis_when_enabled() -> None:
+def test_it_should_point_gateways_at_the_bundled_redis_with_its_password() -> None:
     values = ci_values(CHART / "ci" / "redis-values.yaml")
-    env = _gateway_defaults(values)["env"]
-    assert env["INTERLOCK_GATEWAY_REDIS_URL"]["value"] == "redis://il-interlock-redis.interlock.svc:6379/0"
+    gateway = _gateway_defaults(values)
+    env = gateway["env"]
+    password = env["INTERLOCK_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "interlock-redis", "key": "password"}
+    assert env["INTERLOCK_GATEWAY_REDIS_URL"]["value"] == (
+        "redis://:$(INTERLOCK_REDIS_PASSWORD)@il-interlock-redis.interlock.svc:6379/0"
+    )
+    names = list(env)  # the kubelet expands $(VAR) only from variables defined before
+    assert names.index("INTERLOCK_REDIS_PASSWORD") < names.index("INTERLOCK_GATEWAY_REDIS_URL")
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http://otel-collector")
     rendered = render(values)
     redis = rendered.one("Deployment", "-redis")
     assert _matches(
         rendered.one("Service", "-redis")["spec"]["selector"], redis["spec"]["template"]["metadata"]["labels"]
     )
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    redis_env = _env(container)
+    for name in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
+        assert redis_env[name]["valueFrom"]["secretKeyRef"] == {"name": "il-interlock-redis", "key": "password"}
+
+
+def test_it_should_point_gateways_at_an_external_redis() -> None:
+    rendered = render(ci_values(CHART / "ci" / "external-redis-values.yaml"))
+    assert rendered.names("Deployment") == {"il-interlock-api", "il-interlock-operator"}  # no Redis of ours
+    env = _gateway_defaults(ci_values(CHART / "ci" / "external-redis-values.yaml"))["env"]
+    assert env["INTERLOCK_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "rate-limit-redis", "key": "secret"}
+    assert env["INTERLOCK_GATEWAY_REDIS_URL"]["value"] == (
+        "rediss://interlock:$(INTERLOCK_REDIS_PASSWORD)@redis.cache.svc:6380/2"
+    )
+    no_auth = {"redis": {"mode": "external", "external": {"host": "redis.cache.svc"}, "gatewaySecret": {"name": ""}}}
+    env = _gateway_defaults(no_auth)["env"]
+    assert env["INTERLOCK_GATEWAY_REDIS_URL"]["value"] == "redis://redis.cache.svc:6379/0"
+    assert "INTERLOCK_REDIS_PASSWORD" not in env
 
 
 def test_it_should_let_the_gateway_image_and_control_plane_be_overridden() -> None:
@@ -367,6 +410,9 @@ def test_it_should_let_the_gateway_image_and_control_plane_be_overridden() -> No
     }
     minimal = _gateway_defaults(ci_values(CHART / "ci" / "minimal-values.yaml"))["env"]
     assert set(minimal) == {"INTERLOCK_GATEWAY_API_KEYS"}
+    operator = render(ci_values(CHART / "ci" / "namespaced-values.yaml")).one("Deployment", "-operator")
+    env = _env(operator["spec"]["template"]["spec"]["containers"][0])
+    assert json.loads(env["INTERLOCK_OPERATOR_IMAGE_PULL_SECRETS"]["value"]) == ["mirror-credentials"]
 
 
 # --- wiring: selectors, policies, monitoring, dashboards -------------------------------------------------------------
@@ -391,7 +437,8 @@ def test_it_should_select_pods_that_exist_with_every_service_pdb_and_network_pol
 
 def test_it_should_admit_only_the_traffic_each_component_needs() -> None:
     rendered = render(ci_values(CHART / "ci" / "redis-values.yaml"))
-    gateway_pod = {LABEL_COMPONENT: COMPONENT_GATEWAY, LABEL_PART_OF: "interlock", "interlock.dev/gateway": "default"}
+    built = gateway_deployment("team-a", "default", _config(), OperatorSettings())
+    gateway_pod = built["spec"]["template"]["metadata"]["labels"]
     pods = {
         o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"] for o in rendered if o["kind"] in WORKLOADS
     }
@@ -402,10 +449,11 @@ def test_it_should_admit_only_the_traffic_each_component_needs() -> None:
         return policy["spec"]["ingress"]
 
     (api_rule,) = admitted("-api")
-    assert api_rule["from"] == [
+    gateway_labels = {LABEL_COMPONENT: "gateway", LABEL_PART_OF: "interlock", LABEL_MANAGED_BY: MANAGED_BY}
+    assert api_rule["from"] == [  # gateways by label AND namespace, never by label alone
         {
-            "namespaceSelector": {},
-            "podSelector": {"matchLabels": {LABEL_COMPONENT: "gateway", LABEL_PART_OF: "interlock"}},
+            "namespaceSelector": {"matchLabels": {"interlock.dev/gateways": "true"}},
+            "podSelector": {"matchLabels": gateway_labels},
         }
     ]
     assert _matches(api_rule["from"][0]["podSelector"]["matchLabels"], gateway_pod)
@@ -415,12 +463,18 @@ def test_it_should_admit_only_the_traffic_each_component_needs() -> None:
     (pg_rule,) = admitted("-postgresql")
     allowed = [peer["podSelector"]["matchLabels"] for peer in pg_rule["from"]]
     may_connect = sorted(name for name, labels in pods.items() if any(_matches(sel, labels) for sel in allowed))
-    assert may_connect == ["il-interlock-api", "il-interlock-migrate"]
+    assert may_connect == ["il-interlock-api"]  # and its migration init container
     assert admitted("-operator") == []
     extra = render(ci_values(CHART / "ci" / "external-db-values.yaml")).one("NetworkPolicy", "-api")
     assert extra["spec"]["ingress"][0]["from"][1] == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
     }
+    listed = {"kubernetes.io/metadata.name": ["team-a", "team-b"]}
+    given = {"networkPolicy": {"gatewayNamespaces": ["team-a", "team-b"]}}
+    for values in (ci_values(CHART / "ci" / "namespaced-values.yaml"), given):
+        (rule,) = render(values).one("NetworkPolicy", "-api")["spec"]["ingress"]
+        selector = rule["from"][0]["namespaceSelector"]["matchExpressions"]
+        assert {e["key"]: e["values"] for e in selector if e["operator"] == "In"} == listed
 
 
 def test_it_should_protect_the_api_with_a_disruption_budget() -> None:
@@ -429,22 +483,8 @@ def test_it_should_protect_the_api_with_a_disruption_budget() -> None:
     assert render({"api": {"podDisruptionBudget": {"enabled": False}}}).of_kind("PodDisruptionBudget") == []
 
 
-def test_it_should_scrape_the_operators_gateways_in_every_namespace_with_a_service_monitor() -> None:
-    assert render().of_kind("ServiceMonitor") == []
-    monitor = render(ci_values(CHART / "ci" / "servicemonitor-values.yaml")).one("ServiceMonitor", "-gateways")
-    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert monitor["spec"]["namespaceSelector"] == {"any": True}
-    assert monitor["spec"]["selector"]["matchLabels"] == {
-        LABEL_COMPONENT: COMPONENT_GATEWAY,
-        LABEL_PART_OF: "interlock",
-    }
-    assert monitor["spec"]["endpoints"] == [
-        {"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
-    ]
-
-
 @pytest.mark.parametrize(
-    "values", [{}, ci_values(CHART / "ci" / "servicemonitor-values.yaml")], ids=["default", "monitoring"]
+    "values", [{}, ci_values(CHART / "ci" / "monitoring-values.yaml")], ids=["default", "monitoring"]
 )
 def test_it_should_ship_each_dashboard_unchanged_in_a_config_map_for_grafanas_sidecar(values: dict[str, Any]) -> None:
     maps = render(values).of_kind("ConfigMap")
