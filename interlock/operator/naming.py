@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 
+from interlock.gatewayconfig.compile import engine_key_secret
 from interlock.resources.common import API_GROUP
 
 __all__ = [
+    "ANNOTATION_APPLIED",
     "ANNOTATION_CONFIG_VERSION",
     "COMPONENT_GATEWAY",
     "COMPONENT_INFERENCE",
     "CONFIG_KEY",
+    "CONTROL_PLANE_TOKEN_KEY",
+    "ENGINE_KEY_KEY",
     "EVENT_PREFIX",
     "FIELD_MANAGER",
     "FINALIZER",
+    "HANDOVER_MANAGER",
     "LABEL_BACKEND",
     "LABEL_COMPONENT",
     "LABEL_GATEWAY",
@@ -24,7 +29,9 @@ __all__ = [
     "MANAGED_BY",
     "PROGRESS_PREFIX",
     "USER_AGENT",
+    "control_plane_secret_name",
     "dns_label",
+    "engine_key_name",
     "gateway_object_name",
     "model_cache_name",
 ]
@@ -32,6 +39,7 @@ __all__ = [
 FINALIZER = f"{API_GROUP}/finalizer"
 PROGRESS_PREFIX = API_GROUP  # kopf's progress and diff-base annotations: interlock.dev/...
 FIELD_MANAGER = "interlock-operator"
+HANDOVER_MANAGER = "interlock-operator-handover"  # keeps replicas while an autoscaler takes them over
 MANAGED_BY = "interlock-operator"
 USER_AGENT = "interlock-operator"
 EVENT_PREFIX = "interlock-"
@@ -48,7 +56,10 @@ COMPONENT_INFERENCE = "inference"
 COMPONENT_GATEWAY = "gateway"
 
 ANNOTATION_CONFIG_VERSION = f"{API_GROUP}/config-version"
+ANNOTATION_APPLIED = f"{API_GROUP}/applied"  # digest of the applied configuration of a child
 CONFIG_KEY = "gateway.json"
+CONTROL_PLANE_TOKEN_KEY = "token"  # noqa: S105 (a key name)
+ENGINE_KEY_KEY = "api-key"
 
 _MAX_LABEL = 63
 
@@ -69,3 +80,13 @@ def gateway_object_name(gateway: str) -> str:
 
 def model_cache_name(backend: str) -> str:
     return f"{backend}-model-cache"
+
+
+def control_plane_secret_name(gateway: str) -> str:
+    """The Secret holding a gateway's control-plane credential: ``<gateway>-controlplane``."""
+    return f"{gateway}-controlplane"
+
+
+def engine_key_name(backend: str) -> str:
+    """The Secret holding the API key a self-hosted engine demands (and its gateways send)."""
+    return engine_key_secret(backend)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from typing import Any
 
 import kubernetes_validate
@@ -33,7 +34,10 @@ def _environ(container: dict[str, Any], secrets: dict[tuple[str, str], str]) -> 
     env = {}
     for var in container.get("env", []):
         if "value" in var:
-            env[var["name"]] = var["value"]
+            env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var["value"])
+        elif "fieldRef" in var["valueFrom"]:  # the downward API: the pod's own name
+            assert var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            env[var["name"]] = "interlock-gateway-default-5d4f8-x2x9q"
         else:
             ref = var["valueFrom"]["secretKeyRef"]
             env[var["name"]] = secrets[ref["name"], ref["key"]]

@@ -113,6 +113,12 @@ def test_vllm_deployment() -> None:
     }
     assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] == 1800
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    # The engine demands the key the operator generates (and the gateways send); it reads HF_TOKEN when given.
+    assert {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llama-engine-key", "key": "api-key"}}} in (
+        container["env"]
+    )
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert {"name": "HF_HOME", "value": "/models"} in container["env"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
     assert (
@@ -154,6 +160,7 @@ def test_service_and_claim() -> None:
     assert claim["spec"] == {
         "accessModes": ["ReadWriteMany"],
         "resources": {"requests": {"storage": "200Gi"}},
+        "volumeMode": "Filesystem",
         "storageClassName": "fast",
     }
     single = model_cache_claim(backend(replicas=1))
@@ -183,7 +190,10 @@ def test_gateway_children() -> None:
     assert container["image"] == settings.gateway_image
     assert {"name": "OTEL_SERVICE_NAME", "value": "gw"} in container["env"]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["config"] == {"name": "config", "configMap": {"name": "interlock-gateway-default"}}
+    assert volumes["config"] == {
+        "name": "config",
+        "configMap": {"name": "interlock-gateway-default", "defaultMode": 0o444},
+    }
     assert volumes["secret-provider-keys"]["secret"]["items"] == [{"key": "openai", "path": "openai"}]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["secret-provider-keys"] == "/var/run/interlock/secrets/provider-keys"  # <dir>/<secret>/<key>
