@@ -16,7 +16,7 @@ from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.context import Authenticator, RequestContext, Services
 from interlock.gateway.controlplane.link import ControlPlaneLink
 from interlock.gateway.dispatch.apis import API
-from interlock.gateway.dispatch.credentials import SecretResolver
+from interlock.gateway.dispatch.credentials import CredentialWatcher, SecretResolver, resolve_all
 from interlock.gateway.dispatch.plan import BackendRuntime
 from interlock.gateway.dispatch.runtime import build_runtime
 from interlock.gateway.endpoints.chat import chat_completions
@@ -85,6 +85,9 @@ class GatewayApp:
             self.services.usage = link.recorder
         self.resolver = resolver
         self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
+        self.credentials = CredentialWatcher(
+            resolver, self._credentials_changed, interval_s=settings.config_poll_interval_s
+        )
         self._mock_app_factory = mock_app_factory
         self._mock_server: EmbeddedServer | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -105,7 +108,7 @@ class GatewayApp:
             mock_url = await self._embedded_mock_url()
         runtime, retired = build_runtime(
             config,
-            self.resolver,
+            await resolve_all(self.resolver, config),
             self.services.runtime,
             mock_url=mock_url,
             connect_timeout_s=self.services.settings.connect_timeout_s,
@@ -115,6 +118,11 @@ class GatewayApp:
             task = asyncio.create_task(self._retire(retired))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+
+    async def _credentials_changed(self) -> None:
+        """A mounted Secret changed (a rotated key): rebuild the backends whose key changed, keep the rest."""
+        if self.services.runtime is not None:
+            await self.apply_config(self.services.runtime.config)
 
     async def _embedded_mock_url(self) -> str:
         if self._mock_server is None:
@@ -166,9 +174,11 @@ class GatewayApp:
         if self.link is not None:
             await self.link.start()
         await self.loader.start()
+        await self.credentials.start()
 
     async def shutdown(self) -> None:
         """The server has finished its requests: write and send their usage, then close everything."""
+        await self.credentials.stop()
         await self.loader.stop()
         await self.services.clock.stop()
         if self.link is not None:

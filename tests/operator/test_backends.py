@@ -46,7 +46,7 @@ def owner_uid(obj: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
 
 
 async def test_external_backend_is_ready_once_its_secret_exists(api: Api) -> None:
-    settings = OperatorSettings(resync_interval_s=0.3)  # Secrets are not watched: the resync timer notices them
+    settings = OperatorSettings(resync_interval_s=600)  # no resync in time: the Secret watch alone must notice
     async with running_operator(settings):
         await api.create(backends_path(), external())
         cond = await eventually(lambda: condition(api.backend("openai")), within=10, what="status written")

@@ -114,10 +114,10 @@ class DeploymentController:
         if observed == meta.get("generation") and not force:
             return
         ns, name = meta["namespace"], meta["name"]
-        mode = self.modes.get((ns, name))
+        hooked = None
         for hook in self.hooks:
-            mode = mode or hook(deployment)
-        mode = mode or self.default
+            hooked = hook(deployment) or hooked
+        mode = self.modes.get((ns, name)) or hooked or self.default
         replicas = int(deployment["spec"].get("replicas", 1))
         template = json.dumps(deployment["spec"].get("template"), sort_keys=True)
         pod_hash = hashlib.sha256(template.encode()).hexdigest()[:10]

@@ -26,6 +26,7 @@ class FakeGateways:
         self._runners: list[Any] = []
         self._ports: dict[tuple[str, str], int] = {}
         emu.store.controller.hooks.append(self._hook)
+        emu.gateways = self  # type: ignore[attr-defined]
 
     def _hook(self, deployment: dict[str, Any]) -> Any:
         meta = deployment["metadata"]
@@ -34,7 +35,7 @@ class FakeGateways:
         key = (meta["namespace"], meta["name"])
         if key not in self._ports:
             self._ports[key] = self._start(key)
-        self.emu.store.controller.ports[(*key, "ops")] = self._ports[key]
+        self.emu.store.controller.ports.setdefault((*key, "ops"), self._ports[key])  # a test may point it elsewhere
         return "ready"
 
     def _start(self, key: tuple[str, str]) -> int:
