@@ -149,6 +149,8 @@ async def run_as_leader(
         done_leading = asyncio.create_task(leading_done.wait(), name="leading-done")
         try:
             await asyncio.wait({runner, stop, done_leading}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done() and not runner.cancelled() and runner.exception() is not None:
+                raise runner.exception()  # type: ignore[misc]
             if not leading_done.is_set() and state["role"] == "leader" and not runner.done():
                 await leading_done.wait()  # stop requested: kopf sees the same flag and winds down
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 from collections.abc import Sequence
 
@@ -75,4 +76,10 @@ async def run_operator(
         return
     if ready_flag is not None:
         ready_flag.set()
+    if stop_flag is None and threading.current_thread() is threading.main_thread():
+        # A follower runs no kopf (which handles signals while it runs): stop cleanly on SIGTERM/SIGINT anyway.
+        stop_flag = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_flag.set)
     await run_as_leader(settings, lambda: operate(None, None), stop_flag=stop_flag, liveness_endpoint=liveness_endpoint)

@@ -104,7 +104,7 @@ class OperatorSettings(BaseSettings):
     lease_namespace: str | None = Field(
         default=None, description="Namespace of the Lease (default: the pod's namespace, else 'default')."
     )
-    lease_duration_s: float = Field(default=15.0, ge=2, description="A leader that stops renewing loses the Lease "
+    lease_duration_s: int = Field(default=15, ge=2, description="A leader that stops renewing loses the Lease "
                                     "after this long (the takeover time after a crash).")  # fmt: skip
     lease_renew_deadline_s: float = Field(default=10.0, ge=1.5, description="A leader that cannot renew for this "
                                           "long stops working.")  # fmt: skip
