@@ -12,13 +12,12 @@ import kubernetes_validate
 import pytest
 
 from interlock.api.settings import ApiSettings
+from interlock.contract.gatewaycred import mint_gateway_credential, verify_gateway_credential
 from interlock.gateway.settings import GatewaySettings
-from interlock.operator.builders import gateway_deployment
+from interlock.operator.builders import control_plane_secret, gateway_deployment
 from interlock.operator.settings import OperatorSettings
 from tests.charts.rendering import CHART, KUBE_VERSION, Rendered, ci_values, render
 from tests.gateway.harness import backend, config, route
-
-GATEWAY_TOKEN = "gateway-token-in-the-gateways-namespace"
 
 
 def _secrets(rendered: Rendered) -> dict[tuple[str, str], str]:
@@ -68,12 +67,17 @@ def test_it_should_configure_the_operator_and_through_it_the_gateways(
     deployment = gateway_deployment("team-a", "default", manifests, settings)
     kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
     gateway = deployment["spec"]["template"]["spec"]["containers"][0]
-    secrets = {("interlock-gateway-token", "token"): GATEWAY_TOKEN}
+    # The gateway's own credential, minted by the operator under the chart's signing key.
+    credential = control_plane_secret("team-a", "default", mint_gateway_credential(
+        settings.gateway_signing_key.get_secret_value().encode(), "team-a/default"))  # type: ignore[union-attr]  # fmt: skip
+    secrets = {("default-controlplane", "token"): base64.b64decode(credential["data"]["token"]).decode()}
     _use(monkeypatch, _environ(gateway, secrets))
     gateway_settings = GatewaySettings()
     assert gateway_settings.control_plane_url == "http://il-interlock-api.interlock.svc:8081"
     assert gateway_settings.control_plane_token is not None
-    assert gateway_settings.control_plane_token.get_secret_value() == GATEWAY_TOKEN
+    signing_key = _secrets(rendered)["il-interlock-auth", "gateway-signing-key"].encode()
+    scope = verify_gateway_credential(signing_key, gateway_settings.control_plane_token.get_secret_value())
+    assert scope == "team-a/default"
     redis = values.get("redis", {}).get("enabled", False)
     assert gateway_settings.redis_url == ("redis://il-interlock-redis.interlock.svc:6379/0" if redis else None)
 

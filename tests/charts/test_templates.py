@@ -112,8 +112,13 @@ def test_it_should_grant_the_operator_exactly_the_rbac_it_uses(values: dict[str,
 
 def test_it_should_use_a_cluster_role_when_watching_every_namespace() -> None:
     rendered = render()
-    assert rendered.of_kind("Role") == []
-    assert rendered.of_kind("RoleBinding") == []
+    # The only Role: the leader-election Lease, in the release namespace.
+    (lease,) = rendered.of_kind("Role")
+    assert (lease["metadata"]["namespace"], lease["rules"]) == (
+        "interlock",
+        [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}],
+    )
+    assert [b["roleRef"]["name"] for b in rendered.of_kind("RoleBinding")] == ["il-interlock-operator-leader"]
     binding = rendered.one("ClusterRoleBinding", "-operator")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -129,9 +134,10 @@ def test_it_should_use_a_cluster_role_when_watching_every_namespace() -> None:
 
 def test_it_should_use_a_role_per_watched_namespace_and_only_cluster_scoped_rules_cluster_wide() -> None:
     rendered = render({"operator": {"watchNamespaces": ["team-a", "team-b"]}})
-    roles = rendered.of_kind("Role")
+    roles = [r for r in rendered.of_kind("Role") if not r["metadata"]["name"].endswith("-leader")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    assert sorted(b["metadata"]["namespace"] for b in rendered.of_kind("RoleBinding")) == ["team-a", "team-b"]
+    bindings = [b for b in rendered.of_kind("RoleBinding") if not b["metadata"]["name"].endswith("-leader")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in rendered.of_kind("RoleBinding"):
         assert binding["subjects"][0]["namespace"] == "interlock"
     cluster = _rules(rendered.one("ClusterRole", "-operator")["rules"])
@@ -227,7 +233,7 @@ def test_it_should_generate_tokens_and_passwords_when_none_are_given() -> None:
     rendered = render()
     auth = rendered.one("Secret", "-auth")
     tokens = {k: base64.b64decode(v).decode() for k, v in auth["data"].items()}
-    assert set(tokens) == {"admin-token", "gateway-token"}
+    assert set(tokens) == {"admin-token", "gateway-token", "gateway-signing-key"}
     assert all(len(t) == 40 and t.isalnum() for t in tokens.values())
     assert tokens["admin-token"] != tokens["gateway-token"]
     assert len(base64.b64decode(rendered.one("Secret", "-postgresql")["data"]["password"])) == 40
@@ -323,9 +329,13 @@ def test_it_should_give_the_operator_the_gateway_defaults_and_the_control_plane(
     assert defaults["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
     env = defaults["env"]
     assert env["INTERLOCK_GATEWAY_CONTROL_PLANE_URL"]["value"] == "http://il-interlock-api.interlock.svc:8081"
-    assert env["INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN"]["valueFrom"] == {
-        "secretKeyRef": {"name": "interlock-gateway-token", "key": "token"}
+    # No shared token to copy into every namespace: the operator mints one credential per gateway.
+    assert "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN" not in env
+    operator = _env(render({}).one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
+    assert operator["INTERLOCK_OPERATOR_GATEWAY_SIGNING_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "il-interlock-auth", "key": "gateway-signing-key"}
     }
+    assert operator["INTERLOCK_OPERATOR_LEADER_ELECTION"]["value"] == "true"
     assert "INTERLOCK_GATEWAY_REDIS_URL" not in env
     assert not [name for name in env if name.startswith("OTEL_")]  # no traces unless asked for
     service = render().one("Service", "-api")
@@ -361,10 +371,7 @@ def test_it_should_let_the_gateway_image_and_control_plane_be_overridden() -> No
     defaults = _gateway_defaults(ci_values(CHART / "ci" / "namespaced-values.yaml"))
     assert defaults["image"] == "registry.example.com/mirror/interlock:0.1.1"
     assert defaults["env"]["INTERLOCK_GATEWAY_CONTROL_PLANE_URL"]["value"] == "https://interlock-api.example.com"
-    assert defaults["env"]["INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "gateway-token",
-        "key": "value",
-    }
+    assert "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN" not in defaults["env"]  # minted per gateway by the operator
     minimal = _gateway_defaults(ci_values(CHART / "ci" / "minimal-values.yaml"))["env"]
     assert set(minimal) == {"INTERLOCK_GATEWAY_API_KEYS"}
 
