@@ -201,8 +201,7 @@ async def test_label_selectors_filter_lists_and_watches(http: httpx.AsyncClient)
         async with http.stream("GET", "/api/v1/namespaces/default/configmaps", params=params) as response:
             return [json.loads(line)["object"]["metadata"]["name"] async for line in response.aiter_lines() if line]
 
-    watching = asyncio.create_task(watched())
-    await asyncio.sleep(0.2)
+    watching = asyncio.create_task(watched())  # from the list's resourceVersion: nothing after it is missed
     for name, tier in (("d", "gpu"), ("e", "cpu")):
         await http.post("/api/v1/namespaces/default/configmaps",
                         json={"metadata": {"name": name, "labels": {"tier": tier}}})  # fmt: skip
