@@ -56,6 +56,11 @@ class GatewaySettings(BaseSettings):
         description="SQLite file holding usage events until the control plane has them (and the last snapshot). "
         "Default: <tmpdir>/interlock-usage-<gateway_id>.sqlite; mount a volume there to survive pod restarts.",
     )
+    snapshot_seed_file: Path | None = Field(
+        default=None,
+        description="A key snapshot to start from when the spool has none and the control plane does not answer "
+        "(the operator mirrors each gateway's last snapshot into a Secret mounted there).",
+    )
     usage_flush_interval_s: float = Field(default=0.05, gt=0, description="Group commit of usage events to the spool.")
     usage_batch_size: int = Field(default=500, ge=1, le=5000, description="Events per spool commit and per POST.")
     usage_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the backoff between failed sends.")

@@ -32,7 +32,7 @@ from interlock.operator.builders import (
     gateway_service,
 )
 from interlock.operator.checks import BackendView, GatewayView, route_checks
-from interlock.operator.naming import control_plane_secret_name, gateway_object_name
+from interlock.operator.naming import control_plane_secret_name, gateway_object_name, snapshot_secret_name
 from interlock.operator.probe import GatewayPods
 from interlock.operator.reconcile import Context, owned_by, write_status
 from interlock.operator.status import Check, invalid_status, ready_condition, route_status
@@ -76,6 +76,7 @@ async def _delete_children(ctx: Context, key: GatewayKey) -> None:
     name = gateway_object_name(key.gateway)
     children = [(api_version, kind, name) for api_version, kind in _CHILD_KINDS]
     children.append(("v1", "Secret", control_plane_secret_name(key.gateway)))
+    children.append(("v1", "Secret", snapshot_secret_name(key.gateway)))
     for api_version, kind, child in children:
         if await ctx.kube.get(api_version, kind, key.namespace, child) is None:
             continue
@@ -152,6 +153,8 @@ async def reconcile_gateway(ctx: Context, key: GatewayKey) -> bool:
     routes: list[Route] = [p.model for _, p in parsed_routes if p.model is not None]
     config = compile_config(backends, routes, namespace=ns, gateway=key.gateway)
     deployment = await _apply_children(ctx, key, config, [obj for obj, _ in parsed_routes])
+    if ctx.snapshots is not None:
+        await ctx.snapshots.refresh(ctx, key, [obj for obj, _ in parsed_routes])
     view = await _gateway_view(ctx, key, config, deployment)
     waiting = False
     for obj, parsed in parsed_routes:

@@ -41,6 +41,7 @@ from interlock.operator.naming import (
 from interlock.operator.probe import ConfigHistory, GatewayProbe
 from interlock.operator.reconcile import Context, delete_inference, reconcile_backend, write_status
 from interlock.operator.settings import OperatorSettings
+from interlock.operator.snapshots import SnapshotMirror
 from interlock.operator.status import invalid_status
 from interlock.resources.common import API_GROUP, API_VERSION, GROUP_VERSION
 
@@ -59,6 +60,7 @@ class Operator:
         self.settings = settings
         self._kube = kube
         self._probe: GatewayProbe | None = None
+        self._snapshots: SnapshotMirror | None = None
         self.history = ConfigHistory()
         self.backends: Coalescer[tuple[str, str]] = Coalescer(self._reconcile_backend)
         self.gateways: Coalescer[GatewayKey] = Coalescer(self._reconcile_gateway)
@@ -71,7 +73,10 @@ class Operator:
             self._kube = Kube(await load_configuration(), timeout_s=self.settings.request_timeout_s)
         if self._probe is None:
             self._probe = GatewayProbe(timeout_s=self.settings.probe_timeout_s)
-        return Context(self._kube, self.settings, probe=self._probe, history=self.history, recheck=self.recheck)
+        if self._snapshots is None:
+            self._snapshots = SnapshotMirror()
+        return Context(self._kube, self.settings, probe=self._probe, history=self.history, recheck=self.recheck,
+                       snapshots=self._snapshots)  # fmt: skip
 
     async def close(self) -> None:
         for task in list(self._recheck_tasks):
@@ -82,6 +87,9 @@ class Operator:
         if self._probe is not None:
             await self._probe.close()
             self._probe = None
+        if self._snapshots is not None:
+            await self._snapshots.close()
+            self._snapshots = None
 
     def recheck(self, key: Any, delay: float) -> None:
         """Run gateway ``key`` again after ``delay`` (bounded: a gateway whose pods never load stops being asked)."""

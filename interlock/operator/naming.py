@@ -10,6 +10,7 @@ from interlock.resources.common import API_GROUP
 __all__ = [
     "ANNOTATION_APPLIED",
     "ANNOTATION_CONFIG_VERSION",
+    "ANNOTATION_SNAPSHOT_VERSION",
     "COMPONENT_GATEWAY",
     "COMPONENT_INFERENCE",
     "CONFIG_KEY",
@@ -28,12 +29,14 @@ __all__ = [
     "LABEL_PART_OF",
     "MANAGED_BY",
     "PROGRESS_PREFIX",
+    "SNAPSHOT_KEY",
     "USER_AGENT",
     "control_plane_secret_name",
     "dns_label",
     "engine_key_name",
     "gateway_object_name",
     "model_cache_name",
+    "snapshot_secret_name",
 ]
 
 FINALIZER = f"{API_GROUP}/finalizer"
@@ -57,7 +60,9 @@ COMPONENT_GATEWAY = "gateway"
 
 ANNOTATION_CONFIG_VERSION = f"{API_GROUP}/config-version"
 ANNOTATION_APPLIED = f"{API_GROUP}/applied"  # digest of the applied configuration of a child
+ANNOTATION_SNAPSHOT_VERSION = f"{API_GROUP}/snapshot-version"
 CONFIG_KEY = "gateway.json"
+SNAPSHOT_KEY = "snapshot.json"
 CONTROL_PLANE_TOKEN_KEY = "token"  # noqa: S105 (a key name)
 ENGINE_KEY_KEY = "api-key"
 
@@ -85,6 +90,11 @@ def model_cache_name(backend: str) -> str:
 def control_plane_secret_name(gateway: str) -> str:
     """The Secret holding a gateway's control-plane credential: ``<gateway>-controlplane``."""
     return f"{gateway}-controlplane"
+
+
+def snapshot_secret_name(gateway: str) -> str:
+    """The Secret with a gateway's last key snapshot, for pods that start while the control plane is down."""
+    return f"{gateway}-snapshot"
 
 
 def engine_key_name(backend: str) -> str:

@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 
@@ -37,6 +37,9 @@ from interlock.operator.settings import OperatorSettings
 from interlock.operator.status import Check, backend_status, invalid_status, ready_condition, status_patch
 from interlock.operator.validation import parse_backend
 from interlock.resources.llmbackend import LLMBackend
+
+if TYPE_CHECKING:
+    from interlock.operator.snapshots import SnapshotMirror
 
 __all__ = [
     "Context",
@@ -81,6 +84,7 @@ class Context:
     history: ConfigHistory = field(default_factory=ConfigHistory)
     recheck: Callable[[Any, float], None] = _no_recheck
     """Ask for another run of a gateway after a delay (its pods have not loaded the latest config yet)."""
+    snapshots: SnapshotMirror | None = None
 
 
 def owned_by(manifest: Obj, owner: Mapping[str, Any], *, controller: bool = True) -> Obj:

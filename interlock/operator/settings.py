@@ -73,6 +73,14 @@ class OperatorSettings(BaseSettings):
     gateway_config_dir: PurePosixPath = Field(
         default=PurePosixPath("/etc/interlock/config"), description="Where the ConfigMap is mounted in gateway pods."
     )
+    control_plane_url: str | None = Field(
+        default=None,
+        description="The control plane's URL; with a signing key, each gateway's key snapshot is mirrored into a "
+        "Secret its new pods start from while the control plane is down.",
+    )
+    snapshot_refresh_s: float = Field(
+        default=60.0, gt=0, description="How often a gateway's snapshot is fetched for its Secret (at most)."
+    )
     probe_timeout_s: float = Field(
         default=2.0, gt=0, le=30, description="Timeout of one read of a gateway pod's /readyz (its loaded config)."
     )

@@ -409,15 +409,18 @@ def test_it_should_admit_only_the_traffic_each_component_needs() -> None:
         return policy["spec"]["ingress"]
 
     (api_rule,) = admitted("-api")
-    assert api_rule["from"] == [
-        {
-            "namespaceSelector": {},
-            "podSelector": {"matchLabels": {LABEL_COMPONENT: "gateway", LABEL_PART_OF: "interlock"}},
-        }
-    ]
+    gateways_anywhere = {
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {LABEL_COMPONENT: "gateway", LABEL_PART_OF: "interlock"}},
+    }
+    # The gateways, and the operator (it mirrors each gateway's snapshot for new pods), in the release namespace.
+    assert api_rule["from"][0] == gateways_anywhere
     assert _matches(api_rule["from"][0]["podSelector"]["matchLabels"], gateway_pod)
+    operator = pods["il-interlock-operator"]
+    assert [p for p in api_rule["from"][1:] if _matches(p["podSelector"]["matchLabels"], operator)]
+    assert all("namespaceSelector" not in p for p in api_rule["from"][1:])
     (redis_rule,) = admitted("-redis")
-    assert redis_rule["from"] == api_rule["from"]
+    assert redis_rule["from"] == [gateways_anywhere]
     assert redis_rule["ports"][0]["port"] == "redis"
     (pg_rule,) = admitted("-postgresql")
     allowed = [peer["podSelector"]["matchLabels"] for peer in pg_rule["from"]]
@@ -425,7 +428,7 @@ def test_it_should_admit_only_the_traffic_each_component_needs() -> None:
     assert may_connect == ["il-interlock-api", "il-interlock-migrate"]
     assert admitted("-operator") == []
     extra = render(ci_values(CHART / "ci" / "external-db-values.yaml")).one("NetworkPolicy", "-api")
-    assert extra["spec"]["ingress"][0]["from"][1] == {
+    assert extra["spec"]["ingress"][0]["from"][-1] == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
     }
 

@@ -8,8 +8,12 @@ import base64
 import json
 from typing import Any
 
-from interlock.contract.gatewaycred import verify_gateway_credential
+from starlette.requests import Request
+
+from interlock.contract import Snapshot
+from interlock.contract.gatewaycred import gateway_id_in_scope, verify_gateway_credential
 from interlock.operator.settings import OperatorSettings
+from tests.gateway.contract_server import ContractServer
 from tests.operator.conftest import (
     Api,
     backend_manifest,
@@ -246,3 +250,47 @@ async def test_a_new_namespace_needs_no_manual_step(api: Api) -> None:
             return verify_gateway_credential(b"another-signing-key-of-32-bytes-or-more", token) == "team-new/default"
 
         await eventually(reminted, within=10, what="credential re-minted under the new key")
+
+
+class CredentialControlPlane(ContractServer):
+    """The contract server, authenticating gateways by their minted credential (as the control plane does)."""
+
+    def _authorized(self, request: Request) -> bool:  # type: ignore[override]
+        header = request.headers.get("authorization", "")
+        scope = verify_gateway_credential(SIGNING_KEY.encode(), header.removeprefix("Bearer "))
+        gateway_id = request.query_params.get("gateway_id", "")
+        return scope is not None and gateway_id_in_scope(scope, gateway_id)
+
+
+async def test_each_gateways_last_snapshot_is_kept_for_pods_that_start_while_the_control_plane_is_down(
+    api: Api,
+) -> None:
+    control_plane = CredentialControlPlane()
+    tenant = control_plane.add_tenant("acme")
+    control_plane.add_key(tenant)
+    url = await control_plane.start()
+    settings = OperatorSettings(resync_interval_s=0.3, gateway_signing_key=SIGNING_KEY, control_plane_url=url,
+                                snapshot_refresh_s=0.2)  # fmt: skip
+    try:
+        async with running_operator(settings):
+            await api.create(backends_path(), backend_manifest("mock"))
+            await api.create(routes_path(), route_manifest("chat", ("mock", "m1")))
+            secret = await eventually(lambda: api.obj("v1", "secrets", "default-snapshot"), within=10)
+            snapshot = Snapshot.model_validate_json(base64.b64decode(secret["data"]["snapshot.json"]))
+            assert [k.tenant_id for k in snapshot.keys] == [tenant]
+            assert secret["metadata"]["annotations"]["interlock.dev/snapshot-version"] == snapshot.version
+            pod = api.obj("apps/v1", "deployments", "interlock-gateway-default")["spec"]["template"]["spec"]  # type: ignore[index]
+            volume = next(v for v in pod["volumes"] if v["name"] == "snapshot")
+            assert volume["secret"] == {"secretName": "default-snapshot", "optional": True, "defaultMode": 0o440}
+            env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+            assert env["INTERLOCK_GATEWAY_SNAPSHOT_SEED_FILE"] == "/var/run/interlock/snapshot/snapshot.json"
+
+            # Fetched again and again (ETag, 304): written only when the snapshot changed.
+            mark = len(api.emu.requests)
+            await eventually(lambda: control_plane.snapshot_gets >= 4, within=10, what="refreshes")
+            assert operator_writes(api, mark, "secrets") == []
+            control_plane.add_key(tenant)
+            await eventually(lambda: len(Snapshot.model_validate_json(base64.b64decode(
+                api.obj("v1", "secrets", "default-snapshot")["data"]["snapshot.json"])).keys) == 2, within=10)  # type: ignore[index]  # fmt: skip
+    finally:
+        await control_plane.stop()

@@ -16,6 +16,7 @@ from interlock.operator.builders.gateway import (
     gateway_pdb,
     gateway_selector,
     gateway_service,
+    snapshot_secret,
 )
 from interlock.operator.builders.inference import (
     GPU_RESOURCE,
@@ -49,4 +50,5 @@ __all__ = [
     "inference_service",
     "model_cache_claim",
     "selector_text",
+    "snapshot_secret",
 ]

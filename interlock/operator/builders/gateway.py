@@ -27,6 +27,7 @@ from interlock.operator.builders.common import (
 )
 from interlock.operator.naming import (
     ANNOTATION_CONFIG_VERSION,
+    ANNOTATION_SNAPSHOT_VERSION,
     COMPONENT_GATEWAY,
     CONFIG_KEY,
     CONTROL_PLANE_TOKEN_KEY,
@@ -37,13 +38,16 @@ from interlock.operator.naming import (
     LABEL_NAME,
     LABEL_PART_OF,
     MANAGED_BY,
+    SNAPSHOT_KEY,
     control_plane_secret_name,
     dns_label,
     gateway_object_name,
+    snapshot_secret_name,
 )
 from interlock.operator.settings import OperatorSettings
 
 __all__ = [
+    "SNAPSHOT_DIR",
     "control_plane_secret",
     "gateway_config_map",
     "gateway_deployment",
@@ -51,9 +55,11 @@ __all__ = [
     "gateway_pdb",
     "gateway_selector",
     "gateway_service",
+    "snapshot_secret",
 ]
 
 _RUN_AS = 10001
+SNAPSHOT_DIR = "/var/run/interlock/snapshot"
 
 
 def gateway_selector(gateway: str) -> dict[str, str]:
@@ -93,6 +99,19 @@ def control_plane_secret(namespace: str, gateway: str, credential: str) -> Manif
         "type": "Opaque",
         "metadata": meta(control_plane_secret_name(gateway), namespace, gateway_labels(gateway)),
         "data": {CONTROL_PLANE_TOKEN_KEY: base64.b64encode(credential.encode()).decode()},
+    }
+
+
+def snapshot_secret(namespace: str, gateway: str, body: bytes, version: str) -> Manifest:
+    """``<gateway>-snapshot``: the last key snapshot (key ``snapshot.json``), annotated with its version."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": meta(
+            snapshot_secret_name(gateway), namespace, gateway_labels(gateway), {ANNOTATION_SNAPSHOT_VERSION: version}
+        ),
+        "data": {SNAPSHOT_KEY: base64.b64encode(body).decode()},
     }
 
 
@@ -148,13 +167,23 @@ def _env(namespace: str, gateway: str, settings: OperatorSettings) -> list[dict[
     if settings.gateway_signing_key is not None:
         ref = {"name": control_plane_secret_name(gateway), "key": CONTROL_PLANE_TOKEN_KEY}
         env.append({"name": "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    if _mirrors_snapshots(settings):
+        env.append({"name": "INTERLOCK_GATEWAY_SNAPSHOT_SEED_FILE", "value": f"{SNAPSHOT_DIR}/{SNAPSHOT_KEY}"})
     return _merged_env(env, settings.gateway_env)
+
+
+def _mirrors_snapshots(settings: OperatorSettings) -> bool:
+    return bool(settings.control_plane_url) and settings.gateway_signing_key is not None
 
 
 def gateway_deployment(namespace: str, gateway: str, config: GatewayConfig, settings: OperatorSettings) -> Manifest:
     name = gateway_object_name(gateway)
     labels = gateway_labels(gateway)
     secret_volumes, secret_mounts = _secret_mounts(config, str(settings.gateway_secrets_dir))
+    if _mirrors_snapshots(settings):
+        secret_volumes.append({"name": "snapshot", "secret": {"secretName": snapshot_secret_name(gateway),
+                                                              "optional": True, "defaultMode": 0o440}})  # fmt: skip
+        secret_mounts.append({"name": "snapshot", "mountPath": SNAPSHOT_DIR, "readOnly": True})
     container: Manifest = {
         "name": "gateway",
         "image": settings.gateway_image,
