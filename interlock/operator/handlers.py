@@ -66,7 +66,8 @@ class Operator:
         self.gateways: Coalescer[GatewayKey] = Coalescer(self._reconcile_gateway)
         self.active: set[GatewayKey] = set()  # gateways with Routes, as of their last run
         self._rechecks: dict[GatewayKey, int] = {}
-        self._recheck_tasks: set[asyncio.Task[None]] = set()
+        self._recheck_tasks: dict[GatewayKey, asyncio.Task[None]] = {}
+        self._asked: set[GatewayKey] = set()
 
     async def context(self) -> Context:
         if self._kube is None:
@@ -79,7 +80,7 @@ class Operator:
                        snapshots=self._snapshots)  # fmt: skip
 
     async def close(self) -> None:
-        for task in list(self._recheck_tasks):
+        for task in list(self._recheck_tasks.values()):
             task.cancel()
         if self._kube is not None:
             await self._kube.close()
@@ -93,21 +94,21 @@ class Operator:
 
     def recheck(self, key: Any, delay: float) -> None:
         """Run gateway ``key`` again after ``delay`` (bounded: a gateway whose pods never load stops being asked)."""
+        self._asked.add(key)
         count = self._rechecks.get(key, 0)
-        if count >= _RECHECK_LIMIT or any(t.get_name() == f"recheck:{key}" for t in self._recheck_tasks):
+        if count >= _RECHECK_LIMIT or key in self._recheck_tasks:
             return
         self._rechecks[key] = count + 1
 
         async def later() -> None:
             await asyncio.sleep(delay)
+            self._recheck_tasks.pop(key, None)  # done waiting: the run below may ask for the next one
             try:
                 await self.gateways.run(key)
             except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("gateway %s/%s: recheck failed: %s", key.namespace, key.gateway, exc)
 
-        task = asyncio.create_task(later(), name=f"recheck:{key}")
-        self._recheck_tasks.add(task)
-        task.add_done_callback(self._recheck_tasks.discard)
+        self._recheck_tasks[key] = asyncio.create_task(later(), name=f"recheck:{key}")
 
     async def _reconcile_backend(self, key: tuple[str, str]) -> None:
         namespace, name = key
@@ -119,14 +120,12 @@ class Operator:
             await self.sync_namespace(namespace)  # its Ready changed: so may its routes'
 
     async def _reconcile_gateway(self, key: GatewayKey) -> None:
-        before = len(self._recheck_tasks)
+        self._asked.discard(key)
         if await reconcile_gateway(await self.context(), key):
             self.active.add(key)
         else:
             self.active.discard(key)
-        if len(self._recheck_tasks) == before and not any(
-            t.get_name() == f"recheck:{key}" for t in self._recheck_tasks
-        ):
+        if key not in self._asked:
             self._rechecks.pop(key, None)  # nothing left to wait for: the next wait starts a new budget
 
     async def sync_gateway(self, key: GatewayKey, *, max_age: float | None = None) -> None:

@@ -186,6 +186,11 @@ async def test_route_is_not_ready_while_its_gateway_is_unavailable(api: Api, ope
     await api.create(routes_path(), route_manifest("fast", ("mock", "m1")))
     await eventually(lambda: reason(api.route("fast")) == "ConfigNotLoaded", within=10)
     assert reason(api.route("chat")) == "Ready"
+    # The operator keeps asking (no resync is due: these are its rechecks) until the pods have it.
+    hits = api.emu.gateways.hits  # type: ignore[attr-defined]
+    asked = hits[("default", gateway)]
+    await eventually(lambda: hits[("default", gateway)] >= asked + 3 * 2, within=15, what="three rechecks")
+    assert reason(api.route("fast")) == "ConfigNotLoaded"
     api.emu.gateways.unpin("default", "default")  # type: ignore[attr-defined]
     await eventually(lambda: reason(api.route("fast")) == "Ready", within=10)
 

@@ -23,6 +23,8 @@ class FakeGateways:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
         self.pinned: dict[tuple[str, str], str | None] = {}
+        self.hits: dict[tuple[str, str], int] = {}
+        """``/readyz`` requests per gateway Deployment (the operator's reads)."""
         self._runners: list[Any] = []
         self._ports: dict[tuple[str, str], int] = {}
         emu.store.controller.hooks.append(self._hook)
@@ -40,6 +42,7 @@ class FakeGateways:
 
     def _start(self, key: tuple[str, str]) -> int:
         async def readyz(_: web.Request) -> web.Response:
+            self.hits[key] = self.hits.get(key, 0) + 1
             if key in self.pinned:
                 version = self.pinned[key]
             else:
