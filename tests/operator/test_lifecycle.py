@@ -299,3 +299,35 @@ async def test_each_gateways_last_snapshot_is_kept_for_pods_that_start_while_the
                 api.obj("v1", "secrets", "default-snapshot")["data"]["snapshot.json"])).keys) == 2, within=10)  # type: ignore[index]  # fmt: skip
     finally:
         await control_plane.stop()
+
+
+KEDA_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "scaledobjects.keda.sh"},
+    "spec": {
+        "group": "keda.sh",
+        "names": {"kind": "ScaledObject", "plural": "scaledobjects", "singular": "scaledobject"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}  # fmt: skip
+
+
+async def test_keda_scales_the_backend_where_it_is_installed(api: Api) -> None:
+    response = await api.http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=KEDA_CRD)
+    assert response.status_code == 201, response.text
+    settings = OperatorSettings(resync_interval_s=60, keda_prometheus_url="http://prometheus.monitoring.svc:9090")
+    async with running_operator(settings):
+        await api.create(backends_path(), gpu_backend(autoscaling={"minReplicas": 0, "maxReplicas": 4}))
+        scaled = await eventually(lambda: api.obj("keda.sh/v1alpha1", "scaledobjects", "llama"), within=10)
+        assert scaled["spec"]["minReplicaCount"] == 0
+        assert scaled["spec"]["triggers"][0]["metadata"]["serverAddress"] == "http://prometheus.monitoring.svc:9090"
+        assert api.obj("autoscaling/v2", "horizontalpodautoscalers", "llama") is None
+        assert (
+            "replicas" not in (await eventually(lambda: api.obj("apps/v1", "deployments", "llama"), within=10))["spec"]
+            or replicas(api) == 1
+        )  # the server's default, owned by nobody: KEDA sets it
+        await api.patch(f"{backends_path()}/llama", {"spec": {"serving": {"autoscaling": None}}})
+        await eventually(lambda: api.obj("keda.sh/v1alpha1", "scaledobjects", "llama") is None, within=10)
