@@ -85,6 +85,7 @@ class GatewayApp:
             self.services.usage = link.recorder
         self.resolver = resolver
         self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
+        self._applying = asyncio.Lock()
         self.credentials = CredentialWatcher(
             resolver, self._credentials_changed, interval_s=settings.config_poll_interval_s
         )
@@ -103,6 +104,10 @@ class GatewayApp:
     # --- config -----------------------------------------------------------------------------------------
 
     async def apply_config(self, config: GatewayConfig) -> None:
+        async with self._applying:  # one at a time: a slower, older apply never replaces a newer runtime
+            await self._apply(config)
+
+    async def _apply(self, config: GatewayConfig) -> None:
         mock_url = None
         if any(b.url is None and b.provider == "mock" for b in config.backends.values()):
             mock_url = await self._embedded_mock_url()
@@ -121,8 +126,9 @@ class GatewayApp:
 
     async def _credentials_changed(self) -> None:
         """A mounted Secret changed (a rotated key): rebuild the backends whose key changed, keep the rest."""
-        if self.services.runtime is not None:
-            await self.apply_config(self.services.runtime.config)
+        async with self._applying:  # the config current when it runs, not when the change was seen
+            if self.services.runtime is not None:
+                await self._apply(self.services.runtime.config)
 
     async def _embedded_mock_url(self) -> str:
         if self._mock_server is None:
