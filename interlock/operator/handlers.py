@@ -28,7 +28,7 @@ import kopf
 from interlock.operator.coalesce import Coalescer
 from interlock.operator.gateways import GatewayKey, gateway_of, reconcile_gateway
 from interlock.operator.k8s import Kube, KubeError
-from interlock.operator.login import connection_info, load_configuration
+from interlock.operator.login import connection_info, kube_login
 from interlock.operator.naming import (
     COMPONENT_GATEWAY,
     COMPONENT_INFERENCE,
@@ -71,7 +71,7 @@ class Operator:
 
     async def context(self) -> Context:
         if self._kube is None:
-            self._kube = Kube(await load_configuration(), timeout_s=self.settings.request_timeout_s)
+            self._kube = Kube(await kube_login(), timeout_s=self.settings.request_timeout_s)
         if self._probe is None:
             self._probe = GatewayProbe(timeout_s=self.settings.probe_timeout_s)
         if self._snapshots is None:
@@ -163,7 +163,7 @@ def build_registry(op: Operator) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        return await connection_info(await load_configuration())
+        return await connection_info(await kube_login())
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:

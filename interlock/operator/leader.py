@@ -31,7 +31,7 @@ from kubernetes_asyncio.leaderelection.electionconfig import Config
 from kubernetes_asyncio.leaderelection.leaderelection import LeaderElection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
-from interlock.operator.login import load_configuration
+from interlock.operator.login import kube_login
 from interlock.operator.naming import USER_AGENT
 from interlock.operator.settings import OperatorSettings
 
@@ -114,7 +114,7 @@ async def run_as_leader(
     """
     identity = identity or f"{os.environ.get('POD_NAME') or socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     namespace = lease_namespace(settings)
-    api = ApiClient(await load_configuration())
+    api = ApiClient(await kube_login())
     api.user_agent = USER_AGENT
     state = {"role": "follower"}
     leading_done = asyncio.Event()

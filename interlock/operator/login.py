@@ -8,16 +8,17 @@ same API server as the same user.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import kopf
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
-__all__ = ["connection_info", "load_configuration"]
+__all__ = ["connection_info", "kube_login", "load_configuration"]
 
 
-async def load_configuration() -> Configuration:
+async def kube_login() -> Configuration:
     """In-cluster service account first, then ``$KUBECONFIG``; ``kopf.LoginError`` when neither works."""
     configuration = Configuration()
     try:
@@ -30,6 +31,11 @@ async def load_configuration() -> Configuration:
     except (ConfigException, OSError) as exc:
         raise kopf.LoginError(f"no in-cluster service account and no usable kubeconfig: {exc}") from exc
     return configuration
+
+
+def load_configuration() -> Configuration:
+    """``kube_login()`` from synchronous code, before an event loop runs: the CLI's check that there is a cluster."""
+    return asyncio.run(kube_login())
 
 
 async def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
