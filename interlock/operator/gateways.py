@@ -27,6 +27,7 @@ from interlock.operator.builders import (
     control_plane_secret,
     gateway_config_map,
     gateway_deployment,
+    gateway_hpa,
     gateway_pdb,
     gateway_selector,
     gateway_service,
@@ -34,7 +35,7 @@ from interlock.operator.builders import (
 from interlock.operator.checks import BackendView, GatewayView, route_checks
 from interlock.operator.naming import control_plane_secret_name, gateway_object_name, snapshot_secret_name
 from interlock.operator.probe import GatewayPods
-from interlock.operator.reconcile import Context, owned_by, write_status
+from interlock.operator.reconcile import Context, apply_deployment, owned_by, write_status
 from interlock.operator.status import Check, invalid_status, ready_condition, route_status
 from interlock.operator.validation import parse_backend, parse_route
 from interlock.resources.common import GROUP_VERSION
@@ -46,7 +47,13 @@ __all__ = ["GatewayKey", "gateway_of", "reconcile_gateway"]
 Obj = dict[str, Any]
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_CHILD_KINDS = (("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"))
+_CHILD_KINDS = (
+    ("v1", "ConfigMap"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+)
 RECHECK_DELAY_S = 1.0
 
 
@@ -97,11 +104,19 @@ async def _apply_children(ctx: Context, key: GatewayKey, config: GatewayConfig, 
     if ctx.settings.gateway_signing_key is not None:
         signing_key = ctx.settings.gateway_signing_key.get_secret_value().encode()
         children.append(control_plane_secret(ns, gw, mint_gateway_credential(signing_key, f"{ns}/{gw}")))
+    hpa = gateway_hpa(ns, gw, ctx.settings)
+    if hpa is not None:
+        children.append(hpa)
+    elif key not in ctx.hpa_checked:  # autoscaling turned off since the last operator: remove its HPA
+        ctx.hpa_checked.add(key)
+        name = gateway_object_name(gw)
+        if await ctx.kube.get("autoscaling/v2", "HorizontalPodAutoscaler", ns, name) is not None:
+            await ctx.kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", ns, name)
     deployment: Obj = {}
     for child in children:
         for owner in owners:
             owned_by(child, owner, controller=False)
-        applied = await ctx.kube.apply(child)
+        applied = await (apply_deployment(ctx, child) if child["kind"] == "Deployment" else ctx.kube.apply(child))
         if child["kind"] == "Deployment":
             deployment = applied.obj
         if applied.action == "unchanged":

@@ -62,6 +62,7 @@ class Operator:
         self._probe: GatewayProbe | None = None
         self._snapshots: SnapshotMirror | None = None
         self.history = ConfigHistory()
+        self.hpa_checked: set[GatewayKey] = set()
         self.backends: Coalescer[tuple[str, str]] = Coalescer(self._reconcile_backend)
         self.gateways: Coalescer[GatewayKey] = Coalescer(self._reconcile_gateway)
         self.active: set[GatewayKey] = set()  # gateways with Routes, as of their last run
@@ -77,7 +78,7 @@ class Operator:
         if self._snapshots is None:
             self._snapshots = SnapshotMirror()
         return Context(self._kube, self.settings, probe=self._probe, history=self.history, recheck=self.recheck,
-                       snapshots=self._snapshots)  # fmt: skip
+                       snapshots=self._snapshots, hpa_checked=self.hpa_checked)  # fmt: skip
 
     async def close(self) -> None:
         for task in list(self._recheck_tasks.values()):

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Context",
     "EventSink",
+    "apply_deployment",
     "delete_inference",
     "kopf_events",
     "owned_by",
@@ -85,6 +86,8 @@ class Context:
     recheck: Callable[[Any, float], None] = _no_recheck
     """Ask for another run of a gateway after a delay (its pods have not loaded the latest config yet)."""
     snapshots: SnapshotMirror | None = None
+    hpa_checked: set[Any] = field(default_factory=set)
+    """Gateways whose leftover HPA (from an operator that autoscaled them) was looked for, once per process."""
 
 
 def owned_by(manifest: Obj, owner: Mapping[str, Any], *, controller: bool = True) -> Obj:
@@ -121,6 +124,21 @@ def _owns_replicas(deployment: Mapping[str, Any]) -> bool:
         if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply" and "f:replicas" in spec:
             return True
     return False
+
+
+async def apply_deployment(ctx: Context, desired: Obj) -> Applied:
+    """Apply a Deployment; one whose ``replicas`` an autoscaler takes over (``desired`` has none, the live one is
+    the operator's) is handed over first, as the server-side apply documentation describes: another field manager
+    keeps the current value, so the operator's apply without replicas does not reset the field to its default 1."""
+    api_version, kind, namespace, name = ref_of(desired)
+    live = await ctx.kube.get(api_version, kind, namespace, name)
+    if "replicas" not in desired["spec"] and live is not None and _owns_replicas(live):
+        replicas = int((live.get("spec") or {}).get("replicas") or 1)
+        handover = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace},
+                    "spec": {"replicas": replicas}}  # fmt: skip
+        await ctx.kube.server_side_apply(handover, manager=HANDOVER_MANAGER)
+        return await ctx.kube.apply(desired)  # changed under us: read it again
+    return await ctx.kube.apply(desired, live=live)
 
 
 async def _engine_key(ctx: Context, body: Mapping[str, Any], backend: LLMBackend) -> None:
@@ -174,18 +192,8 @@ async def _apply_inference(ctx: Context, body: Mapping[str, Any], backend: LLMBa
             _report(ctx, body, applied)
             claim_obj = applied.obj
             modes = (claim_obj.get("spec") or {}).get("accessModes") or modes
-        live = await ctx.kube.get("apps/v1", "Deployment", namespace, name)
-        if serving.autoscaling is not None and live is not None and _owns_replicas(live):
-            # Hand replicas over to the autoscaler (the documented transfer): another manager keeps the current
-            # value, so the operator's apply without replicas does not reset the field to its default of 1.
-            replicas = int((live.get("spec") or {}).get("replicas") or 1)
-            handover = {"apiVersion": "apps/v1", "kind": "Deployment",
-                        "metadata": {"name": name, "namespace": namespace}, "spec": {"replicas": replicas}}  # fmt: skip
-            await ctx.kube.server_side_apply(handover, manager=HANDOVER_MANAGER)
-            live = None  # changed under us: apply without trusting the old copy
-        deployment = await ctx.kube.apply(
-            owned_by(inference_deployment(backend, ctx.settings, cache_modes=modes), body),
-            **({} if live is None else {"live": live}),
+        deployment = await apply_deployment(
+            ctx, owned_by(inference_deployment(backend, ctx.settings, cache_modes=modes), body)
         )
         _report(ctx, body, deployment)
         _report(ctx, body, await ctx.kube.apply(owned_by(inference_service(backend), body)))

@@ -6,10 +6,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["IMAGE_REPOSITORY", "OperatorSettings", "default_image"]
+__all__ = ["IMAGE_REPOSITORY", "GatewayAutoscaling", "OperatorSettings", "default_image"]
 
 IMAGE_REPOSITORY = "ghcr.io/interlock-dev/interlock"
 
@@ -21,6 +21,22 @@ def default_image() -> str:
     except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
         tag = "0.0.0"
     return f"{IMAGE_REPOSITORY}:{tag}"
+
+
+class GatewayAutoscaling(BaseModel):
+    """An HPA per gateway Deployment on CPU (the gateway's work is CPU-bound); the operator then leaves replicas."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_replicas: int = Field(default=2, ge=1, le=1000)
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    cpu_utilization: int = Field(default=70, ge=1, le=100, description="Target CPU, percent of the request.")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> GatewayAutoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
+        return self
 
 
 class OperatorSettings(BaseSettings):
@@ -36,6 +52,10 @@ class OperatorSettings(BaseSettings):
         "the pods' namespace). A backend's serving.imagePullSecrets adds to these for its engine.",
     )
     gateway_replicas: int = Field(default=2, ge=0, le=1000, description="Gateway pods per gateway.")
+    gateway_autoscaling: GatewayAutoscaling | None = Field(
+        default=None,
+        description="JSON {min_replicas, max_replicas, cpu_utilization}: an HPA per gateway instead of fixed replicas.",
+    )
     gateway_resources: dict[str, Any] = Field(
         default_factory=lambda: {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         description="ResourceRequirements of the gateway container.",

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from interlock.operator.naming import COMPONENT_GATEWAY, LABEL_COMPONENT, LABEL_PART_OF
+from interlock.operator.settings import OperatorSettings
 from interlock.telemetry.tracing import Sampling
 from tests.charts.rendering import CHART, CI_VALUES, REPO, Rendered, ci_values, render
 
@@ -476,3 +477,14 @@ def test_it_should_probe_the_operator_on_its_liveness_endpoint() -> None:
     assert container["ports"] == [{"name": "health", "containerPort": 9000, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert pod["serviceAccountName"] == "il-interlock-operator"
+
+
+def test_it_should_let_the_operator_autoscale_the_gateways() -> None:
+    operator = render({"gateway": {"autoscaling": {"enabled": True, "maxReplicas": 20}}}).one("Deployment", "-operator")
+    env = _env(operator["spec"]["template"]["spec"]["containers"][0])
+    scaling = json.loads(env["INTERLOCK_OPERATOR_GATEWAY_AUTOSCALING"]["value"])
+    assert scaling == {"min_replicas": 2, "max_replicas": 20, "cpu_utilization": 70}
+    assert OperatorSettings.model_validate({"gateway_autoscaling": scaling}).gateway_autoscaling is not None
+    assert "INTERLOCK_OPERATOR_GATEWAY_AUTOSCALING" not in _env(
+        render().one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    )

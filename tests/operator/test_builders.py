@@ -20,6 +20,7 @@ from interlock.operator.builders import (
     engine_key_secret,
     gateway_config_map,
     gateway_deployment,
+    gateway_hpa,
     gateway_pdb,
     gateway_service,
     inference_deployment,
@@ -312,3 +313,17 @@ def test_autoscaled_backends_leave_replicas_to_the_autoscaler() -> None:
     trigger = keda["spec"]["triggers"][0]["metadata"]
     assert trigger["query"] == 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="ml",pod=~"llama-[a-z0-9]+-[a-z0-9]+"}) / 2'
     assert trigger["threshold"] == "80"
+
+
+def test_gateways_autoscale_when_the_chart_says_so() -> None:
+    llama, ext, route = gateway_objects()
+    config = compile_config([llama, ext], [route], namespace="ml")
+    assert gateway_hpa("ml", "default", OperatorSettings()) is None
+    settings = OperatorSettings(gateway_autoscaling={"min_replicas": 3, "max_replicas": 12, "cpu_utilization": 60})
+    assert "replicas" not in valid(gateway_deployment("ml", "default", config, settings))["spec"]
+    hpa = gateway_hpa("ml", "default", settings)
+    assert hpa is not None
+    valid(hpa)
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "interlock-gateway-default"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 60}

@@ -329,3 +329,21 @@ async def test_keda_scales_the_backend_where_it_is_installed(api: Api) -> None:
         assert replicas(api) == 1  # the API server's default, owned by no manager: KEDA sets it from here
         await api.patch(f"{backends_path()}/llama", {"spec": {"serving": {"autoscaling": None}}})
         await eventually(lambda: api.obj("keda.sh/v1alpha1", "scaledobjects", "llama") is None, within=10)
+
+
+async def test_gateways_handed_to_an_autoscaler_keep_their_replicas(api: Api) -> None:
+    await api.create(backends_path(), backend_manifest("mock"))
+    await api.create(routes_path(), route_manifest("chat", ("mock", "m1")))
+    async with running_operator(OperatorSettings(resync_interval_s=60, gateway_replicas=3)):
+        await eventually(lambda: replicas(api, "interlock-gateway-default") == 3, within=10)
+    scaling = {"min_replicas": 2, "max_replicas": 8, "cpu_utilization": 70}
+    async with running_operator(OperatorSettings(resync_interval_s=60, gateway_autoscaling=scaling)):
+        hpa = await eventually(
+            lambda: api.obj("autoscaling/v2", "horizontalpodautoscalers", "interlock-gateway-default"), within=10
+        )
+        assert hpa["spec"]["maxReplicas"] == 8
+        assert replicas(api, "interlock-gateway-default") == 3  # handed over, not reset to 1
+    async with running_operator(OperatorSettings(resync_interval_s=60, gateway_replicas=2)):
+        await eventually(lambda: replicas(api, "interlock-gateway-default") == 2, within=10)
+        gone = api.obj("autoscaling/v2", "horizontalpodautoscalers", "interlock-gateway-default") is None
+        assert gone

@@ -51,6 +51,7 @@ __all__ = [
     "control_plane_secret",
     "gateway_config_map",
     "gateway_deployment",
+    "gateway_hpa",
     "gateway_labels",
     "gateway_pdb",
     "gateway_selector",
@@ -233,7 +234,7 @@ def gateway_deployment(namespace: str, gateway: str, config: GatewayConfig, sett
         "kind": "Deployment",
         "metadata": meta(name, namespace, labels),
         "spec": {
-            "replicas": settings.gateway_replicas,
+            **({} if settings.gateway_autoscaling else {"replicas": settings.gateway_replicas}),
             "selector": {"matchLabels": gateway_selector(gateway)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "revisionHistoryLimit": 3,
@@ -262,6 +263,33 @@ def gateway_service(namespace: str, gateway: str, settings: OperatorSettings) ->
             "type": "ClusterIP",
             "selector": gateway_selector(gateway),
             "ports": [{"name": "http", "port": settings.gateway_service_port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def gateway_hpa(namespace: str, gateway: str, settings: OperatorSettings) -> Manifest | None:
+    """With ``gateway_autoscaling``: an HPA on the gateway pods' CPU (the Deployment then carries no replicas)."""
+    scaling = settings.gateway_autoscaling
+    if scaling is None:
+        return None
+    name = gateway_object_name(gateway)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": meta(name, namespace, gateway_labels(gateway)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": scaling.cpu_utilization},
+                    },
+                }
+            ],
         },
     }
 
