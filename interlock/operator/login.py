@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import kopf
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
 __all__ = ["connection_info", "kube_login", "load_configuration"]
+
+
+def _kubeconfig() -> str:
+    """``$KUBECONFIG`` or ``~/.kube/config``; a missing file is said here, before the client library logs it."""
+    named = os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+    if not any(Path(p).is_file() for p in named.split(os.pathsep) if p):
+        raise kopf.LoginError(f"no in-cluster service account and no kubeconfig file at {named}")
+    return named
 
 
 async def kube_login() -> Configuration:
@@ -26,8 +35,9 @@ async def kube_login() -> Configuration:
         return configuration
     except ConfigException:
         pass
+    named = _kubeconfig()
     try:
-        await load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration)
+        await load_kube_config(config_file=named, client_configuration=configuration)
     except (ConfigException, OSError) as exc:
         raise kopf.LoginError(f"no in-cluster service account and no usable kubeconfig: {exc}") from exc
     return configuration
