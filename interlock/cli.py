@@ -119,7 +119,7 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         from interlock.operator.login import load_configuration
         from interlock.operator.main import run_operator
     except ModuleNotFoundError as exc:  # kopf and the Kubernetes client come with the `operator` extra
-        if exc.name not in ("kopf", "kubernetes"):
+        if exc.name not in ("kopf", "kubernetes_asyncio"):
             raise
         report("operator", f"{exc.name} is not installed: pip install 'interlock[operator]'")
         return 2

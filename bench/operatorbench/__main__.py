@@ -1,15 +1,18 @@
 """Operator benchmark: ``bench/operatorbench/run [--backends 50] [--routes 200] [--gateways 1] [--self-hosted 10]``.
 
-Starts the project's Kubernetes API emulator (tests/operator/emulator) in this process and ``interlock operator
---all-namespaces`` as a separate process, creates the backends and routes at once over HTTP, plays the Deployment
-controller for the self-hosted backends (reports their pods ready), and measures:
+Starts the project's Kubernetes API emulator (tests/operator/emulator) in this process, with its Deployment
+controller reporting pods ready and stand-ins answering the gateway pods' ``/readyz`` with the config they were
+given, and ``interlock operator --all-namespaces`` as a separate process; creates the backends and routes at once
+over HTTP, and measures:
 
-- time to converge: from the first create until every object is Ready for its current generation and every
-  gateway ConfigMap holds exactly ``compile_config`` of the objects;
+- time to converge: from the first create until every object is Ready for its current generation (a Route only
+  once a gateway pod reports a config with it) and every gateway ConfigMap holds exactly ``compile_config`` of the
+  objects;
 - API calls the operator made meanwhile (the emulator records each request with its user agent: kopf's own
   watching and bookkeeping, and the operator's reads and writes), by verb and by resource;
 - one Route edit: time until the gateway's ConfigMap has it, and the calls it cost;
-- idle: the calls made in a quiet period afterwards (watches held open, nothing to do).
+- idle resyncs: the calls made over ``--idle-resyncs`` resync periods with nothing to change (the target is no
+  write at all), per resync.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bench.operatorbench.args import parser
 from interlock.gatewayconfig import GatewayConfig, compile_config
 from interlock.resources import LLMBackend, Route
 from tests.operator.emulator import Emulator
+from tests.operator.emulator.gateways import FakeGateways
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "bench"
@@ -115,23 +119,6 @@ class Bench:
         expected = compile_config(backends, routes, namespace=NS, gateway=gateway)
         return GatewayConfig.from_json(cm["data"]["gateway.json"]) == expected
 
-    async def play_deployment_controller(self) -> None:
-        """Report the pods of every inference Deployment ready, as the Deployment controller would."""
-        done: set[str] = set()
-        while True:
-            for (ns, name), obj in list(self.emu.store.objects[("apps", "deployments")].items()):
-                labels = obj["metadata"].get("labels") or {}
-                if ns != NS or name in done or labels.get("app.kubernetes.io/component") != "inference":
-                    continue
-                replicas = obj["spec"].get("replicas", 1)
-                await self.http.patch(
-                    f"/apis/apps/v1/namespaces/{NS}/deployments/{name}/status",
-                    json={"status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas}},
-                    headers={"Content-Type": "application/merge-patch+json"},
-                )
-                done.add(name)
-            await asyncio.sleep(0.05)
-
     async def wait(self, check: Any, limit: float) -> float:
         start = time.monotonic()
         while not check():
@@ -160,7 +147,6 @@ class Bench:
             sys.executable, "-m", "interlock", "--log-level", "WARNING", "operator", "--all-namespaces",
             cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        controller = asyncio.create_task(self.play_deployment_controller())
         try:
             # The operator is up once kopf has opened its watches.
             await self.wait(lambda: sum(r.verb == "watch" for r in self.emu.requests) >= 3, limit=30)
@@ -192,11 +178,20 @@ class Bench:
             end = await self.wait(lambda: self.converged() and self._edited(), limit=args.timeout)
             update = {"seconds": round(end - start, 3), "api_calls": summarize(operator_calls(self.emu, mark))}
 
+            await asyncio.sleep(args.resync)  # let the edit's follow-ups settle before the quiet period
             mark = len(self.emu.requests)
-            await asyncio.sleep(args.idle)
-            idle = {"seconds": args.idle, "api_calls": summarize(operator_calls(self.emu, mark))}
+            await asyncio.sleep(args.resync * args.idle_resyncs)
+            calls = operator_calls(self.emu, mark)
+            writes = [r for r in calls if r.verb in ("create", "update", "patch", "delete", "deletecollection")]
+            idle = {
+                "resyncs": args.idle_resyncs,
+                "seconds": args.resync * args.idle_resyncs,
+                "api_calls_per_resync": round(len(calls) / args.idle_resyncs, 1),
+                "writes": len(writes),
+                "written": sorted({f"{r.verb} {r.resource}/{r.subresource}".rstrip("/") for r in writes}),
+                "api_calls": summarize(calls),
+            }
         finally:
-            controller.cancel()
             if operator.returncode is None:
                 operator.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(operator.communicate(), 30)
@@ -224,7 +219,12 @@ class Bench:
 async def main() -> None:
     args = parser().parse_args()
     async with Emulator() as emu:
-        result = await Bench(emu, args).run()
+        emu.store.controller.default = "ready"
+        fakes = FakeGateways(emu)
+        try:
+            result = await Bench(emu, args).run()
+        finally:
+            await fakes.close()
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -18,8 +18,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--self-hosted", type=int, default=10, help="how many of the backends run vLLM pods")
     p.add_argument("--routes", type=int, default=200)
     p.add_argument("--gateways", type=int, default=1)
-    p.add_argument("--resync", type=float, default=60.0, help="the operator's resync interval (s)")
-    p.add_argument("--idle", type=float, default=5.0, help="quiet period measured after converging (s)")
+    p.add_argument("--resync", type=float, default=10.0, help="the operator's resync interval (s)")
+    p.add_argument("--idle-resyncs", type=int, default=3, help="resync periods measured once converged")
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--out", type=Path, help="also write the JSON here")
     return p

@@ -20,6 +20,7 @@ printed. Credentials: the pod's service account, else ``$KUBECONFIG``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -29,14 +30,16 @@ import string
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
-from kubernetes.client import Configuration
-from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
+from kubernetes_asyncio.client import Configuration
+from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
 __all__ = ["KeySpec", "SecretSpec", "ensure_secrets", "load_client", "main", "parse_spec", "values_for"]
 
 MANAGED_BY = "interlock-secrets"
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _MERGE = "application/merge-patch+json"
 _ATTEMPTS = 5  # conflicting writers (two hook Jobs at once): re-read and retry
 
@@ -145,22 +148,28 @@ def _check(response: httpx.Response, what: str) -> None:
     raise RuntimeError(f"cannot {what}: {response.status_code} {message[:300]}")
 
 
-def load_client() -> tuple[httpx.Client, str | None]:
-    """An httpx client on the service account (in a pod) or ``$KUBECONFIG``; and the pod's namespace if known."""
+async def _configuration() -> tuple[Configuration, str | None, bool]:
+    """The service account (in a pod) or ``$KUBECONFIG``: the client configuration, its bearer header (if any) and
+    whether it is the pod's own. The same loader as the operator's (``kubernetes_asyncio``)."""
     configuration = Configuration()
-    namespace = None
+    in_pod = True
     try:
         load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding="utf-8") as file:
-            namespace = file.read().strip()
     except ConfigException:
-        load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
-        )
-    headers = {"user-agent": MANAGED_BY}
-    if auth := configuration.get_api_key_with_prefix("authorization") or configuration.get_api_key_with_prefix(
+        in_pod = False
+        await load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration)
+    auth = await configuration.get_api_key_with_prefix("authorization") or await configuration.get_api_key_with_prefix(
         "BearerToken"
-    ):
+    )
+    return configuration, auth or None, in_pod
+
+
+def load_client() -> tuple[httpx.Client, str | None]:
+    """An httpx client on the service account (in a pod) or ``$KUBECONFIG``; and the pod's namespace if known."""
+    configuration, auth, in_pod = asyncio.run(_configuration())
+    namespace = _SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() if in_pod else None
+    headers = {"user-agent": MANAGED_BY}
+    if auth:
         headers["authorization"] = auth if " " in auth else f"Bearer {auth}"
     verify: ssl.SSLContext | bool = False
     if configuration.verify_ssl:

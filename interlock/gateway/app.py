@@ -16,7 +16,7 @@ from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.context import Authenticator, RequestContext, Services
 from interlock.gateway.controlplane.link import ControlPlaneLink
 from interlock.gateway.dispatch.apis import API
-from interlock.gateway.dispatch.credentials import SecretResolver
+from interlock.gateway.dispatch.credentials import CredentialWatcher, SecretResolver, resolve_all
 from interlock.gateway.dispatch.plan import BackendRuntime
 from interlock.gateway.dispatch.runtime import build_runtime
 from interlock.gateway.endpoints.chat import chat_completions
@@ -86,6 +86,10 @@ class GatewayApp:
             self.services.metrics.pipeline = link.pipeline_state
         self.resolver = resolver
         self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
+        self._applying = asyncio.Lock()
+        self.credentials = CredentialWatcher(
+            resolver, self._credentials_changed, interval_s=settings.config_poll_interval_s
+        )
         self._mock_app_factory = mock_app_factory
         self._mock_server: EmbeddedServer | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -102,13 +106,17 @@ class GatewayApp:
     # --- config -----------------------------------------------------------------------------------------
 
     async def apply_config(self, config: GatewayConfig) -> None:
+        async with self._applying:  # one at a time: a slower, older apply never replaces a newer runtime
+            await self._apply(config)
+
+    async def _apply(self, config: GatewayConfig) -> None:
         mock_url = None
         if any(b.url is None and b.provider == "mock" for b in config.backends.values()):
             mock_url = await self._embedded_mock_url()
         previous = self.services.runtime
         runtime, retired = build_runtime(
             config,
-            self.resolver,
+            await resolve_all(self.resolver, config),
             previous,
             mock_url=mock_url,
             connect_timeout_s=self.services.settings.connect_timeout_s,
@@ -122,6 +130,12 @@ class GatewayApp:
             task = asyncio.create_task(self._retire(retired))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+
+    async def _credentials_changed(self) -> None:
+        """A mounted Secret changed (a rotated key): rebuild the backends whose key changed, keep the rest."""
+        async with self._applying:  # the config current when it runs, not when the change was seen
+            if self.services.runtime is not None:
+                await self._apply(self.services.runtime.config)
 
     async def _embedded_mock_url(self) -> str:
         if self._mock_server is None:
@@ -173,9 +187,11 @@ class GatewayApp:
         if self.link is not None:
             await self.link.start()
         await self.loader.start()
+        await self.credentials.start()
 
     async def shutdown(self) -> None:
         """The server has finished its requests: write and send their usage, then close everything."""
+        await self.credentials.stop()
         await self.loader.stop()
         await self.services.clock.stop()
         if self.link is not None:

@@ -60,6 +60,11 @@ class GatewaySettings(BaseSettings):
         "the last snapshot. Default: <tmpdir>/interlock-usage-<gateway_id>; mount a volume there to survive pod "
         "restarts.",
     )
+    snapshot_seed_file: Path | None = Field(
+        default=None,
+        description="A key snapshot to start from when the spool has none and the control plane does not answer "
+        "(the operator mirrors each gateway's last snapshot into a Secret mounted there).",
+    )
     usage_sync_interval_s: float = Field(
         default=0.05,
         gt=0,

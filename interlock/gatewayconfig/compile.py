@@ -23,9 +23,15 @@ from interlock.resources.llmbackend import LLMBackend
 from interlock.resources.problems import closest
 from interlock.resources.route import Route, RouteFallback
 
-__all__ = ["SELF_HOSTED_PORT", "compile_config", "self_hosted_url"]
+__all__ = ["ENGINE_KEY", "SELF_HOSTED_PORT", "compile_config", "engine_key_secret", "self_hosted_url"]
 
 SELF_HOSTED_PORT = 8000
+ENGINE_KEY = "api-key"
+
+
+def engine_key_secret(name: str) -> str:
+    """The Secret with the API key the operator generates for a self-hosted backend's engine (key ``api-key``)."""
+    return f"{name}-engine-key"
 
 
 def self_hosted_url(name: str, namespace: str) -> str:
@@ -42,6 +48,10 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
     else:
         url = None  # the embedded mock provider
     ref = spec.credentials_secret_ref
+    credentials = CredentialRef(secret=ref.name, key=ref.key) if ref else None
+    if credentials is None and spec.serving is not None:
+        # A self-hosted engine demands the key the operator generated for it; the gateways send it.
+        credentials = CredentialRef(secret=engine_key_secret(backend.metadata.name), key=ENGINE_KEY)
     models = {
         m.name: ModelPrice(
             input_per_million=m.pricing.input_per_million,
@@ -58,7 +68,7 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
         name=backend.metadata.name,
         provider=spec.provider.value,
         url=url,
-        credentials=CredentialRef(secret=ref.name, key=ref.key) if ref else None,
+        credentials=credentials,
         models=models,
         max_output_tokens={m.name: m.max_output_tokens for m in spec.models if m.max_output_tokens},
         max_concurrency=spec.limits.max_concurrency,

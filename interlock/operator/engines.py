@@ -1,4 +1,5 @@
-"""Inference engines a self-hosted ``LLMBackend`` can run: image, port, health endpoint, command line, cache."""
+"""Inference engines a self-hosted ``LLMBackend`` can run: image, port, health endpoint, command line, cache, the
+environment variable of the API key it demands, and its queue-depth metric."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class Engine:
     command: tuple[str, ...]
     cache_dir: str
     cache_env: str
+    key_env: str
+    """The environment variable the engine reads the API key it demands from."""
+    queue_metric: str
+    """The engine's Prometheus gauge of requests waiting for a slot (what ``autoscaling.metric: queue`` scales on)."""
     args: Callable[[Serving, str, int], list[str]]
 
     def image_for(self, serving: Serving) -> str:
@@ -64,6 +69,8 @@ ENGINES: dict[ServingEngine, Engine] = {
         command=("vllm", "serve"),
         cache_dir="/models",
         cache_env="HF_HOME",
+        key_env="VLLM_API_KEY",
+        queue_metric="vllm:num_requests_waiting",
         args=_vllm_args,
     ),
     ServingEngine.TGI: Engine(
@@ -75,6 +82,8 @@ ENGINES: dict[ServingEngine, Engine] = {
         command=("text-generation-launcher",),
         cache_dir="/data",
         cache_env="HF_HOME",
+        key_env="API_KEY",
+        queue_metric="tgi_queue_size",
         args=_tgi_args,
     ),
     ServingEngine.LLAMACPP: Engine(
@@ -86,6 +95,8 @@ ENGINES: dict[ServingEngine, Engine] = {
         command=("/app/llama-server",),
         cache_dir="/models",
         cache_env="LLAMA_CACHE",
+        key_env="LLAMA_API_KEY",
+        queue_metric="llamacpp:requests_deferred",
         args=_llamacpp_args,
     ),
 }

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import hashlib
 
+from interlock.gatewayconfig.compile import engine_key_secret
 from interlock.resources.common import API_GROUP
 
 __all__ = [
+    "ANNOTATION_APPLIED",
     "ANNOTATION_CONFIG_VERSION",
+    "ANNOTATION_SNAPSHOT_VERSION",
     "COMPONENT_GATEWAY",
     "COMPONENT_INFERENCE",
     "CONFIG_KEY",
+    "CONTROL_PLANE_TOKEN_KEY",
+    "ENGINE_KEY_KEY",
     "EVENT_PREFIX",
     "FIELD_MANAGER",
     "FINALIZER",
+    "HANDOVER_MANAGER",
     "LABEL_BACKEND",
     "LABEL_COMPONENT",
     "LABEL_GATEWAY",
@@ -23,15 +29,20 @@ __all__ = [
     "LABEL_PART_OF",
     "MANAGED_BY",
     "PROGRESS_PREFIX",
+    "SNAPSHOT_KEY",
     "USER_AGENT",
+    "control_plane_secret_name",
     "dns_label",
+    "engine_key_name",
     "gateway_object_name",
     "model_cache_name",
+    "snapshot_secret_name",
 ]
 
 FINALIZER = f"{API_GROUP}/finalizer"
 PROGRESS_PREFIX = API_GROUP  # kopf's progress and diff-base annotations: interlock.dev/...
 FIELD_MANAGER = "interlock-operator"
+HANDOVER_MANAGER = "interlock-operator-handover"  # keeps replicas while an autoscaler takes them over
 MANAGED_BY = "interlock-operator"
 USER_AGENT = "interlock-operator"
 EVENT_PREFIX = "interlock-"
@@ -48,7 +59,12 @@ COMPONENT_INFERENCE = "inference"
 COMPONENT_GATEWAY = "gateway"
 
 ANNOTATION_CONFIG_VERSION = f"{API_GROUP}/config-version"
+ANNOTATION_APPLIED = f"{API_GROUP}/applied"  # digest of the applied configuration of a child
+ANNOTATION_SNAPSHOT_VERSION = f"{API_GROUP}/snapshot-version"
 CONFIG_KEY = "gateway.json"
+SNAPSHOT_KEY = "snapshot.json"
+CONTROL_PLANE_TOKEN_KEY = "token"  # noqa: S105 (a key name)
+ENGINE_KEY_KEY = "api-key"
 
 _MAX_LABEL = 63
 
@@ -69,3 +85,18 @@ def gateway_object_name(gateway: str) -> str:
 
 def model_cache_name(backend: str) -> str:
     return f"{backend}-model-cache"
+
+
+def control_plane_secret_name(gateway: str) -> str:
+    """The Secret holding a gateway's control-plane credential: ``<gateway>-controlplane``."""
+    return f"{gateway}-controlplane"
+
+
+def snapshot_secret_name(gateway: str) -> str:
+    """The Secret with a gateway's last key snapshot, for pods that start while the control plane is down."""
+    return f"{gateway}-snapshot"
+
+
+def engine_key_name(backend: str) -> str:
+    """The Secret holding the API key a self-hosted engine demands (and its gateways send)."""
+    return engine_key_secret(backend)

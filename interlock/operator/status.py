@@ -81,9 +81,10 @@ def backend_status(
     credentials: Check,
     workload: Check | None,
     url: str | None,
-    ready_replicas: int | None,
+    extra: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
+    """``extra``: further status fields (``readyReplicas``, ``replicas``, ``selector`` of a self-hosted backend)."""
     leaves = [("CredentialsResolved", credentials)]
     if workload is not None:
         leaves.append(("WorkloadReady", workload))
@@ -93,8 +94,7 @@ def backend_status(
     }
     if url is not None:
         status["url"] = url
-    if ready_replicas is not None:
-        status["readyReplicas"] = ready_replicas
+    status.update(extra or {})
     return status
 
 

@@ -98,6 +98,8 @@ class CrdInfo:
     printer_columns: tuple[Mapping[str, Any], ...]
     validations: Mapping[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
     list_map_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    scale: Mapping[str, str] | None = None
+    """The scale subresource's paths (``kubectl scale``, autoscalers), or None for none."""
 
 
 def _ready_columns() -> tuple[dict[str, Any], ...]:
@@ -113,7 +115,6 @@ def _ready_columns() -> tuple[dict[str, Any], ...]:
             "type": "string",
             "description": "Why it is or is not ready.",
             "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-            "priority": 1,
         },
     )
 
@@ -139,6 +140,19 @@ LLMBACKEND_SPEC_RULES: tuple[Mapping[str, str], ...] = (
         "message": "serving runs an OpenAI-compatible engine: provider must be vllm or openai",
         "messageExpression": (
             '"serving runs an OpenAI-compatible engine: provider must be vllm or openai, not \'" + self.provider + "\'"'
+        ),
+    },
+    # Mirrors Autoscaling._check_range (minReplicas defaults to 1 when absent).
+    {
+        "rule": (
+            "!has(self.serving) || !has(self.serving.autoscaling) || "
+            "(has(self.serving.autoscaling.minReplicas) ? self.serving.autoscaling.minReplicas : 1) "
+            "<= self.serving.autoscaling.maxReplicas"
+        ),
+        "message": "minReplicas is above maxReplicas",
+        "messageExpression": (
+            '"minReplicas " + string(has(self.serving.autoscaling.minReplicas) ? self.serving.autoscaling.minReplicas'
+            ' : 1) + " is above maxReplicas " + string(self.serving.autoscaling.maxReplicas)'
         ),
     },
 )
@@ -184,6 +198,11 @@ _CRDS: dict[type[BaseModel], CrdInfo] = {
         ),
         validations={"spec": LLMBACKEND_SPEC_RULES},
         list_map_keys={"spec.models": ("name",), "status.conditions": _CONDITIONS_LIST_MAP},
+        scale={
+            "specReplicasPath": ".spec.serving.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
     ),
     Route: CrdInfo(
         plural="routes",
@@ -390,7 +409,7 @@ def crd_for(model_cls: type[BaseModel]) -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "schema": {"openAPIV3Schema": _openapi_schema(model_cls, info)},
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": dict(info.scale)} if info.scale else {})},
                     "additionalPrinterColumns": [dict(col) for col in info.printer_columns],
                 }
             ],

@@ -12,6 +12,8 @@ from interlock.resources.common import Duration, ObjectMeta, SpecModel
 from interlock.resources.conditions import Condition
 
 __all__ = [
+    "Autoscaling",
+    "AutoscalingMetric",
     "BackendLimits",
     "CircuitBreaker",
     "LLMBackend",
@@ -85,10 +87,38 @@ class ModelCache(SpecModel):
 
     size: str = Field(
         default="100Gi",
-        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$",
         description="Requested storage, a Kubernetes quantity.",
     )
     storage_class_name: str | None = Field(default=None, description="StorageClass of the claim.")
+
+
+class AutoscalingMetric(StrEnum):
+    """What an autoscaler scales a self-hosted backend on."""
+
+    QUEUE = "queue"
+    GPU = "gpu"
+
+
+class Autoscaling(SpecModel):
+    """Present when an autoscaler (a KEDA ScaledObject where KEDA is installed, else an HPA on custom metrics) owns
+    the number of inference pods; the operator then never sets it."""
+
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest inference pods (0 needs KEDA).")
+    max_replicas: int = Field(ge=1, le=1000, description="Most inference pods.")
+    metric: AutoscalingMetric = Field(
+        default=AutoscalingMetric.QUEUE,
+        description="queue: requests waiting in the engine per pod; gpu: GPU utilisation in percent (DCGM).",
+    )
+    target: float | None = Field(
+        default=None, gt=0, description="Target per pod (default: 5 waiting requests, or 80 percent GPU)."
+    )
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas {self.min_replicas} is above maxReplicas {self.max_replicas}")
+        return self
 
 
 class Serving(SpecModel):
@@ -107,6 +137,23 @@ class Serving(SpecModel):
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector for the pods.")
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Tolerations for the pods.")
     model_cache: ModelCache | None = Field(default=None, description="PVC for model weights.")
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Present: an autoscaler owns the replica count (replicas is then ignored)."
+    )
+    runtime_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="RuntimeClass of the pods (for example nvidia)."
+    )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Names of image pull Secrets for the engine image (beside the operator's)."
+    )
+    hugging_face_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a Hugging Face token (gated weights); passed as HF_TOKEN."
+    )
+    shm_size: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
+        description="Size limit of /dev/shm (memory-backed; NCCL needs it for tensor parallelism); unset: no limit.",
+    )
 
 
 class BackendLimits(SpecModel):
@@ -167,6 +214,8 @@ class LLMBackendStatus(SpecModel):
     conditions: list[Condition] = Field(default_factory=list, description="Ready and its leaf conditions.")
     url: str | None = Field(default=None, description="Resolved endpoint the gateway calls.")
     ready_replicas: int | None = Field(default=None, description="Inference pods ready (self-hosted only).")
+    replicas: int | None = Field(default=None, description="Inference pods (the scale subresource's status).")
+    selector: str | None = Field(default=None, description="Label selector of the inference pods (for autoscalers).")
     observed_generation: int | None = Field(default=None, description="Last generation reconciled.")
 
 

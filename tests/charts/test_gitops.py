@@ -44,7 +44,6 @@ def test_the_secrets_job_creates_every_credential_no_value_names() -> None:
     assert specs == {
         "il-interlock-auth": {
             "admin-token": {"random": 32},
-            "gateway-token": {"random": 32},
             "gateway-signing-key": {"random": 48},  # >= 32 bytes, as the credential contract requires
         },
         "il-interlock-postgresql": {

@@ -3,6 +3,7 @@ the gateways'), the API's and the migration Job's, in production mode, with the 
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from typing import Any
@@ -11,14 +12,14 @@ import kubernetes_validate
 import pytest
 
 from interlock.api.settings import ApiSettings
+from interlock.contract.gatewaycred import mint_gateway_credential, verify_gateway_credential
 from interlock.deploy.secrets import parse_spec, values_for
 from interlock.gateway.settings import GatewaySettings
-from interlock.operator.builders import gateway_deployment
+from interlock.operator.builders import control_plane_secret, gateway_deployment
 from interlock.operator.settings import OperatorSettings
 from tests.charts.rendering import CHART, KUBE_VERSION, Rendered, ci_values, render
 from tests.gateway.harness import backend, config, route
 
-GATEWAY_TOKEN = "gateway-token-in-the-gateways-namespace"
 REDIS_PASSWORD = "redis-password-copied-to-the-gateways-namespace"
 
 
@@ -41,6 +42,9 @@ def _environ(container: dict[str, Any], secrets: dict[tuple[str, str], str]) -> 
     for var in container.get("env", []):
         if "value" in var:
             env[var["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), var["value"])
+        elif "fieldRef" in var["valueFrom"]:  # the downward API: the pod's own name
+            assert var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            env[var["name"]] = "interlock-gateway-default-5d4f8-x2x9q"
         else:
             ref = var["valueFrom"]["secretKeyRef"]
             env[var["name"]] = secrets[ref["name"], ref["key"]]
@@ -61,8 +65,9 @@ def test_it_should_configure_the_operator_and_through_it_the_gateways(
 ) -> None:
     values = ci_values(CHART / "ci" / values_file)
     rendered = render(values)
+    generated = _secrets(rendered)  # once: each call draws new random values
     operator = rendered.one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
-    _use(monkeypatch, _environ(operator, _secrets(rendered)))
+    _use(monkeypatch, _environ(operator, generated))
     settings = OperatorSettings()
     assert settings.gateway_image == "ghcr.io/interlock-dev/interlock:0.1.0"
     assert settings.gateway_replicas == values.get("gateway", {}).get("replicas", 2)
@@ -71,12 +76,21 @@ def test_it_should_configure_the_operator_and_through_it_the_gateways(
     deployment = gateway_deployment("team-a", "default", manifests, settings)
     kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
     gateway = deployment["spec"]["template"]["spec"]["containers"][0]
-    secrets = {("interlock-gateway-token", "token"): GATEWAY_TOKEN, ("interlock-redis", "password"): REDIS_PASSWORD}
+    # The gateway's own credential, minted by the operator under the chart's signing key.
+    assert settings.gateway_signing_key is not None
+    minted = mint_gateway_credential(settings.gateway_signing_key.get_secret_value().encode(), "team-a/default")
+    credential = control_plane_secret("team-a", "default", minted)
+    secrets = {
+        ("default-controlplane", "token"): base64.b64decode(credential["data"]["token"]).decode(),
+        ("interlock-redis", "password"): REDIS_PASSWORD,
+    }
     _use(monkeypatch, _environ(gateway, secrets))
     gateway_settings = GatewaySettings()
     assert gateway_settings.control_plane_url == "http://il-interlock-api.interlock.svc:8081"
     assert gateway_settings.control_plane_token is not None
-    assert gateway_settings.control_plane_token.get_secret_value() == GATEWAY_TOKEN
+    signing_key = generated["il-interlock-auth", "gateway-signing-key"].encode()
+    scope = verify_gateway_credential(signing_key, gateway_settings.control_plane_token.get_secret_value())
+    assert scope == "team-a/default"
     redis = values.get("redis", {}).get("mode") == "bundled"
     bundled = f"redis://:{REDIS_PASSWORD}@il-interlock-redis.interlock.svc:6379/0"
     assert gateway_settings.redis_url == (bundled if redis else None)

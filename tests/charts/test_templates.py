@@ -115,8 +115,15 @@ def test_it_should_grant_the_operator_exactly_the_rbac_it_uses(values: dict[str,
 
 def test_it_should_use_a_cluster_role_when_watching_every_namespace() -> None:
     rendered = render()
+    # The operator's only Role: the leader-election Lease, in the release namespace.
+    (lease,) = [r for r in rendered.of_kind("Role") if r["metadata"]["name"].endswith("-operator-leader")]
+    assert (lease["metadata"]["namespace"], lease["rules"]) == (
+        "interlock",
+        [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}],
+    )
     assert _operators(rendered, "Role") == []
-    assert _operators(rendered, "RoleBinding") == []
+    bindings = [b for b in rendered.of_kind("RoleBinding") if b["metadata"]["name"].startswith("il-interlock-operator")]
+    assert [b["roleRef"]["name"] for b in bindings] == ["il-interlock-operator-leader"]
     binding = rendered.one("ClusterRoleBinding", "-operator")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -210,7 +217,6 @@ def test_it_should_read_every_credential_from_a_secret() -> None:
     assert refs == {
         "DATABASE_URL": {"name": "il-interlock-postgresql", "key": "database-url"},
         "INTERLOCK_API_ADMIN_TOKEN": {"name": "il-interlock-auth", "key": "admin-token"},
-        "INTERLOCK_API_GATEWAY_TOKEN": {"name": "il-interlock-auth", "key": "gateway-token"},
         "INTERLOCK_API_GATEWAY_SIGNING_KEY": {"name": "il-interlock-auth", "key": "gateway-signing-key"},
     }
     operator = _env(rendered.one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
@@ -223,7 +229,7 @@ def test_it_should_read_every_credential_from_a_secret() -> None:
 def test_it_should_use_an_existing_auth_secret() -> None:
     rendered = render({"auth": {"existingSecret": "my-tokens"}})
     env = _env(rendered.one("Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
-    for name in ("INTERLOCK_API_ADMIN_TOKEN", "INTERLOCK_API_GATEWAY_TOKEN", "INTERLOCK_API_GATEWAY_SIGNING_KEY"):
+    for name in ("INTERLOCK_API_ADMIN_TOKEN", "INTERLOCK_API_GATEWAY_SIGNING_KEY"):
         assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "my-tokens"
 
 
@@ -337,9 +343,13 @@ def test_it_should_give_the_operator_the_gateway_defaults_and_the_control_plane(
     assert defaults["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
     env = defaults["env"]
     assert env["INTERLOCK_GATEWAY_CONTROL_PLANE_URL"]["value"] == "http://il-interlock-api.interlock.svc:8081"
-    assert env["INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN"]["valueFrom"] == {
-        "secretKeyRef": {"name": "interlock-gateway-token", "key": "token"}
+    # No shared token to copy into every namespace: the operator mints one credential per gateway.
+    assert "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN" not in env
+    operator = _env(render({}).one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
+    assert operator["INTERLOCK_OPERATOR_GATEWAY_SIGNING_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "il-interlock-auth", "key": "gateway-signing-key"}
     }
+    assert operator["INTERLOCK_OPERATOR_LEADER_ELECTION"]["value"] == "true"
     assert "INTERLOCK_GATEWAY_REDIS_URL" not in env
     assert not [name for name in env if name.startswith("OTEL_")]  # no traces unless asked for
     operator = _env(render().one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
@@ -404,10 +414,7 @@ def test_it_should_let_the_gateway_image_and_control_plane_be_overridden() -> No
     defaults = _gateway_defaults(ci_values(CHART / "ci" / "namespaced-values.yaml"))
     assert defaults["image"] == "registry.example.com/mirror/interlock:0.1.1"
     assert defaults["env"]["INTERLOCK_GATEWAY_CONTROL_PLANE_URL"]["value"] == "https://interlock-api.example.com"
-    assert defaults["env"]["INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "gateway-token",
-        "key": "value",
-    }
+    assert "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN" not in defaults["env"]  # minted per gateway by the operator
     minimal = _gateway_defaults(ci_values(CHART / "ci" / "minimal-values.yaml"))["env"]
     assert set(minimal) == {"INTERLOCK_GATEWAY_API_KEYS"}
     operator = render(ci_values(CHART / "ci" / "namespaced-values.yaml")).one("Deployment", "-operator")
@@ -450,15 +457,18 @@ def test_it_should_admit_only_the_traffic_each_component_needs() -> None:
 
     (api_rule,) = admitted("-api")
     gateway_labels = {LABEL_COMPONENT: "gateway", LABEL_PART_OF: "interlock", LABEL_MANAGED_BY: MANAGED_BY}
-    assert api_rule["from"] == [  # gateways by label AND namespace, never by label alone
-        {
-            "namespaceSelector": {"matchLabels": {"interlock.dev/gateways": "true"}},
-            "podSelector": {"matchLabels": gateway_labels},
-        }
-    ]
+    # gateways by label AND namespace, never by label alone; then the operator (it mirrors each gateway's snapshot
+    # for new pods), in the release namespace
+    assert api_rule["from"][0] == {
+        "namespaceSelector": {"matchLabels": {"interlock.dev/gateways": "true"}},
+        "podSelector": {"matchLabels": gateway_labels},
+    }
     assert _matches(api_rule["from"][0]["podSelector"]["matchLabels"], gateway_pod)
+    operator = pods["il-interlock-operator"]
+    assert [p for p in api_rule["from"][1:] if _matches(p["podSelector"]["matchLabels"], operator)]
+    assert all("namespaceSelector" not in p for p in api_rule["from"][1:])
     (redis_rule,) = admitted("-redis")
-    assert redis_rule["from"] == api_rule["from"]
+    assert redis_rule["from"] == api_rule["from"][:1]  # the gateways, as above
     assert redis_rule["ports"][0]["port"] == "redis"
     (pg_rule,) = admitted("-postgresql")
     allowed = [peer["podSelector"]["matchLabels"] for peer in pg_rule["from"]]
@@ -466,7 +476,7 @@ def test_it_should_admit_only_the_traffic_each_component_needs() -> None:
     assert may_connect == ["il-interlock-api"]  # and its migration init container
     assert admitted("-operator") == []
     extra = render(ci_values(CHART / "ci" / "external-db-values.yaml")).one("NetworkPolicy", "-api")
-    assert extra["spec"]["ingress"][0]["from"][1] == {
+    assert extra["spec"]["ingress"][0]["from"][-1] == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
     }
     listed = {"kubernetes.io/metadata.name": ["team-a", "team-b"]}
@@ -506,3 +516,14 @@ def test_it_should_probe_the_operator_on_its_liveness_endpoint() -> None:
     assert container["ports"] == [{"name": "health", "containerPort": 9000, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert pod["serviceAccountName"] == "il-interlock-operator"
+
+
+def test_it_should_let_the_operator_autoscale_the_gateways() -> None:
+    operator = render({"gateway": {"autoscaling": {"enabled": True, "maxReplicas": 20}}}).one("Deployment", "-operator")
+    env = _env(operator["spec"]["template"]["spec"]["containers"][0])
+    scaling = json.loads(env["INTERLOCK_OPERATOR_GATEWAY_AUTOSCALING"]["value"])
+    assert scaling == {"min_replicas": 2, "max_replicas": 20, "cpu_utilization": 70}
+    assert OperatorSettings.model_validate({"gateway_autoscaling": scaling}).gateway_autoscaling is not None
+    assert "INTERLOCK_OPERATOR_GATEWAY_AUTOSCALING" not in _env(
+        render().one("Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    )

@@ -22,7 +22,7 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("unknown pull policy", {"image": {"pullPolicy": "Sometimes"}}, "'/image/pullPolicy'"),
     ("unknown database mode", {"database": {"mode": "sqlite"}}, "'/database/mode'"),
     ("external database without its Secret", {"database": {"mode": "external"}}, "'/database/external/existingSecret'"),
-    ("two operators", {"operator": {"replicas": 2}}, "'/operator/replicas'"),
+    ("eleven operators", {"operator": {"replicas": 11}}, "'/operator/replicas'"),
     ("invalid namespace name", {"operator": {"watchNamespaces": ["Team_A"]}}, "'/operator/watchNamespaces/0'"),
     (
         "writable root filesystem",
@@ -58,7 +58,7 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("sample ratio over 1", {"gateway": {"tracing": {"sampleRatio": 5}}}, "'/gateway/tracing/sampleRatio'"),
     ("non-HTTP OTLP endpoint", {"gateway": {"tracing": {"endpoint": "collector:4317"}}}, "'/gateway/tracing/endpoint'"),
     ("env entry without a name", {"gateway": {"extraEnv": [{"value": "x"}]}}, "'/gateway/extraEnv/0'"),
-    ("unknown key in a token Secret reference", {"gateway": {"controlPlane": {"tokenSecret": {"nam": "x"}}}}, "nam"),
+    ("the shared token Secret is gone", {"gateway": {"controlPlane": {"tokenSecret": {"name": "x"}}}}, "tokenSecret"),
 ]
 
 

@@ -139,12 +139,14 @@ class ContractServer:
 
     # --- the contract over HTTP --------------------------------------------------------------------------
 
-    @staticmethod
-    def _scope(request: Request) -> str | None:
+    signing_key: bytes = SIGNING_KEY
+    """What the gateways' credentials are verified with (a test may give its own)."""
+
+    def _scope(self, request: Request) -> str | None:
         authorization = request.headers.get("authorization", "")
         if not authorization.startswith("Bearer "):
             return None
-        return verify_gateway_credential(SIGNING_KEY, authorization.removeprefix("Bearer "))
+        return verify_gateway_credential(self.signing_key, authorization.removeprefix("Bearer "))
 
     async def _snapshot(self, request: Request) -> Response:
         scope = self._scope(request)

@@ -119,7 +119,8 @@ def test_cluster_backends() -> None:
         max_concurrency=64,
     )
     assert config.backends["llama-8b"].url == "http://llama-8b.default.svc:8000/v1"
-    assert config.backends["llama-8b"].credentials is None
+    # The key the operator generates for the engine, which the gateway sends.
+    assert config.backends["llama-8b"].credentials == CredentialRef(secret="llama-8b-engine-key", key="api-key")
 
 
 def test_circuit_breaker_and_route_limits() -> None:

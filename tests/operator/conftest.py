@@ -18,6 +18,7 @@ import yaml
 from interlock.operator.main import run_operator
 from interlock.operator.settings import OperatorSettings
 from tests.operator.emulator import Emulator
+from tests.operator.emulator.gateways import FakeGateways
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = sorted((ROOT / "operator" / "crds").glob("*.yaml"))
@@ -79,7 +80,7 @@ async def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
 
 
 @pytest.fixture
-async def api(emulator: Emulator) -> AsyncIterator[Api]:
+async def api(emulator: Emulator, gateways: FakeGateways) -> AsyncIterator[Api]:
     client = Api(emulator)
     await install_crds(client.http)
     yield client
@@ -173,3 +174,13 @@ def backends_path(namespace: str = "default") -> str:
 
 def routes_path(namespace: str = "default") -> str:
     return f"{GV}/namespaces/{namespace}/routes"
+
+
+# --- gateway pods ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def gateways(emulator: Emulator) -> AsyncIterator[FakeGateways]:
+    fakes = FakeGateways(emulator)
+    yield fakes
+    await fakes.close()

@@ -46,7 +46,7 @@ def owner_uid(obj: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
 
 
 async def test_external_backend_is_ready_once_its_secret_exists(api: Api) -> None:
-    settings = OperatorSettings(resync_interval_s=0.3)  # Secrets are not watched: the resync timer notices them
+    settings = OperatorSettings(resync_interval_s=600)  # no resync in time: the Secret watch alone must notice
     async with running_operator(settings):
         await api.create(backends_path(), external())
         cond = await eventually(lambda: condition(api.backend("openai")), within=10, what="status written")
@@ -90,7 +90,7 @@ async def test_self_hosted_backend_runs_the_engine_and_follows_the_deployment(ap
     assert container["startupProbe"]["httpGet"]["path"] == "/health"
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 20 * 60  # time to load weights
-    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http", "scheme": "HTTP"}
     assert pod["nodeSelector"] == {"gpu": "a100"}
     assert {"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"} in pod["tolerations"]
     assert {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
@@ -108,16 +108,16 @@ async def test_self_hosted_backend_runs_the_engine_and_follows_the_deployment(ap
     for child in (deployment, pvc, service):
         assert owner_uid(child) == [("LLMBackend", uid, True)]
 
-    cond = await eventually(lambda: condition(api.backend("llama")), within=10)
-    assert (cond["status"], cond["reason"]) == ("False", "PodsNotReady")
+    await eventually(lambda: (condition(api.backend("llama")) or {}).get("reason") == "PodsNotReady", within=10)
     assert api.backend("llama")["status"]["url"] == "http://llama.default.svc:8000/v1"  # type: ignore[index]
 
-    # No controllers here: play the Deployment controller and report pods ready.
-    await api.patch(f"{DEPLOYMENTS}/llama/status", {"status": {"replicas": 2, "readyReplicas": 1}})
+    # The emulator's Deployment controller reports the pods ready.
+    api.emu.store.controller.set_mode("default", "llama", "ready")
     await eventually(lambda: (condition(api.backend("llama")) or {}).get("status") == "True", within=10)
-    assert api.backend("llama")["status"]["readyReplicas"] == 1  # type: ignore[index]
-    await api.patch(f"{DEPLOYMENTS}/llama/status", {"status": {"readyReplicas": 2}})
     await eventually(lambda: api.backend("llama")["status"]["readyReplicas"] == 2, within=10)  # type: ignore[index]
+    status = api.backend("llama")["status"]  # type: ignore[index]
+    assert status["replicas"] == 2
+    assert status["selector"] == "app.kubernetes.io/component=inference,interlock.dev/backend=llama"
     assert "2/2" in (condition(api.backend("llama"), "WorkloadReady") or {})["message"]
 
     # A spec change rolls the Deployment: more GPUs, a new tensor-parallel size.

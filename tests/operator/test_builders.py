@@ -5,6 +5,7 @@ the fields the operator promises are there. Golden YAML pins the full output of 
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,17 @@ import yaml
 from interlock.gatewayconfig import compile_config
 from interlock.operator.builders import (
     GPU_RESOURCE,
+    control_plane_secret,
+    engine_key_secret,
     gateway_config_map,
     gateway_deployment,
+    gateway_hpa,
     gateway_pdb,
     gateway_service,
     inference_deployment,
+    inference_hpa,
+    inference_network_policy,
+    inference_scaled_object,
     inference_service,
     model_cache_claim,
 )
@@ -113,6 +120,12 @@ def test_vllm_deployment() -> None:
     }
     assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] == 1800
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    # The engine demands the key the operator generates (and the gateways send); it reads HF_TOKEN when given.
+    assert {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llama-engine-key", "key": "api-key"}}} in (
+        container["env"]
+    )
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert {"name": "HF_HOME", "value": "/models"} in container["env"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
     assert (
@@ -154,6 +167,7 @@ def test_service_and_claim() -> None:
     assert claim["spec"] == {
         "accessModes": ["ReadWriteMany"],
         "resources": {"requests": {"storage": "200Gi"}},
+        "volumeMode": "Filesystem",
         "storageClassName": "fast",
     }
     single = model_cache_claim(backend(replicas=1))
@@ -183,7 +197,10 @@ def test_gateway_children() -> None:
     assert container["image"] == settings.gateway_image
     assert {"name": "OTEL_SERVICE_NAME", "value": "gw"} in container["env"]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["config"] == {"name": "config", "configMap": {"name": "interlock-gateway-default"}}
+    assert volumes["config"] == {
+        "name": "config",
+        "configMap": {"name": "interlock-gateway-default", "defaultMode": 0o444},
+    }
     assert volumes["secret-provider-keys"]["secret"]["items"] == [{"key": "openai", "path": "openai"}]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["secret-provider-keys"] == "/var/run/interlock/secrets/provider-keys"  # <dir>/<secret>/<key>
@@ -198,3 +215,115 @@ def test_names_fit_kubernetes_limits() -> None:
     assert gateway_object_name(long) != gateway_object_name(long[:-1] + "h")
     assert dns_label("a", "", "b") == "a-b"
     valid(gateway_pdb("ml", long))
+
+
+def test_gateway_pods_drain_report_on_the_ops_port_and_keep_it_off_the_service() -> None:
+    llama, ext, route = gateway_objects()
+    config = compile_config([llama, ext], [route], namespace="ml")
+    settings = OperatorSettings(
+        gateway_drain_seconds=120,
+        image_pull_secrets=["regcred"],
+        gateway_signing_key="k" * 32,
+        gateway_env=[{"name": "INTERLOCK_GATEWAY_OPS_PORT", "value": "9999"}, {"name": "EXTRA", "value": "1"}],
+    )
+    deployment = valid(gateway_deployment("ml", "default", config, settings))
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080, "ops": 8090}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops", "scheme": "HTTP"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http", "scheme": "HTTP"}
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8090"
+    # Drain: the endpoint goes first (preStop), then in-flight streams get up to the cap.
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert pod["terminationGracePeriodSeconds"] == 125
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    env = [e["name"] for e in container["env"]]
+    assert len(env) == len(set(env))  # the chart's extra env replaces ours by name, never repeats it
+    values = {e["name"]: e for e in container["env"]}
+    assert values["INTERLOCK_GATEWAY_OPS_PORT"]["value"] == "9999"
+    assert env.index("POD_NAME") < env.index("INTERLOCK_GATEWAY_GATEWAY_ID")  # $(POD_NAME) must come first
+    assert values["INTERLOCK_GATEWAY_GATEWAY_ID"]["value"] == "ml/default/$(POD_NAME)"
+    assert values["INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "default-controlplane",
+        "key": "token",
+    }
+    # The engine's generated key is mounted like any credential.
+    assert "secret-llama-engine-key" in {v["name"] for v in pod["volumes"]}
+    service = valid(gateway_service("ml", "default", settings))
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http"]  # the ops port is not for clients
+    secret = valid(control_plane_secret("ml", "default", "ilgw1.x.y"))
+    assert secret["metadata"]["name"] == "default-controlplane"
+
+
+def test_default_images_follow_the_package_version() -> None:
+    assert OperatorSettings().gateway_image == f"ghcr.io/interlock-dev/interlock:{version('interlock')}"
+
+
+def test_engines_are_locked_down() -> None:
+    settings = OperatorSettings(image_pull_secrets=["regcred"], engine_ingress_from=[{"namespaceSelector": {}}])
+    locked = backend(
+        runtimeClassName="nvidia",
+        imagePullSecrets=["vendor", "regcred"],
+        huggingFaceTokenSecretRef={"name": "hf", "key": "token"},
+        shmSize="16384Mi",
+        resources={"requests": {"cpu": 4, "memory": "1024Mi"}, "limits": {"memory": 0.5}},
+    )
+    deployment = valid(inference_deployment(locked, settings))
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["runtimeClassName"] == "nvidia"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "vendor"}]
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}} in container["env"]
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}} in pod["volumes"]
+    assert container["resources"]["requests"] == {"cpu": "4", "memory": "1Gi"}  # canonical, as stored
+    assert container["resources"]["limits"]["memory"] == "500m"
+    assert pod["automountServiceAccountToken"] is False
+    policy = valid(inference_network_policy(locked, settings))
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert [rule["from"] for rule in policy["spec"]["ingress"]] == [
+        [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "gateway",
+                                          "app.kubernetes.io/managed-by": "interlock-operator"}}}],
+        [{"namespaceSelector": {}}],
+    ]  # fmt: skip
+    key = valid(engine_key_secret(locked, "k" * 43))
+    assert key["metadata"]["name"] == "llama-engine-key"
+
+
+@pytest.mark.parametrize(("replicas", "modes", "strategy"), [
+    (1, None, "Recreate"), (3, None, "RollingUpdate"), (3, ["ReadWriteOnce"], "Recreate"),
+])  # fmt: skip
+def test_a_read_write_once_cache_is_never_surged(replicas: int, modes: list[str] | None, strategy: str) -> None:
+    deployment = inference_deployment(backend(replicas=replicas), cache_modes=modes)
+    assert deployment["spec"]["strategy"]["type"] == strategy
+    assert inference_deployment(backend(replicas=1, modelCache=None))["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_autoscaled_backends_leave_replicas_to_the_autoscaler() -> None:
+    scaled = backend(autoscaling={"minReplicas": 0, "maxReplicas": 4, "metric": "gpu"})
+    assert "replicas" not in valid(inference_deployment(scaled))["spec"]
+    hpa = valid(inference_hpa(scaled))
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)  # an HPA cannot scale to 0
+    assert hpa["spec"]["metrics"][0]["pods"] == {
+        "metric": {"name": "DCGM_FI_DEV_GPU_UTIL"},
+        "target": {"type": "AverageValue", "averageValue": "80"},
+    }
+    keda = inference_scaled_object(scaled, "http://prometheus.monitoring.svc:9090")
+    assert keda["spec"]["minReplicaCount"] == 0
+    trigger = keda["spec"]["triggers"][0]["metadata"]
+    assert trigger["query"] == 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="ml",pod=~"llama-[a-z0-9]+-[a-z0-9]+"}) / 2'
+    assert trigger["threshold"] == "80"
+
+
+def test_gateways_autoscale_when_the_chart_says_so() -> None:
+    llama, ext, route = gateway_objects()
+    config = compile_config([llama, ext], [route], namespace="ml")
+    assert gateway_hpa("ml", "default", OperatorSettings()) is None
+    settings = OperatorSettings(gateway_autoscaling={"min_replicas": 3, "max_replicas": 12, "cpu_utilization": 60})
+    assert "replicas" not in valid(gateway_deployment("ml", "default", config, settings))["spec"]
+    hpa = gateway_hpa("ml", "default", settings)
+    assert hpa is not None
+    valid(hpa)
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "interlock-gateway-default"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 60}

@@ -60,7 +60,9 @@ async def stop(proc: asyncio.subprocess.Process) -> tuple[int, str]:
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     kubeconfig = tmp_path / "kubeconfig"
-    emulator = await start("-m", "tests.operator.emulator", "--kubeconfig", str(kubeconfig), env=dict(os.environ))
+    emulator = await start(
+        "-m", "tests.operator.emulator", "--kubeconfig", str(kubeconfig), "--gateways", env=dict(os.environ)
+    )  # fmt: skip
     assert emulator.stdout is not None
     async with asyncio.timeout(20):
         line = (await emulator.stdout.readline()).decode()
@@ -107,7 +109,7 @@ async def test_kubectl_apply_wait_get_delete(cluster: Cluster) -> None:
         assert limits["nvidia.com/gpu"] == "1"
         await cluster.kubectl(
             "patch", "deployment", "llama-8b", "--subresource=status", "--type=merge",
-            "-p", '{"status": {"replicas": 2, "readyReplicas": 2}}',
+            "-p", '{"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}}',
         )  # fmt: skip
         await cluster.kubectl("wait", "--for=condition=Ready", "llmbackends", "--all", "--timeout=30s")
         await cluster.kubectl("wait", "--for=condition=Ready", "route/chat-default", "--timeout=30s")
@@ -133,6 +135,40 @@ async def test_kubectl_apply_wait_get_delete(cluster: Cluster) -> None:
         assert "sk-replace-me" not in json.dumps(config)
         events = await cluster.get("events")
         assert any(e["involvedObject"]["name"] == "llama-8b" and e["reason"] == "Created" for e in events["items"])
+
+        # Plain `kubectl get` shows why (the CRD's Reason column, printed by the server's Table).
+        table = await cluster.kubectl("get", "routes")
+        header, row = table.splitlines()[:2]
+        assert header.split() == ["NAME", "MODEL", "GATEWAY", "READY", "REASON", "AGE"], table
+        assert row.split()[:5] == ["chat-default", "chat-default", "default", "True", "Ready"], table
+
+        # An edited manifest adds a node selector and a toleration; applying the original again removes them, from
+        # the backend (kubectl's three-way merge) and from its Deployment (the operator's server-side apply).
+        original = (ROOT / "examples" / "cluster" / "backends.yaml").read_text()
+        edited = original.replace(
+            "    modelCache: {size: 100Gi}\n",
+            "    modelCache: {size: 100Gi}\n    nodeSelector: {gpu: a100}\n"
+            "    tolerations: [{key: dedicated, operator: Exists, effect: NoSchedule}]\n",
+        )
+        assert edited != original
+        (cluster.cache.parent / "edited.yaml").write_text(edited)
+        await cluster.kubectl("apply", "--validate=false", "-f", str(cluster.cache.parent / "edited.yaml"))
+
+        async def pod_spec() -> dict[str, Any]:
+            return dict((await cluster.get("deployment", "llama-8b"))["spec"]["template"]["spec"])
+
+        async def selected() -> bool:
+            return (await pod_spec()).get("nodeSelector") == {"gpu": "a100"}
+
+        await eventually(selected, within=30, interval=0.2, what="node selector applied")
+        await cluster.kubectl("apply", "--validate=false", "-f", "examples/cluster/backends.yaml")
+
+        async def removed() -> bool:
+            spec = await pod_spec()
+            tolerations = [t.get("key") for t in spec.get("tolerations") or []]
+            return "nodeSelector" not in spec and "dedicated" not in tolerations
+
+        await eventually(removed, within=30, interval=0.2, what="node selector and toleration removed")
 
         # Delete waits for the operator's finalizer; the gateway goes with its last route, the workload with its
         # backend.

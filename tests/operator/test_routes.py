@@ -151,7 +151,7 @@ async def test_missing_backend_fails_only_its_route(api: Api, operator: Any) -> 
     await api.create(routes_path(), route_manifest("on-gpu", ("gpu", "m1")))
     await eventually(lambda: ready(api.route("on-gpu")) == ("False", "BackendNotReady"), within=10)
     await eventually(lambda: "PodsNotReady" in condition(api.route("on-gpu"))["message"], within=10)  # type: ignore[index]
-    await api.patch(f"{DEPLOYMENTS}/gpu/status", {"status": {"readyReplicas": 1}})
+    api.emu.store.controller.set_mode("default", "gpu", "ready")
     await eventually(lambda: ready(api.route("on-gpu")) == ("True", "Ready"), within=10)
 
     # Deleting a backend: its routes fall out of the config and say why.

@@ -85,6 +85,13 @@ CROSS_FIELD_RULES = [
     ("llmbackend", "url-and-serving", "!(has(self.url) && has(self.serving))"),
     ("llmbackend", "openai-without-url", "has(self.url) || has(self.serving) || self.provider == 'mock'"),
     ("llmbackend", "serving-with-anthropic", "!has(self.serving) || self.provider in ['vllm', 'openai']"),
+    (
+        "llmbackend",
+        "autoscaling-min-above-max",
+        "!has(self.serving) || !has(self.serving.autoscaling) || "
+        "(has(self.serving.autoscaling.minReplicas) ? self.serving.autoscaling.minReplicas : 1) "
+        "<= self.serving.autoscaling.maxReplicas",
+    ),
     ("route", "all-weights-zero", "self.targets.exists(t, !has(t.weight) || t.weight > 0)"),
     (
         "route",
@@ -134,7 +141,7 @@ def test_duplicates_are_rejected_by_list_map_keys(kind: str, path: str, keys: li
 
 
 def test_cel_messages_fill_in_the_provider() -> None:
-    [_, missing_url, wrong_provider] = LLMBACKEND_SPEC_RULES
+    [_, missing_url, wrong_provider, _] = LLMBACKEND_SPEC_RULES
     spec = {"provider": "anthropic", "models": [{"name": "m"}], "serving": {"model": "m"}}
     assert evaluate_cel(missing_url["rule"], spec)
     assert not evaluate_cel(wrong_provider["rule"], spec)

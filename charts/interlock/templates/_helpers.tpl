@@ -132,7 +132,7 @@ and never changes an existing one. Empty list: no Job.
 {{- $specs := list -}}
 {{- $labels := dict "app.kubernetes.io/part-of" "interlock" "app.kubernetes.io/instance" .Release.Name -}}
 {{- if not .Values.auth.existingSecret -}}
-{{- $keys := dict "admin-token" (dict "random" 32) "gateway-token" (dict "random" 32) "gateway-signing-key" (dict "random" 48) -}}
+{{- $keys := dict "admin-token" (dict "random" 32) "gateway-signing-key" (dict "random" 48) -}}
 {{- $specs = append $specs (dict "name" (include "interlock.authSecretName" .) "labels" $labels "keys" $keys) -}}
 {{- end -}}
 {{- if and (eq .Values.database.mode "bundled") (not .Values.postgresql.auth.existingSecret) -}}

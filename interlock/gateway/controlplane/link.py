@@ -58,6 +58,7 @@ class ControlPlaneLink:
             token=token,
             interval_s=settings.snapshot_interval_s,
             store=self.spool,
+            seed_file=settings.snapshot_seed_file,
             transport=transport,
         )
         self.sender = UsageSender(

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -137,12 +138,14 @@ class SnapshotSource(_Holder):
         token: str | None = None,
         interval_s: float = 2.0,
         store: SnapshotStore | None = None,
+        seed_file: Path | None = None,
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(gateway_id)
         self.interval_s = interval_s
         self._store = store
+        self._seed_file = seed_file
         self._client = control_plane_client(url, token, timeout_s=timeout_s, transport=transport)
         self._params = {"gateway_id": gateway_id}
         self._etag: str | None = None
@@ -158,8 +161,19 @@ class SnapshotSource(_Holder):
                     self.status.source = "stored"
                 except ValueError as exc:
                     log.warning("ignoring the stored snapshot: %s", exc)
+        if self._policy is None and self._seed_file is not None:
+            await self._seed(self._seed_file)
         await self.poll()
         self._task = asyncio.create_task(self._run(), name="interlock-snapshot")
+
+    async def _seed(self, path: Path) -> None:
+        """A new pod's first snapshot when its spool has none: the one the operator mirrored for its gateway."""
+        try:
+            body = await asyncio.to_thread(path.read_bytes)
+            self._accept("", body, persist=False)
+            self.status.source = "seed"
+        except (OSError, ValueError) as exc:
+            log.warning("no snapshot seed from %s: %s", path, exc)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)

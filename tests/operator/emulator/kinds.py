@@ -24,6 +24,12 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     subresources: frozenset[str] = field(default_factory=frozenset)
     verbs: tuple[str, ...] = _ALL_VERBS
+    schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """A CRD's openAPIV3Schema (which lists are associative); None for built-in kinds."""
+    scale: dict[str, str] | None = field(default=None, compare=False, hash=False)
+    """The scale subresource's paths (``specReplicasPath``...): a CRD's, or the built-in ``.spec.replicas``."""
+    columns: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
+    """A CRD's additionalPrinterColumns (``kubectl get``)."""
 
     @property
     def api_version(self) -> str:
@@ -75,6 +81,7 @@ def _t(
 
 
 _STATUS = frozenset({"status"})
+_SCALE = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}
 
 BUILTIN_KINDS: tuple[ResourceType, ...] = (
     # kopf waits for namespaces in discovery even when it serves the whole cluster.
@@ -86,8 +93,24 @@ BUILTIN_KINDS: tuple[ResourceType, ...] = (
     _t("v1", "events", "Event", short=("ev",)),
     _t("v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
     _t("v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), subresources=_STATUS),
-    _t("apps/v1", "deployments", "Deployment", short=("deploy",), subresources=frozenset({"status", "scale"})),
-    _t("apps/v1", "statefulsets", "StatefulSet", short=("sts",), subresources=frozenset({"status", "scale"})),
+    _t(
+        "apps/v1",
+        "deployments",
+        "Deployment",
+        short=("deploy",),
+        subresources=frozenset({"status", "scale"}),
+        scale=_SCALE,
+    ),
+    _t(
+        "apps/v1",
+        "statefulsets",
+        "StatefulSet",
+        short=("sts",),
+        subresources=frozenset({"status", "scale"}),
+        scale=_SCALE,
+    ),
+    _t("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
+    _t("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short=("hpa",), subresources=_STATUS),
     _t("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), subresources=_STATUS),
     _t("events.k8s.io/v1", "events", "Event", short=("ev",)),
     _t("coordination.k8s.io/v1", "leases", "Lease"),
@@ -115,6 +138,7 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
         if not version.get("served", True):
             continue
         subresources = frozenset((version.get("subresources") or {}).keys())
+        scale = (version.get("subresources") or {}).get("scale")
         out.append(
             ResourceType(
                 group=str(spec["group"]),
@@ -126,6 +150,9 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                 short_names=tuple(names.get("shortNames") or ()),
                 categories=tuple(names.get("categories") or ()),
                 subresources=subresources,
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+                scale=dict(scale) if isinstance(scale, dict) else None,
+                columns=tuple(version.get("additionalPrinterColumns") or ()),
             )
         )
     return out

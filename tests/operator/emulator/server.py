@@ -26,9 +26,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from tests.operator.emulator import ssa
 from tests.operator.emulator.kinds import BUILTIN_KINDS, ResourceType
 from tests.operator.emulator.selectors import SelectorError, field_selector, label_selector
 from tests.operator.emulator.store import ApiError, Obj, Store
+from tests.operator.emulator.tables import table, wants_table
 
 __all__ = ["Emulator", "RecordedRequest"]
 
@@ -181,16 +183,34 @@ class Emulator:
             record["verb"] = "watch"
             self._record(request, record, 200)
             return await self._watch(request, target)
+        if target.subresource == "scale":
+            record["verb"] = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method, "get")
+            if method == "GET":
+                return _json(self.store.scale(rt, target.namespace, target.name))
+            if method in ("PUT", "PATCH"):
+                patch_type = None if method == "PUT" else self._patch_type(request, target)
+                body = await self._body(request)
+                return _json(self.store.update_scale(rt, target.namespace, target.name, patch_type=patch_type,
+                                                     body=body, manager=self._manager(request)))  # fmt: skip
+        as_table = wants_table(request.headers.get("Accept", ""))
         if method == "GET" and target.name is None:
             record["verb"] = "list"
-            return _json(self._list(target, query))
+            listed = self._list(target, query)
+            if as_table:
+                return _json(table(rt, listed["items"], resource_version=listed["metadata"]["resourceVersion"],
+                                   include_object=query.get("includeObject", "Metadata")))  # fmt: skip
+            return _json(listed)
         if method == "GET":
             record["verb"] = "get"
             obj = self.store.get(rt, target.namespace, target.name or "")
+            if as_table and target.subresource is None:
+                return _json(table(rt, [obj], resource_version=obj["metadata"]["resourceVersion"],
+                                   include_object=query.get("includeObject", "Metadata")))  # fmt: skip
             return _json(obj)
         if method == "POST" and target.name is None:
             record["verb"] = "create"
-            return _json(self.store.create(rt, target.namespace, await self._body(request)), 201)
+            body = await self._body(request)
+            return _json(self.store.create(rt, target.namespace, body, manager=self._manager(request)), 201)
         if target.name is None and method == "DELETE":
             record["verb"] = "deletecollection"
             match = self._matcher(query)
@@ -204,9 +224,10 @@ class Emulator:
             body = await self._body(request)
             return _json(
                 self.store.update(
-                    rt, target.namespace, target.name, patch_type=None, body=body, subresource=target.subresource
+                    rt, target.namespace, target.name, patch_type=None, body=body, subresource=target.subresource,
+                    manager=self._manager(request),
                 )
-            )
+            )  # fmt: skip
         if method == "PATCH":
             record["verb"] = "patch"
             return _json(await self._patch(request, target))
@@ -217,7 +238,11 @@ class Emulator:
             return _json(self.store.delete(rt, target.namespace, target.name, orphan=policy == "Orphan"))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
-    async def _patch(self, request: web.Request, target: _Target) -> Obj:
+    @staticmethod
+    def _manager(request: web.Request) -> str:
+        return ssa.manager_of(request.query.get("fieldManager"), request.headers.get("User-Agent", ""))
+
+    def _patch_type(self, request: web.Request, target: _Target) -> str:
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         patch_type = _PATCH_TYPES.get(content_type)
         if patch_type is None:
@@ -235,6 +260,10 @@ class Emulator:
             )
         if patch_type == "apply" and not request.query.get("fieldManager"):
             raise ApiError(400, "BadRequest", "PATCH of type application/apply-patch+yaml requires a fieldManager")
+        return patch_type
+
+    async def _patch(self, request: web.Request, target: _Target) -> Obj:
+        patch_type = self._patch_type(request, target)
         body = await self._body(request, yaml_ok=patch_type == "apply")
         return self.store.update(
             target.rt,
@@ -243,7 +272,8 @@ class Emulator:
             patch_type=patch_type,
             body=body,
             subresource=target.subresource,
-            create_missing=patch_type == "apply",
+            manager=self._manager(request),
+            force=request.query.get("force") in _TRUE,
         )
 
     @staticmethod

@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.operator.emulator import ssa
+from tests.operator.emulator.controllers import DeploymentController
+from tests.operator.emulator.defaults import apply_defaults
+from tests.operator.emulator.fields import Schema
 from tests.operator.emulator.kinds import BUILTIN_KINDS, ResourceType, types_from_crd
 from tests.operator.emulator.patches import PatchError, apply_json_patch, merge_patch, strategic_merge_patch
 
@@ -38,6 +42,7 @@ Matcher = Callable[[Obj], bool]
 
 _SERVER_META = ("uid", "creationTimestamp", "resourceVersion", "generation", "deletionTimestamp")
 _CRD_TYPE = ("apiextensions.k8s.io", "customresourcedefinitions")
+_DEPLOYMENTS = ("apps", "deployments")
 
 
 class ApiError(Exception):
@@ -70,6 +75,26 @@ def _not_found(rt: ResourceType, name: str) -> ApiError:
     )
 
 
+def schema_of(rt: ResourceType) -> Schema:
+    return Schema(rt.schema)
+
+
+def _at(obj: Obj, path: str) -> Any:
+    node: Any = obj
+    for part in path.strip(".").split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _set_at(obj: Obj, path: str, value: Any) -> Obj:
+    node = obj
+    parts = path.strip(".").split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return obj
+
+
 def _content(obj: Obj) -> Obj:
     """What a generation covers: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
@@ -100,6 +125,7 @@ class Store:
         self._rv = itertools.count(1)
         self.resource_version = 0
         self._ips = itertools.count(10)
+        self.controller = DeploymentController(self)
         for rt in kinds:
             self.register(rt)
         ns_type = self.resolve("", "v1", "namespaces")
@@ -188,7 +214,17 @@ class Store:
             )
         return namespace
 
-    def create(self, rt: ResourceType, namespace: str | None, body: Obj, *, name: str | None = None) -> Obj:
+    def create(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        body: Obj,
+        *,
+        name: str | None = None,
+        manager: str = "unknown",
+        applied: bool = False,
+    ) -> Obj:
+        """POST (``applied``: the body came out of a server-side apply and carries its managedFields)."""
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request must be an object")
         obj = copy.deepcopy(body)
@@ -231,8 +267,13 @@ class Store:
         if "status" in rt.subresources:
             obj.pop("status", None)
         self._server_side_fields(rt, obj)
+        if not applied:
+            ssa.record_create(obj, schema_of(rt), manager, "Update", has_status="status" in rt.subresources)
+        apply_defaults(rt.key, obj)
         self.objects[rt.key][(namespace, meta["name"])] = obj
         self._publish(rt, "ADDED", obj)
+        if rt.key == _DEPLOYMENTS:
+            self.controller.sync(obj)
         return obj
 
     def _server_side_fields(self, rt: ResourceType, obj: Obj) -> None:
@@ -270,25 +311,54 @@ class Store:
         patch_type: str | None,
         body: Any,
         subresource: str | None = None,
-        create_missing: bool = False,
+        manager: str = "unknown",
+        force: bool = False,
     ) -> Obj:
-        """PUT (``patch_type`` None) or PATCH of an object or its status subresource."""
+        """PUT (``patch_type`` None) or PATCH (``apply`` is server-side apply) of an object or its status."""
         if subresource not in (None, "status") or (subresource and subresource not in rt.subresources):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({subresource})")
         old = self.find(rt, namespace, name)
+        has_status = "status" in rt.subresources
+        if patch_type == "apply":
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "the applied configuration must be an object")
+            try:
+                if old is None:
+                    if subresource is not None:
+                        raise _not_found(rt, name)
+                    applied = ssa.apply(None, body, schema_of(rt), manager, force=force, has_status=has_status)
+                    return self.create(rt, namespace, applied, name=name, applied=True)
+                new = ssa.apply(old, body, schema_of(rt), manager, force=force, subresource=subresource or "",
+                                has_status=has_status)  # fmt: skip
+            except ssa.Conflict as exc:
+                causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}', "field": f}
+                          for m, v, f in exc.conflicts]  # fmt: skip
+                raise ApiError(409, "Conflict", str(exc), {"name": name, "group": rt.group, "kind": rt.plural,
+                                                           "causes": causes}) from exc  # fmt: skip
+            return self._commit(rt, old, new, subresource=subresource, manager=None)
         if old is None:
-            if create_missing and subresource is None:
-                return self.create(rt, namespace, body, name=name)
             raise _not_found(rt, name)
-        new = self._patched(old, patch_type, body)
+        return self._commit(rt, old, self._patched(old, patch_type, body), subresource=subresource, manager=manager,
+                            check_rv=patch_type != "json")  # fmt: skip
+
+    def _commit(
+        self,
+        rt: ResourceType,
+        old: Obj,
+        new: Obj,
+        *,
+        subresource: str | None,
+        manager: str | None,
+        check_rv: bool = True,
+        tracked_as: str | None = None,
+    ) -> Obj:
+        """Store ``new`` in place of ``old``: server-owned metadata kept, status rules, managed fields (for a
+        non-apply write by ``manager``), defaults, generation and resourceVersion, the event."""
+        name = old["metadata"]["name"]
         if not isinstance(new.get("metadata"), dict):
             raise ApiError(422, "Invalid", f"{rt.kind} is invalid: metadata must be an object")
         wanted_rv = new["metadata"].get("resourceVersion")
-        if (
-            patch_type != "json"
-            and wanted_rv not in (None, "")
-            and str(wanted_rv) != old["metadata"]["resourceVersion"]
-        ):
+        if check_rv and wanted_rv not in (None, "") and str(wanted_rv) != old["metadata"]["resourceVersion"]:
             raise ApiError(
                 409,
                 "Conflict",
@@ -297,28 +367,33 @@ class Store:
                 {"name": name, "group": rt.group, "kind": rt.plural},
             )
         new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
-        for key in (
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "resourceVersion",
-            "deletionTimestamp",
-        ):
+        for key in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion",
+                    "deletionTimestamp"):  # fmt: skip
             if key in old["metadata"]:
                 new["metadata"][key] = old["metadata"][key]
             else:
                 new["metadata"].pop(key, None)
+        if manager is not None:  # clients cannot write managedFields: the server keeps its own
+            if "managedFields" in old["metadata"]:
+                new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
+            else:
+                new["metadata"].pop("managedFields", None)
         if subresource == "status":
+            computed = new["metadata"].get("managedFields")
             new = {**copy.deepcopy(old), "status": new.get("status")}
             if new["status"] is None:
                 del new["status"]
+            if manager is None and computed is not None:  # a status apply: keep the managedFields it computed
+                new["metadata"]["managedFields"] = computed
         elif "status" in rt.subresources:
             new.pop("status", None)
             if "status" in old:
                 new["status"] = old["status"]
         self._server_side_fields(rt, new)
+        apply_defaults(rt.key, new)
+        if manager is not None:
+            ssa.record_update(old, new, schema_of(rt), manager, subresource=tracked_as or subresource or "",
+                              has_status="status" in rt.subresources)  # fmt: skip
         if new == old:
             return old  # a write that changes nothing: no new resourceVersion, no event, as on a real server
         if _content(new) != _content(old):
@@ -333,7 +408,50 @@ class Store:
             return new
         self.objects[rt.key][key] = new
         self._publish(rt, "MODIFIED", new)
+        if rt.key == _DEPLOYMENTS and subresource != "status":
+            self.controller.sync(new)  # its status comes after the response, as from the real controller
         return new
+
+    # --- the scale subresource ------------------------------------------------------------------------------
+
+    def scale(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        """The ``autoscaling/v1`` Scale of an object (Deployments, and custom resources whose CRD declares one)."""
+        if rt.scale is None or "scale" not in rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource (scale)")
+        obj = self.get(rt, namespace, name)
+        spec_replicas = _at(obj, rt.scale["specReplicasPath"])
+        status: Obj = {"replicas": int(_at(obj, rt.scale.get("statusReplicasPath", "")) or 0)}
+        if rt.scale.get("labelSelectorPath"):
+            status["selector"] = _at(obj, rt.scale["labelSelectorPath"]) or ""
+        elif isinstance(((obj.get("spec") or {}).get("selector") or {}).get("matchLabels"), dict):
+            labels = obj["spec"]["selector"]["matchLabels"]
+            status["selector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        meta = obj["metadata"]
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+            },
+            "spec": {"replicas": int(spec_replicas or 0)},
+            "status": status,
+        }
+
+    def update_scale(
+        self, rt: ResourceType, namespace: str | None, name: str, *, patch_type: str | None, body: Any, manager: str
+    ) -> Obj:
+        """PUT or PATCH of the Scale: the replicas land at the object's ``specReplicasPath``, owned by ``manager``
+        (its managedFields entry names the ``scale`` subresource)."""
+        current = self.scale(rt, namespace, name)
+        wanted = self._patched(current, patch_type, body)
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(422, "Invalid", f"Scale.spec.replicas: Invalid value: {replicas!r}")
+        old = self.get(rt, namespace, name)
+        assert rt.scale is not None
+        new = _set_at(copy.deepcopy(old), rt.scale["specReplicasPath"], replicas)
+        self._commit(rt, old, new, subresource=None, manager=manager, check_rv=False, tracked_as="scale")
+        return self.scale(rt, namespace, name)
 
     @staticmethod
     def _patched(old: Obj, patch_type: str | None, body: Any) -> Obj:
