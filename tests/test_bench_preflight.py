@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = ["bench/run", "bench/telemetry", "bench/operatorbench/run", "bench/ingest/run"]
+ENTRY_POINTS = [
+    "bench/run",
+    "bench/telemetry",
+    "bench/operatorbench/run",
+    "bench/ingest/run",
+    "bench/estimates/llamacpp",
+]
 
 
 @pytest.fixture(scope="module")
