@@ -32,6 +32,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         api_port=args.api_port,
+        ops_port=args.ops_port,
         bootstrap_key=args.bootstrap_key,
         admin_token=args.admin_token,
         state_dir=args.state_dir,
@@ -40,11 +41,12 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    import uvicorn
+    import uvloop
 
     from interlock.asgiserver import ListenError, bind_listener
     from interlock.gateway.app import create_gateway_app
     from interlock.gateway.dispatch.credentials import FileSecretResolver
+    from interlock.gateway.http.serve import serve_gateway
     from interlock.gateway.settings import GatewaySettings
     from interlock.gatewayconfig.loader import FileConfigSource, describe_config_error
     from interlock.local.up import EMBEDDED_MOCK_CHUNK_DELAY_S
@@ -52,8 +54,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     from interlock.mockprovider import create_app as create_mock_app
     from interlock.telemetry.tracing import configure_tracing
 
-    given = {"config_file": args.config, "port": args.port, "host": args.host}
-    settings = build_settings(GatewaySettings, "INTERLOCK_GATEWAY_", **{k: v for k, v in given.items() if v})
+    given = {"config_file": args.config, "port": args.port, "host": args.host, "ops_port": args.ops_port}
+    settings = build_settings(
+        GatewaySettings, "INTERLOCK_GATEWAY_", **{k: v for k, v in given.items() if v is not None}
+    )
     if isinstance(settings, list):
         report("gateway", [p.replace("--config-file", "--config") for p in settings])
         return 2
@@ -81,33 +85,28 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     except ListenError as exc:
         report("gateway", str(exc))
         return 1
-    app, _ = create_gateway_app(
+    try:
+        ops_sock = bind_listener(
+            settings.ops_bind_host,
+            settings.ops_port,
+            option="--ops-port or INTERLOCK_GATEWAY_OPS_PORT",
+            host_option="INTERLOCK_GATEWAY_OPS_HOST",
+        )
+    except ListenError as exc:
+        sock.close()
+        report("gateway", str(exc))
+        return 1
+    app, core = create_gateway_app(
         settings=settings,
         source=source,
         resolver=FileSecretResolver(settings.secrets_dir),
         mock_app_factory=lambda: create_mock_app(MockSettings(chunk_delay_s=EMBEDDED_MOCK_CHUNK_DELAY_S)),
         tracing=tracing,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_config=None,
-            log_level=args.log_level.lower(),
-            lifespan="on",
-            proxy_headers=False,
-            server_header=False,
-        )
+    metrics = core.services.metrics
+    return uvloop.run(
+        serve_gateway(app, core.ops_app, settings, metrics, log_level=args.log_level, sockets=(sock, ops_sock))
     )
-    server.run(sockets=[sock])
-    if not server.started:
-        report("gateway", "the gateway did not start; the log above says why")
-        return 1
-    return 0
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
@@ -264,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="gateway port (0: any free port)")
     up.add_argument("--api-port", type=int, default=8081, help="control-plane port (0: any free port)")
     up.add_argument(
+        "--ops-port", type=int, default=8090, help="gateway ops port: /healthz, /readyz, /metrics (0: any free port)"
+    )
+    up.add_argument(
         "--bootstrap-key",
         help="the first tenant's API key, sk-il-... (default: the one kept in --state-dir, else a new one; printed)",
     )
@@ -283,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--config", type=Path, help="GatewayConfig JSON (default: $INTERLOCK_GATEWAY_CONFIG_FILE)")
     gw.add_argument("--host", help="listen address (default: $INTERLOCK_GATEWAY_HOST or 127.0.0.1)")
     gw.add_argument("--port", type=int, help="listen port (default: $INTERLOCK_GATEWAY_PORT or 8080)")
+    gw.add_argument(
+        "--ops-port", type=int, help="/healthz, /readyz and /metrics (default: $INTERLOCK_GATEWAY_OPS_PORT or 8090)"
+    )
     gw.set_defaults(func=_cmd_gateway)
 
     op = command("operator", "run the Kubernetes operator (kopf) for LLMBackend and Route")

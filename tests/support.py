@@ -39,10 +39,7 @@ async def eventually(
 
 
 async def gateway_readyz(gateway_url: str) -> tuple[int, dict[str, Any]]:
-    """The status and body of the gateway's ``/readyz``, given the gateway's client URL (``http://host:port``).
-
-    The one place tests learn where ``/readyz`` is served: when it moves to the ops port, only this changes.
-    """
+    """The status and body of the gateway's ``/readyz``, given the URL of its ops port (``http://host:port``)."""
     async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as http:
         response = await http.get("/readyz")
     body: dict[str, Any] = response.json()

@@ -55,22 +55,28 @@ async def test_gateway_command_serves_a_compiled_config_file(tmp_path):
     manifests = load_manifests(manifest_files(ROOT / "examples" / "local"))
     config_file = tmp_path / "gateway.json"
     config_file.write_bytes(compile_config(manifests.backends, manifests.routes).to_json())
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     env = {**os.environ, "INTERLOCK_GATEWAY_API_KEYS": '["sk-il-cluster"]'}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "interlock", "gateway", "--config", str(config_file), "--port", str(port),
+        "--ops-port", str(ops_port),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as ops:
 
             async def ready() -> bool:
                 try:
-                    return (await http.get("/readyz")).status_code == 200
+                    return (await ops.get("/readyz")).status_code == 200
                 except httpx.TransportError:
                     return False
 
-            await eventually(ready, within=20, interval=0.1, what="gateway ready")
+            await eventually(ready, within=20, interval=0.1, what="gateway ready on its ops port")
+            assert "interlock_requests_total" in (await ops.get("/metrics")).text
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).json() == {"status": "ok"}
+            for path in ("/readyz", "/metrics"):
+                assert (await http.get(path)).status_code == 404, f"{path} is not on the client port"
         async with openai.AsyncOpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-il-cluster", max_retries=0
         ) as client:

@@ -83,7 +83,20 @@ def write(path: Path, text: str) -> Path:
 
 
 def up_args(manifests: Path, tmp: Path, *more: str) -> tuple[str, ...]:
-    return ("up", "-f", str(manifests), "--port", "0", "--api-port", "0", "--state-dir", str(tmp / "state"), *more)
+    return (
+        "up",
+        "-f",
+        str(manifests),
+        "--port",
+        "0",
+        "--api-port",
+        "0",
+        "--ops-port",
+        "0",
+        "--state-dir",
+        str(tmp / "state"),
+        *more,
+    )
 
 
 @contextmanager
@@ -161,7 +174,7 @@ async def port_in_use(tmp: Path) -> Run:
     write(tmp / "manifests" / "all.yaml", BACKEND + "---\n" + route("chat", CHAT))
     with taken_port() as port:
         run = await interlock("up", "-f", str(tmp / "manifests"), "--port", str(port), "--api-port", "0",
-                              "--state-dir", str(tmp / "state"))  # fmt: skip
+                              "--ops-port", "0", "--state-dir", str(tmp / "state"))  # fmt: skip
     assert not (tmp / "state").exists(), "interlock up migrated or wrote a key before finding the port taken"
     return run
 
@@ -175,18 +188,24 @@ async def api_port_in_use(tmp: Path) -> Run:
 
 
 async def address_not_on_this_machine(tmp: Path) -> Run:
-    run = await interlock("up", "--host", "192.0.2.1", "--port", "0", "--api-port", "0", "--state-dir", str(tmp / "s"))
+    run = await interlock(
+        "up", "--host", "192.0.2.1", "--port", "0", "--api-port", "0", "--ops-port", "0", "--state-dir", str(tmp / "s")
+    )
     assert not (tmp / "s").exists()
     return run
 
 
 async def port_out_of_range(tmp: Path) -> Run:
-    return await interlock("up", "--port", "99999", "--api-port", "0", "--state-dir", str(tmp / "state"))
+    return await interlock(
+        "up", "--port", "99999", "--api-port", "0", "--ops-port", "0", "--state-dir", str(tmp / "state")
+    )
 
 
 async def state_dir_not_creatable(tmp: Path) -> Run:
     write(tmp / "file", "")
-    return await interlock("up", "--port", "0", "--api-port", "0", "--state-dir", str(tmp / "file" / "state"))
+    return await interlock(
+        "up", "--port", "0", "--api-port", "0", "--ops-port", "0", "--state-dir", str(tmp / "file" / "state")
+    )
 
 
 async def bad_bootstrap_key(tmp: Path) -> Run:
@@ -346,12 +365,12 @@ async def test_a_reload_that_leaves_a_route_out_says_so_in_the_log_and_on_readyz
     collector = asyncio.create_task(collect())
     try:
         async with asyncio.timeout(30):
-            url = ""
+            url = ""  # the gateway's ops port, where /readyz is
             while not url:
                 line = (await proc.stdout.readline()).decode()
                 assert line, "interlock up exited:\n" + "".join(log)
-                if "Interlock gateway" in line:
-                    url = line.split()[-1].removesuffix("/v1")
+                if "Gateway ops" in line:
+                    url = line.split()[2]
         ghost = route("ghost-route", "  model: ghost\n  targets: [{backend: ghost, model: m}]\n")
         write(manifests / "more.yaml", ghost)
 

@@ -130,7 +130,8 @@ def _lines(stream: Any, out: queue.Queue[str]) -> None:
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     state = tmp_path_factory.mktemp("readme-up")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--state-dir", str(state)],
+        [sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--ops-port", "0",
+         "--state-dir", str(state)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -229,7 +230,7 @@ def check_manifests(snippet: Snippet, _: Callable[[], Up]) -> None:
     assert compile_config(manifests.backends, manifests.routes).rejected == {}, snippet.where()
     proc = subprocess.Popen(
         [sys.executable, "-m", "interlock", "up", "-f", str(directory), "--port", "0", "--api-port", "0",
-         "--state-dir", str(directory.parent / "state")],
+         "--ops-port", "0", "--state-dir", str(directory.parent / "state")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -163,6 +163,7 @@ class Gateway(_Process):
 
     def __init__(self, config: Path, cp_url: str, work: Path, *, name: str = "one", **env: str) -> None:
         self.port = free_port()
+        self.ops_port = free_port()
         settings = {
             "INTERLOCK_GATEWAY_CONTROL_PLANE_URL": cp_url,
             "INTERLOCK_GATEWAY_CONTROL_PLANE_TOKEN": mint_gateway_credential(SIGNING_KEY.encode(), SCOPE),
@@ -175,7 +176,8 @@ class Gateway(_Process):
             **env,
         }
         args = [sys.executable, "-m", "interlock", "--log-level", "WARNING", "gateway", "--config", str(config)]
-        super().__init__([*args, "--port", str(self.port)], settings, work / f"gateway-{name}.log")
+        ports = ["--port", str(self.port), "--ops-port", str(self.ops_port)]
+        super().__init__([*args, *ports], settings, work / f"gateway-{name}.log")
 
     @property
     def url(self) -> str:
@@ -183,8 +185,8 @@ class Gateway(_Process):
 
     @property
     def ops_url(self) -> str:
-        """Where ``/readyz`` is served (the one place to repoint when it moves to the ops port)."""
-        return self.url
+        """The ops port: ``/readyz`` and ``/metrics``."""
+        return f"http://127.0.0.1:{self.ops_port}"
 
     async def start(self) -> None:
         await self.spawn()

@@ -203,8 +203,9 @@ async def run(args: argparse.Namespace) -> int:
             )
         connections: dict[str, Connection] = {}
         pids: dict[str, int] = {"control plane": procs[1].pid}
+        ops_ports: dict[str, int] = {}
         for name, (env, client_key) in variants.items():
-            port = free_port()
+            port, ops_ports[name] = free_port(), free_port()
             redis = env.get("REDIS_URL", "")  # empty: memory buckets, whatever the environment says
             env = {**env, "INTERLOCK_GATEWAY_REDIS_URL": redis, "REDIS_URL": redis}
             proc = await spawn(
@@ -219,13 +220,15 @@ async def run(args: argparse.Namespace) -> int:
                     str(config),
                     "--port",
                     str(port),
+                    "--ops-port",
+                    str(ops_ports[name]),
                 ],
                 env,
                 work / f"gateway-{name}.log",
             )
             procs.append(proc)
             pids[name] = proc.pid
-            await wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+            await wait_ready(f"http://127.0.0.1:{ops_ports[name]}/readyz", proc)
             connections[name] = Connection(port, client_key)
             await connections[name].open()
         direct = Connection(mock_port, "unused")  # the upstream alone, for reference
@@ -265,8 +268,8 @@ async def run(args: argparse.Namespace) -> int:
             for name in variants:
                 if name == "off":
                     continue
-                port = connections[name].port
-                usage = (await http.get(f"http://127.0.0.1:{port}/readyz")).json()["control_plane"]["usage"]
+                ready = (await http.get(f"http://127.0.0.1:{ops_ports[name]}/readyz")).json()
+                usage = ready["control_plane"]["usage"]
                 print(f"{name}: usage events sent {usage['sent']}, pending {usage['pending']}")
         return 0
     finally:

@@ -43,10 +43,10 @@ def gateway_service(
 ) -> Service:
     """An ``interlock gateway`` process; ``env`` adds settings (metrics off, ``OTEL_*`` for tracing)."""
     config, secrets = write_gateway_files(workdir / "interlock", mock.base_url)
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     argv = [
         sys.executable, "-m", "interlock", "--log-level", "warning",
-        "gateway", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+        "gateway", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--ops-port", str(ops_port),
     ]  # fmt: skip
     slug = "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
     return Service(
@@ -54,7 +54,7 @@ def gateway_service(
         argv=argv,
         cores=cores,
         base_url=f"http://127.0.0.1:{port}/v1",
-        ready_url=f"http://127.0.0.1:{port}/readyz",
+        ready_url=f"http://127.0.0.1:{ops_port}/readyz",  # the ops port
         log_path=workdir / "logs" / f"{slug}.log",
         env={
             "INTERLOCK_GATEWAY_API_KEYS": json.dumps([CLIENT_KEY]),

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
+from interlock.api.bodyguard import BodyGuard
 from interlock.api.errors import install_error_handlers
 from interlock.api.readiness import readiness
 from interlock.api.routes import ROUTERS
@@ -52,6 +53,7 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
     app.state.sessions = create_sessionmaker(engine)
     app.state.snapshot_cache = SnapshotCache(settings.snapshot_cache_size)
     install_error_handlers(app)
+    app.add_middleware(BodyGuard, settings=settings)
     for router in ROUTERS:
         app.include_router(router)
 

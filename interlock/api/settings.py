@@ -1,7 +1,11 @@
 """Control-plane settings, from ``INTERLOCK_API_*`` environment variables (and plain ``DATABASE_URL``).
 
 Outside ``development`` the settings refuse to exist without a real admin token (and database URL): a production
-control plane must never answer to the well-known development token.
+control plane must never answer to the well-known development token. Its secrets must also be strong (at least
+``MIN_TOKEN_CHARS`` characters, ``MIN_DISTINCT_CHARS`` distinct ones and ``MIN_TOKEN_BITS`` estimated bits:
+``openssl rand -base64 32``, ``openssl rand -hex 16`` or ``secrets.token_urlsafe(32)`` pass, ``aaaa…`` or a repeated
+word do not; the signing key at least ``MIN_SIGNING_KEY_BYTES`` bytes) and distinct: the admin token is not the
+gateway signing key.
 
 Gateways authenticate with per-gateway credentials (``interlock.contract.gatewaycred``) that this control plane
 verifies with ``gateway_signing_key``; there is no shared gateway token any more (the old
@@ -12,7 +16,10 @@ credential that may write usage for any gateway id is exactly what the scoped cr
 from __future__ import annotations
 
 import logging
+import math
 import os
+import zlib
+from collections import Counter
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -20,12 +27,43 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interlock.contract.gatewaycred import MIN_SIGNING_KEY_BYTES
 
-__all__ = ["DEV_ADMIN_TOKEN", "DEV_DATABASE_URL", "ApiSettings"]
+__all__ = [
+    "DEV_ADMIN_TOKEN",
+    "DEV_DATABASE_URL",
+    "MIN_DISTINCT_CHARS",
+    "MIN_TOKEN_BITS",
+    "MIN_TOKEN_CHARS",
+    "ApiSettings",
+    "estimated_bits",
+]
 
 DEV_ADMIN_TOKEN = "interlock-dev-admin-token"  # noqa: S105 (the well-known dev token production refuses)
 DEV_DATABASE_URL = "sqlite+aiosqlite:///./interlock.db"
-_MIN_TOKEN_CHARS = 16
+MIN_TOKEN_CHARS = 32
+MIN_TOKEN_BITS = 80
+MIN_DISTINCT_CHARS = 8
 log = logging.getLogger("interlock.api")
+_ZLIB_OVERHEAD = len(zlib.compress(b"", 9))
+
+
+def estimated_bits(secret: str) -> float:
+    """A rough upper bound of a secret's strength, enough to refuse the obviously guessable: the smaller of its
+    length times the Shannon entropy of its own characters (few distinct characters) and the bits it takes
+    compressed (repeated words)."""
+    if not secret:
+        return 0.0
+    counts = Counter(secret)
+    spread = -sum(n * math.log2(n / len(secret)) for n in counts.values())
+    compressed = (len(zlib.compress(secret.encode(), 9)) - _ZLIB_OVERHEAD) * 8
+    return min(spread, float(compressed))
+
+
+def _weakness(name: str, secret: str) -> str | None:
+    if len(secret) < MIN_TOKEN_CHARS:
+        return f"{name} must be at least {MIN_TOKEN_CHARS} characters in production"
+    if estimated_bits(secret) < MIN_TOKEN_BITS or len(set(secret)) < MIN_DISTINCT_CHARS:
+        return f"{name} looks guessable (too few distinct characters); use e.g. `openssl rand -base64 32`"
+    return None
 
 
 class ApiSettings(BaseSettings):
@@ -47,13 +85,16 @@ class ApiSettings(BaseSettings):
         default=None,
         description=f"Key (at least {MIN_SIGNING_KEY_BYTES} bytes) that gateway credentials are signed with; the "
         "/v1/gateway endpoints accept only credentials it verifies (unset: they answer 503). The operator mints "
-        "each gateway's credential with the same key.",
+        "each gateway's credential with the same key. Never the admin token.",
     )
     usage_seq_window: int = Field(
         default=50_000_000,
         ge=1,
         description="A usage event whose seq is more than this above its gateway's highest ingested seq is "
         "rejected (dead-lettered): one forged huge seq cannot stop a gateway's metering.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, gt=0, description="Largest request body accepted (then 413, before reading it)."
     )
     default_page_size: int = Field(default=100, ge=1, le=10_000)
     max_page_size: int = Field(default=1000, ge=1, le=10_000)
@@ -83,10 +124,16 @@ class ApiSettings(BaseSettings):
                 "INTERLOCK_API_ADMIN_TOKEN must be set to a secret of your own outside development "
                 "(it is unset or the development default)"
             )
-        if len(token) < _MIN_TOKEN_CHARS:
-            raise ValueError(f"INTERLOCK_API_ADMIN_TOKEN must be at least {_MIN_TOKEN_CHARS} characters in production")
-        if key is not None and key == token.encode():
-            raise ValueError("INTERLOCK_API_GATEWAY_SIGNING_KEY must not be the admin token")
+        problem = _weakness("INTERLOCK_API_ADMIN_TOKEN", token)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.gateway_signing_key is not None:
+            signing_key = self.gateway_signing_key.get_secret_value()
+            problem = _weakness("INTERLOCK_API_GATEWAY_SIGNING_KEY", signing_key)
+            if problem is not None:
+                raise ValueError(problem)
+            if signing_key == token:
+                raise ValueError("INTERLOCK_API_GATEWAY_SIGNING_KEY must not be the admin token")
         if self.database_url is None:
             raise ValueError("DATABASE_URL (or INTERLOCK_API_DATABASE_URL) must be set outside development")
         return self

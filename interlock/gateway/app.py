@@ -21,15 +21,22 @@ from interlock.gateway.dispatch.plan import BackendRuntime
 from interlock.gateway.dispatch.runtime import build_runtime
 from interlock.gateway.endpoints.chat import chat_completions
 from interlock.gateway.endpoints.embeddings import embeddings
-from interlock.gateway.endpoints.health import healthz, metrics, readyz
+from interlock.gateway.endpoints.health import OpsApp, healthz
 from interlock.gateway.endpoints.messages import count_tokens, messages
 from interlock.gateway.endpoints.models import MODEL_PREFIX, list_models, retrieve_model
 from interlock.gateway.endpoints.responses import responses
-from interlock.gateway.errors import GatewayError, InvalidRequestError, NotFoundError, ServiceUnavailableError
+from interlock.gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+)
 from interlock.gateway.http.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
 from interlock.gateway.http.guard import ClientDisconnected
 from interlock.gateway.http.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
 from interlock.gateway.settings import GatewaySettings
+from interlock.gateway.structured.pool import SchemaWorkers
 from interlock.gateway.tenancy.auth import SnapshotAuthenticator, StaticKeyAuthenticator
 from interlock.gateway.tenancy.limits import Enforcer
 from interlock.gateway.tenancy.redisbuckets import RedisBuckets
@@ -78,6 +85,11 @@ class GatewayApp:
     ) -> None:
         self.services = Services(settings=settings, metrics=metrics or GatewayMetrics(), authenticator=authenticator)
         self.services.enforcer = self.enforcer = enforcer
+        self.services.schemas = SchemaWorkers(
+            workers=settings.structured_workers,
+            budget_s=settings.structured_budget_s,
+            on_trip=self.services.metrics.limit_trip,
+        )
         self.services.tracing = tracing
         self.link = link
         if link is not None:
@@ -93,6 +105,9 @@ class GatewayApp:
         self._mock_app_factory = mock_app_factory
         self._mock_server: EmbeddedServer | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self.ops_app = OpsApp(self.services, self.loader, link, enforcer)
+        """The ASGI app of the ops port: ``/readyz`` and ``/metrics`` are served there, not on the client port."""
+        self.services.metrics.breakers = self._breakers
         self._endpoints: dict[str, Endpoint] = {
             "/v1/chat/completions": Endpoint("POST", chat_completions),
             "/v1/embeddings": Endpoint("POST", embeddings, operation="embeddings"),
@@ -102,6 +117,13 @@ class GatewayApp:
             "/v1/responses": Endpoint("POST", responses, API.RESPONSES),
         }
         self._model_endpoint = Endpoint("GET", retrieve_model, reads_body=False, operation=None)
+
+    def _breakers(self) -> list[tuple[str, bool]]:
+        runtime = self.services.runtime
+        if runtime is None:
+            return []
+        now = time.monotonic()
+        return [(name, backend.breaker_open(now)) for name, backend in runtime.backends.items()]
 
     # --- config -----------------------------------------------------------------------------------------
 
@@ -198,6 +220,7 @@ class GatewayApp:
             await self.link.stop()
         if self.enforcer is not None:
             await self.enforcer.close()
+        await self.services.schemas.close()
         if self.services.tracing is not None:
             await asyncio.to_thread(self.services.tracing.shutdown)  # exports what is still batched
         for task in list(self._retiring):
@@ -266,6 +289,8 @@ class GatewayApp:
                 ctx.body = await read_body(receive, services.settings.max_body_bytes, content_length)
             await endpoint.handler(ctx)
         except GatewayError as exc:
+            if isinstance(exc, PayloadTooLargeError):
+                services.metrics.limit_trip("body_bytes")
             headers = [*ctx.response_headers, *((k.encode(), v.encode()) for k, v in exc.headers.items())]
             if ctx.backend:
                 headers.append((b"x-interlock-backend", ctx.backend.encode()))
@@ -290,13 +315,10 @@ class GatewayApp:
                 end_trace(ctx, time.perf_counter())
 
     async def _plain(self, scope: Scope, send: Send, path: str) -> None:
-        """Endpoints without auth, body or routing."""
+        """Endpoints without auth, body or routing: only ``/healthz`` (``/readyz`` and ``/metrics`` are on the
+        ops port)."""
         if path == "/healthz":
             await healthz(send)
-        elif path == "/readyz":
-            await readyz(send, self.loader.status, self.link, self.enforcer)
-        elif path == "/metrics":
-            await metrics(send, self.services)
         else:
             error = NotFoundError(f"Unknown path {scope['method']} {path}.", code="unknown_url")
             await send_bytes(send, error.status, error.openai_body())

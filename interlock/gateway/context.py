@@ -15,6 +15,7 @@ from interlock.gateway.errors import InvalidRequestError, ModelNotFoundError, Se
 from interlock.gateway.http.asgi import Receive, Scope, Send
 from interlock.gateway.http.guard import GuardClock
 from interlock.gateway.settings import GatewaySettings
+from interlock.gateway.structured.pool import SchemaWorkers
 from interlock.gateway.tenancy.auth import PolicyProvider, Principal
 from interlock.gateway.tenancy.ratelimit import Caps
 from interlock.gateway.usage.metering import Usage
@@ -77,6 +78,8 @@ class Services:
     policy: PolicyProvider | None = None
     usage: UsageSink | None = None
     tracing: Tracing | None = None
+    schemas: SchemaWorkers = field(default_factory=SchemaWorkers)
+    """The schema worker processes of strict json_schema requests (started on first use)."""
 
     def price(self, target: Target) -> ModelPrice | None:
         """The target's price: the snapshot's override when there is one, else the manifests' price."""

@@ -224,7 +224,7 @@ class GatewayTimeoutError(GatewayError):
     default_code = "timeout"
 
 
-FailureKind = Literal["connect", "timeout", "429", "5xx", "protocol", "rejected"]
+FailureKind = Literal["connect", "timeout", "429", "5xx", "protocol", "rejected", "redirect"]
 
 
 class AttemptFailure(Exception):
@@ -232,9 +232,12 @@ class AttemptFailure(Exception):
 
     ``kind`` is the failure class: ``connect``, ``timeout``, ``429`` and ``5xx`` may be retried as the route
     says; ``protocol`` (a broken response) is retried under ``5xx``; ``rejected`` (the upstream refused the
-    gateway's own credentials or model name: 401, 403, 404) is never retried but falls back to the next target.
+    gateway's own credentials or model name: 401, 403, 404) is never retried but falls back to the next target;
+    nor is ``redirect`` (a 3xx: the gateway follows no redirect and relays none; the backend's URL is wrong).
     ``retry_after`` is the upstream's Retry-After in seconds when it sent one. ``message`` may reach the client;
-    ``detail`` (default: the message) is for the log only, and may name internal hosts and addresses.
+    ``detail`` (default: the message) is for the log only, and may name internal hosts and addresses. ``limit``
+    names the gateway limit the upstream ran into (``sse_event_bytes``, ``upstream_body_bytes``), for
+    ``interlock_limit_trips_total``.
     """
 
     def __init__(
@@ -245,6 +248,7 @@ class AttemptFailure(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         detail: str | None = None,
+        limit: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -252,3 +256,4 @@ class AttemptFailure(Exception):
         self.status = status
         self.retry_after = retry_after
         self.detail = detail or message
+        self.limit = limit

@@ -18,15 +18,51 @@ class GatewaySettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    ops_host: str | None = Field(
+        default=None, description="Where the ops port listens (/healthz, /readyz, /metrics); default: `host`."
+    )
+    ops_port: int = Field(
+        default=8090, ge=0, le=65535, description="The ops port: probes and Prometheus only, never for clients."
+    )
     config_file: Path | None = Field(default=None, description="Compiled GatewayConfig JSON (the ConfigMap file).")
     secrets_dir: Path = Field(
         default=Path("/var/run/interlock/secrets"),
         description="Where Secrets are mounted: <dir>/<secret>/<key>.",
     )
     config_poll_interval_s: float = Field(default=1.0, gt=0)
-    max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest request body accepted.")
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="Largest request body accepted (413).")
     keepalive_interval_s: float = Field(default=15.0, gt=0, description="SSE comment sent while upstream is silent.")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    # --- limits on what clients send (docs/limits.md) -----------------------------------------------------
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request line plus headers of one request (then 431)."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time from a connection's start (or a request's first byte) to its "
+        "headers' end (then 408 and close).",
+    )
+    body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Time from the end of a request's headers to the end of its body (then 408 and close).",
+    )
+    idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="A keep-alive connection without a request is closed after this long."
+    )
+
+    # --- limits on what upstreams send (docs/limits.md) ---------------------------------------------------
+    max_sse_event_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        gt=0,
+        description="Largest single SSE event accepted from an upstream; a larger one ends the client's stream "
+        "with an error event.",
+    )
+    max_upstream_body_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest non-streamed answer read from an upstream (then 502)."
+    )
     metrics_enabled: bool = Field(
         default=True, description="Record the Prometheus metrics of /metrics (false: /metrics answers zeros)."
     )
@@ -34,6 +70,20 @@ class GatewaySettings(BaseSettings):
         default_factory=list,
         description="Client keys accepted without the control plane (tenant 'default', no quota): the only keys "
         "when no control plane is set, break-glass keys beside the snapshot's when one is.",
+    )
+
+    # --- strict json_schema (docs/limits.md) ---------------------------------------------------------------
+    max_schema_bytes: int = Field(
+        default=256 * 1024, gt=0, description="Largest strict json_schema accepted, as JSON (then 400)."
+    )
+    max_structured_output_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="Largest answer validated against a strict json_schema."
+    )
+    structured_budget_s: float = Field(
+        default=2.0, gt=0, description="Time one schema check or validation may take in a schema worker."
+    )
+    structured_workers: int = Field(
+        default=2, ge=1, le=64, description="Schema worker processes (started on the first strict json_schema)."
     )
 
     # --- control plane: key snapshot and usage events ------------------------------------------------------
@@ -105,3 +155,7 @@ class GatewaySettings(BaseSettings):
         if "gateway_id" not in self.model_fields_set and scope is not None:
             self.gateway_id = f"{scope}/{self.gateway_id}"[:128]
         return self
+
+    @property
+    def ops_bind_host(self) -> str:
+        return self.ops_host or self.host

@@ -1,14 +1,15 @@
 """``interlock up``: the gateway and the control plane on one machine, from a directory of manifests.
 
-One process serves both, as separate servers: the gateway on ``--port`` (with the embedded mock provider) and the
-control plane on ``--api-port``, on SQLite in ``.interlock/`` (or ``DATABASE_URL``), migrated at start. The
-gateway talks to the control plane exactly as in a cluster: it polls the key snapshot and sends usage events
-over HTTP, through its spool, with a gateway credential of scope ``local/default`` minted at start under a
-signing key made for this run (gateway id ``local/default/<hostname>``). The first tenant (``default``) and a key
-are created on the first start and printed, with the admin token of the control plane; both are kept in the state
-directory and printed again on every start.
+One process serves both, as separate servers: the gateway on ``--port`` (with the embedded mock provider, and its
+ops port, ``/readyz`` and ``/metrics``, on ``--ops-port``) and the control plane on ``--api-port``, on SQLite in
+``.interlock/`` (or ``DATABASE_URL``), migrated at start. The gateway talks to the control plane exactly as in a
+cluster: it polls the key snapshot and sends usage events over HTTP, through its spool, with a gateway credential
+of scope ``local/default`` minted at start under a signing key made for this run (gateway id
+``local/default/<hostname>``). The first tenant (``default``) and a key are created on the first start and
+printed, with the admin token of the control plane; both are kept in the state directory and printed again on
+every start.
 
-Every check that can fail (the manifests, the flags, both ports) runs before anything is written.
+Every check that can fail (the manifests, the flags, the three ports) runs before anything is written.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from interlock.console import report
 from interlock.contract.gatewaycred import mint_gateway_credential
 from interlock.contract.keys import is_well_formed_key
 from interlock.gateway.app import create_gateway_app
+from interlock.gateway.http.serve import server_options
 from interlock.gateway.settings import GatewaySettings
 from interlock.local.source import ManifestSource
 from interlock.local.state import UpState, read_state, write_state
@@ -58,13 +60,14 @@ class UpOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     api_port: int = 8081
+    ops_port: int = 8090
     bootstrap_key: str | None = None
     admin_token: str | None = None
     namespace: str = "default"
     state_dir: Path = STATE_DIR
 
 
-def _banner(url: str, api_url: str, key: str, admin_token: str, models: list[str]) -> str:
+def _banner(url: str, api_url: str, ops_url: str, key: str, admin_token: str, models: list[str]) -> str:
     first = models[0] if models else "<model>"
     return "\n".join(
         [
@@ -72,6 +75,7 @@ def _banner(url: str, api_url: str, key: str, admin_token: str, models: list[str
             f"  Interlock gateway   {url}/v1",
             f"  API key             {key}",
             f"  Models              {', '.join(models) or '(none)'}",
+            f"  Gateway ops         {ops_url}  (/metrics, /readyz)",
             f"  Control plane       {api_url}/v1",
             f"  Admin token         {admin_token}",
             "",
@@ -156,18 +160,18 @@ async def _first_key(session: AsyncSession, kept: str | None, *, given: bool) ->
     return (await create_key(session=session, tenant_id=first.tenant_id, name="interlock-up")).key
 
 
-def _listeners(options: UpOptions) -> tuple[socket.socket, socket.socket] | str:
-    """Both ports, bound before anything is written, so "port in use" costs nothing."""
-    try:
-        api_sock = bind_listener(options.host, options.api_port, option="--api-port")
-    except ListenError as exc:
-        return str(exc)
-    try:
-        gateway_sock = bind_listener(options.host, options.port, option="--port")
-    except ListenError as exc:
-        api_sock.close()
-        return str(exc)
-    return api_sock, gateway_sock
+def _listeners(options: UpOptions) -> tuple[socket.socket, socket.socket, socket.socket] | str:
+    """The three ports, bound before anything is written, so "port in use" costs nothing."""
+    bound: list[socket.socket] = []
+    for port, option in ((options.api_port, "--api-port"), (options.port, "--port"), (options.ops_port, "--ops-port")):
+        try:
+            bound.append(bind_listener(options.host, port, option=option))
+        except ListenError as exc:
+            for sock in bound:
+                sock.close()
+            return str(exc)
+    api_sock, gateway_sock, ops_sock = bound
+    return api_sock, gateway_sock, ops_sock
 
 
 async def run_up(options: UpOptions) -> int:
@@ -196,13 +200,14 @@ async def run_up(options: UpOptions) -> int:
     if isinstance(listeners, str):
         report("up", listeners)
         return 1
-    api_sock, gateway_sock = listeners
+    api_sock, gateway_sock, ops_sock = listeners
     try:
         options.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         report("up", f"--state-dir {options.state_dir}: cannot create it: {exc.strerror or exc}")
         api_sock.close()
         gateway_sock.close()
+        ops_sock.close()
         return 2
     state = kept.with_options(admin_token=options.admin_token, bootstrap_key=options.bootstrap_key)
     plane = await _control_plane(options, state, api_sock)
@@ -210,11 +215,13 @@ async def run_up(options: UpOptions) -> int:
         report("up", plane)
         api_sock.close()
         gateway_sock.close()
+        ops_sock.close()
         return 2
     write_state(options.state_dir, UpState(admin_token=plane.admin_token, bootstrap_key=plane.key))
     settings = GatewaySettings(
         host=options.host,
         port=options.port,
+        ops_port=options.ops_port,
         control_plane_url=plane.server.url,
         control_plane_token=SecretStr(plane.gateway_credential),
         gateway_id=local_gateway_id(),
@@ -228,16 +235,29 @@ async def run_up(options: UpOptions) -> int:
         mock_app_factory=lambda: create_mock_app(MockSettings(chunk_delay_s=EMBEDDED_MOCK_CHUNK_DELAY_S)),
         tracing=tracing,
     )
-    server = EmbeddedServer(app, host=options.host, port=options.port, lifespan="on", server_header=False)
+    metrics = core.services.metrics
+    ops = EmbeddedServer(
+        core.ops_app, host=options.host, port=options.ops_port, lifespan="off", **server_options(settings, metrics)
+    )
+    try:
+        ops_url = await ops.start(sock=ops_sock)
+    except (OSError, RuntimeError, SystemExit) as exc:
+        report("up", f"cannot serve the gateway's ops port on {options.host}:{options.ops_port}: {exc}")
+        await plane.server.stop()
+        return 1
+    server = EmbeddedServer(
+        app, host=options.host, port=options.port, lifespan="on", **server_options(settings, metrics)
+    )
     try:
         url = await server.start(sock=gateway_sock)
     except (OSError, RuntimeError, SystemExit) as exc:
         report("up", f"the gateway did not start on {options.host}:{options.port}: {exc}")
+        await ops.stop()
         await plane.server.stop()
         return 1
     runtime = core.services.runtime
     models = sorted(runtime.routes) if runtime else []
-    print(_banner(url, plane.server.url, plane.key, plane.admin_token, models), flush=True)
+    print(_banner(url, plane.server.url, ops_url, plane.key, plane.admin_token, models), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -245,5 +265,6 @@ async def run_up(options: UpOptions) -> int:
     await stop.wait()
     print("interlock up: stopping", flush=True)
     await server.stop()  # the gateway first: its last usage events still reach the control plane
+    await ops.stop()
     await plane.server.stop()
     return 0

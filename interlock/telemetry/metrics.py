@@ -9,7 +9,7 @@ All updates and scrapes run on the event loop thread, so no lock is needed.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -74,10 +74,13 @@ class GatewayMetrics(Collector):
         self.upstream_errors: dict[tuple[str, str], int] = {}
         self.fallbacks: dict[tuple[str, str], int] = {}
         self.ratelimited: dict[tuple[str, str], int] = {}
+        self.limit_trips: dict[tuple[str], int] = {}
         self.inflight = 0
         self.pipeline: Callable[[], tuple[int, int, float | None]] | None = None
         """With a control plane: (usage events waiting, their bytes, seconds since the last snapshot answer or
         None), read at scrape time."""
+        self.breakers: Callable[[], Iterable[tuple[str, bool]]] = tuple
+        """(backend, open) for every backend of the current config, read at scrape time."""
         self.registry.register(self)
 
     # --- updates (hot path) ---------------------------------------------------------------------------
@@ -122,6 +125,12 @@ class GatewayMetrics(Collector):
         key = (tenant, route)
         self.ratelimited[key] = self.ratelimited.get(key, 0) + 1
 
+    def limit_trip(self, limit: str) -> None:
+        """A gateway limit refused something (``header_bytes``, ``body_timeout``, ``sse_event_bytes``, ...).
+        Always counted, even with metrics disabled: limits trip rarely, and a trip is worth seeing."""
+        key = (limit,)
+        self.limit_trips[key] = self.limit_trips.get(key, 0) + 1
+
     # --- scrape -----------------------------------------------------------------------------------------
 
     def describe(self) -> Iterator[Metric]:
@@ -158,6 +167,9 @@ class GatewayMetrics(Collector):
             names.FALLBACKS, "Requests served by another target after a failure.", ("route", "backend"), self.fallbacks
         )
         yield _counter(names.RATELIMITED, "Requests refused by a limit.", ("tenant", "route"), self.ratelimited)
+        yield _counter(
+            names.LIMIT_TRIPS, "Requests, connections or streams a limit cut short.", ("limit",), self.limit_trips
+        )
         gauge = GaugeMetricFamily(names.INFLIGHT_REQUESTS, "Requests in progress.")
         gauge.add_metric([], float(self.inflight))
         yield gauge
@@ -170,6 +182,14 @@ class GatewayMetrics(Collector):
         if state[2] is not None:
             age.add_metric([], state[2])
         yield from (events, size, age)
+        breakers = GaugeMetricFamily(
+            names.CIRCUIT_BREAKER_OPEN,
+            "1 while the backend's circuit breaker is open (cooling down).",
+            labels=["backend"],
+        )
+        for backend, is_open in self.breakers():
+            breakers.add_metric([backend], 1.0 if is_open else 0.0)
+        yield breakers
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, float]) -> CounterMetricFamily:

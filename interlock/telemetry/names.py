@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ATTEMPT",
     "BACKEND",
+    "CIRCUIT_BREAKER_OPEN",
     "COST_USD",
     "ERROR_TYPE",
     "FALLBACKS",
@@ -17,6 +18,7 @@ __all__ = [
     "GEN_AI_RESPONSE_MODEL",
     "HTTP_STATUS",
     "INFLIGHT_REQUESTS",
+    "LIMIT_TRIPS",
     "METRIC_NAMES",
     "RATELIMITED",
     "REQUESTS",
@@ -45,6 +47,8 @@ INFLIGHT_REQUESTS = "interlock_inflight_requests"
 USAGE_SPOOL_EVENTS = "interlock_usage_spool_events"  # gauge: usage events the control plane has not acknowledged
 USAGE_SPOOL_BYTES = "interlock_usage_spool_bytes"  # gauge: their bytes (the spool's cap is on these)
 SNAPSHOT_AGE = "interlock_snapshot_age_seconds"  # gauge: since the control plane last answered a snapshot poll
+CIRCUIT_BREAKER_OPEN = "interlock_circuit_breaker_open"  # gauge 0/1 per backend
+LIMIT_TRIPS = "interlock_limit_trips"  # interlock_limit_trips_total{limit}
 
 METRIC_NAMES = (
     "interlock_requests_total",
@@ -59,6 +63,8 @@ METRIC_NAMES = (
     "interlock_usage_spool_events",
     "interlock_usage_spool_bytes",
     "interlock_snapshot_age_seconds",
+    "interlock_circuit_breaker_open",
+    "interlock_limit_trips_total",
 )
 """Every series family the gateway exports, in its exposed form."""
 

@@ -57,4 +57,4 @@ def client_for(gw: Gateway, key: str, stack: AsyncExitStack) -> openai.AsyncOpen
 async def ops_get(gw: Gateway, path: str) -> httpx.Response:
     """``GET path`` where the gateway serves ``/readyz`` and ``/metrics`` (the one place to repoint when they move
     to the ops port)."""
-    return await gw.http.get(path)
+    return await gw.ops.get(path)

@@ -14,6 +14,7 @@ import openai
 from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.app import GatewayApp, create_gateway_app
 from interlock.gateway.dispatch.credentials import MappingSecretResolver, SecretResolver
+from interlock.gateway.http.serve import server_options
 from interlock.gateway.settings import GatewaySettings
 from interlock.gateway.tenancy.auth import StaticKeyAuthenticator
 from interlock.gatewayconfig import ConfigSource, GatewayConfig, StaticConfigSource, compile_config
@@ -57,6 +58,8 @@ class Gateway:
     client: openai.AsyncOpenAI
     http: httpx.AsyncClient
     source: ConfigSource
+    ops: httpx.AsyncClient
+    """The ops port: /healthz, /readyz, /metrics."""
 
     def reload(self, new: GatewayConfig) -> Awaitable[None]:
         assert isinstance(self.source, StaticConfigSource)
@@ -101,20 +104,25 @@ async def start_gateway(
     """``keys=None``: the keys come from the settings (``api_keys``, the control plane's snapshot)."""
     if isinstance(source, GatewayConfig):
         source = StaticConfigSource(source)
+    gateway_settings = GatewaySettings(**settings)
     app, core = create_gateway_app(
-        settings=GatewaySettings(**settings),
+        settings=gateway_settings,
         source=source,
         resolver=resolver or MappingSecretResolver(secrets or {}),
         authenticator=StaticKeyAuthenticator(keys) if keys is not None else None,
         mock_app_factory=lambda: create_app(MockSettings()),
         tracing=tracing,
     )
-    root = await servers.start(app, lifespan="on")
+    metrics = core.services.metrics
+    ops_root = await servers.start(core.ops_app, lifespan="off", **server_options(gateway_settings, metrics))
+    root = await servers.start(app, lifespan="on", **server_options(gateway_settings, metrics))
     client = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key=api_key, max_retries=0, timeout=20)
     stack.push_async_callback(client.close)
     http = httpx.AsyncClient(base_url=root, timeout=20, headers={"authorization": f"Bearer {api_key}"})
     stack.push_async_callback(http.aclose)
-    return Gateway(core, root, client, http, source)
+    ops = httpx.AsyncClient(base_url=ops_root, timeout=20)
+    stack.push_async_callback(ops.aclose)
+    return Gateway(core, root, client, http, source, ops)
 
 
 def backend(name: str, url: str | None, *, models: Sequence[str] = ("m1",), **spec: Any) -> dict[str, Any]:

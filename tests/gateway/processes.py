@@ -31,10 +31,11 @@ def tail(log: Path) -> str:
 
 
 class GatewayProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, log: Path) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, log: Path, ops_port: int) -> None:
         self.proc = proc
         self.port = port
         self.log = log
+        self.ops_port = ops_port
 
     @property
     def url(self) -> str:
@@ -42,8 +43,8 @@ class GatewayProcess:
 
     @property
     def ops_url(self) -> str:
-        """Where ``/readyz`` and ``/metrics`` are served (the one place to repoint when they move to the ops port)."""
-        return self.url
+        """The ops port: /readyz and /metrics."""
+        return f"http://127.0.0.1:{self.ops_port}"
 
     async def stop(self) -> int:
         """SIGTERM, the way Kubernetes stops a pod: uvicorn finishes its requests, then the lifespan shutdown."""
@@ -59,15 +60,16 @@ async def gateway_process(
 ) -> AsyncIterator[GatewayProcess]:
     """A gateway process serving ``config_file`` with ``env`` added to the environment, ready when yielded."""
     port = port or free_port()
+    ops_port = free_port()
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "interlock", "--log-level", "WARNING", "gateway",
-            "--config", str(config_file), "--port", str(port),
+            "--config", str(config_file), "--port", str(port), "--ops-port", str(ops_port),
             cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=out,
         )  # fmt: skip
-    gateway = GatewayProcess(proc, port, log)
+    gateway = GatewayProcess(proc, port, log, ops_port)
     try:
-        async with httpx.AsyncClient(base_url=gateway.url) as http:
+        async with httpx.AsyncClient(base_url=gateway.ops_url) as http:
 
             async def ready() -> bool:
                 if proc.returncode is not None:
@@ -76,6 +78,7 @@ async def gateway_process(
                     return (await http.get(f"{gateway.ops_url}/readyz")).status_code == 200
                 except httpx.TransportError:
                     return False
+                # (the client port answers once the config is loaded, which /readyz has just said)
 
             await eventually(ready, within=30, interval=0.05, what="gateway process ready")
         yield gateway

@@ -107,7 +107,7 @@ async def test_requests_per_minute_429_envelope_and_headers(upstream, gateway, c
     assert anthropic.status_code == 429
     assert anthropic.json()["error"]["type"] == "rate_limit_error", "Anthropic clients get their own envelope"
 
-    metrics = (await gw.http.get("/metrics")).text
+    metrics = (await gw.ops.get("/metrics")).text
     assert 'interlock_ratelimited_total{route="chat",tenant="acme"} 3.0' in metrics
 
 
@@ -288,7 +288,7 @@ async def test_cost_header_metric_and_usage_events(upstream, gateway, control_pl
     assert streamed.cost_usd > 0
     assert unary.idempotency_id != streamed.idempotency_id
 
-    metrics = (await gw.http.get("/metrics")).text
+    metrics = (await gw.ops.get("/metrics")).text
     line = next(x for x in metrics.splitlines() if x.startswith("interlock_cost_usd_total{"))
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(unary.cost_usd + streamed.cost_usd, abs=1e-12)
 
@@ -301,7 +301,7 @@ async def test_readyz_shows_an_unreachable_control_plane_and_the_snapshot_surviv
     _, key = cp.add_key(tenant)
     up = await upstream()
     gw = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id=gateway_id("gw-restart"))
-    ready = (await gw.http.get("/readyz")).json()
+    ready = (await gw.ops.get("/readyz")).json()
     assert ready["status"] == "ready"
     assert ready["control_plane"]["snapshot"]["last_error"] is None
     await eventually(lambda: cp.snapshot_gets >= 2, what="a second poll (the snapshot is stored meanwhile)")
@@ -313,7 +313,7 @@ async def test_readyz_shows_an_unreachable_control_plane_and_the_snapshot_surviv
         lambda: "ConnectError" in (gw.core.link.source.status.last_error or ""),
         what="the gateway notices the control plane left",
     )
-    response = await gw.http.get("/readyz")
+    response = await gw.ops.get("/readyz")
     body = response.json()
     assert response.status_code == 200, "the last good snapshot keeps serving"
     assert "ConnectError" in body["control_plane"]["snapshot"]["last_error"]
@@ -321,7 +321,7 @@ async def test_readyz_shows_an_unreachable_control_plane_and_the_snapshot_surviv
 
     # A second gateway process on the same spool, started while the control plane is still down.
     again = await start_cp_gateway(gateway, cp, up, tmp_path, key=key, gateway_id=gateway_id("gw-restart"))
-    body = (await again.http.get("/readyz")).json()
+    body = (await again.ops.get("/readyz")).json()
     assert body["status"] == "ready"
     assert body["control_plane"]["snapshot"]["source"] == "stored"
     assert (await again.client.chat.completions.create(model="chat", messages=HELLO)).choices
@@ -335,7 +335,7 @@ async def test_without_a_control_plane_nothing_changes(upstream, gateway):
     assert float(raw.headers["x-interlock-cost-usd"]) > 0
     assert gw.core.services.usage is None
     assert gw.core.link is None
-    body = orjson.loads((await gw.http.get("/readyz")).content)
+    body = orjson.loads((await gw.ops.get("/readyz")).content)
     assert body["status"] == "ready"
     assert "control_plane" not in body
 

@@ -65,8 +65,8 @@ async def test_two_gateways_sharing_redis_admit_the_limit_of_300_concurrent_requ
                 return response.status_code
 
             statuses = await asyncio.gather(*(one(n) for n in range(300)))
-            for client in clients:
-                limiter = (await client.get("/readyz")).json()["limits"]
+            for g, client in zip(gateways, clients, strict=True):
+                limiter = (await client.get(f"{g.ops_url}/readyz")).json()["limits"]
                 assert limiter == {"store": "redis", "healthy": True, "last_error": None}, "Redis decided, not memory"
         admitted = statuses.count(200)
         assert statuses.count(429) == 300 - admitted, set(statuses)

@@ -76,7 +76,7 @@ async def test_invalid_config_keeps_the_last_good_one(upstream, gateway, tmp_pat
     write_atomically(path, b'{"schemaVersion": 1, "routes": {"chat": {"oops": true}}}')
     await gw.core.loader.check()
 
-    ready = (await gw.http.get("/readyz")).json()
+    ready = (await gw.ops.get("/readyz")).json()
     assert ready["status"] == "ready"
     assert ready["config_version"] == good.version
     assert ready["last_error"].startswith("invalid GatewayConfig: routes.chat.name: required field is missing")
@@ -93,14 +93,14 @@ async def test_not_ready_until_a_config_loads(upstream, gateway, tmp_path):
     gw = await gateway(FileConfigSource(path))
 
     assert (await gw.http.get("/healthz")).status_code == 200
-    assert (await gw.http.get("/readyz")).status_code == 503
+    assert (await gw.ops.get("/readyz")).status_code == 503
     response = await gw.http.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "not_ready"
 
     write_atomically(path, config(backend("a", up.url), route("chat", [("a", "m1")])).to_json())
     await gw.core.loader.check()
-    assert (await gw.http.get("/readyz")).status_code == 200
+    assert (await gw.ops.get("/readyz")).status_code == 200
     assert (await gw.http.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO})).status_code == 200
 
 

@@ -58,7 +58,7 @@ async def test_fallback_on_upstream_500(upstream, gateway):
     assert raw.headers["x-interlock-backend"] == "spare"
     assert raw.parse().model == "m2"
     assert (primary.requests, spare.requests) == (1, 1)
-    metrics = (await gw.http.get("/metrics")).text
+    metrics = (await gw.ops.get("/metrics")).text
     assert 'interlock_fallbacks_total{backend="spare",route="chat"} 1.0' in metrics
     assert 'interlock_upstream_errors_total{backend="primary",reason="5xx"} 1.0' in metrics
 
@@ -230,4 +230,4 @@ async def test_backend_credentials_are_sent_upstream(upstream, gateway):
     )
     assert (await post(gw)).status_code == 200
     assert up.provider.stats.last.headers["authorization"] == "Bearer sk-upstream-secret"
-    assert "sk-upstream-secret" not in (await gw.http.get("/readyz")).text
+    assert "sk-upstream-secret" not in (await gw.ops.get("/readyz")).text

@@ -66,9 +66,15 @@ def test_relay_keeps_usage_on_a_chunk_that_also_has_choices():
 
 
 def test_relay_passes_unterminated_tail_on_finish():
-    relay = OpenAIStreamRelay(client_wants_usage=True)
+    relay = OpenAIStreamRelay(client_wants_usage=False)
     assert relay.feed(b"data: [DONE]") == b""
     assert relay.finish() == b"data: [DONE]\n\n"
+
+
+def test_relay_holds_done_back_when_the_client_asked_for_usage_that_never_came():
+    relay = OpenAIStreamRelay(client_wants_usage=True)
+    assert relay.feed(b"data: [DONE]\n\n") == b""
+    assert relay.held_done  # the gateway sends its estimate's usage chunk, then [DONE]
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
         await eventually(lambda: len(cp.events) == 20, what="the first events arrived")
         await cp.stop()
         await send(first, 20)
-        status = (await first.http.get("/readyz")).json()["control_plane"]["usage"]
+        status = (await first.ops.get("/readyz")).json()["control_plane"]["usage"]
         assert status["pending"] == 20 or status["last_error"] is not None
     # The first gateway stopped gracefully: its events are in the spool, not lost.
 
@@ -46,7 +46,7 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
         second = await start_gateway(
             second_stack, Servers(second_stack), chat_config(up), keys=None, api_key=key, **settings
         )
-        assert (await second.http.get("/readyz")).json()["control_plane"]["snapshot"]["source"] == "stored"
+        assert (await second.ops.get("/readyz")).json()["control_plane"]["snapshot"]["source"] == "stored"
         await send(second, 20)
         assert len(cp.events) == 20, "nothing could have been delivered while the control plane was down"
         await cp.start()
@@ -54,7 +54,7 @@ async def test_events_wait_out_an_outage_and_a_restart_and_arrive_exactly_once(u
         await eventually(
             lambda: second.core.link.source.policy.ingested_seq == 60, what="the snapshot counts every event"
         )
-        usage = (await second.http.get("/readyz")).json()["control_plane"]["usage"]
+        usage = (await second.ops.get("/readyz")).json()["control_plane"]["usage"]
         assert usage["pending"] == 0
         assert usage["last_error"] is None
 

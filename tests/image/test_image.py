@@ -34,9 +34,8 @@ VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["versi
 EXPECTED_REF = f"ghcr.io/interlock-dev/interlock:{VERSION}"
 UID = "10001:10001"
 CLIENT_PORT, API_PORT, OPS_PORT = 8080, 8081, 8090
-# Where readiness is probed, in one place: the client port today; the ops port (OPS_PORT) once `interlock up`
-# serves /readyz there.
-READY_PORT, READY_PATH = CLIENT_PORT, "/readyz"
+# Where readiness is probed: the gateway's ops port, which `interlock up` serves /readyz on.
+READY_PORT, READY_PATH = OPS_PORT, "/readyz"
 KEY = "sk-il-image-test-key-0123456789"
 ADMIN = "image-test-admin-token-0123456789"
 FIGURES = REPO / ".cache" / "image" / "figures.json"

@@ -25,7 +25,8 @@ URL = re.compile(rb"Interlock gateway\s+(http://\S+)/v1")
 @asynccontextmanager
 async def interlock_up(*args: str, state: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--state-dir", str(state), *args,
+        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--ops-port", "0",
+        "--state-dir", str(state), *args,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output = b""
@@ -116,7 +117,7 @@ async def test_up_refuses_bad_manifests_with_a_clear_message(tmp_path, manifest,
     (tmp_path / "bad.yaml").write_text(manifest)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "interlock", "up", "-f", str(tmp_path), "--port", "0", "--api-port", "0",
-        "--state-dir", str(tmp_path / "state"),
+        "--ops-port", "0", "--state-dir", str(tmp_path / "state"),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     async with asyncio.timeout(20):
@@ -145,6 +146,11 @@ async def test_up_serves_the_control_plane_with_the_first_tenant_and_meters_usag
         banner = await _banner_rest(proc)
         assert banner["Admin token"] == admin
         api = banner["Control plane"].removesuffix("/v1")
+        ops = banner["Gateway ops"].split()[0]
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{ops}/readyz")).json()["status"] == "ready"
+            assert "interlock_requests_total" in (await http.get(f"{ops}/metrics")).text
+            assert (await http.get(f"{url}/metrics")).status_code == 404, "not on the client port"
         async with (
             openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=BOOTSTRAP_KEY, max_retries=0) as client,
             httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {admin}"}) as admin_api,
@@ -181,8 +187,9 @@ async def test_up_serves_the_control_plane_with_the_first_tenant_and_meters_usag
 
 async def test_up_refuses_a_malformed_bootstrap_key(tmp_path):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--state-dir", str(tmp_path),
-        "--bootstrap-key", "k", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--ops-port", "0",
+        "--state-dir", str(tmp_path), "--bootstrap-key", "k",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     async with asyncio.timeout(30):
         output, _ = await proc.communicate()
@@ -240,7 +247,8 @@ async def test_up_flags_replace_the_kept_token_and_key(tmp_path):
 async def test_up_refuses_a_state_file_it_cannot_read(tmp_path):
     (tmp_path / "credentials.json").write_text("not json")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--state-dir", str(tmp_path),
+        sys.executable, "-m", "interlock", "up", "--port", "0", "--api-port", "0", "--ops-port", "0",
+        "--state-dir", str(tmp_path),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     async with asyncio.timeout(30):

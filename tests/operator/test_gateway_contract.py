@@ -82,18 +82,14 @@ def project(api: Api, root: Path) -> dict[str, str]:
     return {k: v.replace("$(POD_NAME)", "gw-pod-0") for k, v in env.items()}
 
 
-async def readyz_port(port: int, ops_port: int) -> int | None:
-    """The port that serves the gateway's ``/readyz``: the ops port, or the client port on gateways from before
-    it existed (the one place that knows about both)."""
+async def readyz_port(ops_port: int) -> int | None:
+    """The gateway's ops port once it answers ``/readyz`` with its loaded config."""
     async with httpx.AsyncClient() as http:
-        for candidate in (ops_port, port):
-            try:
-                response = await http.get(f"http://127.0.0.1:{candidate}/readyz")
-            except httpx.TransportError:
-                continue
-            if response.status_code in (200, 503) and "config_version" in response.text:
-                return candidate
-    return None
+        try:
+            response = await http.get(f"http://127.0.0.1:{ops_port}/readyz")
+        except httpx.TransportError:
+            return None
+        return ops_port if response.status_code in (200, 503) and "config_version" in response.text else None
 
 
 class Upstream:
@@ -152,7 +148,7 @@ async def test_gateway_serves_what_the_operator_wrote_and_follows_a_rotated_key(
             sys.executable, "-m", *deployment_command(api), cwd=ROOT, env=gateway_env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        ready_port = await eventually(lambda: readyz_port(port, ops_port), within=20, interval=0.1, what="/readyz")
+        ready_port = await eventually(lambda: readyz_port(ops_port), within=20, interval=0.1, what="/readyz")
 
         # The gateway's pods are this process: the operator reads its loaded config and only then says Ready.
         controller = api.emu.store.controller

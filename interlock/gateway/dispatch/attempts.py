@@ -26,8 +26,7 @@ from interlock.gateway.errors import (
     UpstreamOverloadedError,
     upstream_message,
 )
-from interlock.gateway.upstream.client import iter_body, parse_retry_after, read_body
-from interlock.gateway.upstream.http1 import Response
+from interlock.gateway.upstream.client import UpstreamResponse, parse_retry_after
 from interlock.telemetry.metrics import GatewayMetrics
 
 __all__ = ["Opened", "backoff_delay", "dispatch"]
@@ -54,7 +53,7 @@ class Opened:
     status: int
     content_type: str
     body: bytes
-    response: Response | None = None
+    response: UpstreamResponse | None = None
     chunks: AsyncIterator[bytes] | None = None
     fell_back: bool = False
 
@@ -70,16 +69,23 @@ class Opened:
 
 
 async def _attempt(
-    target: Target, path: str, body: bytes, *, stream: bool, first_token_at: float | None, extra_head: bytes
+    target: Target,
+    path: str,
+    body: bytes,
+    *,
+    stream: bool,
+    first_token_at: float | None,
+    extra_head: bytes,
+    body_limit: int,
 ) -> Opened:
     backend = target.backend
     backend.inflight += 1
     try:
         if first_token_at is None:
-            return await _exchange(target, path, body, stream=stream, extra_head=extra_head)
+            return await _exchange(target, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit)
         try:
             async with asyncio.timeout_at(first_token_at):
-                return await _exchange(target, path, body, stream=stream, extra_head=extra_head)
+                return await _exchange(target, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit)
         except TimeoutError:
             raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
     except BaseException:
@@ -87,7 +93,9 @@ async def _attempt(
         raise
 
 
-async def _exchange(target: Target, path: str, body: bytes, *, stream: bool, extra_head: bytes) -> Opened:
+async def _exchange(
+    target: Target, path: str, body: bytes, *, stream: bool, extra_head: bytes, body_limit: int
+) -> Opened:
     """Send the request; return the whole body (unary) or the first chunk (stream). The caller owns the
     backend's in-flight slot: a unary answer gives it back here, a stream when the caller finishes it."""
     backend = target.backend
@@ -97,13 +105,26 @@ async def _exchange(target: Target, path: str, body: bytes, *, stream: bool, ext
         status = response.status
         if status >= 400:
             return await _error_answer(target, response)
-        content_type = response.headers.get("content-type", "application/json")
+        if status >= 300:
+            raise AttemptFailure(
+                "redirect",
+                f"backend {backend.name!r} answered HTTP {status}, a redirect, which the gateway never follows "
+                "nor relays: check the backend's url",
+                status=status,
+            )
+        content_type = response.content_type
         if not stream:
-            data = await read_body(response, backend.name)
+            data = await response.read_capped(body_limit)
+            if data is None:
+                raise AttemptFailure(
+                    "protocol",
+                    f"backend {backend.name!r} answered with a body over the limit of {body_limit} bytes",
+                    limit="upstream_body_bytes",
+                )
             response.release()
             backend.inflight -= 1
             return Opened(target, status, content_type, data)
-        chunks = aiter(iter_body(response, backend.name))
+        chunks = aiter(response.chunks())
         try:
             first = await anext(chunks)
         except StopAsyncIteration:
@@ -114,11 +135,11 @@ async def _exchange(target: Target, path: str, body: bytes, *, stream: bool, ext
         raise
 
 
-async def _error_answer(target: Target, response: Response) -> Opened:
+async def _error_answer(target: Target, response: UpstreamResponse) -> Opened:
     """Turn an upstream 4xx/5xx into a failure to retry or fall back from, or an answer for the client."""
     backend = target.backend
     status = response.status
-    data = await read_body(response, backend.name, _ERROR_BODY_LIMIT)
+    data = await response.read(_ERROR_BODY_LIMIT)
     retry_after = parse_retry_after(response.headers)
     response.release()
     detail = f"backend {backend.name!r} answered HTTP {status}: {upstream_message(data)}"
@@ -130,7 +151,7 @@ async def _error_answer(target: Target, response: Response) -> Opened:
         raise AttemptFailure("rejected", detail, status=status)
     # The client's own mistake (400, 413, 422, ...): relay it, the backend is healthy.
     backend.inflight -= 1
-    return Opened(target, status, response.headers.get("content-type", "application/json"), data)
+    return Opened(target, status, response.content_type, data)
 
 
 def backoff_delay(base_s: float, retry: int, retry_after: float | None) -> float:
@@ -152,12 +173,14 @@ async def dispatch(
     on_attempt: Callable[[Target], None] | None = None,
     on_attempt_done: Callable[[int, str | None], None] | None = None,
     extra_head: bytes = b"",
+    body_limit: int = 64 * 1024 * 1024,
 ) -> Opened:
     """Try the route's candidates until one answers; raise the client-facing error when none does.
 
     ``deadline`` is on the event loop's clock. ``committed`` tells whether the client has already received bytes
     (a stream's keepalive), after which nothing is retried. ``on_attempt`` and ``on_attempt_done`` (status,
     failure kind) bracket each upstream attempt. ``extra_head`` goes upstream with every attempt (trace context).
+    ``body_limit``: the largest unary answer read from an upstream.
     """
     loop = asyncio.get_running_loop()
     retry = plan.config.retry
@@ -199,7 +222,13 @@ async def dispatch(
                 first_token_at = loop.time() + first_token_s
             try:
                 opened = await _attempt(
-                    target, path, body, stream=stream, first_token_at=first_token_at, extra_head=extra_head
+                    target,
+                    path,
+                    body,
+                    stream=stream,
+                    first_token_at=first_token_at,
+                    extra_head=extra_head,
+                    body_limit=body_limit,
                 )
             except AttemptFailure as failure:
                 if on_attempt_done is not None:
@@ -209,6 +238,8 @@ async def dispatch(
                 failures.append(failure.message)
                 log.warning("route %r: %s", plan.config.model, failure.detail)
                 metrics.upstream_error(backend.name, failure.kind)
+                if failure.limit is not None:
+                    metrics.limit_trip(failure.limit)
                 if failure.kind != "rejected":
                     backend.record_failure()
                 retry_class = _RETRY_CLASS.get(failure.kind)

@@ -18,6 +18,7 @@ from interlock.gateway.dispatch.attempts import Opened, dispatch
 from interlock.gateway.dispatch.plan import RoutePlan, Target
 from interlock.gateway.dispatch.structured import (
     CONSTRAINED_DECODING,
+    SchemaBudgetExceeded,
     ValidatingRelay,
     content_of,
     schema_check,
@@ -93,7 +94,15 @@ class Exchange:
         self.wants_usage = wants_usage
         self.fixed_path = path
         self.deadline = ctx.started + plan.config.timeouts.request_s
-        self.check = schema_check(inbound, payload)
+        settings = ctx.services.settings
+        self.check = schema_check(
+            inbound,
+            payload,
+            ctx.services.schemas,
+            max_schema_bytes=settings.max_schema_bytes,
+            max_document_bytes=settings.max_structured_output_bytes,
+            owner=ctx.tenant,
+        )
         self._bodies: dict[tuple[str, API], bytes] = {}
 
     # --- per attempt ----------------------------------------------------------------------------------
@@ -143,6 +152,7 @@ class Exchange:
             on_attempt=on_attempt,
             on_attempt_done=self.ctx.attempt_done,
             extra_head=self.ctx.trace_head,
+            body_limit=self.ctx.services.settings.max_upstream_body_bytes,
         )
 
     # --- answers ----------------------------------------------------------------------------------------
@@ -183,6 +193,8 @@ class Exchange:
 
     async def unary(self) -> None:
         ctx = self.ctx
+        if self.check is not None:
+            await self.check.admit()
         self.reserve()
         await ctx.admit(self.plan)
         spent: Usage | None = None  # what a rejected structured-output answer cost: it is metered too
@@ -200,7 +212,12 @@ class Exchange:
             body, usage = self.translate_answer(opened)
             if self.crossing(opened.target).passthrough:
                 content_type = opened.content_type.encode()
-            problem = self._schema_problem(body)
+            try:
+                problem = await self._schema_problem(body)
+            except SchemaBudgetExceeded:
+                assert self.check is not None  # only a check validates
+                self.record(opened.target, InvalidRequestError.status, add_usage(spent, usage))
+                raise self.check.too_complex() from None
             if problem is None:
                 break
             assert self.check is not None  # only a check finds problems
@@ -236,22 +253,25 @@ class Exchange:
         api = target.backend.api if isinstance(sent, dict) and sent is not self.payload else self.inbound
         return estimated(prompt_tokens(api, sent, embeddings=embeddings), completion_tokens)
 
-    def _schema_problem(self, body: bytes) -> str | None:
+    async def _schema_problem(self, body: bytes) -> str | None:
         if self.check is None:
             return None
-        return self.check.problem(content_of(self.inbound, orjson.loads(body)))
+        return await self.check.problem(content_of(self.inbound, orjson.loads(body)))
 
     # --- streams ----------------------------------------------------------------------------------------
 
     def relay_for(self, target: Target) -> StreamRelay:
         crossing = self.crossing(target)
+        limit = self.ctx.services.settings.max_sse_event_bytes
         if crossing.stream_translator is not None:
             translator = crossing.stream_translator(self.payload)
             upstream = crossing.upstream
-            return TranslatingRelay(translator, upstream_error=lambda e: _upstream_error_event(upstream, e))
+            return TranslatingRelay(
+                translator, upstream_error=lambda e: _upstream_error_event(upstream, e), max_event_bytes=limit
+            )
         if crossing.upstream is API.MESSAGES:
-            return AnthropicStreamRelay()
-        return OpenAIStreamRelay(client_wants_usage=self.wants_usage)
+            return AnthropicStreamRelay(max_event_bytes=limit)
+        return OpenAIStreamRelay(client_wants_usage=self.wants_usage, max_event_bytes=limit)
 
     def stream_error(self, error: GatewayError) -> bytes:
         """An in-stream error before any upstream answered (a keepalive had committed the stream): any target's
@@ -262,6 +282,8 @@ class Exchange:
         """Relay a stream. Its cost cannot travel in a header (they are sent before the usage is known) nor in
         the OpenAI stream format: it is in the request's usage event and ``interlock_cost_usd_total``."""
         ctx = self.ctx
+        if self.check is not None:
+            await self.check.admit()
         self.reserve()
         await ctx.admit(self.plan)
         loop = asyncio.get_running_loop()
@@ -269,6 +291,7 @@ class Exchange:
         writer.extra_headers = ctx.response_headers
         opened: Opened | None = None
         relay: StreamRelay | None = None
+        validating: ValidatingRelay | None = None
         status = 200
         first_at: float | None = None
         clean = metered = False
@@ -314,7 +337,7 @@ class Exchange:
                 relay = self.relay_for(opened.target)
                 passthrough = relay
                 if self.check is not None:
-                    relay = ValidatingRelay(relay, self.inbound, self.check)
+                    relay = validating = ValidatingRelay(relay, self.inbound, self.check)
                 if self.crossing(opened.target).upstream is API.CHAT:
                     tally = StreamTally()  # counted only if the upstream sends no usage
                     tally.feed(opened.body)
@@ -331,11 +354,16 @@ class Exchange:
                             first_at = loop.time()
                         await writer.write(data)
                 tail = relay.finish()
+                verdict = await validating.verdict() if validating is not None else b""
                 usage = usage_now()
-                if isinstance(passthrough, OpenAIStreamRelay) and passthrough.held_done:
+                if isinstance(passthrough, OpenAIStreamRelay) and passthrough.held_done and not verdict:
+                    # [DONE] came without usage for a client that asked for it (and the content is valid, when
+                    # checked): the estimate's usage chunk goes first
                     assert tally is not None  # held only when usage was missing: then there is an estimate
                     assert usage is not None
-                    tail += tally.usage_chunk(usage) + DONE  # the client asked for usage: the estimate's
+                    tail += tally.usage_chunk(usage) + DONE
+                else:
+                    tail += verdict
                 meter(usage)
                 await writer.close(tail)
                 clean = True
@@ -351,6 +379,8 @@ class Exchange:
             broken = UpstreamError(failure.message)
             status = broken.status
             ctx.services.metrics.upstream_error(ctx.backend, failure.kind)
+            if failure.limit is not None:
+                ctx.services.metrics.limit_trip(failure.limit)
             tail = relay.error(broken) if relay is not None else self.stream_error(broken)
             meter()
             await writer.close(tail)

@@ -67,6 +67,10 @@ class BackendRuntime:
             return f"backend {self.name!r} is at its concurrency limit ({cap})"
         return None
 
+    def breaker_open(self, now: float) -> bool:
+        """Whether the circuit breaker keeps requests away now (``now``: ``time.monotonic()``)."""
+        return self._open_until > now
+
     def record_success(self) -> None:
         self._failures = 0
 

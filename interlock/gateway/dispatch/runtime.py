@@ -72,6 +72,7 @@ def _backend(
             base_url=url,
             auth_headers=_auth_headers(config, key),
             connect_timeout_s=connect_timeout_s,
+            secrets=(key,) if key else (),
         )
     except ValueError as exc:
         return BackendRuntime(config, None, unusable_reason=str(exc))

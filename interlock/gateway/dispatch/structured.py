@@ -1,6 +1,10 @@
 """Structured output you can rely on: an answer to a strict ``json_schema`` request counts as success only
 when its content validates against the schema.
 
+The schema is checked when the request arrives, before any upstream sees it: too large, invalid, recursive
+without progress, or too costly to apply is a 400 that says why. Checking and validating run in the schema
+workers (``gateway/structured/``) with a time budget, so no tenant's schema can stall the event loop.
+
 Providers with constrained decoding (OpenAI's strict mode, vLLM's guided decoding) produce valid JSON by
 construction; a violation from them is reported at once. Others (Anthropic, reached through a forced tool)
 get one corrective retry with the validation error as a hint. Streams cannot be retried once they have
@@ -10,56 +14,65 @@ started, so a stream whose content fails validation ends with an error instead o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import jsonschema
 import orjson
-from jsonschema.exceptions import SchemaError, best_match
-from jsonschema.protocols import Validator
 
 from interlock.gateway.dispatch.apis import API
 from interlock.gateway.errors import GatewayError, InvalidRequestError, UpstreamError
+from interlock.gateway.structured.pool import SchemaBudgetExceeded, SchemaWorkers
 from interlock.gateway.upstream.relay import StreamRelay
 from interlock.gateway.upstream.sse import DONE, encode_data, encode_event, event_data, event_name, split_events
 from interlock.gateway.usage.metering import Usage
 
-__all__ = ["CONSTRAINED_DECODING", "SchemaCheck", "ValidatingRelay", "content_of", "schema_check", "with_hint"]
+__all__ = [
+    "CONSTRAINED_DECODING",
+    "SchemaBudgetExceeded",
+    "SchemaCheck",
+    "ValidatingRelay",
+    "content_of",
+    "schema_check",
+    "with_hint",
+]
 
 CONSTRAINED_DECODING = frozenset({"openai", "vllm"})
 """Providers that enforce a strict JSON schema while decoding."""
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: bytes) -> Validator:
-    schema = orjson.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema)
-    try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
-        raise InvalidRequestError(f"The json_schema is not a valid JSON Schema: {exc.message}") from None
-    validator: Validator = cls(schema)
-    return validator
-
-
 @dataclass(frozen=True, slots=True)
 class SchemaCheck:
     name: str
-    validator: Validator
+    schema: bytes
+    """The schema as JSON."""
+    param: str
+    workers: SchemaWorkers
+    max_document_bytes: int
+    owner: str = ""
+    """Whose request this is (the tenant): one owner cannot hold every schema worker."""
 
-    def problem(self, content: str | None) -> str | None:
-        """Why ``content`` does not satisfy the schema, or None when it does."""
+    async def admit(self) -> None:
+        """400 when the schema cannot be used (or cannot be checked within the budget)."""
+        try:
+            problem = await self.workers.check(self.schema, self.owner)
+        except SchemaBudgetExceeded:
+            raise self.too_complex() from None
+        if problem is not None:
+            raise InvalidRequestError(
+                f"The json_schema {self.name!r} cannot be used: {problem}.",
+                code="invalid_json_schema",
+                param=self.param,
+            )
+
+    async def problem(self, content: str | None) -> str | None:
+        """Why ``content`` does not satisfy the schema, or None when it does. ``SchemaBudgetExceeded`` when it
+        cannot be told within the budget (the answer too large, or the work too long)."""
         if content is None:
             return "the answer has no text content"
-        try:
-            document = orjson.loads(content)
-        except orjson.JSONDecodeError as exc:
-            return f"the answer is not JSON ({exc})"
-        error = best_match(self.validator.iter_errors(document))
-        if error is None:
-            return None
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return f"at {where}: {error.message}"
+        document = content.encode()
+        if len(document) > self.max_document_bytes:
+            self.workers.trip("schema_budget")
+            raise SchemaBudgetExceeded(f"the answer is over {self.max_document_bytes} bytes")
+        return await self.workers.validate(self.schema, document, self.owner)
 
     def failure(self, problem: str) -> UpstreamError:
         return UpstreamError(
@@ -67,13 +80,32 @@ class SchemaCheck:
             code="invalid_structured_output",
         )
 
+    def too_complex(self) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"The json_schema {self.name!r} could not be applied within the gateway's budget "
+            f"({self.workers.budget_s:g}s, answers up to {self.max_document_bytes} bytes); simplify it.",
+            code="json_schema_too_complex",
+            param=self.param,
+        )
 
-def schema_check(api: API, payload: dict[str, Any]) -> SchemaCheck | None:
-    """The check a strict ``json_schema`` request asks for (OpenAI chat or Responses), or None."""
+
+def schema_check(
+    api: API,
+    payload: dict[str, Any],
+    workers: SchemaWorkers,
+    *,
+    max_schema_bytes: int,
+    max_document_bytes: int,
+    owner: str = "",
+) -> SchemaCheck | None:
+    """The check a strict ``json_schema`` request asks for (OpenAI chat or Responses), or None; 400 at once
+    when the schema is larger than ``max_schema_bytes``."""
     if api is API.CHAT:
+        param = "response_format"
         spec = payload.get("response_format")
         spec = spec.get("json_schema") if isinstance(spec, dict) and spec.get("type") == "json_schema" else None
     elif api is API.RESPONSES:
+        param = "text.format"
         text = payload.get("text")
         spec = text.get("format") if isinstance(text, dict) else None
         spec = spec if isinstance(spec, dict) and spec.get("type") == "json_schema" else None
@@ -81,7 +113,16 @@ def schema_check(api: API, payload: dict[str, Any]) -> SchemaCheck | None:
         return None
     if not isinstance(spec, dict) or spec.get("strict") is not True or not isinstance(spec.get("schema"), dict):
         return None
-    return SchemaCheck(str(spec.get("name") or "response"), _validator(orjson.dumps(spec["schema"])))
+    name = str(spec.get("name") or "response")
+    schema = orjson.dumps(spec["schema"])
+    if len(schema) > max_schema_bytes:
+        workers.trip("schema_bytes")
+        raise InvalidRequestError(
+            f"The json_schema {name!r} is {len(schema)} bytes; the limit is {max_schema_bytes} bytes.",
+            code="json_schema_too_large",
+            param=param,
+        )
+    return SchemaCheck(name, schema, param, workers, max_document_bytes, owner)
 
 
 def content_of(api: API, answer: dict[str, Any]) -> str | None:
@@ -138,13 +179,22 @@ class ValidatingRelay:
         return self._scan(self._inner.feed(chunk))
 
     def finish(self) -> bytes:
-        out = self._scan(self._inner.finish())
-        problem = self._check.problem("".join(self._parts))
+        """What the stream still has, but its terminator: that waits for ``verdict``."""
+        return self._scan(self._inner.finish())
+
+    async def verdict(self) -> bytes:
+        """The held terminator when the content validates; otherwise the error that ends the stream instead."""
+        try:
+            problem = await self._check.problem("".join(self._parts))
+        except SchemaBudgetExceeded:
+            return self._error_end(self._check.too_complex())
         if problem is None:
-            return out + b"".join(self._held)
-        error = self._check.failure(problem)
+            return b"".join(self._held)
+        return self._error_end(self._check.failure(problem))
+
+    def _error_end(self, error: GatewayError) -> bytes:
         if self._api is API.CHAT:
-            return out + encode_data(error.openai_body()) + DONE
+            return encode_data(error.openai_body()) + DONE
         completed = _json(self._held[0]) if self._held else {}
         event = {
             "type": "error",
@@ -153,7 +203,7 @@ class ValidatingRelay:
             "param": None,
             "sequence_number": completed.get("sequence_number", 0),
         }
-        return out + encode_event("error", orjson.dumps(event))
+        return encode_event("error", orjson.dumps(event))
 
     def error(self, error: GatewayError) -> bytes:
         return self._inner.error(error)

@@ -9,6 +9,7 @@ from interlock.gateway.errors import PayloadTooLargeError
 
 __all__ = [
     "ASGIApp",
+    "ClientDisconnected",
     "Receive",
     "Scope",
     "Send",
@@ -26,6 +27,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON = b"application/json"
 
 
+class ClientDisconnected(Exception):
+    """The client closed the connection (or the server cut it at a limit) before the response was complete."""
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """First value of a request header (``name`` in lower case)."""
     for key, value in scope["headers"]:
@@ -35,10 +40,13 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def read_body(receive: Receive, limit: int, declared: bytes | None = None) -> bytes:
-    """The whole request body; 413 as soon as it is known to exceed ``limit`` (``declared``: Content-Length)."""
+    """The whole request body; 413 as soon as it is known to exceed ``limit`` (``declared``: Content-Length);
+    ``ClientDisconnected`` when the client leaves (or the body timeout cuts it off) before the end."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"Request body is {int(declared)} bytes; the limit is {limit} bytes.")
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
@@ -49,7 +57,7 @@ async def read_body(receive: Receive, limit: int, declared: bytes | None = None)
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

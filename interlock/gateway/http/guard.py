@@ -17,17 +17,13 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-from interlock.gateway.http.asgi import Receive
+from interlock.gateway.http.asgi import ClientDisconnected, Receive
 from interlock.gateway.tasks import cancel_and_wait
 
 __all__ = ["ARM_AFTER_S", "TICK_S", "ClientDisconnected", "GuardClock", "RequestGuard"]
 
 ARM_AFTER_S = 0.05
 TICK_S = 0.025
-
-
-class ClientDisconnected(Exception):
-    """The client closed the connection before the response was complete."""
 
 
 class GuardClock:

@@ -1,20 +1,23 @@
-"""HTTP to upstream providers: one client per backend over the lean keep-alive client in ``http1.py``, and
-the mapping of transport errors to ``AttemptFailure``."""
+"""HTTP to upstream providers: one client per backend over the lean keep-alive client in ``http1.py``, the
+mapping of transport errors to ``AttemptFailure``, and the entry point of upstream bytes: every body is read
+through ``UpstreamResponse``, which redacts the backend's credential (``redact.py``) before anything else sees it.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from urllib.parse import urlsplit
 
 from interlock.gateway.controlplane.client import USER_AGENT
 from interlock.gateway.errors import AttemptFailure
 from interlock.gateway.upstream.http1 import ConnectError, ConnectionPool, ProtocolError, Response
+from interlock.gateway.upstream.redact import Redactor
 
-__all__ = ["BackendClient", "iter_body", "parse_retry_after", "read_body", "transport_errors"]
+__all__ = ["BackendClient", "UpstreamResponse", "parse_retry_after", "transport_errors"]
 
 _TLS = ssl.create_default_context()
 
@@ -94,7 +97,9 @@ class BackendClient:
         base_url: str,
         auth_headers: Mapping[str, str],
         connect_timeout_s: float,
+        secrets: Iterable[str] = (),
     ) -> None:
+        """``secrets``: the credentials in ``auth_headers``, redacted from whatever the upstream sends."""
         url = urlsplit(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"backend {name!r}: {base_url!r} is not an http(s) URL")
@@ -113,6 +118,8 @@ class BackendClient:
         self._connect_timeout_s = connect_timeout_s
         self._pool: ConnectionPool | None = None
         self._heads: dict[tuple[str, str], bytes] = {}
+        redactor = Redactor(secrets)
+        self.redactor = redactor if redactor else None
 
     def _head(self, method: str, path: str) -> bytes:
         key = (method, path)
@@ -129,16 +136,17 @@ class BackendClient:
             )
         return self._pool
 
-    async def post(self, path: str, body: bytes, extra_head: bytes = b"") -> Response:
+    async def post(self, path: str, body: bytes, extra_head: bytes = b"") -> UpstreamResponse:
         """Send the request; return once the upstream's status line and headers are in. ``extra_head``: more
         header lines, each ending in CRLF (the trace context)."""
         data = b"%s%scontent-length: %d\r\n\r\n%s" % (self._head("POST", path), extra_head, len(body), body)
         with transport_errors(self.name):
-            return await self._ensure_pool().request(data)
+            return UpstreamResponse(await self._ensure_pool().request(data), self.name, self.redactor)
 
-    async def get(self, path: str) -> Response:
+    async def get(self, path: str) -> UpstreamResponse:
         with transport_errors(self.name):
-            return await self._ensure_pool().request(self._head("GET", path) + b"\r\n")
+            response = await self._ensure_pool().request(self._head("GET", path) + b"\r\n")
+        return UpstreamResponse(response, self.name, self.redactor)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -146,13 +154,64 @@ class BackendClient:
             self._pool = None
 
 
-async def iter_body(response: Response, backend: str) -> AsyncIterator[bytes]:
-    """The response body as it arrives, with transport errors mapped."""
-    with transport_errors(backend):
-        async for chunk in response.iter_chunks():
-            yield chunk
+class UpstreamResponse:
+    """An upstream's answer as the rest of the gateway sees it: transport errors mapped, and the backend's
+    credential redacted from the body and the content type (the only header relayed to clients)."""
 
+    __slots__ = ("_redactor", "_response", "backend", "content_type", "headers", "status")
 
-async def read_body(response: Response, backend: str, limit: int | None = None) -> bytes:
-    with transport_errors(backend):
-        return await response.read(limit)
+    def __init__(self, response: Response, backend: str, redactor: Redactor | None) -> None:
+        self._response = response
+        self._redactor = redactor
+        self.backend = backend
+        self.status = response.status
+        self.headers = response.headers
+        """Raw, lower-case header names: read for their meaning (retry-after), never relayed."""
+        content_type = response.headers.get("content-type", "application/json")
+        self.content_type = redactor.redact_text(content_type) if redactor is not None else content_type
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body, or its first ``limit`` bytes (the connection is then dropped if more was left)."""
+        with transport_errors(self.backend):
+            body = await self._response.read(limit)
+        return self._redacted(body, cut=limit is not None and len(body) >= limit)
+
+    async def read_capped(self, limit: int) -> bytes | None:
+        """The whole body, or None when it is longer than ``limit`` bytes."""
+        with transport_errors(self.backend):
+            body = await self._response.read(limit + 1)
+        return None if len(body) > limit else self._redacted(body, cut=False)
+
+    def _redacted(self, body: bytes, *, cut: bool) -> bytes:
+        redactor = self._redactor
+        if redactor is None:
+            return body
+        body = redactor.redact(body)
+        if cut:  # a credential cut at the limit still shows its start: drop that too
+            keep = redactor.partial_tail(body)
+            body = body[:-keep] if keep else body
+        return body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        redactor = self._redactor
+        with transport_errors(self.backend):
+            if redactor is None:
+                async for chunk in self._response.iter_chunks():
+                    yield chunk
+                return
+            stream = redactor.stream()
+            async for chunk in self._response.iter_chunks():
+                data = stream.feed(chunk)
+                if data:
+                    yield data
+            tail = stream.flush()
+            if tail:
+                yield tail
+
+    def release(self) -> None:
+        """Give the connection back for reuse when the body was fully read; otherwise close it."""
+        self._response.release()
+
+    def close(self) -> None:
+        self._response.close()

@@ -1,7 +1,12 @@
 """Turn an upstream's stream into the client's stream: relayed as bytes when both speak the same API,
 translated event by event otherwise.
 
-Same-API relays decode only the events that carry usage. For OpenAI chat, the gateway always asks the upstream
+Every event is checked before it goes on: it must be SSE (``sse.parse_strict``), no larger than the gateway's
+``max_sse_event_bytes``, and carry JSON (or ``[DONE]``); a stream that ends without a single event is broken too.
+A broken stream raises ``AttemptFailure("protocol")``, which the exchange turns into one in-stream error event in
+the client's API and a proper end: the client never receives garbage, nor an empty "successful" answer.
+
+Same-API relays forward the upstream's bytes as they are. For OpenAI chat, the gateway always asks the upstream
 for ``stream_options.include_usage`` so it can meter; when the client did not ask for usage, the relay removes
 what that added (the ``"usage":null`` field of every chunk and the final usage-only chunk), so the client
 receives exactly what it asked for.
@@ -21,12 +26,13 @@ from interlock.gateway.errors import AttemptFailure, GatewayError
 from interlock.gateway.translate.base import DONE as DONE_DATA
 from interlock.gateway.translate.base import Event, StreamTranslator
 from interlock.gateway.upstream.sse import (
+    DEFAULT_MAX_EVENT_BYTES,
     DONE,
     EventSplitter,
+    SSEError,
     encode_data,
     encode_event,
-    event_data,
-    parse_event,
+    parse_strict,
     split_events,
 )
 from interlock.gateway.usage.metering import Usage, usage_from_anthropic, usage_from_openai
@@ -36,6 +42,8 @@ __all__ = ["AnthropicStreamRelay", "OpenAIStreamRelay", "StreamRelay", "Translat
 _USAGE_KEY = b'"usage"'
 _USAGE_OBJECT = (b'"usage":{', b'"usage": {')
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
+_NO_EVENTS = "the stream ended without a single event"
+_SEP = b"\n\n"
 
 
 class StreamRelay(Protocol):
@@ -58,57 +66,99 @@ def encode(event: Event) -> bytes:
     return encode_event(event.name, payload) if event.name else encode_data(payload)
 
 
+def broken(exc: SSEError | str) -> AttemptFailure:
+    """The failure of an attempt whose stream broke (``exc``: what was wrong)."""
+    limit = exc.limit if isinstance(exc, SSEError) else None
+    return AttemptFailure("protocol", f"the backend's stream is broken: {exc}", limit=limit)
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise SSEError("an event's data is not JSON") from None
+    if not isinstance(payload, dict):
+        raise SSEError("an event's data is not a JSON object")
+    return payload
+
+
 class OpenAIStreamRelay:
     """OpenAI chat in, OpenAI chat out."""
 
-    __slots__ = ("_splitter", "client_wants_usage", "held_done", "saw_done", "usage")
+    __slots__ = ("_max", "_splitter", "client_wants_usage", "events", "held_done", "saw_done", "usage")
 
-    def __init__(self, *, client_wants_usage: bool) -> None:
-        self._splitter = EventSplitter()
+    def __init__(self, *, client_wants_usage: bool, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._splitter = EventSplitter(max_event_bytes)
+        self._max = max_event_bytes
         self.client_wants_usage = client_wants_usage
         self.usage: Usage | None = None
         self.saw_done = False
+        self.events = 0
         self.held_done = False
         """``[DONE]`` came without usage for a client that asked for it: held back, for the gateway to send its
         estimate's usage chunk first (``Exchange.stream``)."""
 
     def feed(self, chunk: bytes) -> bytes:
-        block = self._splitter.feed(chunk)
-        if block:
-            if _USAGE_KEY in block:
-                block = self._filter_usage(block)
-            if DONE in block:
-                self.saw_done = True
-                if self.client_wants_usage and self.usage is None:
-                    block = block.replace(DONE, b"")
-                    self.held_done = True
-        return block
+        try:
+            block = self._splitter.feed(chunk)
+            return self._relay(block) if block else block
+        except SSEError as exc:
+            raise broken(exc) from None
 
     def finish(self) -> bytes:
-        tail = self._splitter.flush()
-        return self._filter_usage(tail) if _USAGE_KEY in tail else tail
+        try:
+            tail = self._splitter.flush()
+            out = self._relay(tail) if tail else tail
+        except SSEError as exc:
+            raise broken(exc) from None
+        if not self.events:
+            raise broken(_NO_EVENTS)
+        return out
 
     def error(self, error: GatewayError) -> bytes:
         return encode_data(error.openai_body()) + DONE
 
-    def _filter_usage(self, block: bytes) -> bytes:
-        if not self.client_wants_usage:
+    def _relay(self, block: bytes) -> bytes:
+        """Check every event of ``block``; take usage from the chunk that carries it; drop what the client did
+        not ask for."""
+        if not self.client_wants_usage and _USAGE_KEY in block:
             for null_usage in _NULL_USAGE:
                 block = block.replace(null_usage, b"")
-        if not any(marker in block for marker in _USAGE_OBJECT):
-            return block
-        kept = []
-        for event in split_events(block):
-            if any(marker in event for marker in _USAGE_OBJECT) and not self._take_usage(event):
-                continue
-            kept.append(event)
-        return b"".join(kept)
+        if block.find(_SEP) == len(block) - 2:  # one event: the usual read
+            return block if self._keep(block) else b""
+        events = split_events(block)
+        kept = [event for event in events if self._keep(event)]
+        return block if len(kept) == len(events) else b"".join(kept)
 
-    def _take_usage(self, event: bytes) -> bool:
-        """Record the event's usage; return whether the event should still reach the client."""
-        chunk = _json_payload(event)
-        if chunk is None:
+    def _keep(self, event: bytes) -> bool:
+        """Check one event; whether it goes on to the client. (The usual ``data: {...}`` event is checked inline:
+        this runs for every chunk of every stream.)"""
+        if event.startswith(b"data: ") and event.find(b"\n") == len(event) - 2 and len(event) <= self._max:
+            data = event[6:-2]
+        else:
+            _, parsed = parse_strict(event, self._max)
+            if parsed is None:
+                return True
+            data = parsed
+        self.events += 1
+        if data == b"[DONE]":
+            self.saw_done = True
+            if self.client_wants_usage and self.usage is None:
+                self.held_done = True
+                return False
             return True
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise SSEError("an event's data is not JSON") from None
+        if type(payload) is not dict:
+            raise SSEError("an event's data is not a JSON object")
+        if _USAGE_OBJECT[0] in data or _USAGE_OBJECT[1] in data:
+            return self._take_usage(payload)
+        return True
+
+    def _take_usage(self, chunk: dict[str, Any]) -> bool:
+        """Record the chunk's usage; return whether the chunk should still reach the client."""
         usage = usage_from_openai(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
@@ -116,62 +166,84 @@ class OpenAIStreamRelay:
 
 
 class AnthropicStreamRelay:
-    """Anthropic Messages in and out; decodes only ``message_start`` and ``message_delta`` (they carry usage)."""
+    """Anthropic Messages in and out; checks every event, takes usage from ``message_start`` and
+    ``message_delta``."""
 
-    __slots__ = ("_splitter", "usage")
+    __slots__ = ("_max", "_splitter", "events", "usage")
 
-    def __init__(self) -> None:
-        self._splitter = EventSplitter()
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._splitter = EventSplitter(max_event_bytes)
+        self._max = max_event_bytes
         self.usage: Usage | None = None
+        self.events = 0
 
     def feed(self, chunk: bytes) -> bytes:
-        block = self._splitter.feed(chunk)
-        if block and (b"message_start" in block or b"message_delta" in block):
-            for event in split_events(block):
-                if b"message_start" in event or b"message_delta" in event:
-                    self._take_usage(event)
+        try:
+            block = self._splitter.feed(chunk)
+            if block:
+                self._check(block)
+        except SSEError as exc:
+            raise broken(exc) from None
         return block
 
     def finish(self) -> bytes:
-        return self._splitter.flush()
+        try:
+            tail = self._splitter.flush()
+            if tail:
+                self._check(tail)
+        except SSEError as exc:
+            raise broken(exc) from None
+        if not self.events:
+            raise broken(_NO_EVENTS)
+        return tail
 
     def error(self, error: GatewayError) -> bytes:
         return encode_event("error", error.anthropic_body())
 
-    def _take_usage(self, event: bytes) -> None:
-        payload = _json_payload(event)
-        if payload is None:
-            return
-        if payload.get("type") == "message_start" and isinstance(payload.get("message"), dict):
-            self.usage = usage_from_anthropic(payload["message"].get("usage"), self.usage)
-        elif payload.get("type") == "message_delta":
-            self.usage = usage_from_anthropic(payload.get("usage"), self.usage)
+    def _check(self, block: bytes) -> None:
+        for event in (block,) if block.find(_SEP) == len(block) - 2 else split_events(block):
+            _, data = parse_strict(event, self._max)
+            if data is None:
+                continue
+            self.events += 1
+            payload = _json_object(data)
+            kind = payload.get("type")
+            if kind == "message_start" and isinstance(payload.get("message"), dict):
+                self.usage = usage_from_anthropic(payload["message"].get("usage"), self.usage)
+            elif kind == "message_delta":
+                self.usage = usage_from_anthropic(payload.get("usage"), self.usage)
 
 
 class TranslatingRelay:
     """Any other pair: decode each upstream event, translate it, encode the client's events."""
 
-    __slots__ = ("_splitter", "_translator", "_upstream_error", "usage")
+    __slots__ = ("_events", "_max", "_splitter", "_translator", "_upstream_error", "usage")
 
-    def __init__(self, translator: StreamTranslator, *, upstream_error: Any) -> None:
-        self._splitter = EventSplitter()
+    def __init__(
+        self, translator: StreamTranslator, *, upstream_error: Any, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> None:
+        self._splitter = EventSplitter(max_event_bytes)
+        self._max = max_event_bytes
         self._translator = translator
         self._upstream_error = upstream_error
+        self._events = 0
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        block = self._splitter.feed(chunk)
-        if not block:
-            return b""
+        try:
+            block = self._splitter.feed(chunk)
+            return self._translate(block) if block else b""
+        except SSEError as exc:
+            raise broken(exc) from None
+
+    def _translate(self, block: bytes) -> bytes:
         out: list[bytes] = []
         for raw in split_events(block):
-            name, data = parse_event(raw)
+            name, data = parse_strict(raw, self._max)
             if data is None:
                 continue  # comments and keepalives end here; the gateway sends its own
-            try:
-                payload: Any = DONE_DATA if data == b"[DONE]" else orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise AttemptFailure("protocol", "the backend sent a stream event that is not JSON") from None
+            self._events += 1
+            payload: Any = DONE_DATA if data == b"[DONE]" else _json_object(data)
             events, usage = self._translator.feed(Event(payload, name))
             if usage is not None:
                 self.usage = usage
@@ -179,20 +251,15 @@ class TranslatingRelay:
         return b"".join(out)
 
     def finish(self) -> bytes:
-        tail = self._splitter.flush()
-        return (self.feed(tail) if tail else b"") + b"".join(encode(e) for e in self._translator.finish())
+        try:
+            tail = self._splitter.flush()
+            out = self._translate(tail) if tail else b""
+        except SSEError as exc:
+            raise broken(exc) from None
+        if not self._events:
+            raise broken(_NO_EVENTS)
+        return out + b"".join(encode(e) for e in self._translator.finish())
 
     def error(self, error: GatewayError) -> bytes:
         events, _ = self._translator.feed(self._upstream_error(error))
         return b"".join(encode(e) for e in [*events, *self._translator.finish()])
-
-
-def _json_payload(event: bytes) -> dict[str, Any] | None:
-    data = event_data(event)
-    if data is None:
-        return None
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return payload if isinstance(payload, dict) else None
