@@ -14,18 +14,21 @@ from itertools import accumulate
 
 from interlock.gateway.dispatch.apis import API
 from interlock.gateway.upstream.client import BackendClient
+from interlock.gateway.usage.calibration import PromptCalibration
 from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
 
 __all__ = ["BackendRuntime", "RoutePlan", "Target"]
 
 
 class BackendRuntime:
-    """One upstream: its client, circuit breaker and in-flight count. Survives reloads while its config holds."""
+    """One upstream: its client, circuit breaker, in-flight count and prompt calibration. Survives reloads while its
+    config holds."""
 
     __slots__ = (
         "_failures",
         "_open_until",
         "api",
+        "calibration",
         "client",
         "config",
         "inflight",
@@ -49,6 +52,8 @@ class BackendRuntime:
         self.key_fingerprint = key_fingerprint
         self.unusable_reason = unusable_reason
         self.inflight = 0
+        self.calibration = PromptCalibration()
+        """What this backend's chat template adds to a prompt estimate, learned from its usage reports."""
         self._failures = 0
         self._open_until = 0.0
 
