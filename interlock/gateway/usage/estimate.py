@@ -145,18 +145,21 @@ def prompt_estimate(api: API, payload: dict[str, Any], *, embeddings: bool = Fal
         more, pictures = _message(message)
         texts += more
         images += pictures
+    definitions: list[str] = []
     tools = payload.get("tools")
-    defined = isinstance(tools, list) and bool(tools)
     for tool in tools if isinstance(tools, list) else ():
         if isinstance(tool, dict):
             function = tool.get("function")
             spec: dict[str, Any] = function if isinstance(function, dict) else tool
             schema = spec.get("parameters", spec.get("input_schema"))
-            texts += [str(spec.get("name") or ""), str(spec.get("description") or ""), _json(schema or {})]
-    if isinstance(payload.get("response_format"), dict):
-        texts.append(_json(payload["response_format"]))
-    tokens = PRIMING + PER_MESSAGE * len(messages) + IMAGE * images + count_text("\n".join(texts))
-    return tokens, PromptShape(len(messages), defined)
+            definitions += [str(spec.get("name") or ""), str(spec.get("description") or ""), _json(schema or {})]
+    response_format = payload.get("response_format")
+    schema_text = _json(response_format) if isinstance(response_format, dict) else ""
+    text_tokens = count_text("\n".join(texts))
+    tool_tokens = count_text("\n".join(definitions)) if definitions else 0
+    format_tokens = count_text(schema_text) if schema_text else 0
+    tokens = PRIMING + PER_MESSAGE * len(messages) + IMAGE * images + text_tokens + tool_tokens + format_tokens
+    return tokens, PromptShape(len(messages), bool(definitions), tool_tokens, format_tokens)
 
 
 def answer_tokens(answer: Any) -> int:
