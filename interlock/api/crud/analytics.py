@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy import ARRAY, ColumnElement, Float, case, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import dialect_name
@@ -168,14 +168,14 @@ async def latency(
     group = _group(group_by).label("grp")
     where = _where(since, until, tenant_id)
     if dialect_name(session) == "postgresql":
-        fractions = [0.5, 0.95, 0.99]
+        fractions = literal_column("ARRAY[0.5, 0.95, 0.99]::double precision[]")
         query = (
             select(
                 start,
                 group,
                 func.count().label("requests"),
-                func.percentile_cont(fractions).within_group(Usage.latency_ms).label("lat"),
-                func.percentile_cont(fractions).within_group(Usage.ttft_ms).label("ttft"),
+                func.percentile_cont(fractions, type_=ARRAY(Float)).within_group(Usage.latency_ms).label("lat"),
+                func.percentile_cont(fractions, type_=ARRAY(Float)).within_group(Usage.ttft_ms).label("ttft"),
             )
             .where(*where)
             .group_by(start, group)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -64,21 +65,14 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep) ->
         log.info("console login failed from %s (%s)", address, account)
         return render(request, "login.html", None, status_code=401, error="That token is not valid (or revoked).")
     throttle.succeeded(account=account)
+    tenant_id, key_id = (key.tenant_id, key.id) if key is not None else (None, None)
+    await session.rollback()  # end the read (the key's attributes are read above: a rollback expires them)
     value, cookie_token = new_cookie(request.app.state.console_cookie_key)
-    await session.rollback()
+    role: Literal["admin", "tenant"] = "tenant" if key is not None else "admin"
     ttl = settings.console_session_ttl_s
-    if key is not None:
-        await create_session(
-            session=session,
-            token=cookie_token,
-            role="tenant",
-            ttl_s=ttl,
-            now=now,
-            tenant_id=key.tenant_id,
-            key_id=key.id,
-        )
-    else:
-        await create_session(session=session, token=cookie_token, role="admin", ttl_s=ttl, now=now)
+    await create_session(
+        session=session, token=cookie_token, role=role, ttl_s=ttl, now=now, tenant_id=tenant_id, key_id=key_id
+    )
     response = RedirectResponse("/console/", status_code=303)
     response.set_cookie(
         COOKIE_NAME,
