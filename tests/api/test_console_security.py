@@ -81,7 +81,7 @@ async def test_the_cookie_is_secure_in_production(sqlite_url):
 async def test_without_a_session_pages_redirect_to_the_login(browser):
     for path in PAGES[:-1]:
         response = await browser.get(path)
-        assert response.status_code == 303 and response.headers["location"] == "/console/login", path
+        assert (response.status_code, response.headers["location"]) == (303, "/console/login"), path
     htmx = await browser.get("/console/", headers={"hx-request": "true"})
     assert htmx.headers["hx-redirect"] == "/console/login"
 
