@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -82,7 +83,9 @@ async def usage_page(
         rows=rows,
         totals=totals,
         truncated=len(points) > MAX_TABLE_ROWS,
-        query=request.url.query,
+        query=urlencode(
+            {"range": win.name, "group": group_by, **({"tenant": scope} if user.is_admin and scope else {})}
+        ),
     )
 
 
