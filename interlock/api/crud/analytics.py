@@ -168,7 +168,7 @@ async def latency(
     group = _group(group_by).label("grp")
     where = _where(since, until, tenant_id)
     if dialect_name(session) == "postgresql":
-        fractions = literal_column("ARRAY[0.5, 0.95, 0.99]::double precision[]")
+        fractions: Any = literal_column("ARRAY[0.5, 0.95, 0.99]::double precision[]")
         query = (
             select(
                 start,
