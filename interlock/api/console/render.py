@@ -24,6 +24,10 @@ def _money(value: Decimal | float | None) -> str:
     if value is None:
         return NONE
     amount = Decimal(value)
+    if amount == 0:
+        return "$0"
+    if abs(amount) < Decimal("0.01"):
+        return f"${amount:,.6f}"
     return f"${amount:,.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
 
 

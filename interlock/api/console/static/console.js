@@ -7,9 +7,9 @@
 
   function formatValue(unit, v) {
     if (v == null) return "–";
-    if (unit === "$") return "$" + (Math.abs(v) < 1 ? v.toFixed(4) : v.toFixed(2));
+    if (unit === "$") return "$" + (v === 0 ? "0" : Math.abs(v) < 0.01 ? v.toFixed(6) : Math.abs(v) < 1 ? v.toFixed(4) : v.toFixed(2));
     if (unit === "ms") return v.toFixed(1) + " ms";
-    return Math.round(v).toLocaleString();
+    return v % 1 === 0 ? v.toLocaleString() : "";
   }
 
   function drawChart(holder) {
@@ -39,17 +39,20 @@
         width: 2,
         fill: spec.stacked ? color + "55" : undefined,
         spanGaps: !spec.stacked,
-        points: { show: spec.x.length < 40 },
+        // Sparse data (a new install, a quiet hour) shows as dots, not as nothing.
+        points: { show: raw[i].filter((v) => v != null).length < 40, size: 7, fill: color },
         value: (u, v, si, idx) => formatValue(spec.unit, idx == null ? null : raw[i][idx]),
       });
       data.push(shown[i]);
     }
     const width = Math.max(280, holder.clientWidth || 600);
+    const step = spec.x.length > 1 ? spec.x[1] - spec.x[0] : 3600;
     const options = {
       width: width,
       height: 240,
       series: series,
-      scales: { x: { time: true } },
+      // Half a bucket of room on each side, so the first and the latest bucket show whole.
+      scales: { x: { time: true, range: (u, min, max) => [min - step / 2, max + step / 2] } },
       axes: [{}, { size: 70, values: (u, ticks) => ticks.map((t) => formatValue(spec.unit, t)) }],
       legend: { live: true },
     };
