@@ -165,7 +165,7 @@ class UsageBatchResult(_Record):
 class RouteStatus(_Record):
     name: str = Field(max_length=256)
     targets: list[str] = Field(default_factory=list, max_length=64)
-    """The backends the route sends to, in order."""
+    """``backend/model`` of each target the route sends to, then its fallbacks, in order."""
 
 
 class BackendStatus(_Record):

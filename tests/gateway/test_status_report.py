@@ -31,7 +31,7 @@ async def test_the_gateway_reports_its_config_routes_and_an_opening_breaker(cont
         report = next(r for r in cp.status_reports if r.ready)
         assert report.gateway_id == gateway_id("gw-status")
         assert report.config_version
-        assert [(r.name, r.targets) for r in report.routes] == [("chat", ["a"])]
+        assert [(r.name, r.targets) for r in report.routes] == [("chat", ["a/m1"])]
         assert [(b.name, b.breaker_open) for b in report.backends] == [("a", False)]
         for _ in range(5):  # the upstream refuses connections: five failures in a row open the breaker
             await gw.http.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO})

@@ -60,5 +60,6 @@ def waterfall(spans: list[SpanPublic], latency_ms: float) -> Waterfall:
                 detail=_detail(span),
             )
         )
-    ticks = [(round(LABEL + total * f * scale, 2), f"{total * f:.0f} ms") for f in (0, 0.25, 0.5, 0.75, 1)]
+    places = 0 if total >= 20 else 1 if total >= 2 else 2
+    ticks = [(round(LABEL + total * f * scale, 2), f"{total * f:.{places}f} ms") for f in (0, 0.25, 0.5, 0.75, 1)]
     return Waterfall(bars, total, WIDTH, len(bars) * ROW + 30, LABEL, ticks)

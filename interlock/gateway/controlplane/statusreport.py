@@ -49,7 +49,7 @@ def build_report(gateway_id: str, status: ConfigStatus, runtime: Runtime | None,
         now = time.monotonic()
         for name in sorted(runtime.routes)[:MAX_STATUS_ITEMS]:
             plan = runtime.routes[name]
-            targets = [t.backend.name[:256] for t in (*plan.targets, *plan.fallbacks)][:64]
+            targets = [f"{t.backend.name}/{t.model}"[:256] for t in (*plan.targets, *plan.fallbacks)][:64]
             routes.append(RouteStatus(name=name[:256], targets=targets))
         for name in sorted(runtime.backends)[:MAX_STATUS_ITEMS]:
             backend = runtime.backends[name]
