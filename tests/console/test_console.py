@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -235,6 +236,35 @@ def test_a_failed_login_is_throttled(stack: LocalStack, new_page: Any) -> None:
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Too many failed logins for this account")
     log_in(new_page(), stack, stack.admin_token)  # the admin is another account
+
+
+def test_the_console_works_from_the_keyboard(stack: LocalStack, new_page: Any) -> None:
+    """Log in, move between pages and hide a chart's series with the keyboard alone."""
+    chat(stack, stack.key)
+    w: Watched = new_page()
+    page = w.page
+    page.goto(stack.console + "login")
+    page.keyboard.type(stack.admin_token)  # the token field has the focus
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Overview")
+
+    def focus_on(name: str) -> bool:
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent.trim()") == name:
+                return True
+        return False
+
+    assert focus_on("Usage and cost"), "the Usage and cost link cannot be reached with Tab"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Usage and cost")
+    entry = page.locator('[data-chart="chart-usage-cost"] .u-legend tr.u-series[role="button"]').first
+    expect(entry).to_have_attribute("aria-pressed", "true")
+    entry.focus()
+    page.keyboard.press("Enter")
+    expect(entry).to_have_attribute("aria-pressed", "false")
+    expect(entry).to_have_class(re.compile(r"\bu-off\b"))
+    assert w.problems == []
 
 
 PAGES = {

@@ -61,6 +61,27 @@
     const points = raw.reduce((n, values) => n + values.filter((v) => v != null && v !== 0).length, 0);
     holder.dataset.drawn = String(points);
     holder.uplot = plot;
+    keyboardLegend(holder, plot);
+  }
+
+  // uPlot toggles a series when its legend entry is clicked; make that a keyboard control too.
+  function keyboardLegend(holder, plot) {
+    holder.querySelectorAll(".u-legend tr.u-series").forEach((row, i) => {
+      if (i === 0) return; // the time column
+      const label = row.querySelector(".u-label");
+      row.tabIndex = 0;
+      row.setAttribute("role", "button");
+      row.setAttribute("aria-pressed", "true");
+      row.setAttribute("aria-label", "Show or hide " + (label ? label.textContent : "series"));
+      const sync = () => row.setAttribute("aria-pressed", String(plot.series[i].show));
+      row.addEventListener("click", () => window.setTimeout(sync, 0));
+      row.addEventListener("keydown", (event) => {
+        if (event.key !== "Enter" && event.key !== " ") return;
+        event.preventDefault();
+        plot.setSeries(i, { show: !plot.series[i].show });
+        sync();
+      });
+    });
   }
 
   function drawAll(root) {
