@@ -169,3 +169,36 @@ async def test_a_tenant_session_ends_when_its_key_is_revoked(browser, admin):
     assert response.status_code == 303
     assert response.headers["location"] == "/console/login"
     assert (await login(browser, key["key"])).status_code == 401
+
+
+async def test_bad_form_input_is_answered_on_the_page_never_with_a_500(browser, admin):
+    csrf = await logged_in(browser, ADMIN_TOKEN)
+    tenant = await new_tenant(admin, "acme")
+    post = {"headers": SAME_ORIGIN}
+    cases = [
+        ("/console/tenants", {"name": ""}, 422, "name"),
+        ("/console/tenants", {"name": "acme"}, 409, "already exists"),
+        (f"/console/tenants/{tenant['id']}/quota", {"requests_per_minute": "-1"}, 422, "requests per minute"),
+        (f"/console/tenants/{tenant['id']}/quota", {"monthly_budget_usd": "lots"}, 422, "monthly budget usd"),
+        ("/console/tenants/no-such-tenant/quota", {}, 404, "not found"),
+        ("/console/keys", {"tenant_id": tenant["id"], "name": "k", "expires_on": "2001-01-01"}, 422, "future"),
+        ("/console/keys", {"tenant_id": tenant["id"], "name": "k", "expires_on": "soon"}, 422, "not a date"),
+        ("/console/keys", {"tenant_id": "no-such-tenant", "name": "k"}, 404, "not found"),
+        ("/console/keys/no-such-key/revoke", {}, 404, "not found"),
+    ]
+    for path, form, status, words in cases:
+        response = await browser.post(path, data={**form, "csrf": csrf}, **post)
+        assert response.status_code == status, (path, form, response.text[:300])
+        assert words in response.text.lower(), (path, form)
+        assert response.headers["content-type"].startswith("text/html")
+    as_json = await browser.post("/console/tenants", json={"name": "x", "csrf": csrf}, **post)
+    assert as_json.status_code == 415
+    many = "&".join(f"f{i}=x" for i in range(100)) + f"&csrf={csrf}"
+    crowded = await browser.post(
+        "/console/tenants",
+        content=many.encode(),
+        headers={**SAME_ORIGIN, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert crowded.status_code == 400
+    assert (await browser.get("/console/tenants/no-such-tenant")).status_code == 404
+    assert (await browser.get("/console/traces/no-such-trace")).status_code == 404

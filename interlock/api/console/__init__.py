@@ -24,7 +24,7 @@ from interlock.api.console.render import make_environment, render
 from interlock.api.console.throttle import LoginThrottle
 from interlock.api.settings import ApiSettings
 
-__all__ = ["CONSOLE_PREFIX", "install_console"]
+__all__ = ["CONSOLE_PREFIX", "STATIC_DIR", "install_console"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 

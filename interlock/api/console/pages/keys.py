@@ -17,7 +17,7 @@ from interlock.api.console.sessions import ConsoleUser
 from interlock.api.crud import keys as keys_crud
 from interlock.api.crud import tenants as tenants_crud
 from interlock.api.deps import SessionDep
-from interlock.api.errors import ApiError
+from interlock.api.errors import ApiError, NotFoundError
 from interlock.api.schemas import KeyCreate
 
 __all__ = ["router"]
@@ -90,7 +90,10 @@ async def create_key(request: Request, session: SessionDep, user: ConsoleAdminDe
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(request: Request, session: SessionDep, user: ConsoleAdminDep, key_id: KeyPath) -> Response:
     form = await checked_form(request, user)
-    await keys_crud.revoke_key(session=session, key_id=key_id)
+    try:
+        await keys_crud.revoke_key(session=session, key_id=key_id)
+    except NotFoundError as exc:
+        return render(request, "error.html", user, status_code=404, heading="Key not found", message=exc.detail)
     tenant = form.get("tenant", "")
     suffix = f"&tenant={tenant}" if tenant else ""
     return RedirectResponse(f"/console/keys?revoked=1{suffix}", status_code=303)

@@ -18,7 +18,7 @@ from interlock.api.crud import tenants as tenants_crud
 from interlock.api.crud.budgets import tenant_budgets
 from interlock.api.crud.quotas import month_of
 from interlock.api.deps import SessionDep
-from interlock.api.errors import ApiError
+from interlock.api.errors import ApiError, NotFoundError
 from interlock.api.schemas import QuotaUpdate, TenantCreate
 
 __all__ = ["router"]
@@ -80,7 +80,10 @@ async def _tenant(
 async def tenant_page(request: Request, session: SessionDep, user: ConsoleAdminDep, tenant_id: TenantPath) -> Response:
     created = request.query_params.get("created") == "1"
     saved = request.query_params.get("saved") == "1"
-    return await _tenant(request, session, user, tenant_id, created=created, saved=saved)
+    try:
+        return await _tenant(request, session, user, tenant_id, created=created, saved=saved)
+    except NotFoundError as exc:
+        return render(request, "error.html", user, status_code=404, heading="Tenant not found", message=exc.detail)
 
 
 @router.post("/tenants/{tenant_id}/quota")
@@ -92,4 +95,6 @@ async def save_quota(request: Request, session: SessionDep, user: ConsoleAdminDe
         await quotas_crud.put_quota(session=session, tenant_id=tenant_id, quota_in=quota)
     except FormError as exc:
         return await _tenant(request, session, user, tenant_id, status_code=422, error=exc.message)
+    except NotFoundError as exc:
+        return render(request, "error.html", user, status_code=404, heading="Tenant not found", message=exc.detail)
     return RedirectResponse(f"/console/tenants/{tenant_id}?saved=1", status_code=303)
