@@ -202,3 +202,14 @@ async def test_bad_form_input_is_answered_on_the_page_never_with_a_500(browser, 
     assert crowded.status_code == 400
     assert (await browser.get("/console/tenants/no-such-tenant")).status_code == 404
     assert (await browser.get("/console/traces/no-such-trace")).status_code == 404
+
+
+async def test_the_overview_refresh_asks_for_the_cards_only(browser):
+    await logged_in(browser, ADMIN_TOKEN)
+    full = await browser.get("/console/")
+    assert 'hx-get="/console/?range=24h&amp;part=cards"' in full.text
+    assert 'data-chart="chart-requests"' in full.text
+    cards = await browser.get("/console/", params={"range": "24h", "part": "cards"}, headers={"hx-request": "true"})
+    assert cards.status_code == 200
+    assert 'id="requests-today"' in cards.text
+    assert "data-chart" not in cards.text
