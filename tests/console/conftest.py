@@ -13,11 +13,12 @@ from tests.console.browser import chromium_executable
 from tests.console.up import LocalStack, start_up
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - the dev extra installs it
     pytest.fail("tests/console need Playwright for Python: `source scripts/_venv.sh dev`", pytrace=False)
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+expect.set_options(timeout=20_000)  # a shared 2-core machine: page loads may queue behind other work
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,7 @@ def new_page(browser: Browser) -> Iterator[Any]:
 
     def make() -> Watched:
         context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US", timezone_id="UTC")
+        context.set_default_timeout(30_000)
         contexts.append(context)
         return Watched(context)
 

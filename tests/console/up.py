@@ -34,6 +34,7 @@ class LocalStack:
     console: str
     admin_token: str
     output: list[str]
+    reader: threading.Thread
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -43,6 +44,9 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        self.reader.join(timeout=5)  # it ends at the pipe's end of file
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def start_up(state: Path, within_s: float = 30.0) -> LocalStack:
@@ -60,7 +64,8 @@ def start_up(state: Path, within_s: float = 30.0) -> LocalStack:
             lines.put(line)
         lines.put(None)
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     found: dict[str, str] = {}
     deadline = time.monotonic() + within_s
     while len(found) < len(FIELDS):
@@ -70,10 +75,14 @@ def start_up(state: Path, within_s: float = 30.0) -> LocalStack:
             line = None
         if line is None:
             process.kill()
+            process.wait(timeout=5)
+            reader.join(timeout=5)
+            assert process.stdout is not None
+            process.stdout.close()
             raise AssertionError("interlock up did not print its banner:\n" + "".join(output))
         output.append(line)
         for name, pattern in FIELDS.items():
             match = pattern.search(line)
             if match and name not in found:
                 found[name] = match.group(1)
-    return LocalStack(process=process, output=output, **found)
+    return LocalStack(process=process, output=output, reader=reader, **found)
