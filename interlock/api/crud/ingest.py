@@ -6,8 +6,10 @@ above the highest its gateway has had ingested (a forged huge ``seq`` would othe
 say every later event is already counted). The others are counted; the answer lists the rejected ones, so the
 gateway drops them instead of resending them for ever.
 
-``INSERT … ON CONFLICT (idempotency_id) DO NOTHING RETURNING`` tells which events are new; only those add their
-spans and their cost to the monthly rollup, and the gateway's cursor moves to the batch's highest ``seq``, all in
+``INSERT … ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING`` tells which events are new (the partition
+key must be in a partitioned table's unique keys; a resent event carries the same ``started_at``, since the gateway's
+journal sends it again as it was); only those add their spans and their sums to the hourly, daily and monthly
+rollups (``interlock.api.crud.rollup``), and the gateway's cursor moves to the batch's highest ``seq``, all in
 the same transaction. Concurrent resends of one batch are safe because the UNIQUE constraint decides, not a
 read-then-write check: on Postgres the second insert waits for the first transaction and then does nothing. Rows,
 rollup rows and cursors are written in sorted key order, so concurrent batches cannot deadlock.
@@ -17,22 +19,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import defaultdict
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from interlock.api.crud.dialect import begin_write, greatest, insert_for
-from interlock.api.crud.quotas import month_of
+from interlock.api.crud.partitions import ensure_partitions, months_of
+from interlock.api.crud.rollup import Fact, add_to_rollups
 from interlock.api.schemas import UsageEventIn
 from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
 from interlock.contract.gatewaycred import gateway_id_in_scope
-from interlock.db.models import GatewayCursor, MonthlySpend, Span, Usage, UsageDeadLetter
+from interlock.db.models import GatewayCursor, Span, Usage, UsageDeadLetter
 from interlock.db.types import to_money
 
 __all__ = ["ingest_batch", "ingest_events"]
@@ -81,10 +82,29 @@ def _attribute(value: str | int | float | bool | None) -> str | int | float | bo
     return _clean(value) if isinstance(value, str) else value
 
 
-def _span_rows(usage_id: int, event: UsageEvent) -> list[dict[str, Any]]:
+def _fact(row: dict[str, Any]) -> Fact:
+    return Fact(
+        started_at=row["started_at"],
+        tenant_id=row["tenant_id"],
+        model=row["model"],
+        route=row["route"],
+        backend=row["backend"],
+        status=row["status"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cached_tokens=row["cached_tokens"],
+        cache_creation_tokens=row["cache_creation_tokens"],
+        cost_usd=row["cost_usd"],
+        latency_ms=row["latency_ms"],
+        ttft_ms=row["ttft_ms"],
+    )
+
+
+def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent) -> list[dict[str, Any]]:
     return [
         {
             "usage_id": usage_id,
+            "started_at": started_at,
             "trace_id": _clean(event.trace_id),
             "position": position,
             "name": _clean(span.name),
@@ -144,6 +164,7 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
             reject(index, item, f"gateway_id {event.gateway_id!r} is outside this credential's scope {scope!r}")
             continue
         valid.append((index, item, event))
+    await _prepare(session, [event for _, _, event in valid])
     await begin_write(session)
     cursors: dict[str, int] = {}
     gateway_ids = sorted({_clean(event.gateway_id) for _, _, event in valid})
@@ -170,10 +191,19 @@ async def ingest_events(*, session: AsyncSession, events: Sequence[UsageEvent]) 
     """Count each (already judged) event once; see the module docstring. Commits."""
     if not events:
         return UsageBatchResult(accepted=0, duplicates=0)
+    await _prepare(session, events)
     await begin_write(session)
     result = await _count(session, events)
     await session.commit()
     return result
+
+
+async def _prepare(session: AsyncSession, events: Sequence[UsageEvent]) -> None:
+    """The partitions of the events' months (Postgres), created before the ingest transaction starts."""
+    if events:
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+        await ensure_partitions(engine, months_of(event.started_at for event in events))
 
 
 async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
@@ -182,41 +212,24 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     unique: dict[str, UsageEvent] = {}
     for event in events:
         unique.setdefault(_clean(event.idempotency_id), event)
-    ordered = [unique[key] for key in sorted(unique)]
+    ordered_keys = sorted(unique)
     insert = insert_for(session)
 
+    rows = {key: _usage_row(unique[key]) for key in ordered_keys}
     statement = (
         insert(_USAGE)
-        .on_conflict_do_nothing(index_elements=["idempotency_id"])
+        .on_conflict_do_nothing(index_elements=["idempotency_id", "started_at"])
         .returning(_USAGE.c.id, _USAGE.c.idempotency_id)
     )
-    result = await session.execute(statement, [_usage_row(event) for event in ordered])
+    result = await session.execute(statement, list(rows.values()))
     new_ids = {idempotency_id: usage_id for usage_id, idempotency_id in result.all()}
 
-    spans = [row for key, usage_id in new_ids.items() for row in _span_rows(usage_id, unique[key])]
+    spans = [
+        span for key, usage_id in new_ids.items() for span in _span_rows(usage_id, rows[key]["started_at"], unique[key])
+    ]
     if spans:
         await session.execute(insert(_SPANS), spans)
-
-    spend: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
-    for key in new_ids:
-        event = unique[key]
-        total = spend[(_clean(event.tenant_id), month_of(event.started_at))]
-        total[0] += 1
-        total[1] += to_money(event.cost_usd)
-    if spend:
-        rollup = insert(MonthlySpend.__table__)
-        rollup = rollup.on_conflict_do_update(
-            index_elements=["tenant_id", "month"],
-            set_={
-                "requests": MonthlySpend.__table__.c.requests + rollup.excluded.requests,
-                "cost_usd": MonthlySpend.__table__.c.cost_usd + rollup.excluded.cost_usd,
-            },
-        )
-        rows = [
-            {"tenant_id": tenant, "month": month, "requests": n, "cost_usd": cost}
-            for (tenant, month), (n, cost) in sorted(spend.items())
-        ]
-        await session.execute(rollup, rows)
+    await add_to_rollups(session, [_fact(rows[key]) for key in sorted(new_ids)])
 
     highest: dict[str, int] = {}
     for event in events:
