@@ -26,8 +26,7 @@ def bin_of(ms: float) -> int:
 def _middle(k: int) -> float:
     if k == 0:
         return 0.5
-    low = 2.0 ** ((k - 1) / PER_DOUBLING)
-    return low * 2.0 ** (0.5 / PER_DOUBLING)
+    return float(2.0 ** ((k - 0.5) / PER_DOUBLING))
 
 
 def percentile(counts: Sequence[int], q: float) -> float | None:

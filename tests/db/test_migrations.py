@@ -61,7 +61,9 @@ def _tables(connection: sa.Connection) -> set[str]:
 
 def _diff(metadata: sa.MetaData) -> Any:
     def run(connection: sa.Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": compare_type, "include_name": include_name})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": compare_type, "include_name": include_name}
+        )
         return list(compare_metadata(context, metadata))
 
     return run

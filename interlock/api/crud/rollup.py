@@ -117,15 +117,15 @@ async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact]) -> None:
         hour = hour_start(fact.started_at)
         day = hour.replace(hour=0)
         rest = (fact.model, fact.route, fact.backend)
-        for table, key, histograms in (
+        for into, key, histograms in (
             (hourly, (hour, fact.tenant_id, *rest), False),
             (daily, (day, fact.tenant_id, *rest), False),
             (fleet_hourly, (hour, *rest), True),
             (fleet_daily, (day, *rest), True),
         ):
-            sums = table.get(key)
+            sums = into.get(key)
             if sums is None:
-                sums = table[key] = _Sums()
+                sums = into[key] = _Sums()
             sums.add(fact, histograms)
         month = (fact.tenant_id, f"{hour.year:04d}-{hour.month:02d}")
         total = spend.setdefault(month, [0, Decimal(0)])

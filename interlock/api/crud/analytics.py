@@ -1,0 +1,150 @@
+"""The numbers the console draws: totals, series by hour or day, and latency percentiles, optionally split by one
+dimension and limited to one tenant. Read from the rollups (``interlock.api.crud.rollup_query``), exact for counts,
+tokens and cost over any window (``until`` exclusive; datetimes UTC-aware).
+
+Percentiles come from the rollups' log-scale histograms (``interlock.db.histogram``: four bins per doubling, a
+value reported as its bin's geometric middle), so they are within about 9 % of the exact ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interlock.api.crud.rollup_query import DIMENSIONS, Query, histograms, sums
+from interlock.db.histogram import percentile
+
+__all__ = [
+    "Bucket",
+    "Dimension",
+    "LatencyPoint",
+    "SeriesPoint",
+    "Totals",
+    "latency",
+    "series",
+    "totals",
+]
+
+Bucket = Literal["hour", "day"]
+Dimension = Literal["tenant", "model", "route", "backend"]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    start: datetime
+    group: str | None
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyPoint:
+    start: datetime
+    group: str | None
+    requests: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    ttft_p99_ms: float | None
+
+
+def _query(
+    since: datetime, until: datetime, bucket: Bucket | None, group_by: Dimension | None, tenant_id: str | None
+) -> Query:
+    return Query(
+        since=since,
+        until=until,
+        grain=bucket,
+        groups=(DIMENSIONS[group_by],) if group_by else (),
+        equals=(("tenant_id", tenant_id),) if tenant_id is not None else (),
+    )
+
+
+async def totals(session: AsyncSession, *, since: datetime, until: datetime, tenant_id: str | None = None) -> Totals:
+    found = await sums(session, _query(since, until, None, None, tenant_id))
+    entry = next(iter(found.values()), None)
+    if entry is None:
+        return Totals(requests=0, errors=0, input_tokens=0, output_tokens=0, cost_usd=Decimal(0))
+    return Totals(
+        requests=entry.get("requests"),
+        errors=entry.get("errors"),
+        input_tokens=entry.get("input_tokens"),
+        output_tokens=entry.get("output_tokens"),
+        cost_usd=entry.cost_usd,
+    )
+
+
+async def series(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    until: datetime,
+    bucket: Bucket,
+    group_by: Dimension | None = None,
+    tenant_id: str | None = None,
+) -> list[SeriesPoint]:
+    """One point per bucket (and group) that has requests, in time then group order."""
+    found = await sums(session, _query(since, until, bucket, group_by, tenant_id))
+    points = []
+    for (start, groups), entry in sorted(found.items(), key=lambda item: (item[0][0], item[0][1])):
+        assert start is not None
+        points.append(
+            SeriesPoint(
+                start=start,
+                group=groups[0] if groups else None,
+                requests=entry.get("requests"),
+                errors=entry.get("errors"),
+                input_tokens=entry.get("input_tokens"),
+                output_tokens=entry.get("output_tokens"),
+                cost_usd=entry.cost_usd,
+            )
+        )
+    return points
+
+
+async def latency(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    until: datetime,
+    bucket: Bucket,
+    group_by: Dimension | None = None,
+    tenant_id: str | None = None,
+) -> list[LatencyPoint]:
+    """Percentiles per bucket (and group) that has requests; TTFT ones are None where no request streamed."""
+    found = await histograms(session, _query(since, until, bucket, group_by, tenant_id))
+    points = []
+    for (start, groups), entry in sorted(found.items(), key=lambda item: (item[0][0], item[0][1])):
+        assert start is not None
+        points.append(
+            LatencyPoint(
+                start=start,
+                group=groups[0] if groups else None,
+                requests=entry.requests,
+                latency_p50_ms=percentile(entry.latency, 0.50),
+                latency_p95_ms=percentile(entry.latency, 0.95),
+                latency_p99_ms=percentile(entry.latency, 0.99),
+                ttft_p50_ms=percentile(entry.ttft, 0.50),
+                ttft_p95_ms=percentile(entry.ttft, 0.95),
+                ttft_p99_ms=percentile(entry.ttft, 0.99),
+            )
+        )
+    return points
