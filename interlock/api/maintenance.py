@@ -1,4 +1,5 @@
-"""The API's background upkeep of the usage ledger: next months' partitions ready, retention applied.
+"""The API's background upkeep: next months' usage partitions ready, retention applied, and the snapshot's
+config change log pruned to ``CONFIG_CHANGES_KEPT`` (a gateway further behind gets a full snapshot).
 
 Every API process runs it (each step is idempotent, so replicas may overlap); a failure is logged and retried at
 the next interval, never fatal: ingest creates a missing partition itself.
@@ -13,17 +14,23 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from interlock.api.crud.partitions import apply_retention, prepare_months_ahead
+from interlock.api.crud.snapshot import prune_config_changes
 from interlock.api.settings import ApiSettings
+from interlock.db.session import create_sessionmaker
 
 __all__ = ["maintain_once", "maintain_usage_storage"]
 
 log = logging.getLogger("interlock.api")
+
+CONFIG_CHANGES_KEPT = dt.timedelta(days=1)
 
 
 async def maintain_once(engine: AsyncEngine, settings: ApiSettings) -> None:
     now = dt.datetime.now(dt.UTC)
     await prepare_months_ahead(engine, now=now)
     dropped = await apply_retention(engine, now=now, keep_months=settings.usage_retention_months)
+    async with create_sessionmaker(engine)() as session:
+        await prune_config_changes(session=session, older_than=now - CONFIG_CHANGES_KEPT)
     if dropped:
         log.info("usage retention dropped months %s", ", ".join(f"{y:04d}-{m:02d}" for y, m in dropped))
 

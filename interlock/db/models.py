@@ -38,6 +38,7 @@ from interlock.db.base import Base
 
 __all__ = [
     "ApiKey",
+    "ConfigChange",
     "GatewayCursor",
     "MonthlySpend",
     "Price",
@@ -210,3 +211,17 @@ class UsageDeadLetter(Base):
     reason: Mapped[str] = mapped_column(String(2000))
     event: Mapped[str] = mapped_column(Text)
     """The event as received, as JSON text (cut at 16 KiB)."""
+
+
+class ConfigChange(Base):
+    """One change to what the gateway snapshot carries (a tenant or its quota, a key, a price), written by database
+    triggers (so no write path can forget it): ``version`` is the snapshot's version counter, and the rows since a
+    version say which objects a delta must carry. Old rows are pruned; a gateway behind them gets a full snapshot."""
+
+    __tablename__ = "config_changes"
+
+    version: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    """``tenant``, ``key`` or ``price``."""
+    object_id: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp(), index=True)

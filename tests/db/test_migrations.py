@@ -33,6 +33,7 @@ TABLES = {
     "usage_daily",
     "fleet_hourly",
     "fleet_daily",
+    "config_changes",
 }
 
 
