@@ -20,15 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from interlock.api.crud.dialect import begin_write, greatest, insert_for
+from interlock.api.crud.dialect import begin_write, dialect_name, greatest, insert_for
 from interlock.api.crud.partitions import ensure_partitions, months_of
+from interlock.api.crud.pgwrite import unnest_insert
 from interlock.api.crud.rollup import Fact, add_to_rollups
 from interlock.api.schemas import UsageEventIn
 from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
@@ -40,8 +41,9 @@ __all__ = ["ingest_batch", "ingest_events"]
 
 _DEAD_LETTER_CHARS = 16 * 1024
 
-_USAGE = Usage.__table__
-_SPANS = Span.__table__
+_USAGE = cast(Table, Usage.__table__)
+_SPANS = cast(Table, Span.__table__)
+_CURSORS = cast(Table, GatewayCursor.__table__)
 
 
 def _clean(text: str) -> str:
@@ -100,7 +102,8 @@ def _fact(row: dict[str, Any]) -> Fact:
     )
 
 
-def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent) -> list[dict[str, Any]]:
+def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent, *, as_text: bool) -> list[dict[str, Any]]:
+    """The span rows of a usage row; with ``as_text`` their attributes as JSON text (for ``unnest_insert``)."""
     return [
         {
             "usage_id": usage_id,
@@ -110,10 +113,18 @@ def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent) -> lis
             "name": _clean(span.name),
             "start_ms": span.start_ms,
             "duration_ms": span.duration_ms,
-            "attributes": {_clean(k): _attribute(v) for k, v in span.attributes.items()},
+            "attributes": _attributes(span.attributes, as_text),
         }
         for position, span in enumerate(event.spans)
     ]
+
+
+def _attributes(attributes: dict[str, Any], as_text: bool) -> Any:
+    """As JSON text for Postgres' ``json`` column (orjson writes NaN and infinity as null, NUL as an escape, which
+    ``json`` keeps), else cleaned as a dict."""
+    if as_text:
+        return orjson.dumps(attributes).decode()
+    return {_clean(k): _attribute(v) for k, v in attributes.items()}
 
 
 def _reason(exc: ValidationError) -> str:
@@ -124,6 +135,8 @@ def _reason(exc: ValidationError) -> str:
 
 
 def _dead_letter(scope: str, item: Any, reason: str) -> dict[str, Any]:
+    if isinstance(item, UsageEvent):
+        item = item.model_dump(mode="json")
     fields = item if isinstance(item, dict) else {}
     gateway_id, ident, seq = fields.get("gateway_id"), fields.get("idempotency_id"), fields.get("seq")
     try:
@@ -141,8 +154,9 @@ def _dead_letter(scope: str, item: Any, reason: str) -> dict[str, Any]:
 
 
 async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any], seq_window: int) -> UsageBatchResult:
-    """Judge each event of a batch a gateway credential for ``scope`` sent; count the good ones once, dead-letter
-    the others; see the module docstring. Commits."""
+    """Judge each event of a batch a gateway credential for ``scope`` sent (raw items, or ``UsageEventIn``s when
+    the whole batch validated at once); count the good ones once, dead-letter the others; see the module
+    docstring. Commits."""
     rejected: list[RejectedEvent] = []
     dead: list[dict[str, Any]] = []
 
@@ -155,11 +169,14 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
 
     valid: list[tuple[int, Any, UsageEvent]] = []
     for index, item in enumerate(items):
-        try:
-            event: UsageEvent = UsageEventIn.model_validate(item)
-        except ValidationError as exc:
-            reject(index, item, _reason(exc))
-            continue
+        if isinstance(item, UsageEventIn):  # validated already, with the whole batch (the usual case)
+            event: UsageEvent = item
+        else:
+            try:
+                event = UsageEventIn.model_validate(item)
+            except ValidationError as exc:
+                reject(index, item, _reason(exc))
+                continue
         if not gateway_id_in_scope(scope, event.gateway_id):
             reject(index, item, f"gateway_id {event.gateway_id!r} is outside this credential's scope {scope!r}")
             continue
@@ -215,19 +232,30 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     ordered_keys = sorted(unique)
     insert = insert_for(session)
 
+    postgres = dialect_name(session) == "postgresql"
     rows = {key: _usage_row(unique[key]) for key in ordered_keys}
-    statement = (
-        insert(_USAGE)
-        .on_conflict_do_nothing(index_elements=["idempotency_id", "started_at"])
-        .returning(_USAGE.c.id, _USAGE.c.idempotency_id)
-    )
-    result = await session.execute(statement, list(rows.values()))
-    new_ids = {idempotency_id: usage_id for usage_id, idempotency_id in result.all()}
+    conflict = ["idempotency_id", "started_at"]
+    if postgres:
+        written = await unnest_insert(
+            session, _USAGE, list(rows.values()), conflict=conflict, returning=("id", "idempotency_id")
+        )
+    else:
+        statement = (
+            insert(_USAGE)
+            .on_conflict_do_nothing(index_elements=conflict)
+            .returning(_USAGE.c.id, _USAGE.c.idempotency_id)
+        )
+        written = list((await session.execute(statement, list(rows.values()))).all())
+    new_ids = {str(idempotency_id): int(usage_id) for usage_id, idempotency_id in written}
 
     spans = [
-        span for key, usage_id in new_ids.items() for span in _span_rows(usage_id, rows[key]["started_at"], unique[key])
+        span
+        for key, usage_id in new_ids.items()
+        for span in _span_rows(usage_id, rows[key]["started_at"], unique[key], as_text=postgres)
     ]
-    if spans:
+    if spans and postgres:
+        await unnest_insert(session, _SPANS, spans)
+    elif spans:
         await session.execute(insert(_SPANS), spans)
     await add_to_rollups(session, [_fact(rows[key]) for key in sorted(new_ids)])
 
@@ -235,12 +263,22 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     for event in events:
         gateway = _clean(event.gateway_id)
         highest[gateway] = max(highest.get(gateway, 0), event.seq)
-    cursor = insert(GatewayCursor.__table__)
-    cursors = GatewayCursor.__table__.c
+    now = dt.datetime.now(dt.UTC)
+    cursor_rows = [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())]
+    if postgres:
+        await unnest_insert(
+            session,
+            _CURSORS,
+            cursor_rows,
+            conflict=["gateway_id"],
+            update="seq = GREATEST(gateway_cursors.seq, EXCLUDED.seq), updated_at = EXCLUDED.updated_at",
+        )
+        return UsageBatchResult(accepted=len(new_ids), duplicates=len(events) - len(new_ids))
+    cursor = insert(_CURSORS)
+    cursors = _CURSORS.c
     cursor = cursor.on_conflict_do_update(
         index_elements=["gateway_id"],
         set_={"seq": greatest(session, cursors.seq, cursor.excluded.seq), "updated_at": cursor.excluded.updated_at},
     )
-    now = dt.datetime.now(dt.UTC)
-    await session.execute(cursor, [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())])
+    await session.execute(cursor, cursor_rows)
     return UsageBatchResult(accepted=len(new_ids), duplicates=len(events) - len(new_ids))

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.api.crud.dialect import insert_for
+from interlock.api.crud.dialect import dialect_name, insert_for
+from interlock.api.crud.pgwrite import unnest_insert
 from interlock.db.histogram import BINS, bin_of
 from interlock.db.models import MonthlySpend
 from interlock.db.rollups import (
@@ -81,11 +82,11 @@ def day_start(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _row(names: tuple[str, ...], key: tuple[Any, ...], sums: _Sums) -> dict[str, Any]:
+def _row(names: tuple[str, ...], key: tuple[Any, ...], sums: _Sums, histograms: bool) -> dict[str, Any]:
     row: dict[str, Any] = dict(zip(names, key, strict=True))
     row.update(zip(COUNTERS, sums.counts, strict=True))
     row["cost_usd"] = sums.cost
-    if sums.latency is not None and sums.ttft is not None:
+    if histograms and sums.latency is not None and sums.ttft is not None:
         row.update(zip(LATENCY_COLUMNS, sums.latency, strict=True))
         row.update(zip(TTFT_COLUMNS, sums.ttft, strict=True))
     return row
@@ -93,6 +94,9 @@ def _row(names: tuple[str, ...], key: tuple[Any, ...], sums: _Sums) -> dict[str,
 
 async def _upsert(session: AsyncSession, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
     if not rows:
+        return
+    if dialect_name(session) == "postgresql":
+        await unnest_insert(session, table, rows, conflict=keys, update="add")
         return
     statement = insert_for(session)(table)
     summed = [c.name for c in table.c if c.name not in keys]
@@ -106,38 +110,50 @@ _TENANT_KEY = ("bucket", "tenant_id", "model", "route", "backend")
 _FLEET_KEY = ("bucket", "model", "route", "backend")
 
 
+def _merge(into: dict[tuple[Any, ...], _Sums], key: tuple[Any, ...], sums: _Sums, histograms: bool) -> None:
+    target = into.get(key)
+    if target is None:
+        target = into[key] = _Sums()
+    target.counts = [a + b for a, b in zip(target.counts, sums.counts, strict=True)]
+    target.cost += sums.cost
+    if histograms and sums.latency is not None and sums.ttft is not None:
+        if target.latency is None or target.ttft is None:
+            target.latency, target.ttft = list(sums.latency), list(sums.ttft)
+        else:
+            target.latency = [a + b for a, b in zip(target.latency, sums.latency, strict=True)]
+            target.ttft = [a + b for a, b in zip(target.ttft, sums.ttft, strict=True)]
+
+
 async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact]) -> None:
-    """Add these (new, counted-once) usage rows to the hourly and daily rollups and the monthly spend."""
+    """Add these (new, counted-once) usage rows to the hourly and daily rollups and the monthly spend: each row is
+    added once, to its hourly key; the daily, fleet and monthly sums are then made from the hourly ones."""
     hourly: dict[tuple[Any, ...], _Sums] = {}
+    for fact in facts:
+        key = (hour_start(fact.started_at), fact.tenant_id, fact.model, fact.route, fact.backend)
+        sums = hourly.get(key)
+        if sums is None:
+            sums = hourly[key] = _Sums()
+        sums.add(fact, True)
     daily: dict[tuple[Any, ...], _Sums] = {}
     fleet_hourly: dict[tuple[Any, ...], _Sums] = {}
     fleet_daily: dict[tuple[Any, ...], _Sums] = {}
     spend: dict[tuple[str, str], list[Any]] = {}
-    for fact in facts:
-        hour = hour_start(fact.started_at)
+    for (hour, tenant, *rest), sums in hourly.items():
         day = hour.replace(hour=0)
-        rest = (fact.model, fact.route, fact.backend)
-        for into, key, histograms in (
-            (hourly, (hour, fact.tenant_id, *rest), False),
-            (daily, (day, fact.tenant_id, *rest), False),
-            (fleet_hourly, (hour, *rest), True),
-            (fleet_daily, (day, *rest), True),
-        ):
-            sums = into.get(key)
-            if sums is None:
-                sums = into[key] = _Sums()
-            sums.add(fact, histograms)
-        month = (fact.tenant_id, f"{hour.year:04d}-{hour.month:02d}")
-        total = spend.setdefault(month, [0, Decimal(0)])
-        total[0] += 1
-        total[1] += fact.cost_usd
-    for table, keys, sums_by_key in (
-        (USAGE_HOURLY, _TENANT_KEY, hourly),
-        (USAGE_DAILY, _TENANT_KEY, daily),
-        (FLEET_HOURLY, _FLEET_KEY, fleet_hourly),
-        (FLEET_DAILY, _FLEET_KEY, fleet_daily),
+        _merge(daily, (day, tenant, *rest), sums, False)
+        _merge(fleet_hourly, (hour, *rest), sums, True)
+        _merge(fleet_daily, (day, *rest), sums, True)
+        total = spend.setdefault((tenant, f"{hour.year:04d}-{hour.month:02d}"), [0, Decimal(0)])
+        total[0] += sums.counts[0]
+        total[1] += sums.cost
+    for table, keys, sums_by_key, histograms in (
+        (USAGE_HOURLY, _TENANT_KEY, hourly, False),
+        (USAGE_DAILY, _TENANT_KEY, daily, False),
+        (FLEET_HOURLY, _FLEET_KEY, fleet_hourly, True),
+        (FLEET_DAILY, _FLEET_KEY, fleet_daily, True),
     ):
-        await _upsert(session, table, keys, [_row(keys, key, sums_by_key[key]) for key in sorted(sums_by_key)])
+        rows = [_row(keys, key, sums_by_key[key], histograms) for key in sorted(sums_by_key)]
+        await _upsert(session, table, keys, rows)
     spend_rows = [
         {"tenant_id": tenant, "month": month, "requests": n, "cost_usd": cost}
         for (tenant, month), (n, cost) in sorted(spend.items())

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from interlock.api.crud.ingest import ingest_batch
 from interlock.api.crud.snapshot import build_delta, build_snapshot, build_spend, config_version
 from interlock.api.deps import GatewayDep, SessionDep, SettingsDep
-from interlock.api.schemas import UsageBatchIn
+from interlock.api.schemas import UsageBatchIn, UsageEventIn
 from interlock.contract.controlplane import (
     GATEWAY_SNAPSHOT_PATH,
     GATEWAY_SPEND_PATH,
@@ -133,13 +136,33 @@ async def spend(
     return Response(content=document.model_dump_json().encode(), media_type="application/json", headers=headers)
 
 
-@router.post(GATEWAY_USAGE_PATH)
+class _ValidBatch(BaseModel):
+    events: list[UsageEventIn] = Field(max_length=5000)
+
+
+_BATCH_SCHEMA = UsageBatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+@router.post(
+    GATEWAY_USAGE_PATH,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BATCH_SCHEMA}}}},
+)
 async def ingest_usage(
-    batch: UsageBatchIn, session: SessionDep, gateway: GatewayDep, settings: SettingsDep
+    request: Request, session: SessionDep, gateway: GatewayDep, settings: SettingsDep
 ) -> UsageBatchResult:
     """Count each event once by ``idempotency_id``; resending a batch (even concurrently) is always safe. Each
     event is judged on its own: one that is malformed, outside the credential's scope or whose ``seq`` is beyond
-    the window is rejected (listed in the answer, kept in the dead-letter table) and the others still count."""
-    return await ingest_batch(
-        session=session, scope=gateway.scope, items=batch.events, seq_window=settings.usage_seq_window
-    )
+    the window is rejected (listed in the answer, kept in the dead-letter table) and the others still count.
+
+    The body (a ``UsageBatchIn``) is validated as a whole straight from its bytes first, which is the fast path;
+    only a batch with a bad event is taken apart and judged event by event."""
+    body = await request.body()
+    items: Sequence[Any]
+    try:
+        items = _ValidBatch.model_validate_json(body).events
+    except ValidationError:
+        try:
+            items = UsageBatchIn.model_validate_json(body).events
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False, include_context=False), body=None) from exc
+    return await ingest_batch(session=session, scope=gateway.scope, items=items, seq_window=settings.usage_seq_window)
