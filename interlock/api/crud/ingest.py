@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from interlock.api.crud.dialect import begin_write, dialect_name, greatest, insert_for
 from interlock.api.crud.partitions import ensure_partitions, months_of
-from interlock.api.crud.pgwrite import unnest_insert
+from interlock.api.crud.pgwrite import json_insert
 from interlock.api.crud.rollup import Fact, add_to_rollups
 from interlock.api.schemas import UsageEventIn
 from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
@@ -102,8 +102,7 @@ def _fact(row: dict[str, Any]) -> Fact:
     )
 
 
-def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent, *, as_text: bool) -> list[dict[str, Any]]:
-    """The span rows of a usage row; with ``as_text`` their attributes as JSON text (for ``unnest_insert``)."""
+def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent) -> list[dict[str, Any]]:
     return [
         {
             "usage_id": usage_id,
@@ -113,17 +112,13 @@ def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent, *, as_
             "name": _clean(span.name),
             "start_ms": span.start_ms,
             "duration_ms": span.duration_ms,
-            "attributes": _attributes(span.attributes, as_text),
+            "attributes": _attributes(span.attributes),
         }
         for position, span in enumerate(event.spans)
     ]
 
 
-def _attributes(attributes: dict[str, Any], as_text: bool) -> Any:
-    """As JSON text for Postgres' ``json`` column (orjson writes NaN and infinity as null, NUL as an escape, which
-    ``json`` keeps), else cleaned as a dict."""
-    if as_text:
-        return orjson.dumps(attributes).decode()
+def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {_clean(k): _attribute(v) for k, v in attributes.items()}
 
 
@@ -236,7 +231,7 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     rows = {key: _usage_row(unique[key]) for key in ordered_keys}
     conflict = ["idempotency_id", "started_at"]
     if postgres:
-        written = await unnest_insert(
+        written = await json_insert(
             session, _USAGE, list(rows.values()), conflict=conflict, returning=("id", "idempotency_id")
         )
     else:
@@ -249,12 +244,10 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     new_ids = {str(idempotency_id): int(usage_id) for usage_id, idempotency_id in written}
 
     spans = [
-        span
-        for key, usage_id in new_ids.items()
-        for span in _span_rows(usage_id, rows[key]["started_at"], unique[key], as_text=postgres)
+        span for key, usage_id in new_ids.items() for span in _span_rows(usage_id, rows[key]["started_at"], unique[key])
     ]
     if spans and postgres:
-        await unnest_insert(session, _SPANS, spans)
+        await json_insert(session, _SPANS, spans)
     elif spans:
         await session.execute(insert(_SPANS), spans)
     await add_to_rollups(session, [_fact(rows[key]) for key in sorted(new_ids)])
@@ -266,7 +259,7 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     now = dt.datetime.now(dt.UTC)
     cursor_rows = [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())]
     if postgres:
-        await unnest_insert(
+        await json_insert(
             session,
             _CURSORS,
             cursor_rows,

@@ -14,7 +14,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import dialect_name, insert_for
-from interlock.api.crud.pgwrite import unnest_insert
+from interlock.api.crud.pgwrite import json_insert
 from interlock.db.histogram import BINS, bin_of
 from interlock.db.models import MonthlySpend
 from interlock.db.rollups import (
@@ -96,7 +96,7 @@ async def _upsert(session: AsyncSession, table: Table, keys: tuple[str, ...], ro
     if not rows:
         return
     if dialect_name(session) == "postgresql":
-        await unnest_insert(session, table, rows, conflict=keys, update="add")
+        await json_insert(session, table, rows, conflict=keys, update="add")
         return
     statement = insert_for(session)(table)
     summed = [c.name for c in table.c if c.name not in keys]
@@ -110,42 +110,49 @@ _TENANT_KEY = ("bucket", "tenant_id", "model", "route", "backend")
 _FLEET_KEY = ("bucket", "model", "route", "backend")
 
 
-def _merge(into: dict[tuple[Any, ...], _Sums], key: tuple[Any, ...], sums: _Sums, histograms: bool) -> None:
+def _fold(into: dict[tuple[Any, ...], _Sums], key: tuple[Any, ...], sums: _Sums) -> None:
+    """Add ``sums`` to ``into[key]``: counts and cost, and histograms where ``sums`` has them."""
     target = into.get(key)
     if target is None:
-        target = into[key] = _Sums()
+        latency = list(sums.latency) if sums.latency is not None else None
+        ttft = list(sums.ttft) if sums.ttft is not None else None
+        into[key] = _Sums(list(sums.counts), sums.cost, latency, ttft)
+        return
     target.counts = [a + b for a, b in zip(target.counts, sums.counts, strict=True)]
     target.cost += sums.cost
-    if histograms and sums.latency is not None and sums.ttft is not None:
-        if target.latency is None or target.ttft is None:
-            target.latency, target.ttft = list(sums.latency), list(sums.ttft)
-        else:
-            target.latency = [a + b for a, b in zip(target.latency, sums.latency, strict=True)]
-            target.ttft = [a + b for a, b in zip(target.ttft, sums.ttft, strict=True)]
+    if sums.latency is not None and sums.ttft is not None and target.latency is not None and target.ttft is not None:
+        target.latency = [a + b for a, b in zip(target.latency, sums.latency, strict=True)]
+        target.ttft = [a + b for a, b in zip(target.ttft, sums.ttft, strict=True)]
 
 
 async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact]) -> None:
-    """Add these (new, counted-once) usage rows to the hourly and daily rollups and the monthly spend: each row is
-    added once, to its hourly key; the daily, fleet and monthly sums are then made from the hourly ones."""
+    """Add these (new, counted-once) usage rows to the hourly and daily rollups and the monthly spend. Each row is
+    added once to its tenant's hourly key and once (with its latencies) to its fleet hourly key; the daily and
+    monthly sums are made from those."""
     hourly: dict[tuple[Any, ...], _Sums] = {}
+    fleet_hourly: dict[tuple[Any, ...], _Sums] = {}
     for fact in facts:
-        key = (hour_start(fact.started_at), fact.tenant_id, fact.model, fact.route, fact.backend)
+        hour = hour_start(fact.started_at)
+        key = (hour, fact.tenant_id, fact.model, fact.route, fact.backend)
         sums = hourly.get(key)
         if sums is None:
             sums = hourly[key] = _Sums()
+        sums.add(fact, False)
+        fleet_key = (hour, fact.model, fact.route, fact.backend)
+        sums = fleet_hourly.get(fleet_key)
+        if sums is None:
+            sums = fleet_hourly[fleet_key] = _Sums()
         sums.add(fact, True)
     daily: dict[tuple[Any, ...], _Sums] = {}
-    fleet_hourly: dict[tuple[Any, ...], _Sums] = {}
-    fleet_daily: dict[tuple[Any, ...], _Sums] = {}
     spend: dict[tuple[str, str], list[Any]] = {}
     for (hour, tenant, *rest), sums in hourly.items():
-        day = hour.replace(hour=0)
-        _merge(daily, (day, tenant, *rest), sums, False)
-        _merge(fleet_hourly, (hour, *rest), sums, True)
-        _merge(fleet_daily, (day, *rest), sums, True)
+        _fold(daily, (hour.replace(hour=0), tenant, *rest), sums)
         total = spend.setdefault((tenant, f"{hour.year:04d}-{hour.month:02d}"), [0, Decimal(0)])
         total[0] += sums.counts[0]
         total[1] += sums.cost
+    fleet_daily: dict[tuple[Any, ...], _Sums] = {}
+    for (hour, *rest), sums in fleet_hourly.items():
+        _fold(fleet_daily, (hour.replace(hour=0), *rest), sums)
     for table, keys, sums_by_key, histograms in (
         (USAGE_HOURLY, _TENANT_KEY, hourly, False),
         (USAGE_DAILY, _TENANT_KEY, daily, False),
