@@ -10,17 +10,18 @@ index.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Table, case, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, Integer, Table, case, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import dialect_name
 from interlock.api.crud.rollup import day_start, hour_start
-from interlock.db.histogram import BINS, bin_of
+from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
 from interlock.db.models import Usage
 from interlock.db.rollups import (
     COUNTERS,
@@ -163,9 +164,14 @@ def _where(query: Query, time: Any, column: Any, lo: Any, hi: Any) -> list[Colum
 
 
 def _key(query: Query, row: Any) -> Key:
-    start = _as_utc(row[0]) if query.grain else None
-    offset = 1 if query.grain else 0
-    return start, tuple(str(v) for v in row[offset : offset + len(query.groups)])
+    if query.grain:
+        return _as_utc(row[0]), tuple(row[1 : 1 + len(query.groups)])
+    return None, tuple(row[: len(query.groups)])
+
+
+def _total(column: Any) -> ColumnElement[Any]:
+    """``SUM`` as a BIGINT (Postgres sums BIGINTs as NUMERIC, which decodes to ``Decimal``, slowly)."""
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
 async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
@@ -177,23 +183,27 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
         if source == "raw":
             values = [
                 func.count(),
-                func.coalesce(func.sum(case((Usage.status >= 400, 1), else_=0)), 0),
-                *[func.coalesce(func.sum(column(c)), 0) for c in COUNTERS[2:]],
+                _total(case((Usage.status >= 400, 1), else_=0)),
+                *[_total(column(c)) for c in COUNTERS[2:]],
                 func.coalesce(func.sum(Usage.cost_usd), Decimal(0)),
             ]
         else:
-            values = [func.coalesce(func.sum(column(c)), 0) for c in (*COUNTERS, "cost_usd")]
+            values = [*(_total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
         statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
         if keys:
             statement = statement.group_by(*keys)
+        width = len(keys)
         for row in (await session.execute(statement)).all():
-            if int(row[len(keys)]) == 0:
+            if not row[width]:
                 continue  # an empty window still yields one row when nothing is grouped
-            entry = out.setdefault(_key(query, row), Sums())
-            numbers = row[len(keys) :]
-            for i in range(len(COUNTERS)):
-                entry.counts[i] += int(numbers[i])
-            entry.cost_usd += to_money(numbers[-1])
+            key = _key(query, row)
+            numbers = row[width:]
+            entry = out.get(key)
+            if entry is None:
+                out[key] = Sums(list(numbers[:-1]), to_money(numbers[-1]))
+            else:
+                entry.counts = [a + b for a, b in zip(entry.counts, numbers[:-1], strict=False)]
+                entry.cost_usd += to_money(numbers[-1])
     return out
 
 
@@ -204,6 +214,9 @@ async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histogram
         bucket, time, groups, column = _source(session, query, source, lo, hi)
         keys = ([bucket] if bucket is not None else []) + groups
         where = _where(query, time, column, lo, hi)
+        if source == "raw" and dialect_name(session) == "postgresql":
+            await _raw_histograms_sql(session, query, keys, where, out)
+            continue
         if source == "raw":
             statement = select(*keys, Usage.latency_ms, Usage.ttft_ms).where(*where)
             for row in (await session.execute(statement)).all():
@@ -213,17 +226,42 @@ async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histogram
                 if row[len(keys) + 1] is not None:
                     entry.ttft[bin_of(float(row[len(keys) + 1]))] += 1
             continue
-        values = [func.coalesce(func.sum(column(c)), 0) for c in ("requests", *LATENCY_COLUMNS, *TTFT_COLUMNS)]
+        values = [_total(column(c)) for c in ("requests", *LATENCY_COLUMNS, *TTFT_COLUMNS)]
         statement = select(*keys, *values).where(*where)
         if keys:
             statement = statement.group_by(*keys)
+        width = len(keys)
         for row in (await session.execute(statement)).all():
-            numbers: Sequence[Any] = row[len(keys) :]
-            if int(numbers[0]) == 0:
+            numbers: Sequence[Any] = row[width:]
+            if not numbers[0]:
                 continue
-            entry = out.setdefault(_key(query, row), Histograms())
-            entry.requests += int(numbers[0])
-            for k in range(BINS):
-                entry.latency[k] += int(numbers[1 + k])
-                entry.ttft[k] += int(numbers[1 + BINS + k])
+            key = _key(query, row)
+            found = out.get(key)
+            if found is None:
+                out[key] = Histograms(numbers[0], list(numbers[1 : 1 + BINS]), list(numbers[1 + BINS :]))
+            else:
+                found.requests += numbers[0]
+                found.latency = [a + b for a, b in zip(found.latency, numbers[1 : 1 + BINS], strict=True)]
+                found.ttft = [a + b for a, b in zip(found.ttft, numbers[1 + BINS :], strict=True)]
     return out
+
+
+def _bin_sql(column: Any) -> ColumnElement[Any]:
+    """``interlock.db.histogram.bin_of`` in SQL (Postgres)."""
+    step = cast(func.floor(PER_DOUBLING * func.ln(column) / math.log(2)), Integer)
+    return case((column >= 1, func.least(BINS - 1, 1 + step)), else_=0)
+
+
+async def _raw_histograms_sql(
+    session: AsyncSession, query: Query, keys: list[Any], where: list[ColumnElement[bool]], out: dict[Key, Histograms]
+) -> None:
+    """Raw rows binned and counted by Postgres, so only (bucket, group, bin) counts come back."""
+    width = len(keys)
+    for column, field_name in ((Usage.latency_ms, "latency"), (Usage.ttft_ms, "ttft")):
+        binned = _bin_sql(column).label("bin")
+        statement = select(*keys, binned, func.count()).where(*where, column.is_not(None)).group_by(*keys, binned)
+        for row in (await session.execute(statement)).all():
+            entry = out.setdefault(_key(query, row), Histograms())
+            getattr(entry, field_name)[int(row[width])] += int(row[width + 1])
+            if field_name == "latency":
+                entry.requests += int(row[width + 1])

@@ -6,7 +6,8 @@
   and keys changed since a version (and the ids of those gone), or None when the log no longer reaches back
   that far (the caller then sends the full one).
 - Spend (``build_spend``): this month's spend of the tenants with a budget, and the gateway's ``ingested_seq``,
-  read in one database snapshot so they agree; its version is a hash of that content.
+  read in one database snapshot so they agree; its version (``spend_version``) comes from what moves it, so a 304
+  is answered without building it either.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 
-import orjson
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -32,7 +32,15 @@ from interlock.contract.controlplane import (
 )
 from interlock.db.models import ApiKey, ConfigChange, GatewayCursor, MonthlySpend, Price, Quota, Tenant
 
-__all__ = ["build_delta", "build_snapshot", "build_spend", "config_version", "prune_config_changes"]
+__all__ = [
+    "SPEND_REFRESH_S",
+    "build_delta",
+    "build_snapshot",
+    "build_spend",
+    "config_version",
+    "prune_config_changes",
+    "spend_version",
+]
 
 _MAX_DELTA_CHANGES = 50_000
 """A delta over more changes than this is sent as a full snapshot instead."""
@@ -81,10 +89,14 @@ async def _prices(session: AsyncSession) -> list[PriceRecord]:
     ]
 
 
-async def _spend_and_seq(session: AsyncSession, gateway_id: str, now: dt.datetime) -> tuple[dict[str, float], int]:
-    rows = await session.execute(
-        select(MonthlySpend.tenant_id, MonthlySpend.cost_usd).where(MonthlySpend.month == month_of(now))
-    )
+async def _spend_and_seq(
+    session: AsyncSession, gateway_id: str, now: dt.datetime, tenant_ids: Sequence[str] | None = None
+) -> tuple[dict[str, float], int]:
+    """This month's spend (of ``tenant_ids`` only, when given) and the gateway's ``ingested_seq``."""
+    query = select(MonthlySpend.tenant_id, MonthlySpend.cost_usd).where(MonthlySpend.month == month_of(now))
+    if tenant_ids is not None:
+        query = query.where(MonthlySpend.tenant_id.in_(tenant_ids))
+    rows = await session.execute(query)
     spend = {str(row.tenant_id): float(row.cost_usd) for row in rows}
     cursor = await session.get(GatewayCursor, gateway_id)
     return spend, cursor.seq if cursor is not None else 0
@@ -143,7 +155,7 @@ async def build_delta(*, session: AsyncSession, gateway_id: str, since: int, now
         await session.scalars(select(ApiKey).where(ApiKey.id.in_(key_ids), *_active(now)).order_by(ApiKey.id))  # type: ignore[arg-type]
     ).all()
     prices = await _prices(session)
-    spend, ingested_seq = await _spend_and_seq(session, gateway_id, now)
+    spend, ingested_seq = await _spend_and_seq(session, gateway_id, now, tenant_ids)
     await session.commit()
     present_tenants = {t.id for t in tenants}
     present_keys = {k.id for k in keys}
@@ -160,7 +172,31 @@ async def build_delta(*, session: AsyncSession, gateway_id: str, since: int, now
     )
 
 
-async def build_spend(*, session: AsyncSession, gateway_id: str, now: dt.datetime) -> SpendSnapshot:
+SPEND_REFRESH_S = 30
+"""A spend document's version also changes this often, whatever else does (see ``spend_version``)."""
+
+
+async def spend_version(session: AsyncSession, gateway_id: str, now: dt.datetime) -> str:
+    """The version of the spend document, from what moves it, without building it: every ingest that counts an
+    event moves some gateway's cursor (in the same transaction), a budget comes and goes with the config version,
+    and the month turns. A batch whose new events all lie below their gateway's cursor moves nothing here: the
+    ``SPEND_REFRESH_S`` time step bounds how long the document can lag then."""
+    await begin_consistent_read(session)
+    moved = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(GatewayCursor.seq), 0), func.max(GatewayCursor.updated_at))
+        )
+    ).one()
+    own = await session.scalar(select(GatewayCursor.seq).where(GatewayCursor.gateway_id == gateway_id))
+    version = await config_version(session)
+    await session.commit()
+    step = int(now.timestamp()) // SPEND_REFRESH_S
+    last = moved[2].timestamp() if moved[2] is not None else 0
+    source = f"{month_of(now)}|{version}|{moved[0]}|{moved[1]}|{last}|{own or 0}|{step}"
+    return hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+async def build_spend(*, session: AsyncSession, gateway_id: str, now: dt.datetime, version: str) -> SpendSnapshot:
     """This month's spend of the tenants with a monthly budget, and this gateway's ``ingested_seq``."""
     await begin_consistent_read(session)
     month = month_of(now)
@@ -174,10 +210,7 @@ async def build_spend(*, session: AsyncSession, gateway_id: str, now: dt.datetim
     cursor = await session.get(GatewayCursor, gateway_id)
     await session.commit()
     ingested_seq = cursor.seq if cursor is not None else 0
-    canonical = orjson.dumps({"m": month, "s": spent, "q": ingested_seq}, option=orjson.OPT_SORT_KEYS)
-    return SpendSnapshot(
-        version=hashlib.sha256(canonical).hexdigest()[:32], month=month, ingested_seq=ingested_seq, spent_usd=spent
-    )
+    return SpendSnapshot(version=version, month=month, ingested_seq=ingested_seq, spent_usd=spent)
 
 
 async def prune_config_changes(*, session: AsyncSession, older_than: dt.datetime) -> None:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from interlock.api.crud.ingest import ingest_batch
-from interlock.api.crud.snapshot import build_delta, build_snapshot, build_spend, config_version
+from interlock.api.crud.snapshot import build_delta, build_snapshot, build_spend, config_version, spend_version
 from interlock.api.deps import GatewayDep, SessionDep, SettingsDep
 from interlock.api.schemas import UsageBatchIn, UsageEventIn
 from interlock.contract.controlplane import (
@@ -128,11 +128,13 @@ async def spend(
     """This month's spend (UTC) of the tenants with a monthly budget, from every gateway, and ``ingested_seq``: the
     highest ``seq`` of this gateway's events counted in it."""
     _check_scope(gateway.scope, gateway_id)
-    document = await build_spend(session=session, gateway_id=gateway_id, now=dt.datetime.now(dt.UTC))
-    etag = f'"{document.version}"'
+    now = dt.datetime.now(dt.UTC)
+    version = await spend_version(session, gateway_id, now)
+    etag = f'"{version}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
+    document = await build_spend(session=session, gateway_id=gateway_id, now=now, version=version)
     return Response(content=document.model_dump_json().encode(), media_type="application/json", headers=headers)
 
 
