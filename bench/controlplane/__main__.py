@@ -20,7 +20,7 @@ import time
 import asyncpg
 
 from bench.controlplane.args import parser
-from bench.controlplane.history import FULL_TENANTS, load_history
+from bench.controlplane.history import FULL_TENANTS, load_history, loaded_history
 from bench.controlplane.ingest import run_ingest
 from bench.controlplane.polls import full_snapshot_cost, run_polls
 from bench.controlplane.queries import run_queries
@@ -45,21 +45,26 @@ async def _admin_sql(sql: str) -> str:
 
 async def main(args: argparse.Namespace) -> int:
     phases = set(args.phases.split(","))
-    name = f"interlock_bench_{secrets.token_hex(4)}"
+    name = args.database or f"interlock_bench_{secrets.token_hex(4)}"
     dsn = f"{ADMIN_DSN.rpartition('/')[0]}/{name}"
     url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-    server_version = await _admin_sql(f'CREATE DATABASE "{name}"')
+    server_version = await _admin_sql("SELECT 1" if args.database else f'CREATE DATABASE "{name}"')
     log(f"database {name}")
     out = [
-        f"Control plane at scale {args.scale} ({platform.machine()}, {os.cpu_count()} CPUs, PostgreSQL "
+        f"Control plane ({platform.machine()}, {os.cpu_count()} CPUs, PostgreSQL "
         f"{server_version}; one `interlock api` process)",
         "",
     ]
     try:
-        await migrate(url)
-        tenants = args.tenants or FULL_TENANTS
-        history = await load_history(dsn, scale=args.scale, tenants=tenants, log=log)
-        out.append(f"History: {tenants:,} tenants, {tenants * 3:,} keys, {history.rows:,} usage rows over 365 days.")
+        if args.database:
+            history = await loaded_history(dsn)
+            tenants = len(history.tenants)
+        else:
+            await migrate(url)
+            tenants = args.tenants or FULL_TENANTS
+            history = await load_history(dsn, scale=args.scale, tenants=tenants, log=log)
+        out.append(f"History: {tenants:,} tenants, {tenants * 3:,} keys, {history.rows:,} usage rows over 365 days "
+                   f"(scale {history.rows / 10_000_000:g}).")  # fmt: skip
         async with ApiProcess(url) as api:
             if "ingest" in phases:
                 log("ingest")
@@ -110,7 +115,7 @@ async def main(args: argparse.Namespace) -> int:
         print("\n".join(out))
         return 0
     finally:
-        if args.keep:
+        if args.keep or args.database:
             log(f"kept database {name}")
         else:
             await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -32,4 +32,5 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=20, help="runs of each query for its p95")
     p.add_argument("--phases", default="ingest,snapshot,queries", help="comma-separated subset to run")
     p.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    p.add_argument("--database", help="measure a database an earlier --keep run loaded (kept again afterwards)")
     return p

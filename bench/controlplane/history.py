@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["History", "load_history"]
+__all__ = ["History", "load_history", "loaded_history"]
 
 FULL_ROWS = 10_000_000
 FULL_TENANTS = 10_000
@@ -187,3 +187,17 @@ async def load_history(dsn: str, *, scale: float, tenants: int, log: Any) -> His
     finally:
         await connection.close()
     return History(ids, rows, now - dt.timedelta(days=365), now)
+
+
+async def loaded_history(dsn: str) -> History:
+    """What an earlier run loaded into the database at ``dsn`` (kept with ``--keep``)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        tenants = [str(r[0]) for r in await connection.fetch("SELECT id FROM tenants WHERE name LIKE 'tenant-%' "
+                                                               "ORDER BY name")]  # fmt: skip
+        row = await connection.fetchrow(
+            "SELECT count(*), min(started_at), max(started_at) FROM usage WHERE gateway_id LIKE 'history-gw-%'"
+        )
+    finally:
+        await connection.close()
+    return History(tenants, int(row[0]), row[1], row[2])

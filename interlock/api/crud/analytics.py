@@ -16,7 +16,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.rollup_query import DIMENSIONS, Query, histograms, sums
-from interlock.db.histogram import percentile
+from interlock.db.histogram import percentiles
 
 __all__ = [
     "Bucket",
@@ -28,6 +28,8 @@ __all__ = [
     "series",
     "totals",
 ]
+
+_QUANTILES = (0.50, 0.95, 0.99)
 
 Bucket = Literal["hour", "day"]
 Dimension = Literal["tenant", "model", "route", "backend"]
@@ -134,17 +136,19 @@ async def latency(
     points = []
     for (start, groups), entry in sorted(found.items(), key=lambda item: (item[0][0], item[0][1])):
         assert start is not None
+        lat = percentiles(entry.latency, _QUANTILES)
+        ttft = percentiles(entry.ttft, _QUANTILES)
         points.append(
             LatencyPoint(
                 start=start,
                 group=groups[0] if groups else None,
                 requests=entry.requests,
-                latency_p50_ms=percentile(entry.latency, 0.50),
-                latency_p95_ms=percentile(entry.latency, 0.95),
-                latency_p99_ms=percentile(entry.latency, 0.99),
-                ttft_p50_ms=percentile(entry.ttft, 0.50),
-                ttft_p95_ms=percentile(entry.ttft, 0.95),
-                ttft_p99_ms=percentile(entry.ttft, 0.99),
+                latency_p50_ms=lat[0],
+                latency_p95_ms=lat[1],
+                latency_p99_ms=lat[2],
+                ttft_p50_ms=ttft[0],
+                ttft_p95_ms=ttft[1],
+                ttft_p99_ms=ttft[2],
             )
         )
     return points

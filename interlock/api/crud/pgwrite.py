@@ -20,6 +20,8 @@ from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interlock.api.crud.dialect import driver_connection
+
 __all__ = ["json_insert"]
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -68,8 +70,7 @@ async def json_insert(
     columns = tuple(rows[0])
     sql = _statement(table, columns, tuple(conflict) if conflict is not None else None, update, tuple(returning))
     document = orjson.dumps(rows, default=_plain).decode()
-    connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
+    driver = await driver_connection(session)
     if not driver.is_in_transaction():  # the adapter begins lazily, at its first statement
         await session.execute(text("SELECT 1"))
     if returning:

@@ -16,11 +16,11 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from interlock.api.crud.dialect import begin_consistent_read
+from interlock.api.crud.dialect import begin_consistent_read, dialect_name, driver_connection
 from interlock.api.crud.quotas import month_of
 from interlock.contract.controlplane import (
     KeyRecord,
@@ -38,18 +38,36 @@ __all__ = [
     "build_snapshot",
     "build_spend",
     "config_version",
+    "polled_config_version",
     "prune_config_changes",
     "spend_version",
 ]
+
+
+def _as_utc(value: object) -> dt.datetime:
+    if isinstance(value, str):  # SQLite's MAX() of a timestamp comes back as text
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
 
 _MAX_DELTA_CHANGES = 50_000
 """A delta over more changes than this is sent as a full snapshot instead."""
 
 
 async def config_version(session: AsyncSession) -> int:
-    """The current config version (the highest ``config_changes.version``)."""
+    """The current config version (the highest ``config_changes.version``), in the session's transaction."""
     version = await session.scalar(select(func.max(ConfigChange.version)))
     return int(version or 0)
+
+
+async def polled_config_version(session: AsyncSession) -> int:
+    """``config_version`` as a poll asks it, first thing in a fresh session: one index probe, on Postgres straight
+    through asyncpg, since this is what every snapshot poll costs."""
+    if dialect_name(session) != "postgresql":
+        return await config_version(session)
+    driver = await driver_connection(session)
+    return int(await driver.fetchval("SELECT max(version) FROM config_changes") or 0)
 
 
 def _quota(tenant: Tenant) -> QuotaRecord:
@@ -177,22 +195,33 @@ SPEND_REFRESH_S = 30
 
 
 async def spend_version(session: AsyncSession, gateway_id: str, now: dt.datetime) -> str:
-    """The version of the spend document, from what moves it, without building it: every ingest that counts an
-    event moves some gateway's cursor (in the same transaction), a budget comes and goes with the config version,
-    and the month turns. A batch whose new events all lie below their gateway's cursor moves nothing here: the
-    ``SPEND_REFRESH_S`` time step bounds how long the document can lag then."""
-    await begin_consistent_read(session)
-    moved = (
-        await session.execute(
-            select(func.count(), func.coalesce(func.sum(GatewayCursor.seq), 0), func.max(GatewayCursor.updated_at))
+    """The version of the spend document, from what moves it, in one indexed read and without building it: every
+    ingest that counts an event moves some gateway's cursor (in the same transaction), and the month turns. What
+    moves no cursor (a batch whose new events all lie below their gateway's cursor; a tenant gaining a budget, whose
+    spend then joins the document) shows within ``SPEND_REFRESH_S``, a time step that is part of the version."""
+    if dialect_name(session) == "postgresql":
+        driver = await driver_connection(session)
+        moved = await driver.fetchrow(
+            "SELECT count(*), coalesce(sum(seq), 0), max(updated_at), "
+            "max(CASE WHEN gateway_id = $1 THEN seq ELSE 0 END) FROM gateway_cursors",
+            gateway_id,
         )
-    ).one()
-    own = await session.scalar(select(GatewayCursor.seq).where(GatewayCursor.gateway_id == gateway_id))
-    version = await config_version(session)
+    else:
+        cursors = GatewayCursor.__table__.c
+        moved = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(cursors.seq), 0),
+                    func.max(cursors.updated_at),
+                    func.max(case((cursors.gateway_id == gateway_id, cursors.seq), else_=0)),
+                )
+            )
+        ).one()
     await session.commit()
     step = int(now.timestamp()) // SPEND_REFRESH_S
-    last = moved[2].timestamp() if moved[2] is not None else 0
-    source = f"{month_of(now)}|{version}|{moved[0]}|{moved[1]}|{last}|{own or 0}|{step}"
+    last = _as_utc(moved[2]).timestamp() if moved[2] is not None else 0
+    source = f"{month_of(now)}|{moved[0]}|{moved[1]}|{last}|{moved[3] or 0}|{step}"
     return hashlib.sha256(source.encode()).hexdigest()[:32]
 
 

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from interlock.api.crud.ingest import ingest_batch
-from interlock.api.crud.snapshot import build_delta, build_snapshot, build_spend, config_version, spend_version
+from interlock.api.crud.snapshot import build_delta, build_snapshot, build_spend, polled_config_version, spend_version
 from interlock.api.deps import GatewayDep, SessionDep, SettingsDep
 from interlock.api.schemas import UsageBatchIn, UsageEventIn
 from interlock.contract.controlplane import (
@@ -94,7 +94,7 @@ async def snapshot(
     under the credential's scope). The version is read first: an unchanged one is a 304 with nothing built. With
     ``since``, only what changed after that version (a delta), or the full snapshot when that is too far back."""
     _check_scope(gateway.scope, gateway_id)
-    version = await config_version(session)
+    version = await polled_config_version(session)
     etag = f'"{version}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag_matches(if_none_match, etag):
