@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from interlock.api.bodyguard import BodyGuard
+from interlock.api.configwatch import ConfigWatch
 from interlock.api.errors import install_error_handlers
 from interlock.api.maintenance import maintain_usage_storage
 from interlock.api.readiness import readiness
@@ -48,12 +49,14 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(maintain_usage_storage(engine, settings), name="usage-maintenance")
+        app.state.config_watch.start()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await app.state.config_watch.stop()
             await dispose_app(app)
 
     app = FastAPI(title="Interlock control plane", version="v1", description=DESCRIPTION, lifespan=lifespan)
@@ -61,6 +64,7 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
     app.state.engine = engine
     app.state.sessions = create_sessionmaker(engine)
     app.state.snapshot_cache = SnapshotCache(settings.snapshot_cache_size)
+    app.state.config_watch = ConfigWatch(engine)
     install_error_handlers(app)
     app.add_middleware(BodyGuard, settings=settings)
     for router in ROUTERS:

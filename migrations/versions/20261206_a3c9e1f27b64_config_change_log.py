@@ -2,7 +2,8 @@
 prices, so a 304 costs one indexed read and a delta names what changed.
 
 On Postgres the trigger takes a transaction-scoped advisory lock before it draws a version, so versions become
-visible in the order they were drawn (a gateway that saw version N has seen every change below N).
+visible in the order they were drawn (a gateway that saw version N has seen every change below N), and sends a
+``NOTIFY interlock_config`` (delivered at commit) that API processes listen for to keep the version in memory.
 
 Revision ID: a3c9e1f27b64
 Revises: 5b1e0c7d9a42
@@ -35,6 +36,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock({LOCK_KEY});
     IF TG_OP = 'DELETE' THEN row_json := to_jsonb(OLD); ELSE row_json := to_jsonb(NEW); END IF;
     INSERT INTO config_changes (kind, object_id) VALUES (TG_ARGV[0], row_json ->> TG_ARGV[1]);
+    PERFORM pg_notify('interlock_config', '');
     RETURN NULL;
 END
 $$

@@ -11,11 +11,13 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from interlock.api.configwatch import ConfigWatch
 from interlock.api.crud.snapshot import prune_config_changes
 from interlock.asgiserver import EmbeddedServer
 from interlock.contract.controlplane import Snapshot, SpendSnapshot
 from interlock.gateway.controlplane.snapshot import SnapshotSource
 from tests.api.support import GATEWAY_ID, event, gateway_credential, new_key, new_tenant, post_usage
+from tests.support import eventually
 
 
 async def get(client: httpx.AsyncClient, path: str, etag: str | None = None, **params: Any) -> httpx.Response:
@@ -130,3 +132,33 @@ async def test_the_gateway_client_follows_deltas_and_spend(app: FastAPI, admin: 
     finally:
         await source.stop()
         await server.stop()
+
+
+async def test_the_config_version_is_watched_in_memory_on_postgres(
+    app: FastAPI, admin: httpx.AsyncClient, gateway: httpx.AsyncClient
+) -> None:
+    watch: ConfigWatch = app.state.config_watch
+    watch.start()
+    try:
+        first = await get(gateway, "snapshot")
+        if app.state.engine.dialect.name != "postgresql":
+            assert watch.config_version() is None  # SQLite: nothing to listen to, the version is read each time
+            return
+        await eventually(lambda: watch.config_version() == int(first.json()["version"]), within=5, interval=0.02,
+                         what="the watch has the version")  # fmt: skip
+        assert (await get(gateway, "snapshot", first.headers["etag"])).status_code == 304
+        await new_tenant(admin)
+        await eventually(lambda: (watch.config_version() or 0) > int(first.json()["version"]), within=5, interval=0.02,
+                         what="a change's notification arrived")  # fmt: skip
+        assert (await get(gateway, "snapshot", first.headers["etag"])).status_code == 200
+
+        spend = await get(gateway, "spend")
+        assert (await get(gateway, "spend", spend.headers["etag"])).status_code == 304
+        tenant = await new_tenant(admin)
+        await post_usage(gateway, [event(tenant["id"], 9)])
+        await eventually(lambda: (c := watch.cursors()) is not None and c.seqs.get(GATEWAY_ID) == 9, within=5,
+                         interval=0.02, what="the ingest's notification arrived")  # fmt: skip
+        assert (await get(gateway, "spend", spend.headers["etag"])).status_code == 200
+    finally:
+        await watch.stop()
+    assert watch.config_version() is None

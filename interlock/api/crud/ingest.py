@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from interlock.api.crud.dialect import begin_write, dialect_name, greatest, insert_for
@@ -266,6 +266,8 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
             conflict=["gateway_id"],
             update="seq = GREATEST(gateway_cursors.seq, EXCLUDED.seq), updated_at = EXCLUDED.updated_at",
         )
+        if new_ids:  # API processes listening keep the spend version in memory (interlock.api.configwatch)
+            await session.execute(text("SELECT pg_notify('interlock_spend', '')"))
         return UsageBatchResult(accepted=len(new_ids), duplicates=len(events) - len(new_ids))
     cursor = insert(_CURSORS)
     cursors = _CURSORS.c

@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from interlock.api.configwatch import Cursors
 from interlock.api.crud.dialect import begin_consistent_read, dialect_name, driver_connection
 from interlock.api.crud.quotas import month_of
 from interlock.contract.controlplane import (
@@ -194,31 +196,37 @@ SPEND_REFRESH_S = 30
 """A spend document's version also changes this often, whatever else does (see ``spend_version``)."""
 
 
-async def spend_version(session: AsyncSession, gateway_id: str, now: dt.datetime) -> str:
-    """The version of the spend document, from what moves it, in one indexed read and without building it: every
-    ingest that counts an event moves some gateway's cursor (in the same transaction), and the month turns. What
-    moves no cursor (a batch whose new events all lie below their gateway's cursor; a tenant gaining a budget, whose
-    spend then joins the document) shows within ``SPEND_REFRESH_S``, a time step that is part of the version."""
-    if dialect_name(session) == "postgresql":
+async def spend_version(
+    session: AsyncSession, gateway_id: str, now: dt.datetime, cursors: Cursors | None = None
+) -> str:
+    """The version of the spend document, from what moves it, without building it: every ingest that counts an
+    event moves some gateway's cursor (in the same transaction), and the month turns. What moves no cursor (a batch
+    whose new events all lie below their gateway's cursor; a tenant gaining a budget, whose spend then joins the
+    document) shows within ``SPEND_REFRESH_S``, a time step that is part of the version. ``cursors``: as the
+    ``ConfigWatch`` holds them (then no database read); None: read them (one indexed aggregate)."""
+    if cursors is not None:
+        moved: Any = (cursors.count, cursors.total, cursors.last_update, cursors.seqs.get(gateway_id, 0))
+    elif dialect_name(session) == "postgresql":
         driver = await driver_connection(session)
         moved = await driver.fetchrow(
             "SELECT count(*), coalesce(sum(seq), 0), max(updated_at), "
             "max(CASE WHEN gateway_id = $1 THEN seq ELSE 0 END) FROM gateway_cursors",
             gateway_id,
         )
+        await session.commit()
     else:
-        cursors = GatewayCursor.__table__.c
+        table = GatewayCursor.__table__.c
         moved = (
             await session.execute(
                 select(
                     func.count(),
-                    func.coalesce(func.sum(cursors.seq), 0),
-                    func.max(cursors.updated_at),
-                    func.max(case((cursors.gateway_id == gateway_id, cursors.seq), else_=0)),
+                    func.coalesce(func.sum(table.seq), 0),
+                    func.max(table.updated_at),
+                    func.max(case((table.gateway_id == gateway_id, table.seq), else_=0)),
                 )
             )
         ).one()
-    await session.commit()
+        await session.commit()
     step = int(now.timestamp()) // SPEND_REFRESH_S
     last = _as_utc(moved[2]).timestamp() if moved[2] is not None else 0
     source = f"{month_of(now)}|{moved[0]}|{moved[1]}|{last}|{moved[3] or 0}|{step}"

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
+from interlock.api.configwatch import ConfigWatch
 from interlock.api.crud.ingest import ingest_batch
 from interlock.api.crud.snapshot import build_delta, build_snapshot, build_spend, polled_config_version, spend_version
 from interlock.api.deps import GatewayDep, SessionDep, SettingsDep
@@ -94,13 +95,15 @@ async def snapshot(
     under the credential's scope). The version is read first: an unchanged one is a 304 with nothing built. With
     ``since``, only what changed after that version (a delta), or the full snapshot when that is too far back."""
     _check_scope(gateway.scope, gateway_id)
-    version = await polled_config_version(session)
+    watch: ConfigWatch = request.app.state.config_watch
+    version = watch.config_version()  # in memory while the watch listens: then a 304 touches no database
+    if version is None:
+        version = await polled_config_version(session)
+        await session.commit()
     etag = f'"{version}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag_matches(if_none_match, etag):
-        await session.commit()
         return Response(status_code=304, headers=headers)
-    await session.commit()
     now = dt.datetime.now(dt.UTC)
     if since is not None:
         delta = await build_delta(session=session, gateway_id=gateway_id, since=since, now=now)
@@ -123,13 +126,18 @@ async def snapshot(
     },
 )
 async def spend(
-    session: SessionDep, gateway: GatewayDep, gateway_id: GatewayIdQuery, if_none_match: IfNoneMatch = None
+    request: Request,
+    session: SessionDep,
+    gateway: GatewayDep,
+    gateway_id: GatewayIdQuery,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """This month's spend (UTC) of the tenants with a monthly budget, from every gateway, and ``ingested_seq``: the
     highest ``seq`` of this gateway's events counted in it."""
     _check_scope(gateway.scope, gateway_id)
     now = dt.datetime.now(dt.UTC)
-    version = await spend_version(session, gateway_id, now)
+    watch: ConfigWatch = request.app.state.config_watch
+    version = await spend_version(session, gateway_id, now, watch.cursors())
     etag = f'"{version}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag_matches(if_none_match, etag):
