@@ -11,7 +11,7 @@ They are plain tables on both databases; retention drops raw rows only, so rollu
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint, String, Table
+from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table
 
 from interlock.db.base import Base
 from interlock.db.histogram import BINS
@@ -62,7 +62,9 @@ def _tenant_table(name: str) -> Table:
 
 
 def _fleet_table(name: str) -> Table:
-    histogram = [Column(c, BigInteger(), nullable=False) for c in (*LATENCY_COLUMNS, *TTFT_COLUMNS)]
+    # INTEGER, not BIGINT: Postgres sums BIGINTs with a NUMERIC accumulator, which made a month of hourly
+    # percentiles ten times slower; a bin of one key in one hour or day stays far below 2^31.
+    histogram = [Column(c, Integer(), nullable=False) for c in (*LATENCY_COLUMNS, *TTFT_COLUMNS)]
     return Table(
         name,
         Base.metadata,

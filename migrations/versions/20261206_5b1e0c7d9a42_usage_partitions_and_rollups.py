@@ -75,7 +75,7 @@ def _create_rollups() -> None:
             sa.Column("route", sa.String(), nullable=False),
             sa.Column("backend", sa.String(), nullable=False),
             *_sums(),
-            *[sa.Column(c, sa.BigInteger(), nullable=False) for c in (*LATENCY, *TTFT)],
+            *[sa.Column(c, sa.Integer(), nullable=False) for c in (*LATENCY, *TTFT)],
             sa.PrimaryKeyConstraint("bucket", "model", "route", "backend", name=f"pk_{name}"),
         )
 
