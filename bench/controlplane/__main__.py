@@ -22,7 +22,7 @@ import asyncpg
 from bench.controlplane.args import parser
 from bench.controlplane.history import FULL_TENANTS, load_history, loaded_history
 from bench.controlplane.ingest import run_ingest
-from bench.controlplane.polls import full_snapshot_cost, run_polls
+from bench.controlplane.polls import back_to_back_cost, full_snapshot_cost, idle_cpu, run_polls
 from bench.controlplane.queries import run_queries
 from bench.controlplane.server import ApiProcess
 from interlock.db.migrate import migrate
@@ -84,6 +84,8 @@ async def main(args: argparse.Namespace) -> int:
             if "snapshot" in phases:
                 log("snapshot polls")
                 full_cpu, full_size = await full_snapshot_cost(api)
+                idle = await idle_cpu(api)
+                single = await back_to_back_cost(api)
                 polls = await run_polls(api, history.tenants[100:], gateways=args.gateways,
                                         interval=args.poll_interval, seconds=args.poll_seconds)  # fmt: skip
                 out += [
@@ -93,14 +95,18 @@ async def main(args: argparse.Namespace) -> int:
                     f"Full snapshot ({tenants:,} tenants, {tenants * 3:,} keys): {full_size:,} bytes, "
                     f"{1000 * full_cpu:.0f} ms API CPU each.",
                     "",
-                    "| phase | answers (status: count) | snapshot bytes sent | API CPU per answer |",
-                    "|---|---|---:|---:|",
+                    "| phase | answers (status: count) | snapshot bytes sent | API CPU per answer | less idle CPU |",
+                    "|---|---|---:|---:|---:|",
                 ]
                 for poll in polls:
                     counts = ", ".join(f"{status}: {n:,}" for status, n in sorted(poll.answers.items()))
-                    out.append(f"| {poll.phase} | {counts} | {poll.snapshot_bytes:,} | "
-                               f"{1000 * poll.cpu_s / poll.total:.2f} ms |")  # fmt: skip
+                    busy = max(0.0, poll.cpu_s - idle * poll.seconds)
+                    per, less = 1000 * poll.cpu_s / poll.total, 1000 * busy / poll.total
+                    out.append(f"| {poll.phase} | {counts} | {poll.snapshot_bytes:,} | {per:.2f} ms | {less:.2f} ms |")
                     log(out[-1])
+                out += ["", f"Idle API process: {1000 * idle:.1f} ms CPU per second. Back to back (1,000 polls, one "
+                        "after another):", ""]  # fmt: skip
+                out += [f"- {name}: {1000 * cpu:.3f} ms API CPU per answer" for name, cpu in single.items()]
             if "queries" in phases:
                 log("queries")
                 rows = await run_queries(api, url, history.tenants[0], repeat=args.repeat)

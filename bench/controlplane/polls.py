@@ -15,7 +15,7 @@ from bench.controlplane.server import ADMIN_TOKEN, SIGNING_KEY, ApiProcess
 from interlock.contract.controlplane import Snapshot
 from interlock.contract.gatewaycred import mint_gateway_credential
 
-__all__ = ["PollResult", "full_snapshot_cost", "run_polls"]
+__all__ = ["PollResult", "back_to_back_cost", "full_snapshot_cost", "idle_cpu", "run_polls"]
 
 
 @dataclass
@@ -119,3 +119,37 @@ async def full_snapshot_cost(api: ApiProcess, *, repeat: int = 10) -> tuple[floa
             response.raise_for_status()
             size = len(response.content)
         return (api.cpu_seconds() - cpu0) / repeat, size
+
+
+async def idle_cpu(api: ApiProcess, seconds: float = 5.0) -> float:
+    """The API process's CPU seconds per second with no request at all (timers, background tasks)."""
+    cpu0 = api.cpu_seconds()
+    await asyncio.sleep(seconds)
+    return (api.cpu_seconds() - cpu0) / seconds
+
+
+async def back_to_back_cost(api: ApiProcess, *, answers: int = 1000) -> dict[str, float]:
+    """CPU seconds per answer of ``answers`` polls sent one after another (no idle time in between): a snapshot
+    304 and a spend 304, each alone."""
+    credential = mint_gateway_credential(SIGNING_KEY.encode(), "bench/gw")
+    out = {}
+    async with httpx.AsyncClient(base_url=api.url, headers={"authorization": f"Bearer {credential}"},
+                                 timeout=60) as client:  # fmt: skip
+        params = {"gateway_id": "bench/gw/back-to-back"}
+        first = await client.get("/v1/gateway/snapshot", params=params)
+        since = {**params, "since": first.json()["version"]}
+        spend = await client.get("/v1/gateway/spend", params=params)
+        for name, path, query, etag in (
+            ("snapshot 304", "/v1/gateway/snapshot", since, first.headers["etag"]),
+            ("spend 304", "/v1/gateway/spend", params, spend.headers["etag"]),
+        ):
+            statuses: dict[int, int] = {}
+            cpu0 = api.cpu_seconds()
+            for _ in range(answers):
+                response = await client.get(path, params=query, headers={"if-none-match": etag})
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                etag = response.headers["etag"]
+            out[f"{name} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})"] = (
+                api.cpu_seconds() - cpu0
+            ) / answers
+    return out
