@@ -90,9 +90,12 @@ async def run_polls(
             rounds = max(1, int(seconds / interval))
             for r in range(rounds):
                 round_start = time.perf_counter()
-                if change:  # one tenant's quota changes per round: every gateway's next poll is a delta
+                if change:  # one tenant's quota changes per round (to a new value: an unchanged one is no change)
                     tenant = tenants[r % len(tenants)]
-                    quota = {"requests_per_minute": 600 + r, "monthly_budget_usd": 100}
+                    quota = {
+                        "requests_per_minute": 1000 + (int(time.time()) + r) % 1_000_000,
+                        "monthly_budget_usd": 100,
+                    }
                     (await admin.put(f"/v1/tenants/{tenant}/quota", json=quota)).raise_for_status()
                 for gateway in fleet:
                     sent += await gateway.poll(client, answers, what)
