@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from interlock.db import models  # noqa: F401  (registers every table on the metadata)
 from interlock.db.base import Base
-from interlock.db.migrate import compare_type, render_item
+from interlock.db.migrate import compare_type, include_name, render_item
 from interlock.db.session import create_engine
 
 config = context.config
@@ -39,6 +39,7 @@ def _configure(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=compare_type,
+        include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=render_item,
     )

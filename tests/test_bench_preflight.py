@@ -17,6 +17,7 @@ ENTRY_POINTS = [
     "bench/telemetry",
     "bench/operatorbench/run",
     "bench/ingest/run",
+    "bench/controlplane/run",
     "bench/estimates/llamacpp",
 ]
 

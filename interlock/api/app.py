@@ -7,6 +7,8 @@ disposes the engine at shutdown) and mounted inside another app (``interlock up`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,8 +17,10 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from interlock.api.bodyguard import BodyGuard
+from interlock.api.configwatch import ConfigWatch
 from interlock.api.console import install_console
 from interlock.api.errors import install_error_handlers
+from interlock.api.maintenance import maintain_usage_storage
 from interlock.api.readiness import readiness
 from interlock.api.routes import ROUTERS
 from interlock.api.routes.gateway import SnapshotCache
@@ -45,14 +49,23 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await dispose_app(app)
+        task = asyncio.create_task(maintain_usage_storage(engine, settings), name="usage-maintenance")
+        app.state.config_watch.start()
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await app.state.config_watch.stop()
+            await dispose_app(app)
 
     app = FastAPI(title="Interlock control plane", version="v1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = create_sessionmaker(engine)
     app.state.snapshot_cache = SnapshotCache(settings.snapshot_cache_size)
+    app.state.config_watch = ConfigWatch(engine)
     install_error_handlers(app)
     app.add_middleware(BodyGuard, settings=settings)
     for router in ROUTERS:

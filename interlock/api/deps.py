@@ -53,7 +53,9 @@ class Caller:
         return self.tenant_id if self.role == "tenant" else None
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
+    # Dependencies are ``async def`` although none awaits: FastAPI runs a plain ``def`` one in a worker thread, a
+    # hop that cost more than the rest of a snapshot poll.
     settings: ApiSettings = request.app.state.settings
     return settings
 
@@ -102,13 +104,13 @@ async def get_caller(
 AnyCallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require_admin(caller: AnyCallerDep) -> Caller:
+async def require_admin(caller: AnyCallerDep) -> Caller:
     if caller.role != "admin":
         raise HTTPException(status_code=403, detail="This endpoint needs the admin token.")
     return caller
 
 
-def require_reader(caller: AnyCallerDep) -> Caller:
+async def require_reader(caller: AnyCallerDep) -> Caller:
     return caller
 
 
@@ -119,7 +121,7 @@ class GatewayCaller:
     scope: str
 
 
-def require_gateway(
+async def require_gateway(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> GatewayCaller:
     """A valid gateway credential (no database read). The admin token is not one: an admin who must act as a

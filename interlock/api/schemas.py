@@ -84,6 +84,22 @@ def _utc_moment(value: dt.datetime) -> dt.datetime:
 Moment = Annotated[dt.datetime, AfterValidator(_utc_moment)]
 """A point in time, normalised to UTC; a naive one is taken as UTC."""
 
+USAGE_PAST = dt.timedelta(days=5 * 366)
+USAGE_FUTURE = dt.timedelta(days=31)
+
+
+def _usage_moment(value: dt.datetime) -> dt.datetime:
+    """Within five years before and a month after now: each month of usage is a database partition, so a
+    gateway's clock (or a forged event) must not be able to make an unbounded number of them."""
+    value = _utc_moment(value)
+    now = dt.datetime.now(dt.UTC)
+    if not now - USAGE_PAST <= value <= now + USAGE_FUTURE:
+        raise ValueError("outside the accepted window (five years ago to a month ahead)")
+    return value
+
+
+UsageMoment = Annotated[dt.datetime, AfterValidator(_usage_moment)]
+
 
 # --- quotas -------------------------------------------------------------------------------------------------
 
@@ -316,7 +332,7 @@ class SpanIn(SpanRecord):
 
 class UsageEventIn(UsageEvent):
     seq: int = Field(ge=1, le=2**62, description="Per-gateway, strictly increasing.")
-    started_at: Moment
+    started_at: UsageMoment
     tenant_id: _Text
     key_id: _Text
     route: _Text

@@ -98,6 +98,17 @@ class ApiSettings(BaseSettings):
     )
     default_page_size: int = Field(default=100, ge=1, le=10_000)
     max_page_size: int = Field(default=1000, ge=1, le=10_000)
+    usage_retention_months: int = Field(
+        default=0,
+        ge=0,
+        le=1200,
+        description="Raw usage rows and spans are kept for this many calendar months (UTC), the current one "
+        "included; older months are dropped whole (Postgres: their partitions) once an hour. Rollups are kept. "
+        "0: keep everything.",
+    )
+    maintenance_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often partitions ahead are made and retention applied."
+    )
     snapshot_cache_size: int = Field(default=1024, ge=1, description="Gateways whose last snapshot body is kept.")
     console_enabled: bool = Field(default=True, description="Serve the web console under /console.")
     console_session_ttl_s: int = Field(

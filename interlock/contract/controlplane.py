@@ -3,9 +3,15 @@
 Plain pydantic, no web framework, so the gateway can import it without the control plane's dependencies.
 JSON fields are snake_case. Both directions are versioned by their paths (``/v1/gateway/...``).
 
-- ``GET /v1/gateway/snapshot?gateway_id=G`` with ``If-None-Match``: everything a gateway needs to authenticate,
-  limit and bill without asking per request; 304 when unchanged. ``ingested_seq`` is the highest ``seq`` of
-  G's own usage events already counted in ``spent_usd``, so G can add exactly the spend the snapshot misses.
+- ``GET /v1/gateway/snapshot?gateway_id=G[&since=V]`` with ``If-None-Match``: what changes rarely (tenants with
+  quotas, keys, prices), versioned by a counter the control plane bumps on every change (the ETag); 304 when
+  unchanged, answered before anything is built. With ``since`` (the version the gateway holds) the answer is a
+  delta (``base_version`` = V): only the tenants and keys changed since, and the ids of those removed; a full
+  snapshot (``base_version`` null) when V is too old or unknown. Its ``spent_usd``/``ingested_seq`` are as of
+  when it was built: the spend document below is what keeps them current.
+- ``GET /v1/gateway/spend?gateway_id=G`` with ``If-None-Match``: what changes all the time, small: this month's
+  spend of the tenants that have a budget and ``ingested_seq``, the highest ``seq`` of G's own usage events
+  already counted in it, so G can add exactly the spend the document misses.
 - ``POST /v1/gateway/usage``: a batch of usage events. Each has an ``idempotency_id``; an id seen before is
   acknowledged again but not counted twice, so a gateway may resend after any failure. Events are judged one by
   one: one the control plane refuses for good is listed in ``rejected`` (and dead-lettered there) while the
@@ -23,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "GATEWAY_SNAPSHOT_PATH",
+    "GATEWAY_SPEND_PATH",
     "GATEWAY_STATUS_PATH",
     "GATEWAY_USAGE_PATH",
     "MAX_STATUS_ITEMS",
@@ -35,6 +42,7 @@ __all__ = [
     "RouteStatus",
     "Snapshot",
     "SpanRecord",
+    "SpendSnapshot",
     "TenantRecord",
     "UsageBatch",
     "UsageBatchResult",
@@ -43,6 +51,7 @@ __all__ = [
 
 GATEWAY_SNAPSHOT_PATH = "/v1/gateway/snapshot"
 GATEWAY_USAGE_PATH = "/v1/gateway/usage"
+GATEWAY_SPEND_PATH = "/v1/gateway/spend"
 GATEWAY_STATUS_PATH = "/v1/gateway/status"
 MAX_STATUS_ITEMS = 500
 """Routes (and backends) one status report may carry: a gateway with more sends the first ones by name."""
@@ -96,7 +105,23 @@ class Snapshot(_Record):
     tenants: list[TenantRecord]
     keys: list[KeyRecord]
     prices: list[PriceRecord] = Field(default_factory=list)
+    """Always all of them (there are few)."""
     ingested_seq: int = 0
+    base_version: str | None = None
+    """Set on a delta: the version it applies to; ``tenants`` and ``keys`` then hold only what changed."""
+    removed_tenants: list[str] = Field(default_factory=list)
+    removed_keys: list[str] = Field(default_factory=list)
+    """Keys revoked, expired or deleted since ``base_version`` (a delta only)."""
+
+
+class SpendSnapshot(_Record):
+    """This month's spend (UTC) of the tenants with a monthly budget, from every gateway, and this gateway's
+    ``ingested_seq``; ``version`` (the ETag) is a hash of the content."""
+
+    version: str
+    month: str
+    ingested_seq: int = 0
+    spent_usd: dict[str, float] = Field(default_factory=dict)
 
 
 class SpanRecord(_Record):

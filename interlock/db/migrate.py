@@ -8,6 +8,7 @@ connection handed over in ``config.attributes`` when there is one, so this works
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "compare_type",
     "downgrade",
     "head_revision",
+    "include_name",
     "migrate",
     "render_item",
 ]
@@ -86,6 +88,15 @@ def render_item(type_: str, obj: Any, _autogen_context: Any) -> str | bool:
     if type_ == "type" and isinstance(obj, Money):
         return f"sa.Numeric(precision=20, scale={MONEY_PLACES})"
     return False
+
+
+_PARTITION = re.compile(r"^(usage|spans)_p\d{6}$")
+
+
+def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
+    """Autogenerate leaves the monthly partitions of ``usage`` and ``spans`` alone: they are made at run time
+    (``interlock.api.crud.partitions``), not by the models."""
+    return not (type_ == "table" and name is not None and _PARTITION.match(name))
 
 
 def compare_type(

@@ -3,6 +3,12 @@
 The usage ledger (``usage``, ``spans``, ``monthly_spend``, ``gateway_cursors``) has no foreign keys to tenants or
 keys on purpose: it records what the gateways metered, including break-glass keys and tenants deleted later, and
 must never refuse (or lose) an event because the admin tables changed.
+
+On Postgres ``usage`` and ``spans`` are partitioned by month of ``started_at`` (declarative range partitioning,
+``interlock.api.crud.partitions``), so retention drops whole partitions; their primary keys there are
+``(id, started_at)`` (a partitioned table's unique keys must hold the partition key), which is why a span points
+at its usage row by ``usage_id`` without a foreign key and carries the row's ``started_at``. On SQLite they are
+plain tables. The rollups (``interlock.db.rollups``) are registered on the same metadata.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from interlock.db import rollups as _rollups  # noqa: F401  (registers the rollup tables on the metadata)
 from interlock.db.base import Base
 
 __all__ = [
     "ApiKey",
+    "ConfigChange",
     "ConsoleSession",
     "GatewayCursor",
     "GatewayStatus",
@@ -115,16 +123,18 @@ class Price(Base):
 
 
 class Usage(Base):
-    """One metered request. ``idempotency_id`` is UNIQUE: a resent event is never counted twice."""
+    """One metered request. ``(idempotency_id, started_at)`` is UNIQUE (the partition key must be part of it): a
+    resent event, which a gateway's journal sends again byte for byte, is never counted twice."""
 
     __tablename__ = "usage"
     __table_args__ = (
+        UniqueConstraint("idempotency_id", "started_at"),
         Index("ix_usage_tenant_id_started_at", "tenant_id", "started_at"),
         Index("ix_usage_started_at", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
-    idempotency_id: Mapped[str] = mapped_column(String(64), unique=True)
+    idempotency_id: Mapped[str] = mapped_column(String(64))
     gateway_id: Mapped[str] = mapped_column(String(128))
     seq: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[dt.datetime]
@@ -152,7 +162,9 @@ class Span(Base):
     __tablename__ = "spans"
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
-    usage_id: Mapped[int] = mapped_column(ForeignKey("usage.id", ondelete="CASCADE"), index=True)
+    usage_id: Mapped[int] = mapped_column(_BigId, index=True)
+    started_at: Mapped[dt.datetime]
+    """The usage row's: the partition key, so retention drops a month's spans with its rows."""
     trace_id: Mapped[str] = mapped_column(String, index=True)
     position: Mapped[int]
     name: Mapped[str] = mapped_column(String)
@@ -230,3 +242,17 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class ConfigChange(Base):
+    """One change to what the gateway snapshot carries (a tenant or its quota, a key, a price), written by database
+    triggers (so no write path can forget it): ``version`` is the snapshot's version counter, and the rows since a
+    version say which objects a delta must carry. Old rows are pruned; a gateway behind them gets a full snapshot."""
+
+    __tablename__ = "config_changes"
+
+    version: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    """``tenant``, ``key`` or ``price``."""
+    object_id: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp(), index=True)

@@ -3,6 +3,7 @@ Chromium for the module; a fresh browser context (cookies, storage) per login.""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,19 @@ try:
 except ImportError:  # pragma: no cover - the dev extra installs it
     pytest.fail("tests/console need Playwright for Python: `source scripts/_venv.sh dev`", pytrace=False)
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+"""Where the README's screenshots live: `INTERLOCK_SCREENSHOTS=docs/console .venv/bin/pytest tests/console` refreshes
+them; otherwise the screenshots of a run go to a temporary folder, so that the tests never change the checkout."""
 expect.set_options(timeout=20_000)  # a shared 2-core machine: page loads may queue behind other work
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """The folder the screenshot test writes to (see ``DOCS_SHOTS``)."""
+    chosen = os.environ.get("INTERLOCK_SCREENSHOTS")
+    folder = Path(chosen).resolve() if chosen else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The console in real headless Chromium, against a real ``interlock up`` (gateway, control plane, mock provider),
-with traffic from the official openai SDK. Screenshots of every page go to docs/console/ (shown in the README)."""
+with traffic from the official openai SDK. Screenshots of every page go to docs/console/ (shown in the README) when
+asked (``conftest.DOCS_SHOTS``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -16,7 +18,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.conftest import SHOTS, Watched
+from tests.console.conftest import DOCS_SHOTS, Watched
 from tests.console.up import LocalStack
 
 T = TypeVar("T")
@@ -278,14 +280,14 @@ PAGES = {
 }
 
 
-def test_screenshots_of_every_page(stack: LocalStack, new_page: Any) -> None:
-    """docs/console/*.png, for the README; the pages have traffic (the tests above, and a few requests here)."""
+def test_screenshots_of_every_page(stack: LocalStack, new_page: Any, shots: Path) -> None:
+    """A screenshot of every page (docs/console/*.png for the README, when asked: ``conftest.DOCS_SHOTS``); the
+    pages have traffic (the tests above, and a few requests here)."""
     for stream in (False, True, False):
         chat(stack, stack.key, stream=stream)
-    SHOTS.mkdir(parents=True, exist_ok=True)
     w: Watched = new_page()
     w.page.goto(stack.console + "login")
-    w.page.screenshot(path=SHOTS / "login.png")
+    w.page.screenshot(path=shots / "login.png")
     page = log_in(w, stack, stack.admin_token)
     expect(page.locator("#requests-today")).not_to_have_text("0", timeout=30_000)
     for name, path in PAGES.items():
@@ -295,10 +297,12 @@ def test_screenshots_of_every_page(stack: LocalStack, new_page: Any) -> None:
             expect(page.locator(".gateway .badge.ok")).to_have_text("ready")
         for holder in page.locator("[data-chart]").all():
             expect(holder.locator("canvas")).to_have_count(1)
-        page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+        page.screenshot(path=shots / f"{name}.png", full_page=True)
     page.goto(stack.console + "traces")
     page.locator("#traces-table tbody a").first.click()
     expect(page.locator("#waterfall")).to_be_visible()
-    page.screenshot(path=SHOTS / "trace.png", full_page=True)
+    page.screenshot(path=shots / "trace.png", full_page=True)
     assert w.problems == []
-    assert {p.name for p in SHOTS.glob("*.png")} >= {f"{n}.png" for n in [*PAGES, "login", "trace"]}
+    every_page = {f"{n}.png" for n in [*PAGES, "login", "trace"]}
+    assert {p.name for p in shots.glob("*.png")} >= every_page
+    assert {p.name for p in DOCS_SHOTS.glob("*.png")} >= every_page, "the README shows every page"

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from interlock.db.base import Base
-from interlock.db.migrate import MIGRATIONS_DIR, alembic_config, compare_type, downgrade, migrate
+from interlock.db.migrate import MIGRATIONS_DIR, alembic_config, compare_type, downgrade, include_name, migrate
 from interlock.db.session import create_engine
 from tests.db.support import temporary_postgres
 
@@ -31,6 +31,11 @@ TABLES = {
     "usage_dead_letters",
     "gateway_status",
     "console_sessions",
+    "usage_hourly",
+    "usage_daily",
+    "fleet_hourly",
+    "fleet_daily",
+    "config_changes",
 }
 
 
@@ -53,12 +58,15 @@ async def _inspect(url: str, fn: Any) -> Any:
 
 
 def _tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names()) - {"alembic_version"}
+    names = set(sa.inspect(connection).get_table_names()) - {"alembic_version"}
+    return {name for name in names if include_name(name, "table", {})}
 
 
 def _diff(metadata: sa.MetaData) -> Any:
     def run(connection: sa.Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": compare_type})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": compare_type, "include_name": include_name}
+        )
         return list(compare_metadata(context, metadata))
 
     return run

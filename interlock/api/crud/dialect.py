@@ -9,7 +9,15 @@ from sqlalchemy import ColumnElement, Date, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["begin_consistent_read", "begin_write", "day_of", "dialect_name", "greatest", "insert_for"]
+__all__ = [
+    "begin_consistent_read",
+    "begin_write",
+    "day_of",
+    "dialect_name",
+    "driver_connection",
+    "greatest",
+    "insert_for",
+]
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -43,3 +51,11 @@ async def begin_consistent_read(session: AsyncSession) -> None:
     """Several reads that must agree (the snapshot): one database snapshot for the whole transaction."""
     if dialect_name(session) == "postgresql":
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, for the few hot statements that skip SQLAlchemy's per-statement work (a
+    snapshot poll's version read, ingest's multi-row writes). Outside the adapter's transaction until the session
+    runs a statement of its own: fine for a single read."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection

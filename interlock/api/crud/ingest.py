@@ -6,8 +6,10 @@ above the highest its gateway has had ingested (a forged huge ``seq`` would othe
 say every later event is already counted). The others are counted; the answer lists the rejected ones, so the
 gateway drops them instead of resending them for ever.
 
-``INSERT … ON CONFLICT (idempotency_id) DO NOTHING RETURNING`` tells which events are new; only those add their
-spans and their cost to the monthly rollup, and the gateway's cursor moves to the batch's highest ``seq``, all in
+``INSERT … ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING`` tells which events are new (the partition
+key must be in a partitioned table's unique keys; a resent event carries the same ``started_at``, since the gateway's
+journal sends it again as it was); only those add their spans and their sums to the hourly, daily and monthly
+rollups (``interlock.api.crud.rollup``), and the gateway's cursor moves to the batch's highest ``seq``, all in
 the same transaction. Concurrent resends of one batch are safe because the UNIQUE constraint decides, not a
 read-then-write check: on Postgres the second insert waits for the first transaction and then does nothing. Rows,
 rollup rows and cursors are written in sorted key order, so concurrent batches cannot deadlock.
@@ -17,30 +19,31 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import defaultdict
 from collections.abc import Sequence
-from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from interlock.api.crud.dialect import begin_write, greatest, insert_for
-from interlock.api.crud.quotas import month_of
+from interlock.api.crud.dialect import begin_write, dialect_name, greatest, insert_for
+from interlock.api.crud.partitions import ensure_partitions, months_of
+from interlock.api.crud.pgwrite import json_insert
+from interlock.api.crud.rollup import Fact, add_to_rollups
 from interlock.api.schemas import UsageEventIn
 from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
 from interlock.contract.gatewaycred import gateway_id_in_scope
-from interlock.db.models import GatewayCursor, MonthlySpend, Span, Usage, UsageDeadLetter
+from interlock.db.models import GatewayCursor, Span, Usage, UsageDeadLetter
 from interlock.db.types import to_money
 
 __all__ = ["ingest_batch", "ingest_events"]
 
 _DEAD_LETTER_CHARS = 16 * 1024
 
-_USAGE = Usage.__table__
-_SPANS = Span.__table__
+_USAGE = cast(Table, Usage.__table__)
+_SPANS = cast(Table, Span.__table__)
+_CURSORS = cast(Table, GatewayCursor.__table__)
 
 
 def _clean(text: str) -> str:
@@ -81,19 +84,42 @@ def _attribute(value: str | int | float | bool | None) -> str | int | float | bo
     return _clean(value) if isinstance(value, str) else value
 
 
-def _span_rows(usage_id: int, event: UsageEvent) -> list[dict[str, Any]]:
+def _fact(row: dict[str, Any]) -> Fact:
+    return Fact(
+        started_at=row["started_at"],
+        tenant_id=row["tenant_id"],
+        model=row["model"],
+        route=row["route"],
+        backend=row["backend"],
+        status=row["status"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cached_tokens=row["cached_tokens"],
+        cache_creation_tokens=row["cache_creation_tokens"],
+        cost_usd=row["cost_usd"],
+        latency_ms=row["latency_ms"],
+        ttft_ms=row["ttft_ms"],
+    )
+
+
+def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent) -> list[dict[str, Any]]:
     return [
         {
             "usage_id": usage_id,
+            "started_at": started_at,
             "trace_id": _clean(event.trace_id),
             "position": position,
             "name": _clean(span.name),
             "start_ms": span.start_ms,
             "duration_ms": span.duration_ms,
-            "attributes": {_clean(k): _attribute(v) for k, v in span.attributes.items()},
+            "attributes": _attributes(span.attributes),
         }
         for position, span in enumerate(event.spans)
     ]
+
+
+def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {_clean(k): _attribute(v) for k, v in attributes.items()}
 
 
 def _reason(exc: ValidationError) -> str:
@@ -104,6 +130,8 @@ def _reason(exc: ValidationError) -> str:
 
 
 def _dead_letter(scope: str, item: Any, reason: str) -> dict[str, Any]:
+    if isinstance(item, UsageEvent):
+        item = item.model_dump(mode="json")
     fields = item if isinstance(item, dict) else {}
     gateway_id, ident, seq = fields.get("gateway_id"), fields.get("idempotency_id"), fields.get("seq")
     try:
@@ -121,8 +149,9 @@ def _dead_letter(scope: str, item: Any, reason: str) -> dict[str, Any]:
 
 
 async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any], seq_window: int) -> UsageBatchResult:
-    """Judge each event of a batch a gateway credential for ``scope`` sent; count the good ones once, dead-letter
-    the others; see the module docstring. Commits."""
+    """Judge each event of a batch a gateway credential for ``scope`` sent (raw items, or ``UsageEventIn``s when
+    the whole batch validated at once); count the good ones once, dead-letter the others; see the module
+    docstring. Commits."""
     rejected: list[RejectedEvent] = []
     dead: list[dict[str, Any]] = []
 
@@ -135,15 +164,19 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
 
     valid: list[tuple[int, Any, UsageEvent]] = []
     for index, item in enumerate(items):
-        try:
-            event: UsageEvent = UsageEventIn.model_validate(item)
-        except ValidationError as exc:
-            reject(index, item, _reason(exc))
-            continue
+        if isinstance(item, UsageEventIn):  # validated already, with the whole batch (the usual case)
+            event: UsageEvent = item
+        else:
+            try:
+                event = UsageEventIn.model_validate(item)
+            except ValidationError as exc:
+                reject(index, item, _reason(exc))
+                continue
         if not gateway_id_in_scope(scope, event.gateway_id):
             reject(index, item, f"gateway_id {event.gateway_id!r} is outside this credential's scope {scope!r}")
             continue
         valid.append((index, item, event))
+    await _prepare(session, [event for _, _, event in valid])
     await begin_write(session)
     cursors: dict[str, int] = {}
     gateway_ids = sorted({_clean(event.gateway_id) for _, _, event in valid})
@@ -170,10 +203,19 @@ async def ingest_events(*, session: AsyncSession, events: Sequence[UsageEvent]) 
     """Count each (already judged) event once; see the module docstring. Commits."""
     if not events:
         return UsageBatchResult(accepted=0, duplicates=0)
+    await _prepare(session, events)
     await begin_write(session)
     result = await _count(session, events)
     await session.commit()
     return result
+
+
+async def _prepare(session: AsyncSession, events: Sequence[UsageEvent]) -> None:
+    """The partitions of the events' months (Postgres), created before the ingest transaction starts."""
+    if events:
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+        await ensure_partitions(engine, months_of(event.started_at for event in events))
 
 
 async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
@@ -182,52 +224,56 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     unique: dict[str, UsageEvent] = {}
     for event in events:
         unique.setdefault(_clean(event.idempotency_id), event)
-    ordered = [unique[key] for key in sorted(unique)]
+    ordered_keys = sorted(unique)
     insert = insert_for(session)
 
-    statement = (
-        insert(_USAGE)
-        .on_conflict_do_nothing(index_elements=["idempotency_id"])
-        .returning(_USAGE.c.id, _USAGE.c.idempotency_id)
-    )
-    result = await session.execute(statement, [_usage_row(event) for event in ordered])
-    new_ids = {idempotency_id: usage_id for usage_id, idempotency_id in result.all()}
-
-    spans = [row for key, usage_id in new_ids.items() for row in _span_rows(usage_id, unique[key])]
-    if spans:
-        await session.execute(insert(_SPANS), spans)
-
-    spend: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
-    for key in new_ids:
-        event = unique[key]
-        total = spend[(_clean(event.tenant_id), month_of(event.started_at))]
-        total[0] += 1
-        total[1] += to_money(event.cost_usd)
-    if spend:
-        rollup = insert(MonthlySpend.__table__)
-        rollup = rollup.on_conflict_do_update(
-            index_elements=["tenant_id", "month"],
-            set_={
-                "requests": MonthlySpend.__table__.c.requests + rollup.excluded.requests,
-                "cost_usd": MonthlySpend.__table__.c.cost_usd + rollup.excluded.cost_usd,
-            },
+    postgres = dialect_name(session) == "postgresql"
+    rows = {key: _usage_row(unique[key]) for key in ordered_keys}
+    conflict = ["idempotency_id", "started_at"]
+    if postgres:
+        written = await json_insert(
+            session, _USAGE, list(rows.values()), conflict=conflict, returning=("id", "idempotency_id")
         )
-        rows = [
-            {"tenant_id": tenant, "month": month, "requests": n, "cost_usd": cost}
-            for (tenant, month), (n, cost) in sorted(spend.items())
-        ]
-        await session.execute(rollup, rows)
+    else:
+        statement = (
+            insert(_USAGE)
+            .on_conflict_do_nothing(index_elements=conflict)
+            .returning(_USAGE.c.id, _USAGE.c.idempotency_id)
+        )
+        written = list((await session.execute(statement, list(rows.values()))).all())
+    new_ids = {str(idempotency_id): int(usage_id) for usage_id, idempotency_id in written}
+
+    spans = [
+        span for key, usage_id in new_ids.items() for span in _span_rows(usage_id, rows[key]["started_at"], unique[key])
+    ]
+    if spans and postgres:
+        await json_insert(session, _SPANS, spans)
+    elif spans:
+        await session.execute(insert(_SPANS), spans)
+    await add_to_rollups(session, [_fact(rows[key]) for key in sorted(new_ids)])
 
     highest: dict[str, int] = {}
     for event in events:
         gateway = _clean(event.gateway_id)
         highest[gateway] = max(highest.get(gateway, 0), event.seq)
-    cursor = insert(GatewayCursor.__table__)
-    cursors = GatewayCursor.__table__.c
+    now = dt.datetime.now(dt.UTC)
+    cursor_rows = [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())]
+    if postgres:
+        await json_insert(
+            session,
+            _CURSORS,
+            cursor_rows,
+            conflict=["gateway_id"],
+            update="seq = GREATEST(gateway_cursors.seq, EXCLUDED.seq), updated_at = EXCLUDED.updated_at",
+        )
+        if new_ids:  # API processes listening keep the spend version in memory (interlock.api.configwatch)
+            await session.execute(text("SELECT pg_notify('interlock_spend', '')"))
+        return UsageBatchResult(accepted=len(new_ids), duplicates=len(events) - len(new_ids))
+    cursor = insert(_CURSORS)
+    cursors = _CURSORS.c
     cursor = cursor.on_conflict_do_update(
         index_elements=["gateway_id"],
         set_={"seq": greatest(session, cursors.seq, cursor.excluded.seq), "updated_at": cursor.excluded.updated_at},
     )
-    now = dt.datetime.now(dt.UTC)
-    await session.execute(cursor, [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())])
+    await session.execute(cursor, cursor_rows)
     return UsageBatchResult(accepted=len(new_ids), duplicates=len(events) - len(new_ids))

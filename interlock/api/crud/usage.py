@@ -1,5 +1,8 @@
 """Reading the ledger: usage rows (keyset pages), totals, per-day rollups and costs, all under one filter.
 
+Totals, per-day figures and costs come from the rollups (``interlock.api.crud.rollup_query``) unless the filter
+names a key or a trace or groups by key, which only the raw rows know.
+
 ``UsageFilter.scope_tenant_id`` is the caller's own tenant when a tenant key asks; it is ANDed with the requested
 ``tenant_id``, so asking for another tenant's data yields nothing rather than an error that would confirm it exists.
 """
@@ -16,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import day_of
+from interlock.api.crud.rollup_query import Query, Sums, sums
 from interlock.api.pagination import decode_cursor, encode_cursor
 from interlock.api.schemas import Cost, DailyUsage, UsageTotals
 from interlock.db.models import Usage
@@ -105,12 +109,62 @@ async def list_usage(
     return rows[:limit], encode_cursor(last.started_at, last.id)
 
 
+def _rollup_query(filters: UsageFilter, grain: Literal["day"] | None, group_by: Sequence[Group]) -> Query | None:
+    """The same question for the rollups, or None when they cannot answer it."""
+    if filters.key_id is not None or filters.trace_id is not None or "key" in group_by:
+        return None
+    equals = [
+        (column, value)
+        for column, value in (
+            ("tenant_id", filters.tenant_id),
+            ("tenant_id", filters.scope_tenant_id),
+            ("route", filters.route),
+            ("model", filters.model),
+            ("backend", filters.backend),
+        )
+        if value is not None
+    ]
+    return Query(
+        since=filters.since,
+        until=filters.until,
+        grain=grain,
+        groups=tuple(_FIELD[g] for g in group_by),
+        equals=tuple(equals),
+    )
+
+
+def _from_sums(entry: Sums) -> dict[str, Any]:
+    return {
+        "requests": entry.get("requests"),
+        "input_tokens": entry.get("input_tokens"),
+        "output_tokens": entry.get("output_tokens"),
+        "cached_tokens": entry.get("cached_tokens"),
+        "cache_creation_tokens": entry.get("cache_creation_tokens"),
+        "cost_usd": entry.cost_usd,
+    }
+
+
 async def usage_totals(*, session: AsyncSession, filters: UsageFilter) -> UsageTotals:
+    rollup = _rollup_query(filters, None, [])
+    if rollup is not None:
+        found = await sums(session, rollup)
+        entry = next(iter(found.values()), None)
+        return UsageTotals(**_from_sums(entry)) if entry is not None else UsageTotals()
     row = (await session.execute(select(*_aggregates()).where(*filters.where()))).one()
     return UsageTotals(**_totals(row))
 
 
 async def daily_usage(*, session: AsyncSession, filters: UsageFilter, group_by: Sequence[Group]) -> list[DailyUsage]:
+    rollup = _rollup_query(filters, "day", group_by)
+    if rollup is not None:
+        found = await sums(session, rollup)
+        return [
+            DailyUsage(
+                day=start.date(), **dict(zip([_FIELD[g] for g in group_by], groups, strict=True)), **_from_sums(entry)
+            )
+            for (start, groups), entry in sorted(found.items(), key=lambda item: (item[0][0], item[0][1]))
+            if start is not None
+        ]
     day = day_of(session, Usage.started_at).label("day")
     groups = [GROUPS[g].label(_FIELD[g]) for g in group_by]
     query = select(day, *groups, *_aggregates()).where(*filters.where()).group_by(day, *groups)
@@ -124,6 +178,14 @@ async def daily_usage(*, session: AsyncSession, filters: UsageFilter, group_by: 
 
 async def costs(*, session: AsyncSession, filters: UsageFilter, group_by: Sequence[Group]) -> list[Cost]:
     """Spend per group over the filter's window, most expensive first."""
+    rollup = _rollup_query(filters, None, group_by)
+    if rollup is not None:
+        found = await sums(session, rollup)
+        ranked = sorted(found.items(), key=lambda item: (-item[1].cost_usd, item[0][1]))
+        return [
+            Cost(**dict(zip([_FIELD[g] for g in group_by], groups, strict=True)), **_from_sums(entry))
+            for (_, groups), entry in ranked
+        ]
     groups = [GROUPS[g].label(_FIELD[g]) for g in group_by]
     cost = func.coalesce(func.sum(Usage.cost_usd), Decimal(0))
     query = select(*groups, *_aggregates()).where(*filters.where()).group_by(*groups)

@@ -1,0 +1,104 @@
+"""Sustained ingest through ``POST /v1/gateway/usage`` into Postgres, exactly once: ``senders`` gateways send
+pre-encoded batches as fast as the API answers; then the first batches are sent again (all must be duplicates)
+and the stored rows are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from bench.controlplane.history import MODELS, ROUTES
+from bench.controlplane.server import SIGNING_KEY, ApiProcess
+from interlock.contract.gatewaycred import mint_gateway_credential
+
+__all__ = ["IngestResult", "run_ingest"]
+
+
+@dataclass
+class IngestResult:
+    events: int
+    seconds: float
+    api_cpu_s: float
+    duplicates_on_resend: int
+    stored: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def _event(gateway: str, seq: int, tenant: str, spans: int, rng: random.Random) -> dict[str, Any]:
+    model, backend, _, _ = rng.choice(MODELS)
+    return {
+        "idempotency_id": secrets.token_hex(16), "gateway_id": gateway, "seq": seq,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(), "tenant_id": tenant, "key_id": "bench-key",
+        "route": rng.choice(ROUTES), "backend": backend, "model": model, "status": 200,
+        "input_tokens": rng.randint(50, 2000), "output_tokens": rng.randint(10, 800), "cached_tokens": 0,
+        "cost_usd": 0.000123456, "latency_ms": rng.lognormvariate(6.2, 0.8), "ttft_ms": rng.lognormvariate(5, 0.7),
+        "trace_id": secrets.token_hex(16),
+        "spans": [
+            {"name": name, "start_ms": float(j), "duration_ms": 1.5, "attributes": {"backend": backend, "n": j}}
+            for j, name in zip(range(spans), ("auth", "route", "upstream", "respond"), strict=False)
+        ],
+    }  # fmt: skip
+
+
+async def run_ingest(
+    api: ApiProcess, dsn: str, tenants: list[str], *, events: int, batch: int, senders: int, spans: int
+) -> IngestResult:
+    rng = random.Random(1)
+    per_sender = events // senders
+    queues: list[list[bytes]] = []
+    for s in range(senders):
+        gateway = f"bench/gw/pod-{s}"
+        bodies = []
+        for start in range(0, per_sender, batch):
+            count = min(batch, per_sender - start)
+            chunk = [_event(gateway, start + i + 1, rng.choice(tenants[:2000]), spans, rng) for i in range(count)]
+            bodies.append(orjson.dumps({"events": chunk}))
+        queues.append(bodies)
+    credential = mint_gateway_credential(SIGNING_KEY.encode(), "bench/gw")
+    headers = {"authorization": f"Bearer {credential}", "content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=120) as client:
+        warm = orjson.dumps({"events": [_event("bench/gw/warm", i + 1, tenants[0], spans, rng) for i in range(200)]})
+        (await client.post("/v1/gateway/usage", content=warm)).raise_for_status()
+
+        async def send(bodies: list[bytes]) -> int:
+            accepted = 0
+            for body in bodies:
+                response = await client.post("/v1/gateway/usage", content=body)
+                response.raise_for_status()
+                accepted += int(response.json()["accepted"])
+            return accepted
+
+        cpu0, began = api.cpu_seconds(), time.perf_counter()
+        accepted = sum(await asyncio.gather(*(send(q) for q in queues)))
+        seconds, cpu = time.perf_counter() - began, api.cpu_seconds() - cpu0
+        sent = per_sender * senders
+        if accepted != sent:
+            raise SystemExit(f"ingest: {accepted} accepted of {sent}")
+        duplicates = 0
+        for body in queues[0][:5]:
+            response = await client.post("/v1/gateway/usage", content=body)
+            response.raise_for_status()
+            result = response.json()
+            if result["accepted"]:
+                raise SystemExit("ingest: a resent batch was counted again")
+            duplicates += int(result["duplicates"])
+    connection = await asyncpg.connect(dsn)
+    try:
+        stored = int(await connection.fetchval("SELECT count(*) FROM usage WHERE gateway_id LIKE 'bench/gw/pod-%'"))
+    finally:
+        await connection.close()
+    if stored != sent:
+        raise SystemExit(f"ingest: {stored} rows stored of {sent} sent")
+    return IngestResult(sent, seconds, cpu, duplicates, stored)

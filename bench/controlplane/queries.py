@@ -1,0 +1,116 @@
+"""p95 latency of what the console and ``/v1/usage`` ask, over the last 30 days and the last year (windows end at
+"now", not on an hour, so their ragged ends come from raw rows as they would in use).
+
+The console's numbers come from ``interlock.api.crud.analytics`` (timed in this process, on its own engine, as a page
+would call them); ``/v1/usage``, ``/v1/usage/daily`` and ``/v1/costs`` through the real API process over HTTP, as
+the admin and as the heaviest tenant's own key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from bench.controlplane.server import ADMIN_TOKEN, ApiProcess
+from interlock.api.crud import analytics
+from interlock.db.session import create_engine, create_sessionmaker
+
+__all__ = ["run_queries"]
+
+
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+async def _time(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, float, Any]:
+    await call()  # warm: plans, caches
+    samples = []
+    result = None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = await call()
+        samples.append((time.perf_counter() - began) * 1000)
+    return _p95(samples), sorted(samples)[len(samples) // 2], result
+
+
+def _size(result: Any) -> str:
+    if isinstance(result, httpx.Response):
+        result.raise_for_status()
+        body = result.json()
+        return f"{len(body.get('data', []))} rows"
+    if isinstance(result, list):
+        return f"{len(result)} points"
+    return "1 row"
+
+
+Case = tuple[str, str, Callable[[], Awaitable[Any]]]
+
+
+def _cases(
+    sessions: Any, admin: httpx.AsyncClient, tenant: httpx.AsyncClient, heavy: str, since: dt.datetime,
+    until: dt.datetime,
+) -> list[Case]:  # fmt: skip
+    params = {"since": since.isoformat(), "until": until.isoformat()}
+
+    def on(session_call: Callable[[Any], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        async def call() -> Any:
+            async with sessions() as session:
+                return await session_call(session)
+
+        return call
+
+    fine: analytics.Bucket = "hour" if until - since <= dt.timedelta(days=31) else "day"
+    cases: list[Case] = [
+        ("console: totals", "admin", on(lambda s: analytics.totals(s, since=since, until=until))),
+        ("console: totals", "tenant", on(lambda s: analytics.totals(s, since=since, until=until, tenant_id=heavy))),
+        (f"console: series by {fine}", "admin", on(lambda s: analytics.series(s, since=since, until=until,
+                                                                              bucket=fine))),
+        ("console: series by day and model", "admin",
+         on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="model"))),
+        ("console: series by day and route", "tenant",
+         on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="route",
+                                       tenant_id=heavy))),
+        (f"console: latency by {fine} and route", "admin",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket=fine, group_by="route"))),
+        ("console: latency by day and backend", "admin",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket="day", group_by="backend"))),
+        ("/v1/usage (newest 100 + totals)", "admin", lambda: admin.get("/v1/usage", params=params)),
+        ("/v1/usage (newest 100 + totals)", "tenant", lambda: tenant.get("/v1/usage", params=params)),
+        ("/v1/usage/daily", "tenant", lambda: tenant.get("/v1/usage/daily", params=params)),
+        ("/v1/usage/daily?group_by=model", "tenant",
+         lambda: tenant.get("/v1/usage/daily", params={**params, "group_by": "model"})),
+        ("/v1/costs (by tenant)", "admin", lambda: admin.get("/v1/costs", params=params)),
+        ("/v1/costs?group_by=model", "admin", lambda: admin.get("/v1/costs", params={**params, "group_by": "model"})),
+        ("/v1/costs?group_by=model", "tenant",
+         lambda: tenant.get("/v1/costs", params={**params, "group_by": "model"})),
+    ]  # fmt: skip
+    if until - since <= dt.timedelta(days=31):  # over a year: 10,000 tenants times 365 days of points, no page
+        by_tenant = on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="tenant"))
+        cases.append(("console: series by day and tenant", "admin", by_tenant))
+    return cases
+
+
+async def run_queries(api: ApiProcess, database_url: str, heavy_tenant: str, *, repeat: int) -> list[tuple[str, ...]]:
+    """Rows of (query, window, caller, p50 ms, p95 ms, result size)."""
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    rows: list[tuple[str, ...]] = []
+    now = dt.datetime.now(dt.UTC)
+    async with httpx.AsyncClient(base_url=api.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                                 timeout=120) as admin:  # fmt: skip
+        key = (await admin.post(f"/v1/tenants/{heavy_tenant}/keys", json={"name": "bench"})).json()["key"]
+        async with httpx.AsyncClient(base_url=api.url, headers={"authorization": f"Bearer {key}"},
+                                     timeout=120) as tenant:  # fmt: skip
+            for days in (30, 365):
+                since = now - dt.timedelta(days=days)
+                for name, caller, call in _cases(sessions, admin, tenant, heavy_tenant, since, now):
+                    p95, p50, result = await _time(call, repeat)
+                    rows.append((name, f"{days} days", caller, f"{p50:.1f}", f"{p95:.1f}", _size(result)))
+                    print(f"| {' | '.join(rows[-1])} |", flush=True)
+    await engine.dispose()
+    return rows

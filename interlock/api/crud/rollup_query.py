@@ -1,0 +1,267 @@
+"""Sums over a time window from the rollups, exact to the row: whole days from the daily rollup, whole hours from
+the hourly one, and the ragged ends of the window (under an hour each) from the raw rows.
+
+Fleet-wide questions (no tenant condition, not split by tenant) read ``fleet_*``, a few rows per bucket; the
+others ``usage_*``, through its ``(tenant_id, bucket)`` index when a tenant is given. Latency histograms exist in
+``fleet_*`` only: per-tenant percentiles are counted from the raw rows (``histograms``), bounded by the tenant's
+index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import BigInteger, ColumnElement, Integer, Table, case, cast, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interlock.api.crud.dialect import dialect_name
+from interlock.api.crud.rollup import day_start, hour_start
+from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
+from interlock.db.models import Usage
+from interlock.db.rollups import (
+    COUNTERS,
+    FLEET_DAILY,
+    FLEET_HOURLY,
+    LATENCY_COLUMNS,
+    TTFT_COLUMNS,
+    USAGE_DAILY,
+    USAGE_HOURLY,
+)
+from interlock.db.types import to_money
+
+__all__ = ["DIMENSIONS", "Grain", "Histograms", "Query", "Sums", "histograms", "sums"]
+
+Grain = Literal["hour", "day"]
+DIMENSIONS = {"tenant": "tenant_id", "model": "model", "route": "route", "backend": "backend"}
+_RAW = {
+    "tenant_id": Usage.tenant_id,
+    "model": Usage.model,
+    "route": Usage.route,
+    "backend": Usage.backend,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What to sum: ``[since, until)`` (None: unbounded), split by ``grain`` (None: one bucket) and by the
+    columns ``groups`` (of ``tenant_id``, ``model``, ``route``, ``backend``), where each ``(column, value)`` of
+    ``equals`` holds."""
+
+    since: dt.datetime | None
+    until: dt.datetime | None
+    grain: Grain | None = None
+    groups: tuple[str, ...] = ()
+    equals: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def fleet(self) -> bool:
+        return "tenant_id" not in self.groups and all(column != "tenant_id" for column, _ in self.equals)
+
+
+Key = tuple[dt.datetime | None, tuple[str, ...]]
+
+
+@dataclass(slots=True)
+class Sums:
+    counts: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
+    cost_usd: Decimal = Decimal(0)
+
+    def get(self, name: str) -> int:
+        return self.counts[COUNTERS.index(name)]
+
+
+@dataclass(slots=True)
+class Histograms:
+    requests: int = 0
+    latency: list[int] = field(default_factory=lambda: [0] * BINS)
+    ttft: list[int] = field(default_factory=lambda: [0] * BINS)
+
+
+def _ceil(when: dt.datetime, floor: Any, step: dt.timedelta) -> dt.datetime:
+    low: dt.datetime = floor(when)
+    return low if low == when else low + step
+
+
+def _segments(query: Query) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
+    """``(source, lo, hi)`` covering the window once: ``raw``, ``hour`` or ``day``."""
+    hour = dt.timedelta(hours=1)
+    since, until = query.since, query.until
+    h0 = _ceil(since, hour_start, hour) if since is not None else None
+    h1 = hour_start(until) if until is not None else None
+    if h0 is not None and h1 is not None and h0 >= h1:
+        return [("raw", since, until)]
+    out: list[tuple[str, dt.datetime | None, dt.datetime | None]] = []
+    if since is not None and h0 != since:
+        out.append(("raw", since, h0))
+    if query.grain == "hour":
+        out.append(("hour", h0, h1))
+    else:
+        d0 = _ceil(h0, day_start, dt.timedelta(days=1)) if h0 is not None else None
+        d1 = day_start(h1) if h1 is not None else None
+        if d0 is not None and d1 is not None and d0 >= d1:
+            out.append(("hour", h0, h1))
+        else:
+            if h0 is not None and d0 != h0:
+                out.append(("hour", h0, d0))
+            out.append(("day", d0, d1))
+            if h1 is not None and d1 != h1:
+                out.append(("hour", d1, h1))
+    if until is not None and h1 != until:
+        out.append(("raw", h1, until))
+    return out
+
+
+def _truncate(session: AsyncSession, grain: Grain, column: Any) -> ColumnElement[Any]:
+    if dialect_name(session) == "postgresql":
+        return func.date_trunc(literal_column(f"'{grain}'"), func.timezone(literal_column("'UTC'"), column))
+    pattern = "'%Y-%m-%d %H:00:00'" if grain == "hour" else "'%Y-%m-%d 00:00:00'"
+    return func.strftime(literal_column(pattern), column)
+
+
+def _as_utc(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _source(session: AsyncSession, query: Query, source: str, lo: Any, hi: Any) -> tuple[Any, Any, list[Any], Any]:
+    """(the bucket expression or None, the time column, the group columns, a column getter) of one segment."""
+    time: Any
+    bucket: Any
+    if source == "raw":
+        time = Usage.started_at
+        groups = [_RAW[g] for g in query.groups]
+        bucket = _truncate(session, query.grain, time) if query.grain else None
+        return bucket, time, groups, lambda name: getattr(Usage, name)
+    table: Table
+    if source == "hour":
+        table = FLEET_HOURLY if query.fleet else USAGE_HOURLY
+    else:
+        table = FLEET_DAILY if query.fleet else USAGE_DAILY
+    time = table.c.bucket
+    if query.grain is None:
+        bucket = None
+    elif query.grain == source:
+        bucket = time
+    else:
+        bucket = _truncate(session, query.grain, time)
+    return bucket, time, [table.c[g] for g in query.groups], lambda name: table.c[name]
+
+
+def _where(query: Query, time: Any, column: Any, lo: Any, hi: Any) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = [column(name) == value for name, value in query.equals]
+    if lo is not None:
+        clauses.append(time >= lo)
+    if hi is not None:
+        clauses.append(time < hi)
+    return clauses
+
+
+def _key(query: Query, row: Any) -> Key:
+    if query.grain:
+        return _as_utc(row[0]), tuple(row[1 : 1 + len(query.groups)])
+    return None, tuple(row[: len(query.groups)])
+
+
+def _total(column: Any) -> ColumnElement[Any]:
+    """``SUM`` as a BIGINT (Postgres sums BIGINTs as NUMERIC, which decodes to ``Decimal``, slowly)."""
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
+
+
+async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
+    """The sums per (bucket start, groups); buckets without rows are absent."""
+    out: dict[Key, Sums] = {}
+    for source, lo, hi in _segments(query):
+        bucket, time, groups, column = _source(session, query, source, lo, hi)
+        keys = ([bucket] if bucket is not None else []) + groups
+        if source == "raw":
+            values = [
+                func.count(),
+                _total(case((Usage.status >= 400, 1), else_=0)),
+                *[_total(column(c)) for c in COUNTERS[2:]],
+                func.coalesce(func.sum(Usage.cost_usd), Decimal(0)),
+            ]
+        else:
+            values = [*(_total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
+        statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
+        if keys:
+            statement = statement.group_by(*keys)
+        width = len(keys)
+        for row in (await session.execute(statement)).all():
+            if not row[width]:
+                continue  # an empty window still yields one row when nothing is grouped
+            key = _key(query, row)
+            numbers = row[width:]
+            entry = out.get(key)
+            if entry is None:
+                out[key] = Sums(list(numbers[:-1]), to_money(numbers[-1]))
+            else:
+                entry.counts = [a + b for a, b in zip(entry.counts, numbers[:-1], strict=False)]
+                entry.cost_usd += to_money(numbers[-1])
+    return out
+
+
+async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histograms]:
+    """Latency and time-to-first-token histograms per (bucket start, groups)."""
+    out: dict[Key, Histograms] = {}
+    for source, lo, hi in _segments(query) if query.fleet else [("raw", query.since, query.until)]:
+        bucket, time, groups, column = _source(session, query, source, lo, hi)
+        keys = ([bucket] if bucket is not None else []) + groups
+        where = _where(query, time, column, lo, hi)
+        if source == "raw" and dialect_name(session) == "postgresql":
+            await _raw_histograms_sql(session, query, keys, where, out)
+            continue
+        if source == "raw":
+            statement = select(*keys, Usage.latency_ms, Usage.ttft_ms).where(*where)
+            for row in (await session.execute(statement)).all():
+                entry = out.setdefault(_key(query, row), Histograms())
+                entry.requests += 1
+                entry.latency[bin_of(float(row[len(keys)]))] += 1
+                if row[len(keys) + 1] is not None:
+                    entry.ttft[bin_of(float(row[len(keys) + 1]))] += 1
+            continue
+        values = [_total(column(c)) for c in ("requests", *LATENCY_COLUMNS, *TTFT_COLUMNS)]
+        statement = select(*keys, *values).where(*where)
+        if keys:
+            statement = statement.group_by(*keys)
+        width = len(keys)
+        for row in (await session.execute(statement)).all():
+            numbers: Sequence[Any] = row[width:]
+            if not numbers[0]:
+                continue
+            key = _key(query, row)
+            found = out.get(key)
+            if found is None:
+                out[key] = Histograms(numbers[0], list(numbers[1 : 1 + BINS]), list(numbers[1 + BINS :]))
+            else:
+                found.requests += numbers[0]
+                found.latency = [a + b for a, b in zip(found.latency, numbers[1 : 1 + BINS], strict=True)]
+                found.ttft = [a + b for a, b in zip(found.ttft, numbers[1 + BINS :], strict=True)]
+    return out
+
+
+def _bin_sql(column: Any) -> ColumnElement[Any]:
+    """``interlock.db.histogram.bin_of`` in SQL (Postgres)."""
+    step = cast(func.floor(PER_DOUBLING * func.ln(column) / math.log(2)), Integer)
+    return case((column >= 1, func.least(BINS - 1, 1 + step)), else_=0)
+
+
+async def _raw_histograms_sql(
+    session: AsyncSession, query: Query, keys: list[Any], where: list[ColumnElement[bool]], out: dict[Key, Histograms]
+) -> None:
+    """Raw rows binned and counted by Postgres, so only (bucket, group, bin) counts come back."""
+    width = len(keys)
+    for column, field_name in ((Usage.latency_ms, "latency"), (Usage.ttft_ms, "ttft")):
+        binned = _bin_sql(column).label("bin")
+        statement = select(*keys, binned, func.count()).where(*where, column.is_not(None)).group_by(*keys, binned)
+        for row in (await session.execute(statement)).all():
+            entry = out.setdefault(_key(query, row), Histograms())
+            getattr(entry, field_name)[int(row[width])] += int(row[width + 1])
+            if field_name == "latency":
+                entry.requests += int(row[width + 1])

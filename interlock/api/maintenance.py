@@ -1,0 +1,45 @@
+"""The API's background upkeep: next months' usage partitions ready, retention applied, and the snapshot's
+config change log pruned to ``CONFIG_CHANGES_KEPT`` (a gateway further behind gets a full snapshot).
+
+Every API process runs it (each step is idempotent, so replicas may overlap); a failure is logged and retried at
+the next interval, never fatal: ingest creates a missing partition itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from interlock.api.crud.partitions import apply_retention, prepare_months_ahead
+from interlock.api.crud.snapshot import prune_config_changes
+from interlock.api.settings import ApiSettings
+from interlock.db.session import create_sessionmaker
+
+__all__ = ["maintain_once", "maintain_usage_storage"]
+
+log = logging.getLogger("interlock.api")
+
+CONFIG_CHANGES_KEPT = dt.timedelta(days=1)
+
+
+async def maintain_once(engine: AsyncEngine, settings: ApiSettings) -> None:
+    now = dt.datetime.now(dt.UTC)
+    await prepare_months_ahead(engine, now=now)
+    dropped = await apply_retention(engine, now=now, keep_months=settings.usage_retention_months)
+    async with create_sessionmaker(engine)() as session:
+        await prune_config_changes(session=session, older_than=now - CONFIG_CHANGES_KEPT)
+    if dropped:
+        log.info("usage retention dropped months %s", ", ".join(f"{y:04d}-{m:02d}" for y, m in dropped))
+
+
+async def maintain_usage_storage(engine: AsyncEngine, settings: ApiSettings) -> None:
+    while True:
+        try:
+            await maintain_once(engine, settings)
+        except Exception:
+            log.warning("usage storage maintenance failed; retrying in %.0f s", settings.maintenance_interval_s,
+                        exc_info=True)  # fmt: skip
+        await asyncio.sleep(settings.maintenance_interval_s)

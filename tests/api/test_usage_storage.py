@@ -1,0 +1,160 @@
+"""Usage storage at scale: the rollups agree with the raw rows over any window, percentiles from their histograms
+are within their resolution, monthly partitions appear as needed, and retention drops whole months."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select, text
+
+from interlock.api.crud import analytics
+from interlock.api.crud.partitions import apply_retention, list_partitions
+from interlock.db.models import Span, Usage
+from interlock.db.rollups import USAGE_DAILY
+from tests.api.support import event, new_tenant, post_usage
+
+NOW = dt.datetime.now(dt.UTC)
+BASE = (NOW - dt.timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
+
+
+def _events(tenants: list[str], count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for seq in range(1, count + 1):
+        started = BASE + dt.timedelta(minutes=rng.uniform(0, 60 * 24 * 3))
+        streamed = rng.random() < 0.7
+        out.append(
+            event(
+                rng.choice(tenants),
+                seq,
+                started_at=started,
+                model=rng.choice(["m-a", "m-b"]),
+                route=rng.choice(["r1", "r2"]),
+                status=rng.choice([200, 200, 200, 429, 500]),
+                input_tokens=rng.randint(0, 1000),
+                output_tokens=rng.randint(0, 500),
+                cost_usd=round(rng.uniform(0, 0.01), 9),
+                latency_ms=rng.lognormvariate(6, 1),
+                ttft_ms=rng.lognormvariate(4, 1) if streamed else None,
+            )
+        )
+    return out
+
+
+def _exact(rows: list[dict[str, Any]], q: float) -> float:
+    ordered = sorted(rows_value for rows_value in rows)  # type: ignore[type-var]
+    return float(ordered[max(1, math.ceil(q * len(ordered))) - 1])
+
+
+async def test_analytics_over_rollups_agree_with_the_raw_rows(app: FastAPI, admin: httpx.AsyncClient,
+                                                              gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    tenants = [(await new_tenant(admin))["id"] for _ in range(3)]
+    events = _events(tenants, 600, seed=7)
+    for start in range(0, len(events), 200):
+        assert (await post_usage(gateway, events[start : start + 200]))["accepted"] == 200
+    assert (await post_usage(gateway, events[:50]))["duplicates"] == 50  # resent: counted once
+    parsed = [{**e, "at": dt.datetime.fromisoformat(e["started_at"])} for e in events]
+
+    # windows with ragged ends (raw rows), whole hours and whole days (rollups)
+    windows = [
+        (BASE + dt.timedelta(minutes=17), BASE + dt.timedelta(days=2, hours=5, minutes=41)),
+        (BASE, BASE + dt.timedelta(days=3)),
+        (BASE + dt.timedelta(hours=25, minutes=1), BASE + dt.timedelta(hours=25, minutes=50)),
+        (BASE - dt.timedelta(days=1), BASE + dt.timedelta(days=5)),
+    ]
+    async with app.state.sessions() as session:
+        for since, until in windows:
+            for tenant_id in (None, tenants[1]):
+                inside = [e for e in parsed if since <= e["at"] < until and tenant_id in (None, e["tenant_id"])]
+                totals = await analytics.totals(session, since=since, until=until, tenant_id=tenant_id)
+                assert totals.requests == len(inside)
+                assert totals.errors == sum(e["status"] >= 400 for e in inside)
+                assert totals.input_tokens == sum(e["input_tokens"] for e in inside)
+                assert totals.output_tokens == sum(e["output_tokens"] for e in inside)
+                assert totals.cost_usd == sum((Decimal(str(e["cost_usd"])) for e in inside), Decimal(0))
+
+                for bucket in ("hour", "day"):
+                    points = await analytics.series(
+                        session, since=since, until=until, bucket=bucket, group_by="model", tenant_id=tenant_id
+                    )
+                    expected: dict[tuple[dt.datetime, str], int] = {}
+                    for e in inside:
+                        start = e["at"].astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+                        if bucket == "day":
+                            start = start.replace(hour=0)
+                        expected[(start, e["model"])] = expected.get((start, e["model"]), 0) + 1
+                    assert {(p.start, p.group): p.requests for p in points} == expected
+                    assert all(p.start.tzinfo is not None for p in points)
+
+            inside = [e for e in parsed if since <= e["at"] < until]
+            latency = await analytics.latency(session, since=since, until=until, bucket="day", group_by="route")
+            for point in latency:
+                group = [
+                    e for e in inside
+                    if e["route"] == point.group and e["at"].astimezone(dt.UTC).date() == point.start.date()
+                ]  # fmt: skip
+                assert point.requests == len(group)
+                for q, got in ((0.5, point.latency_p50_ms), (0.95, point.latency_p95_ms)):
+                    want = _exact([e["latency_ms"] for e in group], q)
+                    assert got is not None
+                    assert abs(got - want) <= 0.1 * want, (q, got, want)
+                ttfts = [e["ttft_ms"] for e in group if e["ttft_ms"] is not None]
+                if ttfts:
+                    want = _exact(ttfts, 0.5)
+                    assert point.ttft_p50_ms is not None
+                    assert abs(point.ttft_p50_ms - want) <= 0.1 * want
+
+        tenant_latency = await analytics.latency(
+            session, since=windows[1][0], until=windows[1][1], bucket="day", tenant_id=tenants[0]
+        )
+        assert sum(p.requests for p in tenant_latency) == sum(
+            1 for e in parsed if e["tenant_id"] == tenants[0] and windows[1][0] <= e["at"] < windows[1][1]
+        )
+
+    daily = (await admin.get("/v1/usage/daily", params={"tenant_id": tenants[2], "group_by": "model"})).json()
+    assert sum(d["requests"] for d in daily["data"]) == sum(1 for e in events if e["tenant_id"] == tenants[2])
+
+
+async def test_partitions_by_month_and_retention(app: FastAPI, admin: httpx.AsyncClient,
+                                                 gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    tenant = (await new_tenant(admin))["id"]
+    old = NOW - dt.timedelta(days=100)
+    recent = NOW - dt.timedelta(minutes=5)
+    result = await post_usage(
+        gateway,
+        [
+            event(tenant, 1, started_at=old, spans=[{"name": "auth", "start_ms": 0, "duration_ms": 1}]),
+            event(tenant, 2, started_at=recent, spans=[{"name": "auth", "start_ms": 0, "duration_ms": 1}]),
+        ],
+    )
+    assert result["accepted"] == 2
+    engine = app.state.engine
+    postgres = engine.dialect.name == "postgresql"
+    old_month = (old.year, old.month)
+    if postgres:
+        assert old_month in await list_partitions(engine)
+    too_far = await post_usage(gateway, [event(tenant, 3, started_at=NOW + dt.timedelta(days=60))])
+    assert too_far["accepted"] == 0
+    assert "started_at" in too_far["rejected"][0]["reason"]
+
+    assert await apply_retention(engine, now=NOW, keep_months=0) == []  # 0 keeps everything
+    dropped = await apply_retention(engine, now=NOW, keep_months=2)
+    async with app.state.sessions() as session:
+        kept = (await session.execute(select(Usage.started_at))).scalars().all()
+        assert kept == [recent]
+        assert (await session.scalar(select(func.count()).select_from(Span))) == 1
+        rolled = await session.scalar(select(func.sum(USAGE_DAILY.c.requests)).where(USAGE_DAILY.c.tenant_id == tenant))
+        assert rolled == 2  # rollups outlive the raw rows
+        if postgres:
+            assert old_month in dropped
+            assert old_month not in await list_partitions(engine)
+            names = await session.execute(text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'spans_p%'"))
+            assert f"spans_p{old.year:04d}{old.month:02d}" not in set(names.scalars())
+    # a late event for the dropped month gets its partition again
+    assert (await post_usage(gateway, [event(tenant, 4, started_at=old)]))["accepted"] == 1

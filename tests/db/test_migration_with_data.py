@@ -1,0 +1,127 @@
+"""Upgrading a database that already holds usage: rows and spans survive (on Postgres into monthly partitions),
+ids keep counting up, and the rollups are built from the existing rows; and back down again."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from interlock.db.migrate import downgrade, migrate
+from interlock.db.session import create_engine
+from tests.db.support import temporary_postgres
+
+BEFORE = "37147a8cffa0"
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+MOMENTS = [NOW - dt.timedelta(days=62, hours=3), NOW - dt.timedelta(days=62, hours=1), NOW - dt.timedelta(hours=2)]
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgres":
+        with temporary_postgres("migrationdata") as url:
+            yield url
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data.db'}"
+
+
+async def _run(url: str, statements: list[tuple[str, Any]]) -> list[Any]:
+    engine = create_engine(url)
+    out = []
+    try:
+        async with engine.begin() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            for sql, params in statements:
+                if callable(params):
+                    params = params(sqlite)
+                result = await connection.execute(sa.text(sql), params or {})
+                out.append(result.all() if result.returns_rows else None)
+    finally:
+        await engine.dispose()
+    return out
+
+
+def _usage(sqlite: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "idempotency_id": f"evt-{i:08d}",
+            "gateway_id": "gw",
+            "seq": i + 1,
+            "started_at": moment.replace(tzinfo=None) if sqlite else moment,
+            "tenant_id": "t1" if i < 2 else "t2",
+            "key_id": "k",
+            "route": "r",
+            "backend": "b",
+            "model": "m",
+            "status": 500 if i == 1 else 200,
+            "input_tokens": 10 * (i + 1),
+            "output_tokens": 5,
+            "cached_tokens": 0,
+            "cache_creation_tokens": 0,
+            "usage_estimated": False,
+            "cost_usd": 250_000_000 if sqlite else 0.25,
+            "latency_ms": 100.0 * (i + 1),
+            "ttft_ms": None,
+            "trace_id": f"trace-{i}",
+        }
+        for i, moment in enumerate(MOMENTS)
+    ]
+
+
+INSERT_USAGE = (
+    "INSERT INTO usage (idempotency_id, gateway_id, seq, started_at, tenant_id, key_id, route, backend, model, status, "
+    "input_tokens, output_tokens, cached_tokens, cache_creation_tokens, usage_estimated, cost_usd, latency_ms, "
+    "ttft_ms, trace_id) VALUES (:idempotency_id, :gateway_id, :seq, :started_at, :tenant_id, :key_id, :route, "
+    ":backend, :model, :status, :input_tokens, :output_tokens, :cached_tokens, :cache_creation_tokens, "
+    ":usage_estimated, :cost_usd, :latency_ms, :ttft_ms, :trace_id)"
+)
+
+
+async def test_upgrade_keeps_rows_and_builds_rollups(database_url: str) -> None:
+    await migrate(database_url, BEFORE)
+    await _run(
+        database_url,
+        [
+            (INSERT_USAGE, _usage),
+            (
+                "INSERT INTO spans (usage_id, trace_id, position, name, start_ms, duration_ms, attributes) "
+                "SELECT id, trace_id, 0, 'auth', 0, 1, '{}' FROM usage",
+                None,
+            ),
+        ],
+    )
+    await migrate(database_url)
+    usage, spans, hourly, daily, fleet, nextid = await _run(
+        database_url,
+        [
+            ("SELECT id, idempotency_id, started_at FROM usage ORDER BY id", None),
+            ("SELECT s.usage_id, s.started_at, u.started_at FROM spans s JOIN usage u ON u.id = s.usage_id", None),
+            ("SELECT tenant_id, sum(requests), sum(errors), sum(input_tokens) FROM usage_hourly GROUP BY tenant_id "
+             "ORDER BY tenant_id", None),
+            ("SELECT count(*), sum(requests) FROM usage_daily", None),
+            ("SELECT sum(requests), sum(lat_27 + lat_31 + lat_33) FROM fleet_daily", None),
+            (INSERT_USAGE + " RETURNING id", lambda sqlite: {**_usage(sqlite)[0], "idempotency_id": "evt-new"}),
+        ],
+    )  # fmt: skip
+    assert [row[1] for row in usage] == ["evt-00000000", "evt-00000001", "evt-00000002"]
+    assert len(spans) == 3
+    assert all(str(s[1]) == str(s[2]) for s in spans)
+    assert [tuple(row) for row in hourly] == [("t1", 2, 1, 30), ("t2", 1, 0, 30)]
+    assert daily[0][1] == 3
+    assert tuple(fleet[0]) == (3, 3)  # 100, 200 and 300 ms in their bins
+    assert nextid[0][0] > max(row[0] for row in usage)
+    if "postgresql" in database_url:
+        (partitions,) = await _run(
+            database_url,
+            [("SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'usage'",
+              None)],
+        )  # fmt: skip
+        assert partitions[0][0] >= 2
+
+    await downgrade(database_url, BEFORE)
+    (after,) = await _run(database_url, [("SELECT count(*) FROM usage", None)])
+    assert after[0][0] == 4
