@@ -11,19 +11,28 @@ from interlock.gatewayconfig.model import (
     BackendConfig,
     CircuitBreakerConfig,
     CredentialRef,
+    DiscoveryConfig,
     GatewayConfig,
     ModelPrice,
+    PickerConfig,
     RetryConfig,
     RouteConfig,
     TargetConfig,
     TimeoutConfig,
 )
 from interlock.resources.common import parse_duration
-from interlock.resources.llmbackend import LLMBackend
+from interlock.resources.llmbackend import ENGINE_PORTS, LLMBackend
 from interlock.resources.problems import closest
 from interlock.resources.route import Route, RouteFallback
 
-__all__ = ["ENGINE_KEY", "SELF_HOSTED_PORT", "compile_config", "engine_key_secret", "self_hosted_url"]
+__all__ = [
+    "ENGINE_KEY",
+    "SELF_HOSTED_PORT",
+    "compile_config",
+    "engine_key_secret",
+    "self_hosted_pods_service",
+    "self_hosted_url",
+]
 
 SELF_HOSTED_PORT = 8000
 ENGINE_KEY = "api-key"
@@ -39,12 +48,28 @@ def self_hosted_url(name: str, namespace: str) -> str:
     return f"http://{name}.{namespace}.svc:{SELF_HOSTED_PORT}/v1"
 
 
+def self_hosted_pods_service(name: str) -> str:
+    """The headless Service the operator creates beside a self-hosted backend's Service: one DNS address per ready
+    pod, which the gateway resolves to pick among the pods itself."""
+    return f"{name}-pods"
+
+
 def _backend_config(backend: LLMBackend) -> BackendConfig:
     spec = backend.spec
+    discovery = DiscoveryConfig()
     if spec.url is not None:
         url: str | None = str(spec.url).rstrip("/")
+    elif spec.endpoints is not None:
+        urls = tuple(str(e.url).rstrip("/") for e in spec.endpoints)
+        url, discovery = urls[0], DiscoveryConfig(mode="static", endpoints=urls)
     elif spec.serving is not None:
-        url = self_hosted_url(backend.metadata.name, backend.metadata.namespace)
+        name, namespace = backend.metadata.name, backend.metadata.namespace
+        url = self_hosted_url(name, namespace)
+        discovery = DiscoveryConfig(
+            mode="dns",
+            host=f"{self_hosted_pods_service(name)}.{namespace}.svc",
+            port=ENGINE_PORTS[spec.serving.engine],
+        )
     else:
         url = None  # the embedded mock provider
     ref = spec.credentials_secret_ref
@@ -68,6 +93,14 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
         name=backend.metadata.name,
         provider=spec.provider.value,
         url=url,
+        discovery=discovery,
+        picker=PickerConfig(
+            load_weight=spec.picker.load_weight,
+            kv_cache_weight=spec.picker.kv_cache_weight,
+            prefix_weight=spec.picker.prefix_weight,
+            metrics_max_age_s=parse_duration(spec.picker.metrics_max_age),
+            scrape_interval_s=parse_duration(spec.picker.scrape_interval),
+        ),
         credentials=credentials,
         models=models,
         max_output_tokens={m.name: m.max_output_tokens for m in spec.models if m.max_output_tokens},

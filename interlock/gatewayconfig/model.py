@@ -17,8 +17,10 @@ __all__ = [
     "BackendConfig",
     "CircuitBreakerConfig",
     "CredentialRef",
+    "DiscoveryConfig",
     "GatewayConfig",
     "ModelPrice",
+    "PickerConfig",
     "RetryConfig",
     "RouteConfig",
     "TargetConfig",
@@ -52,12 +54,42 @@ class CircuitBreakerConfig(_Model):
     cooldown_s: float = 30.0
 
 
+class DiscoveryConfig(_Model):
+    """How the gateway finds a backend's endpoints, the replicas it picks among per request (docs/routing.md).
+
+    ``url``: one endpoint, the backend's ``url`` (an external API, or a Service's virtual IP).
+    ``static``: ``endpoints`` lists each replica's base URL (``spec.endpoints``; ``interlock up``).
+    ``dns``: ``host`` is a headless Service's name; the gateway resolves it off the hot path every ``refreshS``
+    seconds and calls each address on ``port`` (the engine's port in its pod) with the scheme and path of ``url``.
+    While it resolves to nothing (no ready pod, or DNS failing from the start) the gateway calls ``url`` itself;
+    on a failure after a success it keeps the last addresses.
+    """
+
+    mode: Literal["url", "static", "dns"] = "url"
+    endpoints: tuple[str, ...] = ()
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    refresh_s: float = Field(2.0, gt=0)
+
+
+class PickerConfig(_Model):
+    """The endpoint picker's weights and the engine metrics' freshness (``LLMBackend.spec.picker``)."""
+
+    load_weight: float = 1.0
+    kv_cache_weight: float = 2.0
+    prefix_weight: float = 4.0
+    metrics_max_age_s: float = 5.0
+    scrape_interval_s: float = 1.0
+
+
 class BackendConfig(_Model):
-    """One upstream. ``url`` is None only for the embedded mock provider."""
+    """One upstream. ``url`` is None only for the embedded mock provider (and may be for ``static`` discovery)."""
 
     name: str
     provider: Literal["openai", "anthropic", "vllm", "mock"]
     url: str | None
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    picker: PickerConfig = Field(default_factory=PickerConfig)
     credentials: CredentialRef | None = None
     models: dict[str, ModelPrice]
     max_output_tokens: dict[str, int] = Field(

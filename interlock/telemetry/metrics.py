@@ -8,9 +8,10 @@ All updates and scrapes run on the event loop thread, so no lock is needed.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -81,6 +82,8 @@ class GatewayMetrics(Collector):
         None), read at scrape time."""
         self.breakers: Callable[[], Iterable[tuple[str, bool]]] = tuple
         """(backend, open) for every backend of the current config, read at scrape time."""
+        self.pools: Callable[[], Iterable[tuple[str, Sequence[EndpointView]]]] = tuple
+        """(backend, its endpoints) for every backend with several, read at scrape time."""
         self.registry.register(self)
 
     # --- updates (hot path) ---------------------------------------------------------------------------
@@ -190,6 +193,57 @@ class GatewayMetrics(Collector):
         for backend, is_open in self.breakers():
             breakers.add_metric([backend], 1.0 if is_open else 0.0)
         yield breakers
+        yield from _endpoint_families(self.pools())
+
+
+class EndpointView(Protocol):
+    """What the collector reads of a pool's endpoint (``gateway.pool.Endpoint``)."""
+
+    label: str
+    inflight: int
+    engine_load: float
+    kv_usage: float
+    scraped_at: float | None
+    picks_prefix: int
+    picks_load: int
+    picks_stale: int
+
+
+def _endpoint_families(pools: Iterable[tuple[str, Sequence[EndpointView]]]) -> Iterator[Metric]:
+    labels = ("backend", "endpoint")
+    count = GaugeMetricFamily(names.ENDPOINTS, "Endpoints of the backend the picker chooses among.", labels=["backend"])
+    inflight = GaugeMetricFamily(names.ENDPOINT_INFLIGHT, "Requests the gateway has in flight there.", labels=labels)
+    load = GaugeMetricFamily(
+        names.ENDPOINT_ENGINE_LOAD, "The engine's running plus waiting requests, as last scraped.", labels=labels
+    )
+    kv = GaugeMetricFamily(
+        names.ENDPOINT_KV_CACHE_USAGE, "The engine's KV-cache usage, as last scraped.", labels=labels
+    )
+    age = GaugeMetricFamily(
+        names.ENDPOINT_METRICS_AGE, "Seconds since the engine's metrics were last scraped.", labels=labels
+    )
+    picks = CounterMetricFamily(
+        names.ENDPOINT_PICKS,
+        "Requests sent there, by what decided: prefix (affinity), load (engine metrics), least_inflight (stale).",
+        labels=(*labels, "reason"),
+    )
+    now = time.monotonic()
+    for backend, endpoints in pools:
+        count.add_metric([backend], float(len(endpoints)))
+        for e in endpoints:
+            key = [backend, e.label]
+            inflight.add_metric(key, float(e.inflight))
+            for reason, value in (
+                ("prefix", e.picks_prefix),
+                ("load", e.picks_load),
+                ("least_inflight", e.picks_stale),
+            ):
+                picks.add_metric([*key, reason], float(value))
+            if e.scraped_at is not None:
+                load.add_metric(key, e.engine_load)
+                kv.add_metric(key, e.kv_usage)
+                age.add_metric(key, now - e.scraped_at)
+    yield from (count, inflight, load, kv, age, picks)
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, float]) -> CounterMetricFamily:

@@ -26,6 +26,7 @@ from interlock.gateway.errors import (
     UpstreamOverloadedError,
     upstream_message,
 )
+from interlock.gateway.pool import Endpoint
 from interlock.gateway.upstream.client import UpstreamResponse, parse_retry_after
 from interlock.telemetry.metrics import GatewayMetrics
 
@@ -56,6 +57,8 @@ class Opened:
     response: UpstreamResponse | None = None
     chunks: AsyncIterator[bytes] | None = None
     fell_back: bool = False
+    endpoint: Endpoint | None = None
+    """The endpoint of a backend with several that answered (None: the backend's one ``url``)."""
 
     def finish(self, *, clean: bool = True) -> None:
         """Return the connection to the pool (or drop it) and free the backend's concurrency slot."""
@@ -65,7 +68,14 @@ class Opened:
             else:
                 self.response.close()
             self.response = None
-            self.target.backend.inflight -= 1
+            _done(self.target, self.endpoint)
+
+
+def _done(target: Target, endpoint: Endpoint | None) -> None:
+    """The attempt no longer occupies the backend (and its endpoint)."""
+    target.backend.inflight -= 1
+    if endpoint is not None:
+        endpoint.inflight -= 1
 
 
 async def _attempt(
@@ -79,32 +89,52 @@ async def _attempt(
     body_limit: int,
 ) -> Opened:
     backend = target.backend
+    endpoint = None
+    pool = backend.pool
+    if pool is not None:
+        endpoint = pool.pick(pool.prefix(body))
+        endpoint.inflight += 1
     backend.inflight += 1
     try:
         if first_token_at is None:
-            return await _exchange(target, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit)
+            return await _exchange(
+                target, endpoint, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit
+            )
         try:
             async with asyncio.timeout_at(first_token_at):
-                return await _exchange(target, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit)
+                return await _exchange(
+                    target, endpoint, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit
+                )
         except TimeoutError:
             raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
-    except BaseException:
-        backend.inflight -= 1
+    except BaseException as exc:
+        _done(target, endpoint)
+        if endpoint is not None and isinstance(exc, AttemptFailure) and exc.kind == "connect":
+            assert pool is not None
+            pool.mark_down(endpoint)
         raise
 
 
 async def _exchange(
-    target: Target, path: str, body: bytes, *, stream: bool, extra_head: bytes, body_limit: int
+    target: Target,
+    endpoint: Endpoint | None,
+    path: str,
+    body: bytes,
+    *,
+    stream: bool,
+    extra_head: bytes,
+    body_limit: int,
 ) -> Opened:
     """Send the request; return the whole body (unary) or the first chunk (stream). The caller owns the
     backend's in-flight slot: a unary answer gives it back here, a stream when the caller finishes it."""
     backend = target.backend
-    assert backend.client is not None  # unavailable_reason() is checked first
-    response = await backend.client.post(path, body, extra_head)
+    client = endpoint.client if endpoint is not None else backend.client
+    assert client is not None  # unavailable_reason() is checked first
+    response = await client.post(path, body, extra_head)
     try:
         status = response.status
         if status >= 400:
-            return await _error_answer(target, response)
+            return await _error_answer(target, endpoint, response)
         if status >= 300:
             raise AttemptFailure(
                 "redirect",
@@ -122,20 +152,20 @@ async def _exchange(
                     limit="upstream_body_bytes",
                 )
             response.release()
-            backend.inflight -= 1
-            return Opened(target, status, content_type, data)
+            _done(target, endpoint)
+            return Opened(target, status, content_type, data, endpoint=endpoint)
         chunks = aiter(response.chunks())
         try:
             first = await anext(chunks)
         except StopAsyncIteration:
             raise AttemptFailure("protocol", f"backend {backend.name!r} sent an empty stream") from None
-        return Opened(target, status, content_type, first, response=response, chunks=chunks)
+        return Opened(target, status, content_type, first, response=response, chunks=chunks, endpoint=endpoint)
     except BaseException:
         response.close()
         raise
 
 
-async def _error_answer(target: Target, response: UpstreamResponse) -> Opened:
+async def _error_answer(target: Target, endpoint: Endpoint | None, response: UpstreamResponse) -> Opened:
     """Turn an upstream 4xx/5xx into a failure to retry or fall back from, or an answer for the client."""
     backend = target.backend
     status = response.status
@@ -150,8 +180,8 @@ async def _error_answer(target: Target, response: UpstreamResponse) -> Opened:
     if status in _REJECTED:
         raise AttemptFailure("rejected", detail, status=status)
     # The client's own mistake (400, 413, 422, ...): relay it, the backend is healthy.
-    backend.inflight -= 1
-    return Opened(target, status, response.content_type, data)
+    _done(target, endpoint)
+    return Opened(target, status, response.content_type, data, endpoint=endpoint)
 
 
 def backoff_delay(base_s: float, retry: int, retry_after: float | None) -> float:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from interlock.gateway.dispatch.apis import API
+from interlock.gateway.pool import EndpointPool
+from interlock.gateway.pool.upkeep import PoolUpkeep
 from interlock.gateway.upstream.client import BackendClient
 from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
 
@@ -20,7 +22,12 @@ __all__ = ["BackendRuntime", "RoutePlan", "Target"]
 
 
 class BackendRuntime:
-    """One upstream: its client, circuit breaker and in-flight count. Survives reloads while its config holds."""
+    """One upstream: its client, circuit breaker and in-flight count. Survives reloads while its config holds.
+
+    A backend with several endpoints (``static`` or ``dns`` discovery) has a ``pool`` that picks one per request,
+    kept current by ``upkeep`` (started with ``start()``); ``client`` is then unused. Without one, ``client``
+    calls the backend's ``url``.
+    """
 
     __slots__ = (
         "_failures",
@@ -30,7 +37,9 @@ class BackendRuntime:
         "config",
         "inflight",
         "key_fingerprint",
+        "pool",
         "unusable_reason",
+        "upkeep",
     )
 
     def __init__(
@@ -41,8 +50,12 @@ class BackendRuntime:
         api: API = API.CHAT,
         key_fingerprint: str = "",
         unusable_reason: str | None = None,
+        pool: EndpointPool | None = None,
+        upkeep: PoolUpkeep | None = None,
     ) -> None:
         self.config = config
+        self.pool = pool
+        self.upkeep = upkeep
         self.api = api
         """The wire API the upstream speaks."""
         self.client = client
@@ -55,6 +68,20 @@ class BackendRuntime:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def start(self) -> None:
+        """Start the pool's discovery and scraping (inside the event loop); no-op without a pool."""
+        if self.upkeep is not None:
+            self.upkeep.start()
+
+    async def close(self) -> None:
+        """Stop the background work and close every connection."""
+        if self.upkeep is not None:
+            await self.upkeep.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.client is not None:
+            await self.client.close()
 
     def unavailable_reason(self, now: float) -> str | None:
         """Why this backend must be skipped right now, or None when it may take a request."""

@@ -1,0 +1,101 @@
+"""Prompt-prefix affinity: the request's prefix hashed in blocks, and a bounded index of which endpoint saw which.
+
+An engine with prefix caching answers a prompt faster when it computed the same prefix recently (the same system
+prompt, the earlier turns of the same conversation). The gateway cannot see the engines' caches, so it remembers
+where it sent each prefix, as llm-d's approximate prefix scorer does.
+
+The prefix is read from the bytes the gateway sends upstream, from the ``"messages"`` key on (so the model name and
+any fields before it do not matter), in blocks of ``block_bytes``, up to ``max_blocks``: each block's hash chains
+the one before, so a block matches only when everything before it matched too. Hashing the bytes (not tokens)
+costs no tokenizer, and the upstream body is the same serialization for the same conversation: translation is
+deterministic, and a pass-through client sends what it sent before.
+
+``PrefixIndex`` keeps block hash -> endpoint bit mask in two generations of at most ``capacity`` entries each: when
+the newer one fills up, the older is dropped, so memory is bounded and the least recently seen blocks go first
+(a cheap approximation of LRU). A block found in the older generation is copied into the newer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["PrefixIndex", "prefix_hashes"]
+
+_MESSAGES = b'"messages"'
+
+
+def prefix_hashes(body: bytes, block_bytes: int, max_blocks: int) -> list[int]:
+    """Chained hashes of the body's full blocks from its ``"messages"`` key (or its start), at most ``max_blocks``."""
+    start = body.find(_MESSAGES)
+    if start < 0:
+        start = 0
+    end = min(len(body), start + block_bytes * max_blocks)
+    hashes: list[int] = []
+    parent = 0
+    for offset in range(start, end - block_bytes + 1, block_bytes):
+        parent = hash((parent, body[offset : offset + block_bytes]))
+        hashes.append(parent)
+    return hashes
+
+
+class PrefixIndex:
+    """Which endpoints (as bits) were sent each block; bounded to ``2 * capacity`` blocks."""
+
+    __slots__ = ("_new", "_old", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._new: dict[int, int] = {}
+        self._old: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
+
+    def match(self, hashes: Sequence[int], candidates: int, depths: dict[int, int]) -> int:
+        """For each endpoint bit in ``candidates``, how many leading blocks it has seen, into ``depths`` (by bit
+        number, only for bits with at least one); return the mask of bits that matched at least one block."""
+        new, old = self._new, self._old
+        mask = candidates
+        matched = 0
+        for depth, h in enumerate(hashes):
+            seen = new.get(h)
+            if seen is None:
+                seen = old.get(h, 0)
+            here = seen & mask
+            dropped = mask & ~here
+            if depth:
+                while dropped:
+                    low = dropped & -dropped
+                    depths[low.bit_length() - 1] = depth
+                    dropped ^= low
+            mask = here
+            if not mask:
+                return matched
+            matched |= mask
+        while mask:
+            low = mask & -mask
+            depths[low.bit_length() - 1] = len(hashes)
+            mask ^= low
+        return matched
+
+    def add(self, hashes: Sequence[int], bit: int) -> None:
+        """Remember that the endpoint with ``bit`` was sent these blocks."""
+        new, old = self._new, self._old
+        for h in hashes:
+            seen = new.get(h)
+            if seen is None:
+                seen = old.get(h, 0)
+            new[h] = seen | bit
+        if len(new) > self.capacity:
+            self._old, self._new = new, {}
+
+    def forget(self, bit: int) -> None:
+        """An endpoint went away: clear its bit (off the hot path, on discovery changes)."""
+        keep = ~bit
+        for table in (self._new, self._old):
+            for h in [h for h, seen in table.items() if seen & bit]:
+                left = table[h] & keep
+                if left:
+                    table[h] = left
+                else:
+                    del table[h]
