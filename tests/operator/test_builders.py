@@ -26,8 +26,8 @@ from interlock.operator.builders import (
     inference_deployment,
     inference_hpa,
     inference_network_policy,
-    inference_scaled_object,
     inference_pods_service,
+    inference_scaled_object,
     inference_service,
     model_cache_claim,
 )

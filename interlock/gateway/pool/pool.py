@@ -23,8 +23,8 @@ __all__ = ["EndpointPool", "PickerSettings"]
 class PickerSettings:
     weights: PickerWeights = field(default_factory=PickerWeights)
     metrics_max_age_s: float = 5.0
-    block_bytes: int = 256
-    max_blocks: int = 64
+    block_bytes: int = 2048
+    max_blocks: int = 16
     index_capacity: int = 1 << 16
     down_s: float = 2.0
 
@@ -71,7 +71,11 @@ class EndpointPool:
         """The endpoint for a request whose prefix blocks are ``hashes``; its blocks are remembered for it."""
         endpoints = self.endpoints
         now = time.monotonic()
-        candidates = [e for e in endpoints if e.down_until <= now] or list(endpoints)
+        candidates = endpoints
+        for e in endpoints:
+            if e.down_until > now:  # rare: only after a connection failure
+                candidates = tuple(e for e in endpoints if e.down_until <= now) or endpoints
+                break
         self._start += 1
         if len(candidates) == 1:
             chosen = candidates[0]
@@ -80,16 +84,21 @@ class EndpointPool:
                 self.index.add(hashes, chosen.bit)
             return chosen
         settings = self.settings
-        max_age = settings.metrics_max_age_s
-        use_engine = all(e.scraped_at is not None and now - e.scraped_at <= max_age for e in candidates)
+        oldest = now - settings.metrics_max_age_s
+        use_engine = True
+        mask = 0
+        for e in candidates:
+            mask |= e.bit
+            scraped = e.scraped_at
+            if scraped is None or scraped < oldest:
+                use_engine = False
         matched = self._matched
-        matched.clear()
+        if matched:
+            matched.clear()
         if hashes:
             depths = self._depths
-            depths.clear()
-            mask = 0
-            for e in candidates:
-                mask |= e.bit
+            if depths:
+                depths.clear()
             if self.index.match(hashes, mask, depths):
                 total = len(hashes)
                 for i, e in enumerate(candidates):
@@ -98,7 +107,7 @@ class EndpointPool:
                         matched[i] = depth / total
         index = pick(candidates, matched, settings.weights, use_engine=use_engine, start=self._start)
         chosen = candidates[index]
-        if index in matched and matched[index] >= max(matched.values()):
+        if matched and matched.get(index, 0.0) >= max(matched.values()):
             chosen.picks_prefix += 1
         elif use_engine:
             chosen.picks_load += 1

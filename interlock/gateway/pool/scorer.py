@@ -60,13 +60,27 @@ def pick(
     use_engine: bool,
     start: int = 0,
 ) -> int:
-    """The index of the best candidate (``candidates`` is not empty); ``matched``: index -> matched fraction."""
+    """The index of the best candidate (``candidates`` is not empty); ``matched``: index -> matched fraction.
+
+    The same arithmetic as ``score``, inlined: this runs for every request and every endpoint.
+    """
     count = len(candidates)
-    best = start % count
-    best_score = score(candidates[best], matched.get(best, 0.0), weights, use_engine=use_engine)
-    for step in range(1, count):
+    w_load, w_kv, w_prefix = weights.load, weights.kv_cache, weights.prefix
+    best = -1
+    best_score = 0.0
+    for step in range(count):
         index = (start + step) % count
-        value = score(candidates[index], matched.get(index, 0.0), weights, use_engine=use_engine)
-        if value < best_score:
+        c = candidates[index]
+        load: float = c.inflight
+        value = 0.0
+        if use_engine:
+            engine = c.engine_load
+            if engine > load:
+                load = engine
+            value = w_kv * c.kv_usage
+        value += w_load * load
+        if matched:
+            value -= w_prefix * matched.get(index, 0.0)
+        if best < 0 or value < best_score:
             best, best_score = index, value
     return best
