@@ -66,10 +66,10 @@ def in_process(endpoints: int, prompt_bytes: int, picks: int = 5000, repeats: in
     requests = [body(f"{c % 200} {system}", f"question {c}") for c in range(1000)]
     runs = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: another process taking the core does not count
         for i in range(picks):
             pool.pick(pool.prefix(requests[i % 1000]))
-        runs.append((time.perf_counter() - start) / picks * 1e6)
+        runs.append((time.process_time() - start) / picks * 1e6)
     return min(runs), statistics.median(runs)
 
 

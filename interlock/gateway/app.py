@@ -114,6 +114,7 @@ class GatewayApp:
         """The ASGI app of the ops port: ``/readyz`` and ``/metrics`` are served there, not on the client port."""
         self.services.metrics.breakers = self._breakers
         self.services.metrics.pools = self._pools
+        self.services.metrics.queues = self._queues
         self._endpoints: dict[str, Endpoint] = {
             "/v1/chat/completions": Endpoint("POST", chat_completions),
             "/v1/embeddings": Endpoint("POST", embeddings, operation="embeddings"),
@@ -136,6 +137,12 @@ class GatewayApp:
         if runtime is None:
             return []
         return [(name, b.pool.endpoints) for name, b in runtime.backends.items() if b.pool is not None]
+
+    def _queues(self) -> list[tuple[str, dict[str, int]]]:
+        runtime = self.services.runtime
+        if runtime is None:
+            return []
+        return [(name, b.queue.waiting) for name, b in runtime.backends.items() if b.queue is not None]
 
     # --- config -----------------------------------------------------------------------------------------
 

@@ -15,8 +15,10 @@ from interlock.gatewayconfig.model import (
     GatewayConfig,
     ModelPrice,
     PickerConfig,
+    QueueingConfig,
     RetryConfig,
     RouteConfig,
+    SpilloverConfig,
     TargetConfig,
     TimeoutConfig,
 )
@@ -101,6 +103,12 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
             metrics_max_age_s=parse_duration(spec.picker.metrics_max_age),
             scrape_interval_s=parse_duration(spec.picker.scrape_interval),
         ),
+        queueing=QueueingConfig(
+            max_inflight_per_endpoint=spec.queueing.max_inflight_per_endpoint,
+            max_queued=spec.queueing.max_queued,
+            max_queued_per_tenant=spec.queueing.max_queued_per_tenant,
+            max_wait_s=parse_duration(spec.queueing.max_wait),
+        ),
         credentials=credentials,
         models=models,
         max_output_tokens={m.name: m.max_output_tokens for m in spec.models if m.max_output_tokens},
@@ -144,6 +152,15 @@ def _route_config(route: Route) -> RouteConfig:
         tenants=tuple(spec.tenants),
         requests_per_minute=spec.limits.requests_per_minute,
         tokens_per_minute=spec.limits.tokens_per_minute,
+        priority=spec.priority,
+        spillover=(
+            SpilloverConfig(
+                target=TargetConfig(backend=spec.spillover.backend, model=spec.spillover.model),
+                first_token_s=parse_duration(spec.spillover.when_predicted_first_token),
+            )
+            if spec.spillover is not None
+            else None
+        ),
     )
 
 
@@ -174,11 +191,10 @@ def compile_config(
     rejected: dict[str, str] = {}
     mine = [r for r in routes if r.metadata.namespace == namespace and r.spec.gateway == gateway]
     for route in sorted(mine, key=lambda r: r.metadata.name):
-        problems = [
-            p
-            for entry in [*route.spec.targets, *route.spec.fallbacks]
-            if (p := _missing_target(entry, backend_configs))
-        ]
+        entries: list[RouteFallback] = [*route.spec.targets, *route.spec.fallbacks]
+        if route.spec.spillover is not None:
+            entries.append(RouteFallback(backend=route.spec.spillover.backend, model=route.spec.spillover.model))
+        problems = [p for entry in entries if (p := _missing_target(entry, backend_configs))]
         owner = route_configs.get(route.spec.model)
         if owner is not None:
             problems.append(f"model {route.spec.model!r} is already served by route {owner.name!r}")

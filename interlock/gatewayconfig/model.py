@@ -21,8 +21,10 @@ __all__ = [
     "GatewayConfig",
     "ModelPrice",
     "PickerConfig",
+    "QueueingConfig",
     "RetryConfig",
     "RouteConfig",
+    "SpilloverConfig",
     "TargetConfig",
     "TimeoutConfig",
 ]
@@ -82,6 +84,15 @@ class PickerConfig(_Model):
     scrape_interval_s: float = 1.0
 
 
+class QueueingConfig(_Model):
+    """Per-tenant queues at saturation (``LLMBackend.spec.queueing``); ``max_inflight_per_endpoint`` 0: off."""
+
+    max_inflight_per_endpoint: int = 0
+    max_queued: int = 1000
+    max_queued_per_tenant: int = 100
+    max_wait_s: float = 30.0
+
+
 class BackendConfig(_Model):
     """One upstream. ``url`` is None only for the embedded mock provider (and may be for ``static`` discovery)."""
 
@@ -90,6 +101,7 @@ class BackendConfig(_Model):
     url: str | None
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     picker: PickerConfig = Field(default_factory=PickerConfig)
+    queueing: QueueingConfig = Field(default_factory=QueueingConfig)
     credentials: CredentialRef | None = None
     models: dict[str, ModelPrice]
     max_output_tokens: dict[str, int] = Field(
@@ -116,6 +128,13 @@ class TimeoutConfig(_Model):
     first_token_s: float = 30.0
 
 
+class SpilloverConfig(_Model):
+    """Send to ``target`` what the pool would answer later than ``first_token_s`` (``Route.spec.spillover``)."""
+
+    target: TargetConfig
+    first_token_s: float = 2.0
+
+
 class RouteConfig(_Model):
     """A public model name and its compiled routing policy."""
 
@@ -128,6 +147,8 @@ class RouteConfig(_Model):
     tenants: tuple[str, ...] = ()
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
+    priority: Literal["critical", "standard", "sheddable"] = "standard"
+    spillover: SpilloverConfig | None = None
 
 
 class GatewayConfig(_Model):

@@ -20,6 +20,7 @@ from interlock.resources.llmbackend import (
     ModelPricing,
     Picker,
     Provider,
+    Queueing,
     SecretKeyRef,
     ServedModel,
     Serving,
@@ -35,6 +36,7 @@ from interlock.resources.route import (
     RouteStatus,
     RouteTarget,
     RouteTimeouts,
+    Spillover,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "ObjectMeta",
     "Picker",
     "Provider",
+    "Queueing",
     "RetryPolicy",
     "Route",
     "RouteFallback",
@@ -68,6 +71,7 @@ __all__ = [
     "ServedModel",
     "Serving",
     "ServingEngine",
+    "Spillover",
     "format_validation_error",
     "load_manifests",
     "parse_duration",

@@ -25,6 +25,7 @@ __all__ = [
     "ModelPricing",
     "Picker",
     "Provider",
+    "Queueing",
     "SecretKeyRef",
     "ServedModel",
     "Serving",
@@ -216,6 +217,21 @@ class Picker(SpecModel):
     )
 
 
+class Queueing(SpecModel):
+    """Tenant-fair queueing at the gateway when every endpoint of the backend is saturated (docs/routing.md)."""
+
+    max_inflight_per_endpoint: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="An endpoint is saturated at this many requests in flight (the gateway's own, or the engine's "
+        "running + waiting, whichever is larger); 0 turns queueing off.",
+    )
+    max_queued: int = Field(default=1000, ge=1, le=1_000_000, description="Requests waiting at most, all tenants.")
+    max_queued_per_tenant: int = Field(default=100, ge=1, le=1_000_000, description="Requests waiting per tenant.")
+    max_wait: Duration = Field(default="30s", description="Longest wait in the queue; then 503 with Retry-After.")
+
+
 class LLMBackendSpec(SpecModel):
     """Desired state of an LLMBackend."""
 
@@ -234,6 +250,9 @@ class LLMBackendSpec(SpecModel):
     )
     picker: Picker = Field(
         default_factory=Picker, description="How one of several endpoints is picked per request (weights)."
+    )
+    queueing: Queueing = Field(
+        default_factory=Queueing, description="Per-tenant queues when every endpoint is saturated (endpoints, serving)."
     )
     credentials_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret holding the upstream API key; mounted into the gateway only."

@@ -84,6 +84,11 @@ class GatewayMetrics(Collector):
         """(backend, open) for every backend of the current config, read at scrape time."""
         self.pools: Callable[[], Iterable[tuple[str, Sequence[EndpointView]]]] = tuple
         """(backend, its endpoints) for every backend with several, read at scrape time."""
+        self.queues: Callable[[], Iterable[tuple[str, Mapping[str, int]]]] = tuple
+        """(backend, requests waiting per tenant) for every backend with a queue, read at scrape time."""
+        self.queue_waits: dict[tuple[str, str], _Histogram] = {}
+        self.queue_rejected: dict[tuple[str, str, str], int] = {}
+        self.spillovers: dict[tuple[str, str, str], int] = {}
         self.registry.register(self)
 
     # --- updates (hot path) ---------------------------------------------------------------------------
@@ -127,6 +132,21 @@ class GatewayMetrics(Collector):
     def rate_limited(self, tenant: str, route: str) -> None:
         key = (tenant, route)
         self.ratelimited[key] = self.ratelimited.get(key, 0) + 1
+
+    def queue_wait(self, backend: str, tenant: str, seconds: float, refusal: str | None) -> None:
+        """A wait in a backend's fair queue: let in after ``seconds``, or refused for ``refusal``."""
+        if refusal is not None:
+            key = (backend, tenant, refusal)
+            self.queue_rejected[key] = self.queue_rejected.get(key, 0) + 1
+            return
+        histogram = self.queue_waits.get((backend, tenant))
+        if histogram is None:
+            histogram = self.queue_waits[backend, tenant] = _Histogram()
+        histogram.observe(seconds)
+
+    def spillover(self, tenant: str, route: str, backend: str) -> None:
+        key = (tenant, route, backend)
+        self.spillovers[key] = self.spillovers.get(key, 0) + 1
 
     def limit_trip(self, limit: str) -> None:
         """A gateway limit refused something (``header_bytes``, ``body_timeout``, ``sse_event_bytes``, ...).
@@ -194,6 +214,32 @@ class GatewayMetrics(Collector):
             breakers.add_metric([backend], 1.0 if is_open else 0.0)
         yield breakers
         yield from _endpoint_families(self.pools())
+        waits = HistogramMetricFamily(
+            names.QUEUE_WAIT,
+            "Seconds a request waited in a saturated backend's fair queue.",
+            labels=("backend", "tenant"),
+        )
+        for key, histogram in list(self.queue_waits.items()):
+            waits.add_metric(list(key), histogram.buckets(), histogram.total)
+        queued = GaugeMetricFamily(
+            names.QUEUED_REQUESTS, "Requests waiting in a backend's fair queue now.", labels=("backend", "tenant")
+        )
+        for backend, waiting in self.queues():
+            for tenant, count in list(waiting.items()):
+                queued.add_metric([backend, tenant], float(count))
+        yield from (waits, queued)
+        yield _counter(
+            names.QUEUE_REJECTED,
+            "Requests a saturated backend's queue refused: shed, queue_full, tenant_queue_full or timeout.",
+            ("backend", "tenant", "reason"),
+            self.queue_rejected,
+        )
+        yield _counter(
+            names.SPILLOVERS,
+            "Requests sent to the route's spill-over target because the pool would have answered too late.",
+            ("tenant", "route", "backend"),
+            self.spillovers,
+        )
 
 
 class EndpointView(Protocol):
@@ -280,4 +326,10 @@ class DisabledMetrics(GatewayMetrics):
         pass
 
     def rate_limited(self, tenant: str, route: str) -> None:
+        pass
+
+    def queue_wait(self, backend: str, tenant: str, seconds: float, refusal: str | None) -> None:
+        pass
+
+    def spillover(self, tenant: str, route: str, backend: str) -> None:
         pass

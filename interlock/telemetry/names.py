@@ -26,11 +26,16 @@ __all__ = [
     "INFLIGHT_REQUESTS",
     "LIMIT_TRIPS",
     "METRIC_NAMES",
+    "QUEUED_REQUESTS",
+    "QUEUE_REJECTED",
+    "QUEUE_SPAN",
+    "QUEUE_WAIT",
     "RATELIMITED",
     "REQUESTS",
     "REQUEST_DURATION",
     "ROUTE",
     "SNAPSHOT_AGE",
+    "SPILLOVERS",
     "TENANT",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
@@ -62,6 +67,12 @@ ENDPOINT_ENGINE_LOAD = "interlock_endpoint_engine_requests"  # gauge{backend,end
 ENDPOINT_KV_CACHE_USAGE = "interlock_endpoint_kv_cache_usage_ratio"  # gauge{backend,endpoint}: engine's, 0 to 1
 ENDPOINT_METRICS_AGE = "interlock_endpoint_metrics_age_seconds"  # gauge{backend,endpoint}: since the last scrape
 ENDPOINT_PICKS = "interlock_endpoint_picks"  # interlock_endpoint_picks_total{backend,endpoint,reason}
+# Tenant-fair queueing at a saturated pool, and spill-over to a hosted target.
+QUEUE_WAIT = "interlock_queue_wait_seconds"  # histogram{backend,tenant}: waits that were let in
+QUEUED_REQUESTS = "interlock_queued_requests"  # gauge{backend,tenant}: waiting now
+QUEUE_REJECTED = "interlock_queue_rejected"  # interlock_queue_rejected_total{backend,tenant,reason}
+SPILLOVERS = "interlock_spillovers"  # interlock_spillovers_total{tenant,route,backend}: backend = the spill target
+QUEUE_SPAN = "gateway.queue"  # span of a wait in a backend's fair queue
 
 METRIC_NAMES = (
     "interlock_requests_total",
@@ -84,6 +95,10 @@ METRIC_NAMES = (
     "interlock_endpoint_kv_cache_usage_ratio",
     "interlock_endpoint_metrics_age_seconds",
     "interlock_endpoint_picks_total",
+    "interlock_queue_wait_seconds",
+    "interlock_queued_requests",
+    "interlock_queue_rejected_total",
+    "interlock_spillovers_total",
 )
 """Every series family the gateway exports, in its exposed form."""
 

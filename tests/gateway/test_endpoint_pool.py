@@ -17,8 +17,8 @@ from interlock.mockprovider import Fault
 from tests.gateway.harness import Gateway, Upstream, backend, config, route
 from tests.support import eventually
 
-SYSTEM_A = "You are the billing assistant of a large utility company. Be exact. " * 30
-SYSTEM_B = "You translate engineering notes into plain English for managers. " * 30
+SYSTEM_A = "You are the billing assistant of a large utility company. Be exact. " * 60  # 4 KB
+SYSTEM_B = "You translate engineering notes into plain English for managers. " * 60
 ENGINE = {"engine_metrics": True, "max_answer_tokens": 20}
 
 

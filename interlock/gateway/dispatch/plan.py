@@ -14,6 +14,7 @@ from itertools import accumulate
 
 from interlock.gateway.dispatch.apis import API
 from interlock.gateway.pool import EndpointPool
+from interlock.gateway.pool.fairqueue import FairQueue
 from interlock.gateway.pool.upkeep import PoolUpkeep
 from interlock.gateway.upstream.client import BackendClient
 from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
@@ -38,6 +39,7 @@ class BackendRuntime:
         "inflight",
         "key_fingerprint",
         "pool",
+        "queue",
         "unusable_reason",
         "upkeep",
     )
@@ -52,9 +54,12 @@ class BackendRuntime:
         unusable_reason: str | None = None,
         pool: EndpointPool | None = None,
         upkeep: PoolUpkeep | None = None,
+        queue: FairQueue | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
+        self.queue = queue
+        """With a pool and ``queueing``: where requests wait while every endpoint is saturated."""
         self.upkeep = upkeep
         self.api = api
         """The wire API the upstream speaks."""
@@ -128,6 +133,10 @@ class RoutePlan:
     fallbacks: tuple[Target, ...]
     retry_on: frozenset[str] = field(default_factory=frozenset)
     tenants: frozenset[str] = field(default_factory=frozenset)
+    spill_plan: RoutePlan | None = None
+    """The route's spill-over target as a plan of its own: where requests go that the pool would answer later
+    than ``spill_after_s``."""
+    spill_after_s: float = 0.0
     model_body: bytes = b""
     """``GET /v1/models/{model}``, pre-encoded."""
 

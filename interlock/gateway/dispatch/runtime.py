@@ -18,11 +18,12 @@ from interlock.gateway.dispatch.credentials import SecretResolver
 from interlock.gateway.dispatch.plan import BackendRuntime, RoutePlan, Target
 from interlock.gateway.pool import EndpointPool
 from interlock.gateway.pool.discovery import Resolver, system_resolver
+from interlock.gateway.pool.fairqueue import FairQueue
 from interlock.gateway.pool.pool import PickerSettings
 from interlock.gateway.pool.scorer import PickerWeights
 from interlock.gateway.pool.upkeep import PoolUpkeep
 from interlock.gateway.upstream.client import BackendClient
-from interlock.gatewayconfig.model import BackendConfig, GatewayConfig, TargetConfig
+from interlock.gatewayconfig.model import BackendConfig, GatewayConfig, RouteConfig, TargetConfig
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -95,7 +96,20 @@ def _backend(
     if discovery.mode == "url":
         return BackendRuntime(config, client, api=api, key_fingerprint=fingerprint)
     pool, upkeep = _pool(config, url, make_client, dns_resolver)
-    return BackendRuntime(config, client, api=api, key_fingerprint=fingerprint, pool=pool, upkeep=upkeep)
+    queue = None
+    queueing = config.queueing
+    if queueing.max_inflight_per_endpoint > 0:
+        limit = queueing.max_inflight_per_endpoint
+        queue = FairQueue(
+            config.name,
+            lambda: pool.has_room(limit),
+            capacity=lambda: len(pool.endpoints) * limit,
+            max_queued=queueing.max_queued,
+            max_queued_per_tenant=queueing.max_queued_per_tenant,
+            max_wait_s=queueing.max_wait_s,
+        )
+        upkeep.on_scraped = queue.release  # fresh engine metrics may show room no request's end announced
+    return BackendRuntime(config, client, api=api, key_fingerprint=fingerprint, pool=pool, upkeep=upkeep, queue=queue)
 
 
 def _pool(
@@ -133,6 +147,18 @@ def _targets(entries: tuple[TargetConfig, ...], backends: dict[str, BackendRunti
             max_output_tokens=backends[e.backend].config.max_output_tokens.get(e.model, 0),
         )
         for e in entries
+    )
+
+
+def _spill_plan(route: RouteConfig, backends: dict[str, BackendRuntime]) -> RoutePlan | None:
+    if route.spillover is None:
+        return None
+    return RoutePlan(
+        config=route,
+        targets=_targets((route.spillover.target,), backends),
+        fallbacks=(),
+        retry_on=frozenset(route.retry.on),
+        tenants=frozenset(route.tenants),
     )
 
 
@@ -179,6 +205,8 @@ def build_runtime(
             fallbacks=_targets(route.fallbacks, backends),
             retry_on=frozenset(route.retry.on),
             tenants=frozenset(route.tenants),
+            spill_plan=_spill_plan(route, backends),
+            spill_after_s=route.spillover.first_token_s if route.spillover is not None else 0.0,
             model_body=orjson.dumps(_model_object(model)),
         )
         for model, route in config.routes.items()

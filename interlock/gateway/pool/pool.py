@@ -23,8 +23,8 @@ __all__ = ["EndpointPool", "PickerSettings"]
 class PickerSettings:
     weights: PickerWeights = field(default_factory=PickerWeights)
     metrics_max_age_s: float = 5.0
-    block_bytes: int = 2048
-    max_blocks: int = 16
+    block_bytes: int = 1024
+    max_blocks: int = 32
     index_capacity: int = 1 << 16
     down_s: float = 2.0
 
@@ -116,6 +116,19 @@ class EndpointPool:
         if hashes:
             self.index.add(hashes, chosen.bit)
         return chosen
+
+    def has_room(self, limit: int) -> bool:
+        """Whether some endpoint carries fewer than ``limit`` requests: the gateway's own in flight, or with fresh
+        metrics the engine's running + waiting when that is more (other gateways' traffic)."""
+        oldest = time.monotonic() - self.settings.metrics_max_age_s
+        for e in self.endpoints:
+            load: float = e.inflight
+            scraped = e.scraped_at
+            if scraped is not None and scraped >= oldest and e.engine_load > load:
+                load = e.engine_load
+            if load < limit:
+                return True
+        return False
 
     def mark_down(self, endpoint: Endpoint) -> None:
         """A connection to it failed: skip it for a while (the pod may be gone before DNS says so)."""

@@ -6,8 +6,8 @@ where it sent each prefix, as llm-d's approximate prefix scorer does.
 
 The prefix is read from the bytes the gateway sends upstream, from the ``"messages"`` key on (so the model name and
 any fields before it do not matter), in blocks of ``block_bytes``, up to ``max_blocks``: each block's hash chains
-all blocks before it (a CRC-32 continued from block to block, over a sample of each), so a block matches only
-when everything before it matched too. Hashing the bytes (not tokens)
+all blocks before it (a CRC-32 continued from block to block; whole blocks for the first 4 KB, a sample of each
+later block), so a block matches only when everything before it matched too. Hashing the bytes (not tokens)
 costs no tokenizer, and the upstream body is the same serialization for the same conversation: translation is
 deterministic, and a pass-through client sends what it sent before.
 
@@ -26,13 +26,17 @@ __all__ = ["PrefixIndex", "prefix_hashes"]
 _MESSAGES = b'"messages"'
 
 
-def prefix_hashes(body: bytes, block_bytes: int, max_blocks: int, sample_bytes: int = 32) -> list[int]:
+def prefix_hashes(
+    body: bytes, block_bytes: int, max_blocks: int, *, full_bytes: int = 4096, sample_bytes: int = 32
+) -> list[int]:
     """Chained hashes of the body's full blocks from its ``"messages"`` key (or its start), at most ``max_blocks``.
 
-    Each block contributes its last ``sample_bytes`` bytes, not all of them: hashing every byte of a long prompt
-    costs more than the rest of the pick (10 us for 16 KB on the benchmark machine). Two prompts that part ways
-    differ in every later sample (their text, or its offsets, differ from there on), so sampling misses only a
-    same-length change inside one block, and then the guess is only slightly wrong: affinity is a hint.
+    The first ``full_bytes`` are hashed whole; each later block contributes only its last ``sample_bytes``. Hashing
+    every byte of a long prompt costs more than the rest of the pick (10 us for 16 KB on the benchmark machine).
+    Edits that tell conversations apart near the start (a user's name, a date in the system prompt) are seen
+    exactly; further on, two conversations that part ways differ in every later sample (their text, or its
+    offsets, differ from there on), so sampling misses only a same-length edit inside one late block, and then the
+    guess is only slightly wrong: affinity is a hint.
     """
     start = body.find(_MESSAGES)
     if start < 0:
@@ -42,11 +46,15 @@ def prefix_hashes(body: bytes, block_bytes: int, max_blocks: int, sample_bytes: 
     crc32 = zlib.crc32
     hashes: list[int] = []
     value = 0
+    whole = start + full_bytes
     skip = block_bytes - sample_bytes
-    for offset in range(start + skip, end - sample_bytes + 1, block_bytes):
-        # CRC-32 continued over each sample is the CRC of all samples so far: the chain comes for free, in C,
-        # without copying. Its collisions (32 bits) only cost a slightly wrong affinity guess, never a wrong answer.
-        value = crc32(view[offset : offset + sample_bytes], value)
+    for offset in range(start, end - block_bytes + 1, block_bytes):
+        # CRC-32 continued over each block (or sample) is the CRC of all of them so far: the chain comes for free,
+        # in C, without copying. Its collisions (32 bits) only cost a slightly wrong affinity guess.
+        if offset < whole:
+            value = crc32(view[offset : offset + block_bytes], value)
+        else:
+            value = crc32(view[offset + skip : offset + block_bytes], value)
         hashes.append(value)
     return hashes
 

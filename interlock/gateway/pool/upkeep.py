@@ -60,6 +60,8 @@ class PoolUpkeep:
         self._tasks: list[asyncio.Task[None]] = []
         self.resolutions = 0
         self.resolve_errors = 0
+        self.on_scraped: Callable[[], None] | None = None
+        """Called after each round of scrapes (the backend's queue looks for room)."""
 
     def start(self) -> None:
         if self._tasks:
@@ -162,6 +164,8 @@ class PoolUpkeep:
     async def _scrape_forever(self) -> None:
         while True:
             await self.scrape()
+            if self.on_scraped is not None:
+                self.on_scraped()
             if self._dns_host is None:
                 await self._close_idle()
             await asyncio.sleep(self._scrape_interval_s)
