@@ -56,7 +56,7 @@ def in_process(endpoints: int, prompt_bytes: int, picks: int = 5000, repeats: in
     pool.set_urls([f"http://10.0.0.{i}:8000/v1" for i in range(1, endpoints + 1)])
     now = time.monotonic()
     for i, endpoint in enumerate(pool.endpoints):
-        endpoint.scraped_at, endpoint.engine_load, endpoint.kv_usage = now + 3600, float(i % 3), 0.3
+        endpoint.scraped_at, endpoint.external_load, endpoint.kv_usage = now + 3600, float(i % 3), 0.3
     system = (SYSTEM * (prompt_bytes // len(SYSTEM) + 1))[:prompt_bytes]
     conversations = [body(f"{c} {system}", "warm") for c in range(200)]
     for c, b in enumerate(conversations):  # a warm index: 200 conversations' blocks

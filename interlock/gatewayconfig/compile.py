@@ -100,6 +100,7 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
             load_weight=spec.picker.load_weight,
             kv_cache_weight=spec.picker.kv_cache_weight,
             prefix_weight=spec.picker.prefix_weight,
+            queue_weight=spec.picker.queue_weight,
             metrics_max_age_s=parse_duration(spec.picker.metrics_max_age),
             scrape_interval_s=parse_duration(spec.picker.scrape_interval),
         ),

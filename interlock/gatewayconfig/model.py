@@ -78,8 +78,9 @@ class PickerConfig(_Model):
     """The endpoint picker's weights and the engine metrics' freshness (``LLMBackend.spec.picker``)."""
 
     load_weight: float = 1.0
-    kv_cache_weight: float = 2.0
-    prefix_weight: float = 4.0
+    kv_cache_weight: float = 1.0
+    prefix_weight: float = 8.0
+    queue_weight: float = 4.0
     metrics_max_age_s: float = 5.0
     scrape_interval_s: float = 1.0
 

@@ -200,14 +200,21 @@ class Picker(SpecModel):
 
     load_weight: float = Field(default=1.0, ge=0, le=1000, description="Weight of one request queued or running.")
     kv_cache_weight: float = Field(
-        default=2.0, ge=0, le=1000, description="Weight of a full KV cache, in requests' worth."
+        default=1.0, ge=0, le=1000, description="Weight of a full KV cache, in requests' worth."
     )
     prefix_weight: float = Field(
-        default=4.0,
+        default=8.0,
         ge=0,
         le=1000,
         description="Weight of a whole-prefix match, in requests' worth: how much busier than the least loaded "
         "endpoint the one holding the conversation may be and still win.",
+    )
+    queue_weight: float = Field(
+        default=4.0,
+        ge=0,
+        le=1000,
+        description="Extra weight of each request beyond the engine's batch size (learned from its metrics), which "
+        "waits for a slot instead of running.",
     )
     metrics_max_age: Duration = Field(
         default="5s", description="Engine metrics older than this are ignored: the pick falls back to least in flight."

@@ -154,7 +154,7 @@ async def test_fresh_engine_metrics_see_load_the_gateway_did_not_send(upstream, 
 
     def a_looks_busy() -> bool:
         endpoint = next(e for e in pool.endpoints if e.url == a.url)
-        return endpoint.engine_load == 3
+        return endpoint.engine_load == 3 and endpoint.external_load == 3
 
     await eventually(a_looks_busy, what="the busy engine's metrics scraped")
     for i in range(4):  # prompts that share no prefix: only load decides
@@ -174,7 +174,7 @@ async def test_stale_metrics_degrade_to_least_in_flight(upstream, gateway):
     pool = pool_of(gw)
     await eventually(lambda: all(e.scraped_at is not None for e in pool.endpoints), what="engines scraped")
     for endpoint in pool.endpoints:
-        endpoint.engine_load = 100.0 if endpoint.url == a.url else 0.0  # what a wrong pick would follow
+        endpoint.external_load = 100.0 if endpoint.url == a.url else 0.0  # what a wrong pick would follow
     for i in range(4):
         assert (await gw.http.post("/v1/chat/completions", json=chat(f"{i} {SYSTEM_B}", "q"))).status_code == 200
     assert (chats(a), chats(b)) == (2, 2)

@@ -117,7 +117,12 @@ def _pool(
 ) -> tuple[EndpointPool, PoolUpkeep]:
     picker = config.picker
     settings = PickerSettings(
-        weights=PickerWeights(load=picker.load_weight, kv_cache=picker.kv_cache_weight, prefix=picker.prefix_weight),
+        weights=PickerWeights(
+            load=picker.load_weight,
+            kv_cache=picker.kv_cache_weight,
+            prefix=picker.prefix_weight,
+            queue=picker.queue_weight,
+        ),
         metrics_max_age_s=picker.metrics_max_age_s,
     )
     pool = EndpointPool(config.name, make_client, settings)

@@ -18,10 +18,12 @@ class Endpoint:
     """Counts are plain attributes: the hot path increments them, the metrics collector reads them at scrape time."""
 
     __slots__ = (
+        "batch_size",
         "bit",
         "client",
         "down_until",
         "engine_load",
+        "external_load",
         "inflight",
         "kv_usage",
         "label",
@@ -51,8 +53,14 @@ class Endpoint:
         self.running = 0.0
         self.waiting = 0.0
         self.engine_load = 0.0
+        self.external_load = 0.0
+        """What the engine ran or queued beyond the gateway's own requests when last scraped (other gateways'
+        traffic): the part of the engine's load the gateway cannot count itself. Its own in-flight count is exact
+        and current; the engine's total is up to a scrape interval old, which at high rates misleads."""
         self.kv_usage = 0.0
         self.prefix_hit_rate: float | None = None
+        self.batch_size = 0.0
+        """The most requests the engine was seen running while others waited: its batch size (0: not seen)."""
         self.scraped_at: float | None = None
         self.scrape_errors = 0
         # Why the picker chose this endpoint: prefix affinity won, load/KV headroom (fresh metrics) won, or

@@ -118,14 +118,14 @@ class EndpointPool:
         return chosen
 
     def has_room(self, limit: int) -> bool:
-        """Whether some endpoint carries fewer than ``limit`` requests: the gateway's own in flight, or with fresh
-        metrics the engine's running + waiting when that is more (other gateways' traffic)."""
+        """Whether some endpoint carries fewer than ``limit`` requests: the gateway's own in flight, plus with
+        fresh metrics what the engine ran beyond them (other gateways' traffic)."""
         oldest = time.monotonic() - self.settings.metrics_max_age_s
         for e in self.endpoints:
             load: float = e.inflight
             scraped = e.scraped_at
-            if scraped is not None and scraped >= oldest and e.engine_load > load:
-                load = e.engine_load
+            if scraped is not None and scraped >= oldest:
+                load += e.external_load
             if load < limit:
                 return True
         return False

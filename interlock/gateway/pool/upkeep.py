@@ -156,7 +156,10 @@ class PoolUpkeep:
         endpoint.running = sample.running
         endpoint.waiting = sample.waiting
         endpoint.engine_load = sample.running + sample.waiting
+        endpoint.external_load = max(0.0, endpoint.engine_load - endpoint.inflight)
         endpoint.kv_usage = sample.kv_usage
+        if sample.waiting > 0 and sample.running > endpoint.batch_size:
+            endpoint.batch_size = sample.running
         if sample.prefix_queries:
             endpoint.prefix_hit_rate = (sample.prefix_hits or 0.0) / sample.prefix_queries
         endpoint.scraped_at = time.monotonic()

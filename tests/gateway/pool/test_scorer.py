@@ -16,28 +16,37 @@ from interlock.gateway.pool.scraper import parse_engine_metrics
 @dataclass
 class E:
     inflight: int = 0
-    engine_load: float = 0.0
+    external_load: float = 0.0
     kv_usage: float = 0.0
+    batch_size: float = 0.0
 
 
-W = PickerWeights(load=1.0, kv_cache=2.0, prefix=4.0)
+W = PickerWeights(load=1.0, kv_cache=2.0, prefix=4.0, queue=4.0)
 
 
 def test_score_combines_load_kv_and_prefix() -> None:
-    e = E(inflight=2, engine_load=5, kv_usage=0.5)
-    assert score(e, 0.0, W, use_engine=True) == 5 + 2 * 0.5
+    e = E(inflight=2, external_load=3, kv_usage=0.5)
+    assert score(e, 0.0, W, use_engine=True) == 2 + 3 + 2 * 0.5
     assert score(e, 0.5, W, use_engine=True) == 5 + 1 - 2
     # Without (fresh) engine metrics: the gateway's own in-flight count only, KV unknown.
     assert score(e, 0.0, W, use_engine=False) == 2
-    # The engine never counts less than the gateway knows it sent.
-    assert score(E(inflight=4, engine_load=1), 0.0, W, use_engine=True) == 4
+
+
+def test_requests_beyond_the_engines_batch_weigh_more() -> None:
+    assert score(E(inflight=6, batch_size=4), 0.0, W, use_engine=False) == 6 + 4 * 2
+    assert score(E(inflight=3, batch_size=4), 0.0, W, use_engine=False) == 3
+    assert score(E(inflight=6), 0.0, W, use_engine=False) == 6  # batch size not learned yet
+    # A full engine holding the prefix loses to an idle one once its extra requests would wait for a slot.
+    full = E(inflight=5, batch_size=4)
+    assert pick([full, E(inflight=0)], {0: 1.0}, W, use_engine=False) == 1
+    assert pick([E(inflight=3, batch_size=4), E(inflight=0)], {0: 1.0}, W, use_engine=False) == 0
 
 
 def test_pick_least_loaded_then_kv_headroom() -> None:
     assert pick([E(inflight=3), E(inflight=1), E(inflight=2)], {}, W, use_engine=False) == 1
-    assert pick([E(engine_load=2, kv_usage=0.9), E(engine_load=2, kv_usage=0.1)], {}, W, use_engine=True) == 1
+    assert pick([E(external_load=2, kv_usage=0.9), E(external_load=2, kv_usage=0.1)], {}, W, use_engine=True) == 1
     # A full KV cache is worth two requests of queue at these weights.
-    assert pick([E(engine_load=1, kv_usage=1.0), E(engine_load=2, kv_usage=0.0)], {}, W, use_engine=True) == 1
+    assert pick([E(external_load=1, kv_usage=1.0), E(external_load=2, kv_usage=0.0)], {}, W, use_engine=True) == 1
 
 
 def test_prefix_affinity_wins_unless_the_endpoint_is_too_busy() -> None:
@@ -177,7 +186,12 @@ def test_pick_chooses_the_lowest_score() -> None:
     rng = random.Random(7)
     for _ in range(500):
         candidates = [
-            E(inflight=rng.randrange(6), engine_load=rng.randrange(8), kv_usage=rng.random())
+            E(
+                inflight=rng.randrange(6),
+                external_load=rng.randrange(8),
+                kv_usage=rng.random(),
+                batch_size=rng.choice([0, 2, 4]),
+            )
             for _ in range(rng.randrange(1, 6))
         ]
         matched = {i: rng.random() for i in range(len(candidates)) if rng.random() < 0.4}
