@@ -51,6 +51,7 @@ DECODE_S = 0.03
 PREFILL_S = 0.0003
 OUTPUT_TOKENS = 16
 ENGINE = {
+    "models": ["llama"],  # one model's vllm:* series: rendering /metrics stalls the engines' shared event loop
     "engine_metrics": True,
     "max_num_seqs": SLOTS,
     "kv_cache_tokens": 4000,
