@@ -126,10 +126,10 @@ async def engines_metrics(ports: list[int]) -> tuple[float, float]:
 
 async def run_case(work: Path, engines: int, picker: dict[str, Any], queueing: dict[str, Any], requests: list) -> dict:
     ports = [free_port() for _ in range(engines)]
+    settings = orjson.dumps(ENGINE).decode()
     engine_proc = await start(
-        ["-m", "bench.routing.engines", "--ports", ",".join(map(str, ports)), "--settings", orjson.dumps(ENGINE).decode()],
-        ready="ready",
-    )  # fmt: skip
+        ["-m", "bench.routing.engines", "--ports", ",".join(map(str, ports)), "--settings", settings], ready="ready"
+    )
     gateway_proc = None
     try:
         manifests = [
@@ -191,7 +191,7 @@ def row(name: str, result: dict, tenant: str | None = None) -> str:
     line = (f"  {name:<26} {s.ok:>5}/{s.requests:<5} {s.ttft_p50 * 1000:>8.0f} {s.ttft_p99 * 1000:>8.0f} "
             f"{s.throughput:>8.1f} {result['hit_rate'] * 100:>7.1f}%")  # fmt: skip
     if tenant is not None and tenant in s.by_tenant:
-        p50, p99, ok = s.by_tenant[tenant]
+        p50, p99, _ok = s.by_tenant[tenant]
         line += f" {p50 * 1000:>10.0f} {p99 * 1000:>10.0f}"
     return line
 

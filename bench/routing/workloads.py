@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 __all__ = ["Request", "noisy_tenant", "prefix_heavy", "uniform"]
 
-_WORDS = (
-    "account billing invoice refund policy server cluster deploy region latency budget tenant model prompt "
-    "token cache replica gateway engine queue priority route fallback metric trace alert dashboard quota key"
-).split()
+_WORDS = [
+    *("account", "billing", "invoice", "refund", "policy", "server", "cluster", "deploy", "region", "latency"),
+    *("budget", "tenant", "model", "prompt", "token", "cache", "replica", "gateway", "engine", "queue"),
+    *("priority", "route", "fallback", "metric", "trace", "alert", "dashboard", "quota", "key"),
+]
 
 
 @dataclass(frozen=True, slots=True)
