@@ -8,6 +8,9 @@ Three measurements, each a table:
    projector) are listed, not counted.
 2. Natural text: the answer texts of the response fixtures, tokenized by the engine (``POST /tokenize``) against
    ``count_text()``: what ``answer_tokens()`` counts for a real model's answer.
+   And the same prompts corrected as the gateway does (``usage.calibration``): each fixture estimated with what
+   the engine reported for two warm-up requests (one plain, one with a tool) and for the fixtures before it, then
+   added as a sample: the online learning of a backend's template cost, on the real engine's counts.
 3. The engine's own answers: ``completion_tokens`` against ``answer_tokens()`` of the answer it sent. The model has
    random weights, so these answers are strings of arbitrary tokens, far from prose: the worst case for any estimate
    made with another vocabulary, shown for completeness.
@@ -26,7 +29,19 @@ import orjson
 
 from bench.estimates.args import parser
 from interlock.gateway.dispatch.apis import API
-from interlock.gateway.usage.estimate import answer_tokens, count_text, prompt_tokens
+from interlock.gateway.usage.calibration import PromptCalibration
+from interlock.gateway.usage.estimate import answer_tokens, count_text, prompt_estimate
+
+WARM_UP: list[dict[str, Any]] = [
+    {"messages": [{"role": "user", "content": "Hello there, how are you?"}]},
+    {
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        }}],
+    },
+]  # fmt: skip
 
 TESTDATA = Path(__file__).resolve().parents[2] / "tests" / "testdata" / "translate"
 
@@ -87,6 +102,8 @@ async def main(argv: list[str] | None = None) -> int:
         print("python -m bench.estimates: give --server (bench/estimates/llamacpp starts one)", file=sys.stderr)
         return 2
     prompts: list[tuple[str, int, int]] = []
+    calibrated: list[tuple[str, int, int]] = []
+    calibration = PromptCalibration()
     engine_answers: list[tuple[str, int, int]] = []
     refused: list[tuple[str, str]] = []
     async with httpx.AsyncClient(base_url=args.server.rstrip("/"), timeout=300) as client:
@@ -96,7 +113,8 @@ async def main(argv: list[str] | None = None) -> int:
             f"a stream reports usage: with stream_options.include_usage {await _stream_has_usage(client, True)}, "
             f"without {await _stream_has_usage(client, False)}"
         )
-        for name, request in _requests():
+        warm_up = [(f"warm-up {i}", request) for i, request in enumerate(WARM_UP)]
+        for name, request in warm_up + _requests():
             body = {k: v for k, v in request.items() if k not in ("stream", "stream_options", "model")}
             body |= {"model": "m", "max_tokens": args.max_tokens, "temperature": 0}
             response = await client.post("/v1/chat/completions", json=body)
@@ -105,13 +123,22 @@ async def main(argv: list[str] | None = None) -> int:
                 continue
             answer = response.json()
             usage = answer["usage"]
-            prompts.append((name, usage["prompt_tokens"], prompt_tokens(API.CHAT, request)))
-            engine_answers.append((name, usage["completion_tokens"], answer_tokens(answer)))
+            estimate, shape = prompt_estimate(API.CHAT, request)
+            if not name.startswith("warm-up"):
+                prompts.append((name, usage["prompt_tokens"], estimate))
+                corrected = estimate + calibration.correction("m", shape)
+                calibrated.append((name, usage["prompt_tokens"], corrected))
+                engine_answers.append((name, usage["completion_tokens"], answer_tokens(answer)))
+            calibration.add("m", shape, estimate, usage["prompt_tokens"])
         texts = []
         for name, text in _answers():
             tokens = (await client.post("/tokenize", json={"content": text, "add_special": False})).json()["tokens"]
             texts.append((name, len(tokens), count_text(text)))
     _table("Prompts: the engine's prompt_tokens against prompt_tokens()", prompts)
+    _table(
+        "Prompts corrected by the backend's calibration (learned from the warm-up and the fixtures before each)",
+        calibrated,
+    )
     if refused:
         print("\nRefused by the engine (not counted): " + "; ".join(f"{n}: {why}" for n, why in refused))
     _table("Natural answer texts: the engine's /tokenize against count_text()", texts)

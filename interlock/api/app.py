@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from interlock.api.bodyguard import BodyGuard
+from interlock.api.console import install_console
 from interlock.api.errors import install_error_handlers
 from interlock.api.readiness import readiness
 from interlock.api.routes import ROUTERS
@@ -56,6 +57,8 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
     app.add_middleware(BodyGuard, settings=settings)
     for router in ROUTERS:
         app.include_router(router)
+    if settings.console_enabled:
+        install_console(app, settings)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

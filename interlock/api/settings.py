@@ -99,6 +99,24 @@ class ApiSettings(BaseSettings):
     default_page_size: int = Field(default=100, ge=1, le=10_000)
     max_page_size: int = Field(default=1000, ge=1, le=10_000)
     snapshot_cache_size: int = Field(default=1024, ge=1, description="Gateways whose last snapshot body is kept.")
+    console_enabled: bool = Field(default=True, description="Serve the web console under /console.")
+    console_session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, le=30 * 86400, description="How long a console login lasts (then log in again)."
+    )
+    console_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the console's session cookie Secure (sent over HTTPS only). Default: on in production, "
+        "off in development (http://127.0.0.1).",
+    )
+    console_login_window_s: float = Field(
+        default=300.0, gt=0, description="The window in which failed console logins are counted."
+    )
+    console_login_max_failures: int = Field(
+        default=5, ge=1, description="Failed console logins per account (the admin, or one key) in the window."
+    )
+    console_login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed console logins per client address in the window."
+    )
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> ApiSettings:
@@ -146,6 +164,11 @@ class ApiSettings(BaseSettings):
     def admin_secret(self) -> str:
         assert self.admin_token is not None
         return self.admin_token.get_secret_value()
+
+    def console_cookie_is_secure(self) -> bool:
+        if self.console_cookie_secure is not None:
+            return self.console_cookie_secure
+        return self.environment == "production"
 
     def signing_key(self) -> bytes | None:
         """The gateway credentials' signing key, or None when gateways cannot be authenticated."""

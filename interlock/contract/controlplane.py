@@ -10,7 +10,9 @@ JSON fields are snake_case. Both directions are versioned by their paths (``/v1/
   acknowledged again but not counted twice, so a gateway may resend after any failure. Events are judged one by
   one: one the control plane refuses for good is listed in ``rejected`` (and dead-lettered there) while the
   others are counted, so one bad event never blocks the ones after it.
-- Both need a gateway credential (``interlock.contract.gatewaycred``) whose scope covers the ``gateway_id``.
+- ``POST /v1/gateway/status``: the gateway's own state (loaded config version, readiness, routes, backends and
+  their circuit breakers), sent every few seconds off the request path; the console shows the latest per gateway.
+- All three need a gateway credential (``interlock.contract.gatewaycred``) whose scope covers the ``gateway_id``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "GATEWAY_SNAPSHOT_PATH",
+    "GATEWAY_STATUS_PATH",
     "GATEWAY_USAGE_PATH",
+    "MAX_STATUS_ITEMS",
+    "BackendStatus",
+    "GatewayStatusReport",
     "KeyRecord",
     "PriceRecord",
     "QuotaRecord",
     "RejectedEvent",
+    "RouteStatus",
     "Snapshot",
     "SpanRecord",
     "TenantRecord",
@@ -36,6 +43,9 @@ __all__ = [
 
 GATEWAY_SNAPSHOT_PATH = "/v1/gateway/snapshot"
 GATEWAY_USAGE_PATH = "/v1/gateway/usage"
+GATEWAY_STATUS_PATH = "/v1/gateway/status"
+MAX_STATUS_ITEMS = 500
+"""Routes (and backends) one status report may carry: a gateway with more sends the first ones by name."""
 
 
 class _Record(BaseModel):
@@ -152,3 +162,30 @@ class UsageBatchResult(_Record):
     rejected: list[RejectedEvent] = Field(default_factory=list)
     """Events refused for good (malformed, a ``gateway_id`` outside the credential's scope, a ``seq`` outside the
     window); each is in the control plane's dead-letter table, never counted."""
+
+
+class RouteStatus(_Record):
+    name: str = Field(max_length=256)
+    targets: list[str] = Field(default_factory=list, max_length=64)
+    """``backend/model`` of each target the route sends to, then its fallbacks, in order."""
+
+
+class BackendStatus(_Record):
+    name: str = Field(max_length=256)
+    provider: str = Field(default="", max_length=64)
+    breaker_open: bool = False
+    inflight: int = Field(default=0, ge=0)
+    unusable_reason: str | None = Field(default=None, max_length=512)
+
+
+class GatewayStatusReport(_Record):
+    """What one gateway reports about itself; the latest report per ``gateway_id`` is kept."""
+
+    gateway_id: str = Field(min_length=1, max_length=128)
+    config_version: str | None = Field(default=None, max_length=128)
+    ready: bool
+    loaded_at: float | None = None
+    """Unix time the config was loaded."""
+    last_error: str | None = Field(default=None, max_length=2000)
+    routes: list[RouteStatus] = Field(default_factory=list, max_length=MAX_STATUS_ITEMS)
+    backends: list[BackendStatus] = Field(default_factory=list, max_length=MAX_STATUS_ITEMS)

@@ -32,7 +32,9 @@ from interlock.db.base import Base
 
 __all__ = [
     "ApiKey",
+    "ConsoleSession",
     "GatewayCursor",
+    "GatewayStatus",
     "MonthlySpend",
     "Price",
     "Quota",
@@ -201,3 +203,32 @@ class UsageDeadLetter(Base):
     reason: Mapped[str] = mapped_column(String(2000))
     event: Mapped[str] = mapped_column(Text)
     """The event as received, as JSON text (cut at 16 KiB)."""
+
+
+class GatewayStatus(Base):
+    """What each gateway last reported about itself (``POST /v1/gateway/status``): loaded config version,
+    readiness, and its routes and backends with circuit-breaker state, for the console."""
+
+    __tablename__ = "gateway_status"
+
+    gateway_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reported_at: Mapped[dt.datetime]
+    config_version: Mapped[str | None] = mapped_column(String(128))
+    ready: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The report as the gateway sent it (``interlock.contract.controlplane.GatewayStatusReport``), bounded there."""
+
+
+class ConsoleSession(Base):
+    """A console login. The cookie holds a random token; only its SHA-256 is stored, so a database read does not
+    give anyone a session. A tenant session names the key it logged in with and ends when that key does."""
+
+    __tablename__ = "console_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str | None] = mapped_column(String(36))
+    key_id: Mapped[str | None] = mapped_column(String(36))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=_utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interlock.asgiserver import EmbeddedServer
+from interlock.contract.controlplane import GatewayStatusReport
 from interlock.gateway.context import Authenticator, RequestContext, Services
 from interlock.gateway.controlplane.link import ControlPlaneLink
+from interlock.gateway.controlplane.statusreport import build_report
 from interlock.gateway.dispatch.apis import API
 from interlock.gateway.dispatch.credentials import CredentialWatcher, SecretResolver, resolve_all
 from interlock.gateway.dispatch.plan import BackendRuntime
@@ -166,6 +168,8 @@ class GatewayApp:
         for backend in runtime.backends.values():
             backend.start()  # no-op for backends carried over (already started) and those without a pool
         self.services.runtime = runtime
+        if self.link is not None:
+            self.link.reporter.wake()
         carried = {id(b) for b in previous.backends.values()} if previous is not None else set()
         for backend in runtime.backends.values():
             if backend.unusable_reason and id(backend) not in carried:  # said once, when it becomes so
@@ -231,6 +235,15 @@ class GatewayApp:
             await self.link.start()
         await self.loader.start()
         await self.credentials.start()
+        if self.link is not None:
+            self.link.reporter.start(self.status_report)
+
+    def status_report(self) -> GatewayStatusReport:
+        """What the control plane's console shows about this gateway (sent by the link's reporter)."""
+        link = self.link
+        ready = self.loader.status.ready and (link is None or link.ready)
+        gateway_id = self.services.settings.gateway_id
+        return build_report(gateway_id, self.loader.status, self.services.runtime, ready)
 
     async def shutdown(self) -> None:
         """The server has finished its requests: write and send their usage, then close everything."""

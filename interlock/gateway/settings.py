@@ -104,6 +104,12 @@ class GatewaySettings(BaseSettings):
         "cluster). Must be unique per running process: usage `seq` numbers are per gateway id.",
     )
     snapshot_interval_s: float = Field(default=2.0, gt=0, description="How often the key snapshot is polled.")
+    status_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often the gateway reports its config version, readiness, routes and circuit breakers to "
+        "the control plane (for the console); 0: never.",
+    )
     spool_path: Path | None = Field(
         default=None,
         description="Directory holding usage events until the control plane has them (an append-only journal) and "

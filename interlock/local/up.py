@@ -6,8 +6,8 @@ ops port, ``/readyz`` and ``/metrics``, on ``--ops-port``) and the control plane
 cluster: it polls the key snapshot and sends usage events over HTTP, through its spool, with a gateway credential
 of scope ``local/default`` minted at start under a signing key made for this run (gateway id
 ``local/default/<hostname>``). The first tenant (``default``) and a key are created on the first start and
-printed, with the admin token of the control plane; both are kept in the state directory and printed again on
-every start.
+printed, with the admin token of the control plane and the URL of its console (``/console/``); both are kept
+in the state directory and printed again on every start.
 
 Every check that can fail (the manifests, the flags, the three ports) runs before anything is written.
 """
@@ -77,6 +77,7 @@ def _banner(url: str, api_url: str, ops_url: str, key: str, admin_token: str, mo
             f"  Models              {', '.join(models) or '(none)'}",
             f"  Gateway ops         {ops_url}  (/metrics, /readyz)",
             f"  Control plane       {api_url}/v1",
+            f"  Console             {api_url}/console/  (log in with the admin token or an API key)",
             f"  Admin token         {admin_token}",
             "",
             "  Try it:",
@@ -226,6 +227,7 @@ async def run_up(options: UpOptions) -> int:
         control_plane_token=SecretStr(plane.gateway_credential),
         gateway_id=local_gateway_id(),
         snapshot_interval_s=1.0,
+        status_interval_s=2.0,
         spool_path=(options.state_dir / "usage-spool").resolve(),
     )
     app, core = create_gateway_app(

@@ -16,8 +16,11 @@ import orjson
 
 from interlock.mockprovider.answers import text_answer, tool_result_answer
 from interlock.mockprovider.chat_request import ChatRequest, message_text
-from interlock.mockprovider.settings import MockSettings
+from interlock.mockprovider.settings import ChatTemplate, MockSettings
 from interlock.mockprovider.tokens import (
+    LLAMA3_PER_MESSAGE,
+    LLAMA3_PREAMBLE,
+    LLAMA3_TOOLS,
     REPLY_PRIMING,
     count_tokens,
     json_tokens,
@@ -42,9 +45,14 @@ class ChatAnswer:
         return None if self.tool_calls else "".join(self.pieces)
 
 
-def prompt_tokens(request: ChatRequest) -> int:
-    """A count of everything the model would read (the rule in ``tokens``), plus the response schema."""
+def prompt_tokens(request: ChatRequest, template: ChatTemplate = "openai") -> int:
+    """A count of everything the model would read (the rule in ``tokens``), plus the response schema; with the
+    ``llama3`` template, plus what Llama 3.1's chat template adds (``tokens.LLAMA3_*``)."""
     total = REPLY_PRIMING
+    if template == "llama3":
+        total += LLAMA3_PREAMBLE + LLAMA3_PER_MESSAGE * len(request.messages)
+        if request.tools:
+            total += LLAMA3_TOOLS
     for message in request.messages:
         content = message.get("content")
         images = 0
@@ -67,7 +75,7 @@ def answer_chat(request: ChatRequest, settings: MockSettings) -> ChatAnswer:
     last_user = next((m for m in reversed(request.messages) if m["role"] == "user"), request.messages[-1])
     user_text = message_text(last_user)
     after_tool = request.messages[-1]["role"] == "tool"
-    prompt = prompt_tokens(request)
+    prompt = prompt_tokens(request, settings.chat_template)
     if request.tools and request.tool_choice != "none" and not after_tool:
         calls = make_tool_calls(
             request.tools,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["DEFAULT_MODELS", "Fault", "MockSettings"]
+__all__ = ["DEFAULT_MODELS", "ChatTemplate", "Fault", "MockSettings"]
+
+ChatTemplate = Literal["openai", "llama3"]
 
 DEFAULT_MODELS = ("mock-small", "mock-large", "mock-embed")
 
@@ -36,6 +40,11 @@ class MockSettings(BaseModel):
         ge=0,
         description="Anthropic only: report this many prompt tokens as `cache_creation_input_tokens` (capped at what "
         "cache reads leave of the prompt), outside `input_tokens`.",
+    )
+    chat_template: ChatTemplate = Field(
+        "openai",
+        description="How chat prompts are counted: `openai` (3 tokens a message, 3 for the reply) or `llama3` (as "
+        "Llama 3.1's template: a system preamble, 5 tokens a message, tool-calling instructions with tools).",
     )
     keep_requests: int = Field(100, ge=0, description="How many recent requests the stats keep.")
     engine_metrics: bool = Field(

@@ -23,6 +23,9 @@ from interlock import tokenizer
 
 __all__ = [
     "IMAGE_TOKENS",
+    "LLAMA3_PER_MESSAGE",
+    "LLAMA3_PREAMBLE",
+    "LLAMA3_TOOLS",
     "MESSAGE_OVERHEAD",
     "REPLY_PRIMING",
     "count_tokens",
@@ -37,6 +40,13 @@ MESSAGE_OVERHEAD = 3
 REPLY_PRIMING = 3
 """OpenAI's documented chat template cost: 3 tokens a message and 3 for the reply's start."""
 IMAGE_TOKENS = 85
+LLAMA3_PREAMBLE = 27
+"""With the ``llama3`` template (``MockSettings.chat_template``): Llama 3.1's begin-of-text, its default system
+preamble ("Cutting Knowledge Date: ... Today Date: ...") and the reply header, beyond ``REPLY_PRIMING``."""
+LLAMA3_PER_MESSAGE = 2
+"""... its header and end-of-turn tokens cost 5 a message: 2 beyond ``MESSAGE_OVERHEAD``."""
+LLAMA3_TOOLS = 150
+"""... and its tool-calling instructions, when tools are defined."""
 
 
 def count_tokens(text: str) -> int:

@@ -1,7 +1,7 @@
 """Usage rows say whether the request was spilled over from a saturated self-hosted pool to the route's target.
 
 Revision ID: 5b1e0c2d9a47
-Revises: 37147a8cffa0
+Revises: 8e4b6f0c9a12
 Create Date: 2026-12-06 09:10:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b1e0c2d9a47"
-down_revision: str | Sequence[str] | None = "37147a8cffa0"
+down_revision: str | Sequence[str] | None = "8e4b6f0c9a12"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

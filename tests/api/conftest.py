@@ -19,6 +19,8 @@ from tests.api.support import ADMIN_TOKEN, SIGNING_KEY, gateway_credential
 from tests.db.support import temporary_postgres
 
 TABLES = [
+    "console_sessions",
+    "gateway_status",
     "usage_dead_letters",
     "spans",
     "usage",

@@ -493,6 +493,35 @@ def test_it_should_protect_the_api_with_a_disruption_budget() -> None:
     assert render({"api": {"podDisruptionBudget": {"enabled": False}}}).of_kind("PodDisruptionBudget") == []
 
 
+def test_it_should_serve_the_console_through_an_ingress_only_when_asked() -> None:
+    assert render().of_kind("Ingress") == []
+    rendered = render(ci_values(CHART / "ci" / "console-ingress-values.yaml"))
+    ingress = rendered.one("Ingress", "-api")
+    service = rendered.one("Service", "-api")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "interlock-console-tls", "hosts": ["interlock.example.com"]}]
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "interlock.example.com"
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/console", "Prefix")]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": service["metadata"]["name"], "port": {"name": "http"}}
+    assert any(port["name"] == "http" for port in service["spec"]["ports"])
+    policy = rendered.one("NetworkPolicy", "-api")
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in peers
+    bare = render({"api": {"ingress": {"enabled": True, "paths": ["/console", "/v1"]}}}).one("Ingress", "-api")
+    assert "tls" not in bare["spec"]
+    assert "ingressClassName" not in bare["spec"]
+    assert "host" not in bare["spec"]["rules"][0]
+    assert [p["path"] for p in bare["spec"]["rules"][0]["http"]["paths"]] == ["/console", "/v1"]
+
+
+def test_it_should_refuse_an_ingress_path_that_is_not_absolute() -> None:
+    with pytest.raises(Exception, match="paths"):
+        render({"api": {"ingress": {"enabled": True, "paths": ["console"]}}})
+
+
 @pytest.mark.parametrize(
     "values", [{}, ci_values(CHART / "ci" / "monitoring-values.yaml")], ids=["default", "monitoring"]
 )

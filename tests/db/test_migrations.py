@@ -29,6 +29,8 @@ TABLES = {
     "monthly_spend",
     "gateway_cursors",
     "usage_dead_letters",
+    "gateway_status",
+    "console_sessions",
 }
 
 

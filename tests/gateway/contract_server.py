@@ -36,6 +36,7 @@ from interlock.contract import (
     UsageBatch,
     UsageEvent,
 )
+from interlock.contract.controlplane import GATEWAY_STATUS_PATH, GatewayStatusReport
 from interlock.contract.gatewaycred import gateway_id_in_scope, mint_gateway_credential, verify_gateway_credential
 
 __all__ = ["SCOPE", "SIGNING_KEY", "TOKEN", "ContractServer", "gateway_id"]
@@ -73,6 +74,8 @@ class ContractServer:
     """Answer this many usage posts with 503 (after ingesting nothing)."""
     ack_lost: int = 0
     """Ingest this many usage posts but answer 500, as if the acknowledgement was lost on the way back."""
+    status_reports: list[GatewayStatusReport] = field(default_factory=list)
+    """Every status report received, oldest first."""
     port: int = 0
     _server: EmbeddedServer | None = None
 
@@ -193,11 +196,22 @@ class ContractServer:
         self.rejected += len(rejected)
         return JSONResponse({"accepted": accepted, "duplicates": duplicates, "rejected": rejected})
 
+    async def _status(self, request: Request) -> Response:
+        scope = self._scope(request)
+        if scope is None:
+            return JSONResponse({"detail": "bad gateway credential"}, status_code=401)
+        report = GatewayStatusReport.model_validate_json(await request.body())
+        if not gateway_id_in_scope(scope, report.gateway_id):
+            return JSONResponse({"detail": "gateway_id outside the credential's scope"}, status_code=403)
+        self.status_reports.append(report)
+        return Response(status_code=204)
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route(GATEWAY_SNAPSHOT_PATH, self._snapshot, methods=["GET"]),
                 Route(GATEWAY_USAGE_PATH, self._usage, methods=["POST"]),
+                Route(GATEWAY_STATUS_PATH, self._status, methods=["POST"]),
             ]
         )
 

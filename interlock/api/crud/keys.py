@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from interlock.api.crud.commit import commit_unique
 from interlock.api.crud.tenants import get_tenant
@@ -15,7 +16,7 @@ from interlock.api.errors import InvalidError, NotFoundError
 from interlock.contract.keys import generate_key, hash_key, is_well_formed_key, lookup_prefix
 from interlock.db.models import ApiKey
 
-__all__ = ["CreatedKey", "create_key", "find_active_key", "list_keys", "revoke_key"]
+__all__ = ["CreatedKey", "create_key", "find_active_key", "list_keys", "list_recent_keys", "revoke_key"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,11 @@ async def find_active_key(*, session: AsyncSession, key: str, now: dt.datetime) 
     if record.expires_at is not None and record.expires_at <= now:
         return None
     return record
+
+
+async def list_recent_keys(*, session: AsyncSession, tenant_id: str | None, limit: int) -> Sequence[ApiKey]:
+    """Keys newest first, of one tenant or all (the console's Keys page), with their tenant loaded."""
+    query = select(ApiKey).options(selectinload(ApiKey.tenant)).order_by(ApiKey.created_at.desc(), ApiKey.id)
+    if tenant_id is not None:
+        query = query.where(ApiKey.tenant_id == tenant_id)
+    return (await session.scalars(query.limit(limit))).all()

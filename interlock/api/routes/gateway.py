@@ -1,4 +1,5 @@
-"""The control plane's side of the gateway contract (``interlock.contract``): snapshot and usage batches."""
+"""The control plane's side of the gateway contract (``interlock.contract``): snapshot, usage batches and status
+reports."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
+from interlock.api.crud.gatewaystatus import record_gateway_status
 from interlock.api.crud.ingest import ingest_batch
 from interlock.api.crud.snapshot import build_snapshot
 from interlock.api.deps import GatewayDep, SessionDep, SettingsDep
 from interlock.api.schemas import UsageBatchIn
-from interlock.contract.controlplane import GATEWAY_SNAPSHOT_PATH, GATEWAY_USAGE_PATH, Snapshot, UsageBatchResult
+from interlock.contract.controlplane import (
+    GATEWAY_SNAPSHOT_PATH,
+    GATEWAY_STATUS_PATH,
+    GATEWAY_USAGE_PATH,
+    GatewayStatusReport,
+    Snapshot,
+    UsageBatchResult,
+)
 from interlock.contract.gatewaycred import gateway_id_in_scope
 
 __all__ = ["SnapshotCache", "etag_matches", "router"]
@@ -91,3 +100,16 @@ async def ingest_usage(
     return await ingest_batch(
         session=session, scope=gateway.scope, items=batch.events, seq_window=settings.usage_seq_window
     )
+
+
+@router.post(GATEWAY_STATUS_PATH, status_code=204, response_class=Response)
+async def report_status(report: GatewayStatusReport, session: SessionDep, gateway: GatewayDep) -> Response:
+    """The gateway's loaded config version, readiness, routes and backends (``gateway_id`` must be under the
+    credential's scope); the latest report per gateway is kept for the console."""
+    if not gateway_id_in_scope(gateway.scope, report.gateway_id):
+        raise HTTPException(
+            status_code=403,
+            detail=f"gateway_id {report.gateway_id!r} is outside this credential's scope {gateway.scope!r}.",
+        )
+    await record_gateway_status(session=session, report=report, now=dt.datetime.now(dt.UTC))
+    return Response(status_code=204)

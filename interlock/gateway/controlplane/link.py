@@ -1,6 +1,7 @@
 """``ControlPlaneLink``: everything the gateway does with a control plane, started and stopped as one.
 
-The snapshot poller (keys, limits, spend, prices), the spool, the usage recorder and the sender. Start order
+The snapshot poller (keys, limits, spend, prices), the spool, the usage recorder and the sender, and the status
+reporter (started by the gateway once its config loader runs, since it reports the loaded config). Start order
 matters: the spool opens first (its journal tells the highest ``seq`` used, and it holds the last good snapshot),
 the snapshot comes next (its ``ingested_seq`` settles the spend ledger and sets the floor of ``seq``), then events
 may flow. Stop order is the reverse: the journal is synced and, for up to ``drain_s``, what it holds is sent.
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from interlock.gateway.controlplane.snapshot import SnapshotSource
+from interlock.gateway.controlplane.statusreport import StatusReporter
 from interlock.gateway.settings import GatewaySettings
 from interlock.gateway.tenancy.policy import Policy
 from interlock.gateway.usage.ledger import SpendLedger
@@ -69,6 +71,9 @@ class ControlPlaneLink:
             retry_max_s=settings.usage_retry_max_s,
             transport=transport,
         )
+        self.reporter = StatusReporter(
+            url=settings.control_plane_url, token=token, interval_s=settings.status_interval_s, transport=transport
+        )
         self.recorder = UsageRecorder(
             self.spool, gateway_id=settings.gateway_id, ledger=self.ledger, on_write=self.sender.wake
         )
@@ -88,6 +93,7 @@ class ControlPlaneLink:
         self.recorder.settle(policy.ingested_seq)
 
     async def stop(self) -> None:
+        await self.reporter.stop()
         await self.recorder.stop()
         await self.sender.stop()
         if not await self.sender.drain(self.drain_s):

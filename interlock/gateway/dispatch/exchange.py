@@ -42,7 +42,8 @@ from interlock.gateway.tenancy.reservation import input_bound, output_cap
 from interlock.gateway.translate.base import Event
 from interlock.gateway.upstream.relay import AnthropicStreamRelay, OpenAIStreamRelay, StreamRelay, TranslatingRelay
 from interlock.gateway.upstream.sse import DONE
-from interlock.gateway.usage.estimate import StreamTally, answer_tokens, estimated, prompt_tokens
+from interlock.gateway.usage.calibration import PromptShape
+from interlock.gateway.usage.estimate import StreamTally, answer_tokens, estimated, prompt_estimate
 from interlock.gateway.usage.metering import Usage, add_usage, cost_usd, usage_from_anthropic, usage_from_openai
 
 __all__ = ["Exchange", "format_cost"]
@@ -182,6 +183,12 @@ class Exchange:
         usage = _usage_of(crossing.upstream, answer)
         if _missing(usage) and crossing.upstream is API.CHAT:
             usage = self.estimate(opened.target, answer_tokens(answer))
+            if crossing.translate_response is not None:  # the client's API has usage: it shows what is billed
+                answer["usage"] = {
+                    "prompt_tokens": usage.input_tokens,
+                    "completion_tokens": usage.output_tokens,
+                    "total_tokens": usage.input_tokens + usage.output_tokens,
+                }
         if crossing.translate_response is None:
             return opened.body, usage
         return orjson.dumps(crossing.translate_response(answer, self.payload)), usage
@@ -247,17 +254,45 @@ class Exchange:
         await send_bytes(
             ctx.send, opened.status, body, content_type=content_type, headers=headers, before_body=ctx.record_usage
         )
+        if opened.status < 300 and spent is None:  # one attempt's report (a corrected answer's sums two)
+            self.calibrate(opened.target, usage)
 
     def estimate(self, target: Target, completion_tokens: int) -> Usage:
         """Usage the upstream did not report, counted by the gateway (``usage.estimate``), marked estimated. The
-        prompt is counted in the request the upstream got (after any translation: what the model read)."""
-        embeddings = self.fixed_path is not None and self.fixed_path[0] == "/embeddings"
+        prompt is counted in the request the upstream got (after any translation: what the model read), corrected
+        by what this backend's template costs (``usage.calibration``)."""
+        prompt, shape = self._prompt_estimate(target)
+        if not self._embeddings:
+            prompt += target.backend.calibration.correction(target.model, shape)
+        return estimated(max(prompt, 1), completion_tokens)
+
+    @property
+    def _embeddings(self) -> bool:
+        return self.fixed_path is not None and self.fixed_path[0] == "/embeddings"
+
+    def _prompt_estimate(self, target: Target) -> tuple[int, PromptShape]:
         try:
             sent = orjson.loads(self.body_for(target))
         except (orjson.JSONDecodeError, GatewayError):
             sent = self.payload
         api = target.backend.api if isinstance(sent, dict) and sent is not self.payload else self.inbound
-        return estimated(prompt_tokens(api, sent, embeddings=embeddings), completion_tokens)
+        return prompt_estimate(api, sent, embeddings=self._embeddings)
+
+    def calibrate(self, target: Target, usage: Usage | None) -> None:
+        """Teach the backend's calibration from a report of its prompt tokens (a sample of them; after the answer
+        has gone out, so the client never waits for this count)."""
+        if (
+            usage is None
+            or usage.estimated
+            or usage.input_tokens <= 0
+            or self._embeddings
+            or self.crossing(target).upstream is not API.CHAT
+        ):
+            return
+        calibration = target.backend.calibration
+        if calibration.wants_sample(target.model):
+            prompt, shape = self._prompt_estimate(target)
+            calibration.add(target.model, shape, prompt, usage.input_tokens)
 
     async def _schema_problem(self, body: bytes) -> str | None:
         if self.check is None:
@@ -373,6 +408,7 @@ class Exchange:
                 meter(usage)
                 await writer.close(tail)
                 clean = True
+                self.calibrate(opened.target, usage)
         except TimeoutError:
             timeout = self._timeout()
             if not writer.committed:

@@ -17,13 +17,15 @@ from interlock.gateway.pool import EndpointPool
 from interlock.gateway.pool.fairqueue import FairQueue
 from interlock.gateway.pool.upkeep import PoolUpkeep
 from interlock.gateway.upstream.client import BackendClient
+from interlock.gateway.usage.calibration import PromptCalibration
 from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
 
 __all__ = ["BackendRuntime", "RoutePlan", "Target"]
 
 
 class BackendRuntime:
-    """One upstream: its client, circuit breaker and in-flight count. Survives reloads while its config holds.
+    """One upstream: its client, circuit breaker, in-flight count and prompt calibration. Survives reloads while its
+    config holds.
 
     A backend with several endpoints (``static`` or ``dns`` discovery) has a ``pool`` that picks one per request,
     kept current by ``upkeep`` (started with ``start()``); ``client`` is then unused. Without one, ``client``
@@ -34,6 +36,7 @@ class BackendRuntime:
         "_failures",
         "_open_until",
         "api",
+        "calibration",
         "client",
         "config",
         "inflight",
@@ -67,6 +70,8 @@ class BackendRuntime:
         self.key_fingerprint = key_fingerprint
         self.unusable_reason = unusable_reason
         self.inflight = 0
+        self.calibration = PromptCalibration()
+        """What this backend's chat template adds to a prompt estimate, learned from its usage reports."""
         self._failures = 0
         self._open_until = 0.0
 

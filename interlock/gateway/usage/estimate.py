@@ -5,6 +5,7 @@
   JSON arguments) and ``IMAGE`` per image; per tool definition its name, description and JSON schema; the
   ``response_format``; ``PRIMING`` for the reply's start. This is the rule OpenAI documents for its chat models;
   engines with other templates differ by a few tokens a message (Llama 3's: 5 a message, 5 for the reply).
+  A backend whose template costs more is corrected by what it reported on other requests (``usage.calibration``).
 - Completion: the tokens of the text the upstream streamed or answered (content, reasoning, tool-call arguments).
 
 Counting is kept off the hot path: a stream's bytes are only kept (a list append per chunk) and counted once, at
@@ -22,6 +23,7 @@ import orjson
 
 from interlock import tokenizer
 from interlock.gateway.dispatch.apis import API
+from interlock.gateway.usage.calibration import PromptShape
 from interlock.gateway.usage.metering import Usage
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "StreamTally",
     "answer_tokens",
     "count_text",
+    "prompt_estimate",
     "prompt_tokens",
 ]
 
@@ -116,8 +119,13 @@ def _message(message: Any) -> tuple[list[str], int]:
 
 def prompt_tokens(api: API, payload: dict[str, Any], *, embeddings: bool = False) -> int:
     """An estimate of the prompt tokens of a request in the client's API (see the module docstring)."""
+    return prompt_estimate(api, payload, embeddings=embeddings)[0]
+
+
+def prompt_estimate(api: API, payload: dict[str, Any], *, embeddings: bool = False) -> tuple[int, PromptShape]:
+    """``prompt_tokens``, and the prompt's shape, for a backend's calibration (``usage.calibration``)."""
     if embeddings:
-        return sum(count_text(text) for text in _strings(payload.get("input")))
+        return sum(count_text(text) for text in _strings(payload.get("input"))), PromptShape(0, False)
     messages: list[Any] = []
     if api is API.MESSAGES:
         system = payload.get("system")
@@ -137,16 +145,21 @@ def prompt_tokens(api: API, payload: dict[str, Any], *, embeddings: bool = False
         more, pictures = _message(message)
         texts += more
         images += pictures
+    definitions: list[str] = []
     tools = payload.get("tools")
     for tool in tools if isinstance(tools, list) else ():
         if isinstance(tool, dict):
             function = tool.get("function")
             spec: dict[str, Any] = function if isinstance(function, dict) else tool
             schema = spec.get("parameters", spec.get("input_schema"))
-            texts += [str(spec.get("name") or ""), str(spec.get("description") or ""), _json(schema or {})]
-    if isinstance(payload.get("response_format"), dict):
-        texts.append(_json(payload["response_format"]))
-    return PRIMING + PER_MESSAGE * len(messages) + IMAGE * images + count_text("\n".join(texts))
+            definitions += [str(spec.get("name") or ""), str(spec.get("description") or ""), _json(schema or {})]
+    response_format = payload.get("response_format")
+    schema_text = _json(response_format) if isinstance(response_format, dict) else ""
+    text_tokens = count_text("\n".join(texts))
+    tool_tokens = count_text("\n".join(definitions)) if definitions else 0
+    format_tokens = count_text(schema_text) if schema_text else 0
+    tokens = PRIMING + PER_MESSAGE * len(messages) + IMAGE * images + text_tokens + tool_tokens + format_tokens
+    return tokens, PromptShape(len(messages), bool(definitions), tool_tokens, format_tokens)
 
 
 def answer_tokens(answer: Any) -> int:
