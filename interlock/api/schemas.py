@@ -230,6 +230,7 @@ class UsagePublic(_Out):
     cached_tokens: int
     cache_creation_tokens: int
     usage_estimated: bool
+    spilled_over: bool = False
     cost_usd: Decimal
     latency_ms: float
     ttft_ms: float | None

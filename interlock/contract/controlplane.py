@@ -152,6 +152,8 @@ class UsageEvent(_Record):
     cached_tokens: int = Field(ge=0, default=0)
     cache_creation_tokens: int = Field(ge=0, default=0)
     usage_estimated: bool = False
+    spilled_over: bool = False
+    """Served by the route's spill-over target because the self-hosted pool would have answered too late."""
     cost_usd: float = Field(ge=0)
     latency_ms: float = Field(ge=0)
     ttft_ms: float | None = None

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -149,6 +150,7 @@ class Usage(Base):
     cached_tokens: Mapped[int] = mapped_column(BigInteger)
     cache_creation_tokens: Mapped[int] = mapped_column(BigInteger)
     usage_estimated: Mapped[bool] = mapped_column(Boolean)
+    spilled_over: Mapped[bool] = mapped_column(Boolean, server_default=false())
     cost_usd: Mapped[Decimal]
     latency_ms: Mapped[float] = mapped_column(Float)
     ttft_ms: Mapped[float | None] = mapped_column(Float)

@@ -37,6 +37,8 @@ from interlock.gateway.errors import (
 from interlock.gateway.http.asgi import ASGIApp, Receive, Scope, Send, read_body, send_bytes
 from interlock.gateway.http.guard import ClientDisconnected
 from interlock.gateway.http.middleware import REQUEST_ID_KEY, ErrorBoundaryMiddleware, RequestIdMiddleware
+from interlock.gateway.pool import Endpoint as PoolEndpoint
+from interlock.gateway.pool.discovery import Resolver, system_resolver
 from interlock.gateway.settings import GatewaySettings
 from interlock.gateway.structured.pool import SchemaWorkers
 from interlock.gateway.tenancy.auth import SnapshotAuthenticator, StaticKeyAuthenticator
@@ -84,7 +86,9 @@ class GatewayApp:
         link: ControlPlaneLink | None = None,
         enforcer: Enforcer | None = None,
         tracing: Tracing | None = None,
+        dns_resolver: Resolver = system_resolver,
     ) -> None:
+        """``dns_resolver``: how backends with ``dns`` discovery resolve their pods' names (tests give their own)."""
         self.services = Services(settings=settings, metrics=metrics or GatewayMetrics(), authenticator=authenticator)
         self.services.enforcer = self.enforcer = enforcer
         self.services.schemas = SchemaWorkers(
@@ -99,6 +103,7 @@ class GatewayApp:
             self.services.usage = link.recorder
             self.services.metrics.pipeline = link.pipeline_state
         self.resolver = resolver
+        self.dns_resolver = dns_resolver
         self.loader = ConfigLoader(source, self.apply_config, interval_s=settings.config_poll_interval_s)
         self._applying = asyncio.Lock()
         self.credentials = CredentialWatcher(
@@ -110,6 +115,8 @@ class GatewayApp:
         self.ops_app = OpsApp(self.services, self.loader, link, enforcer)
         """The ASGI app of the ops port: ``/readyz`` and ``/metrics`` are served there, not on the client port."""
         self.services.metrics.breakers = self._breakers
+        self.services.metrics.pools = self._pools
+        self.services.metrics.queues = self._queues
         self._endpoints: dict[str, Endpoint] = {
             "/v1/chat/completions": Endpoint("POST", chat_completions),
             "/v1/embeddings": Endpoint("POST", embeddings, operation="embeddings"),
@@ -126,6 +133,18 @@ class GatewayApp:
             return []
         now = time.monotonic()
         return [(name, backend.breaker_open(now)) for name, backend in runtime.backends.items()]
+
+    def _pools(self) -> list[tuple[str, tuple[PoolEndpoint, ...]]]:
+        runtime = self.services.runtime
+        if runtime is None:
+            return []
+        return [(name, b.pool.endpoints) for name, b in runtime.backends.items() if b.pool is not None]
+
+    def _queues(self) -> list[tuple[str, dict[str, int]]]:
+        runtime = self.services.runtime
+        if runtime is None:
+            return []
+        return [(name, b.queue.waiting) for name, b in runtime.backends.items() if b.queue is not None]
 
     # --- config -----------------------------------------------------------------------------------------
 
@@ -144,7 +163,10 @@ class GatewayApp:
             previous,
             mock_url=mock_url,
             connect_timeout_s=self.services.settings.connect_timeout_s,
+            dns_resolver=self.dns_resolver,
         )
+        for backend in runtime.backends.values():
+            backend.start()  # no-op for backends carried over (already started) and those without a pool
         self.services.runtime = runtime
         if self.link is not None:
             self.link.reporter.wake()
@@ -180,8 +202,7 @@ class GatewayApp:
         while any(b.inflight for b in backends) and loop.time() < until:  # noqa: ASYNC110 - rare, coarse poll
             await asyncio.sleep(0.5)
         for backend in backends:
-            if backend.client is not None:
-                await backend.client.close()
+            await backend.close()
 
     # --- ASGI ---------------------------------------------------------------------------------------------
 
@@ -241,8 +262,7 @@ class GatewayApp:
         runtime = self.services.runtime
         if runtime is not None:
             for backend in runtime.backends.values():
-                if backend.client is not None:
-                    await backend.client.close()
+                await backend.close()
         if self._mock_server is not None:
             await self._mock_server.stop()
             self._mock_server = None
@@ -346,6 +366,7 @@ def create_gateway_app(
     metrics: GatewayMetrics | None = None,
     mock_app_factory: Callable[[], Any] | None = None,
     tracing: Tracing | None = None,
+    dns_resolver: Resolver = system_resolver,
 ) -> tuple[ASGIApp, GatewayApp]:
     """The middleware-wrapped ASGI app to serve, and the core for callers that manage it (tests, ``up``).
 
@@ -376,6 +397,7 @@ def create_gateway_app(
         link=link,
         enforcer=enforcer,
         tracing=tracing,
+        dns_resolver=dns_resolver,
     )
     # The request id outermost, so even the error boundary's 500 carries it.
     return RequestIdMiddleware(ErrorBoundaryMiddleware(core)), core

@@ -113,6 +113,10 @@ class RequestContext:
     admit_s: float = 0.0
     attempts: list[list[Any]] = field(default_factory=list)
     """Upstream attempts: [backend, model, start s, end s, status, failure kind or None], relative to ``clock``."""
+    queued: list[tuple[str, float, float, str | None]] = field(default_factory=list)
+    """Waits in a backend's fair queue: (backend, start s, end s, refusal or None), relative to ``clock``."""
+    spilled: bool = False
+    """Served by the route's spill-over target because the pool would have answered too late."""
     admitted: bool = False
     recorded: bool = False
     """The usage event is written (``record_usage``)."""
@@ -187,6 +191,12 @@ class RequestContext:
             enforcer.settle(self, used.input_tokens + used.output_tokens if used is not None else 0, self.cost_usd)
         if services.usage is not None:
             services.usage.record(self, time.perf_counter())
+
+    def queue_waited(self, backend: str, waited_s: float, refusal: str | None) -> None:
+        """The request waited ``waited_s`` in ``backend``'s fair queue, let in (``refusal`` None) or refused."""
+        end = time.perf_counter() - self.clock
+        self.queued.append((backend, end - waited_s, end, refusal))
+        self.services.metrics.queue_wait(backend, self.tenant, waited_s, refusal)
 
     def attempting(self, target: Target) -> None:
         """Note the target of the current upstream attempt, for headers, metrics and spans."""

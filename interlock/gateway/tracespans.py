@@ -24,6 +24,8 @@ def end_trace(ctx: RequestContext, finished: float) -> None:
         """Unix nanoseconds of a moment given in seconds after arrival."""
         return now_ns - int((now - ctx.clock - offset_s) * 1e9)
 
+    for backend, start, end, refusal in ctx.queued:
+        trace.record_queue(backend=backend, start_ns=wall_ns(start), end_ns=wall_ns(end), refusal=refusal)
     backends = ctx.runtime.backends
     for number, (backend, model, start, end, status, failure) in enumerate(ctx.attempts, start=1):
         runtime = backends.get(backend)

@@ -1,6 +1,6 @@
 """The operator-to-gateway contract: the compiled, Kubernetes-free ``GatewayConfig`` and its hot-reloading loader."""
 
-from interlock.gatewayconfig.compile import compile_config, self_hosted_url
+from interlock.gatewayconfig.compile import compile_config, self_hosted_pods_service, self_hosted_url
 from interlock.gatewayconfig.loader import (
     ConfigLoader,
     ConfigSource,
@@ -13,10 +13,14 @@ from interlock.gatewayconfig.model import (
     BackendConfig,
     CircuitBreakerConfig,
     CredentialRef,
+    DiscoveryConfig,
     GatewayConfig,
     ModelPrice,
+    PickerConfig,
+    QueueingConfig,
     RetryConfig,
     RouteConfig,
+    SpilloverConfig,
     TargetConfig,
     TimeoutConfig,
 )
@@ -29,14 +33,19 @@ __all__ = [
     "ConfigSource",
     "ConfigStatus",
     "CredentialRef",
+    "DiscoveryConfig",
     "FileConfigSource",
     "GatewayConfig",
     "ModelPrice",
+    "PickerConfig",
+    "QueueingConfig",
     "RetryConfig",
     "RouteConfig",
+    "SpilloverConfig",
     "StaticConfigSource",
     "TargetConfig",
     "TimeoutConfig",
     "compile_config",
+    "self_hosted_pods_service",
     "self_hosted_url",
 ]

@@ -11,19 +11,30 @@ from interlock.gatewayconfig.model import (
     BackendConfig,
     CircuitBreakerConfig,
     CredentialRef,
+    DiscoveryConfig,
     GatewayConfig,
     ModelPrice,
+    PickerConfig,
+    QueueingConfig,
     RetryConfig,
     RouteConfig,
+    SpilloverConfig,
     TargetConfig,
     TimeoutConfig,
 )
 from interlock.resources.common import parse_duration
-from interlock.resources.llmbackend import LLMBackend
+from interlock.resources.llmbackend import ENGINE_PORTS, LLMBackend
 from interlock.resources.problems import closest
 from interlock.resources.route import Route, RouteFallback
 
-__all__ = ["ENGINE_KEY", "SELF_HOSTED_PORT", "compile_config", "engine_key_secret", "self_hosted_url"]
+__all__ = [
+    "ENGINE_KEY",
+    "SELF_HOSTED_PORT",
+    "compile_config",
+    "engine_key_secret",
+    "self_hosted_pods_service",
+    "self_hosted_url",
+]
 
 SELF_HOSTED_PORT = 8000
 ENGINE_KEY = "api-key"
@@ -39,12 +50,28 @@ def self_hosted_url(name: str, namespace: str) -> str:
     return f"http://{name}.{namespace}.svc:{SELF_HOSTED_PORT}/v1"
 
 
+def self_hosted_pods_service(name: str) -> str:
+    """The headless Service the operator creates beside a self-hosted backend's Service: one DNS address per ready
+    pod, which the gateway resolves to pick among the pods itself."""
+    return f"{name}-pods"
+
+
 def _backend_config(backend: LLMBackend) -> BackendConfig:
     spec = backend.spec
+    discovery = DiscoveryConfig()
     if spec.url is not None:
         url: str | None = str(spec.url).rstrip("/")
+    elif spec.endpoints is not None:
+        urls = tuple(str(e.url).rstrip("/") for e in spec.endpoints)
+        url, discovery = urls[0], DiscoveryConfig(mode="static", endpoints=urls)
     elif spec.serving is not None:
-        url = self_hosted_url(backend.metadata.name, backend.metadata.namespace)
+        name, namespace = backend.metadata.name, backend.metadata.namespace
+        url = self_hosted_url(name, namespace)
+        discovery = DiscoveryConfig(
+            mode="dns",
+            host=f"{self_hosted_pods_service(name)}.{namespace}.svc",
+            port=ENGINE_PORTS[spec.serving.engine],
+        )
     else:
         url = None  # the embedded mock provider
     ref = spec.credentials_secret_ref
@@ -68,6 +95,21 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
         name=backend.metadata.name,
         provider=spec.provider.value,
         url=url,
+        discovery=discovery,
+        picker=PickerConfig(
+            load_weight=spec.picker.load_weight,
+            kv_cache_weight=spec.picker.kv_cache_weight,
+            prefix_weight=spec.picker.prefix_weight,
+            queue_weight=spec.picker.queue_weight,
+            metrics_max_age_s=parse_duration(spec.picker.metrics_max_age),
+            scrape_interval_s=parse_duration(spec.picker.scrape_interval),
+        ),
+        queueing=QueueingConfig(
+            max_inflight_per_endpoint=spec.queueing.max_inflight_per_endpoint,
+            max_queued=spec.queueing.max_queued,
+            max_queued_per_tenant=spec.queueing.max_queued_per_tenant,
+            max_wait_s=parse_duration(spec.queueing.max_wait),
+        ),
         credentials=credentials,
         models=models,
         max_output_tokens={m.name: m.max_output_tokens for m in spec.models if m.max_output_tokens},
@@ -111,6 +153,15 @@ def _route_config(route: Route) -> RouteConfig:
         tenants=tuple(spec.tenants),
         requests_per_minute=spec.limits.requests_per_minute,
         tokens_per_minute=spec.limits.tokens_per_minute,
+        priority=spec.priority,
+        spillover=(
+            SpilloverConfig(
+                target=TargetConfig(backend=spec.spillover.backend, model=spec.spillover.model),
+                first_token_s=parse_duration(spec.spillover.when_predicted_first_token),
+            )
+            if spec.spillover is not None
+            else None
+        ),
     )
 
 
@@ -141,11 +192,10 @@ def compile_config(
     rejected: dict[str, str] = {}
     mine = [r for r in routes if r.metadata.namespace == namespace and r.spec.gateway == gateway]
     for route in sorted(mine, key=lambda r: r.metadata.name):
-        problems = [
-            p
-            for entry in [*route.spec.targets, *route.spec.fallbacks]
-            if (p := _missing_target(entry, backend_configs))
-        ]
+        entries: list[RouteFallback] = [*route.spec.targets, *route.spec.fallbacks]
+        if route.spec.spillover is not None:
+            entries.append(RouteFallback(backend=route.spec.spillover.backend, model=route.spec.spillover.model))
+        problems = [p for entry in entries if (p := _missing_target(entry, backend_configs))]
         owner = route_configs.get(route.spec.model)
         if owner is not None:
             problems.append(f"model {route.spec.model!r} is already served by route {owner.name!r}")

@@ -17,10 +17,14 @@ __all__ = [
     "BackendConfig",
     "CircuitBreakerConfig",
     "CredentialRef",
+    "DiscoveryConfig",
     "GatewayConfig",
     "ModelPrice",
+    "PickerConfig",
+    "QueueingConfig",
     "RetryConfig",
     "RouteConfig",
+    "SpilloverConfig",
     "TargetConfig",
     "TimeoutConfig",
 ]
@@ -52,12 +56,53 @@ class CircuitBreakerConfig(_Model):
     cooldown_s: float = 30.0
 
 
+class DiscoveryConfig(_Model):
+    """How the gateway finds a backend's endpoints, the replicas it picks among per request (docs/routing.md).
+
+    ``url``: one endpoint, the backend's ``url`` (an external API, or a Service's virtual IP).
+    ``static``: ``endpoints`` lists each replica's base URL (``spec.endpoints``; ``interlock up``).
+    ``dns``: ``host`` is a headless Service's name; the gateway resolves it off the hot path every ``refreshS``
+    seconds and calls each address on ``port`` (the engine's port in its pod) with the scheme and path of ``url``.
+    While it resolves to nothing (no ready pod, or DNS failing from the start) the gateway calls ``url`` itself;
+    on a failure after a success it keeps the last addresses.
+    """
+
+    mode: Literal["url", "static", "dns"] = "url"
+    endpoints: tuple[str, ...] = ()
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    refresh_s: float = Field(2.0, gt=0)
+
+
+class PickerConfig(_Model):
+    """The endpoint picker's weights and the engine metrics' freshness (``LLMBackend.spec.picker``)."""
+
+    load_weight: float = 1.0
+    kv_cache_weight: float = 1.0
+    prefix_weight: float = 8.0
+    queue_weight: float = 4.0
+    metrics_max_age_s: float = 5.0
+    scrape_interval_s: float = 1.0
+
+
+class QueueingConfig(_Model):
+    """Per-tenant queues at saturation (``LLMBackend.spec.queueing``); ``max_inflight_per_endpoint`` 0: off."""
+
+    max_inflight_per_endpoint: int = 0
+    max_queued: int = 1000
+    max_queued_per_tenant: int = 100
+    max_wait_s: float = 30.0
+
+
 class BackendConfig(_Model):
-    """One upstream. ``url`` is None only for the embedded mock provider."""
+    """One upstream. ``url`` is None only for the embedded mock provider (and may be for ``static`` discovery)."""
 
     name: str
     provider: Literal["openai", "anthropic", "vllm", "mock"]
     url: str | None
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    picker: PickerConfig = Field(default_factory=PickerConfig)
+    queueing: QueueingConfig = Field(default_factory=QueueingConfig)
     credentials: CredentialRef | None = None
     models: dict[str, ModelPrice]
     max_output_tokens: dict[str, int] = Field(
@@ -84,6 +129,13 @@ class TimeoutConfig(_Model):
     first_token_s: float = 30.0
 
 
+class SpilloverConfig(_Model):
+    """Send to ``target`` what the pool would answer later than ``first_token_s`` (``Route.spec.spillover``)."""
+
+    target: TargetConfig
+    first_token_s: float = 2.0
+
+
 class RouteConfig(_Model):
     """A public model name and its compiled routing policy."""
 
@@ -96,6 +148,8 @@ class RouteConfig(_Model):
     tenants: tuple[str, ...] = ()
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
+    priority: Literal["critical", "standard", "sheddable"] = "standard"
+    spillover: SpilloverConfig | None = None
 
 
 class GatewayConfig(_Model):

@@ -29,6 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max-num-seqs", type=int, default=256, help="engine metrics: requests running at once")
     parser.add_argument("--kv-cache-tokens", type=int, default=16384, help="engine metrics: KV-cache capacity")
+    parser.add_argument("--block-size", type=int, default=16, help="engine metrics: tokens per KV-cache block")
+    parser.add_argument(
+        "--no-prefix-caching", action="store_true", help="engine metrics: never reuse a cached prompt prefix"
+    )
+    parser.add_argument(
+        "--prefill-s-per-token", type=float, default=0.0, help="engine model: prefill seconds per uncached token"
+    )
+    parser.add_argument("--decode-s-per-token", type=float, default=0.0, help="engine model: seconds per output token")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     settings = MockSettings(
@@ -41,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         engine_metrics=args.engine_metrics,
         max_num_seqs=args.max_num_seqs,
         kv_cache_tokens=args.kv_cache_tokens,
+        block_size=args.block_size,
+        prefix_caching=not args.no_prefix_caching,
+        prefill_s_per_token=args.prefill_s_per_token,
+        decode_s_per_token=args.decode_s_per_token,
     )
     uvicorn.run(
         create_app(settings),

@@ -12,7 +12,7 @@ from interlock.mockprovider.engine_metrics import EngineRequest
 from interlock.mockprovider.errors import MockError
 from interlock.mockprovider.settings import Fault
 
-__all__ = ["NOT_JSON", "Exchange", "json_body", "send_stream", "wait"]
+__all__ = ["NOT_JSON", "Exchange", "json_body", "run_unary", "send_stream", "wait"]
 
 NOT_JSON: Any = object()  # the body of a request whose body is not JSON
 
@@ -43,6 +43,15 @@ async def wait(exchange: Exchange, delay: float) -> bool:
         watch.close()
 
 
+async def run_unary(exchange: Exchange, engine: EngineRequest) -> bool:
+    """The engine's prefill and decode time of a unary answer, or until the client leaves; True while it is there."""
+    watch = DisconnectWatch(exchange.receive, exchange.on_disconnect)
+    try:
+        return await engine.run_unary(watch.sleep)
+    finally:
+        watch.close()
+
+
 async def send_stream(
     exchange: Exchange,
     chunks: Iterator[bytes],
@@ -55,15 +64,20 @@ async def send_stream(
     """Send ``chunks`` paced, then ``end``; stop at once when the client leaves or the fault drops us.
 
     ``error`` is the in-stream error event a ``Fault.stream_error_after_chunks`` sends (followed by ``end``).
-    ``engine`` (engine metrics) takes a step per chunk sent and completes only when the whole stream went out.
+    ``engine`` (engine metrics) computes the prompt before the first chunk, paces the chunks by its decode step
+    when that is slower, takes a step per chunk sent and completes only when the whole stream went out.
     """
     fault, send = exchange.fault, exchange.send
     delay = chunk_delay_s if fault.chunk_delay_s is None else fault.chunk_delay_s
+    if engine is not None:
+        delay = max(delay, engine.decode_s)
     watch = DisconnectWatch(exchange.receive, exchange.on_disconnect)
     try:
         start = [(b"content-type", SSE), (b"cache-control", b"no-cache"), *exchange.headers]
         await send({"type": "http.response.start", "status": 200, "headers": start})
         drop, fail = fault.drop_after_chunks, fault.stream_error_after_chunks
+        if engine is not None and not await engine.prefill(watch.sleep):
+            return
         for sent, chunk in enumerate(chunks):
             if sent in (drop, fail):
                 break

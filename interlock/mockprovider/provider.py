@@ -11,6 +11,7 @@ are not counted, and consume no fault.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import uuid
 from collections import deque
@@ -22,16 +23,17 @@ from pydantic import TypeAdapter, ValidationError
 
 from interlock.mockprovider.asgi import Receive, Scope, Send, read_body, send_bytes
 from interlock.mockprovider.chat_answer import answer_chat
-from interlock.mockprovider.chat_request import parse_chat_request
+from interlock.mockprovider.chat_request import message_text, parse_chat_request
 from interlock.mockprovider.chat_wire import DONE, completion_body, completion_chunks
 from interlock.mockprovider.embeddings import embeddings_body
-from interlock.mockprovider.engine_metrics import EngineMetrics, engine_request
+from interlock.mockprovider.engine_metrics import EngineMetrics, EngineModel, engine_request
 from interlock.mockprovider.errors import MockError, anthropic_error_body, error_body, openai_stream_error
-from interlock.mockprovider.exchange import NOT_JSON, Exchange, json_body, send_stream, wait
+from interlock.mockprovider.exchange import NOT_JSON, Exchange, json_body, run_unary, send_stream, wait
 from interlock.mockprovider.messages_endpoint import count_message_tokens, create_message
 from interlock.mockprovider.off_schema import ignore_schemas
 from interlock.mockprovider.settings import Fault, MockSettings
 from interlock.mockprovider.stats import MockStats, RecordedRequest
+from interlock.mockprovider.tokens import prompt_ids
 
 __all__ = ["MockProvider", "create_app"]
 
@@ -54,11 +56,7 @@ class MockProvider:
         self.stats = MockStats(keep=self.settings.keep_requests)
         self.faults: deque[Fault] = deque()
         self.engine = (
-            EngineMetrics(
-                models=self.settings.models,
-                kv_cache_tokens=self.settings.kv_cache_tokens,
-                max_num_seqs=self.settings.max_num_seqs,
-            )
+            EngineMetrics(models=self.settings.models, model=engine_model(self.settings))
             if self.settings.engine_metrics
             else None
         )
@@ -173,8 +171,14 @@ class MockProvider:
         with_usage = not fault.omit_usage
         usage = answer.usage
         reason = "length" if answer.finish_reason == "length" else "stop"
+        turns = ((str(m["role"]), message_text(m)) for m in request.messages)
         async with engine_request(
-            self.engine, request.model, usage["prompt_tokens"], usage["completion_tokens"], reason
+            self.engine,
+            request.model,
+            usage["prompt_tokens"],
+            usage["completion_tokens"],
+            reason,
+            functools.partial(prompt_ids, turns),
         ) as engine:
             if request.stream:
                 chunks = completion_chunks(answer, request.model, include_usage=request.include_usage and with_usage)
@@ -184,6 +188,8 @@ class MockProvider:
                 )
                 return
             if fault.first_token_delay_s > 0 and not await wait(exchange, fault.first_token_delay_s):
+                return
+            if engine is not None and not await run_unary(exchange, engine):
                 return
             body = completion_body(answer, request.model, with_usage=with_usage)
             await send_bytes(exchange.send, 200, body, headers=exchange.headers)
@@ -260,6 +266,18 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def engine_model(settings: MockSettings) -> EngineModel:
+    """The engine model the settings describe."""
+    return EngineModel(
+        max_num_seqs=settings.max_num_seqs,
+        kv_cache_tokens=settings.kv_cache_tokens,
+        block_size=settings.block_size,
+        prefix_caching=settings.prefix_caching,
+        prefill_s_per_token=settings.prefill_s_per_token,
+        decode_s_per_token=settings.decode_s_per_token,
+    )
 
 
 def create_app(settings: MockSettings | None = None) -> MockProvider:

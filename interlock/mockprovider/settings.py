@@ -58,6 +58,16 @@ class MockSettings(BaseModel):
     kv_cache_tokens: int = Field(
         16384, ge=1, description="With engine metrics: the KV-cache capacity, in tokens, of each model's engine."
     )
+    block_size: int = Field(16, ge=1, le=1024, description="With engine metrics: tokens per KV-cache block (vLLM's).")
+    prefix_caching: bool = Field(
+        True, description="With engine metrics: reuse the KV blocks of a prompt prefix seen before (vLLM's default)."
+    )
+    prefill_s_per_token: float = Field(
+        0.0, ge=0, le=1, description="With engine metrics: prefill time per prompt token not in the prefix cache."
+    )
+    decode_s_per_token: float = Field(
+        0.0, ge=0, le=10, description="With engine metrics: one decode step, the time per output token."
+    )
 
     @model_validator(mode="after")
     def _answer_range(self) -> MockSettings:

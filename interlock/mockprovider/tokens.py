@@ -13,6 +13,7 @@ request for the same conversation therefore cost the same.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "count_tokens",
     "json_tokens",
     "message_tokens",
+    "prompt_ids",
     "split_pieces",
     "tool_definition_tokens",
 ]
@@ -69,3 +71,25 @@ def tool_definition_tokens(tools: Iterable[Any]) -> int:
 def split_pieces(text: str) -> list[str]:
     """One piece per token; the pieces concatenate back to ``text``."""
     return tokenizer.pieces(text)
+
+
+_ROLE_MARK = {"system": -1, "developer": -1, "user": -2, "assistant": -3, "tool": -4}
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_ids(text: str) -> tuple[int, ...]:
+    return tuple(tokenizer.encoding().encode_ordinary(text)) if text else ()
+
+
+def prompt_ids(turns: Iterable[tuple[str, str]]) -> list[int]:
+    """The token sequence of a conversation as (role, text) turns, for the engine model's prefix cache.
+
+    Each turn is a role marker (a negative id no text produces) and its text's tokens, so two requests share a
+    prefix exactly when their conversations start with the same turns; the same conversation in either API gives
+    the same sequence. Texts are tokenized once each while they recur (a shared system prompt), within a bound.
+    """
+    ids: list[int] = []
+    for role, text in turns:
+        ids.append(_ROLE_MARK.get(role, -5))
+        ids.extend(_text_ids(text))
+    return ids

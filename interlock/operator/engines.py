@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from interlock.resources.llmbackend import Serving, ServingEngine
+from interlock.resources.llmbackend import ENGINE_PORTS, Serving, ServingEngine
 
 __all__ = ["ENGINES", "Engine"]
 
@@ -64,7 +64,7 @@ ENGINES: dict[ServingEngine, Engine] = {
         name="vllm",
         image="vllm/vllm-openai:v0.11.0",
         cpu_image="vllm/vllm-openai:v0.11.0",
-        port=8000,
+        port=ENGINE_PORTS[ServingEngine.VLLM],
         health_path="/health",
         command=("vllm", "serve"),
         cache_dir="/models",
@@ -77,7 +77,7 @@ ENGINES: dict[ServingEngine, Engine] = {
         name="tgi",
         image="ghcr.io/huggingface/text-generation-inference:3.3.6",
         cpu_image="ghcr.io/huggingface/text-generation-inference:3.3.6",
-        port=80,
+        port=ENGINE_PORTS[ServingEngine.TGI],
         health_path="/health",
         command=("text-generation-launcher",),
         cache_dir="/data",
@@ -90,7 +90,7 @@ ENGINES: dict[ServingEngine, Engine] = {
         name="llamacpp",
         image="ghcr.io/ggml-org/llama.cpp:server-cuda-b6700",
         cpu_image="ghcr.io/ggml-org/llama.cpp:server-b6700",
-        port=8080,
+        port=ENGINE_PORTS[ServingEngine.LLAMACPP],
         health_path="/health",
         command=("/app/llama-server",),
         cache_dir="/models",

@@ -23,6 +23,7 @@ from interlock.operator.builders import (
     inference_deployment,
     inference_hpa,
     inference_network_policy,
+    inference_pods_service,
     inference_scaled_object,
     inference_selector,
     inference_service,
@@ -197,6 +198,7 @@ async def _apply_inference(ctx: Context, body: Mapping[str, Any], backend: LLMBa
         )
         _report(ctx, body, deployment)
         _report(ctx, body, await ctx.kube.apply(owned_by(inference_service(backend), body)))
+        _report(ctx, body, await ctx.kube.apply(owned_by(inference_pods_service(backend), body)))
         _report(ctx, body, await ctx.kube.apply(owned_by(inference_network_policy(backend, ctx.settings), body)))
         await _autoscaler(ctx, body, backend)
     except KubeError as exc:

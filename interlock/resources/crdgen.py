@@ -131,9 +131,15 @@ LLMBACKEND_SPEC_RULES: tuple[Mapping[str, str], ...] = (
         "message": "set either url (external upstream) or serving (self-hosted), not both",
     },
     {
-        "rule": "has(self.url) || has(self.serving) || self.provider == 'mock'",
-        "message": "provider needs url (external upstream) or serving",
-        "messageExpression": '"provider \'" + self.provider + "\' needs url (external upstream) or serving"',
+        "rule": "!has(self.endpoints) || !(has(self.url) || has(self.serving))",
+        "message": "endpoints replaces url and serving: set only one of the three",
+    },
+    {
+        "rule": "has(self.url) || has(self.endpoints) || has(self.serving) || self.provider == 'mock'",
+        "message": "provider needs url, endpoints (external upstream) or serving",
+        "messageExpression": (
+            '"provider \'" + self.provider + "\' needs url, endpoints (external upstream) or serving"'
+        ),
     },
     {
         "rule": "!has(self.serving) || self.provider in ['vllm', 'openai']",
@@ -197,7 +203,7 @@ _CRDS: dict[type[BaseModel], CrdInfo] = {
             _AGE_COLUMN,
         ),
         validations={"spec": LLMBACKEND_SPEC_RULES},
-        list_map_keys={"spec.models": ("name",), "status.conditions": _CONDITIONS_LIST_MAP},
+        list_map_keys={"spec.models": ("name",), "spec.endpoints": ("url",), "status.conditions": _CONDITIONS_LIST_MAP},
         scale={
             "specReplicasPath": ".spec.serving.replicas",
             "statusReplicasPath": ".status.replicas",

@@ -12,16 +12,20 @@ from interlock.resources.common import Duration, ObjectMeta, SpecModel
 from interlock.resources.conditions import Condition
 
 __all__ = [
+    "ENGINE_PORTS",
     "Autoscaling",
     "AutoscalingMetric",
     "BackendLimits",
     "CircuitBreaker",
+    "Endpoint",
     "LLMBackend",
     "LLMBackendSpec",
     "LLMBackendStatus",
     "ModelCache",
     "ModelPricing",
+    "Picker",
     "Provider",
+    "Queueing",
     "SecretKeyRef",
     "ServedModel",
     "Serving",
@@ -47,6 +51,10 @@ class ServingEngine(StrEnum):
     VLLM = "vllm"
     TGI = "tgi"
     LLAMACPP = "llamacpp"
+
+
+ENGINE_PORTS: dict[ServingEngine, int] = {ServingEngine.VLLM: 8000, ServingEngine.TGI: 80, ServingEngine.LLAMACPP: 8080}
+"""The port each engine listens on in its pod (what the headless Service's DNS addresses are called on)."""
 
 
 class SecretKeyRef(SpecModel):
@@ -171,6 +179,66 @@ class CircuitBreaker(SpecModel):
     cooldown: Duration = Field(default="30s", description="How long the backend stays out of rotation.")
 
 
+MAX_ENDPOINTS = 256
+
+
+class Endpoint(SpecModel):
+    """One replica of the same engine, reached at its own URL."""
+
+    url: HttpUrl = Field(
+        description="Base URL of this replica, for example http://127.0.0.1:8001/v1.",
+        json_schema_extra={"pattern": "^https?://"},
+    )
+
+
+class Picker(SpecModel):
+    """How the gateway picks one of several endpoints per request (``endpoints``, or the pods of ``serving``).
+
+    Lower score wins: loadWeight x requests queued and running + kvCacheWeight x KV-cache usage (0 to 1)
+    - prefixWeight x the share of the prompt's prefix the endpoint was recently sent (docs/routing.md).
+    """
+
+    load_weight: float = Field(default=1.0, ge=0, le=1000, description="Weight of one request queued or running.")
+    kv_cache_weight: float = Field(
+        default=1.0, ge=0, le=1000, description="Weight of a full KV cache, in requests' worth."
+    )
+    prefix_weight: float = Field(
+        default=8.0,
+        ge=0,
+        le=1000,
+        description="Weight of a whole-prefix match, in requests' worth: how much busier than the least loaded "
+        "endpoint the one holding the conversation may be and still win.",
+    )
+    queue_weight: float = Field(
+        default=4.0,
+        ge=0,
+        le=1000,
+        description="Extra weight of each request beyond the engine's batch size (learned from its metrics), which "
+        "waits for a slot instead of running.",
+    )
+    metrics_max_age: Duration = Field(
+        default="5s", description="Engine metrics older than this are ignored: the pick falls back to least in flight."
+    )
+    scrape_interval: Duration = Field(
+        default="1s", description="How often the gateway reads each endpoint's engine metrics; 0s: never."
+    )
+
+
+class Queueing(SpecModel):
+    """Tenant-fair queueing at the gateway when every endpoint of the backend is saturated (docs/routing.md)."""
+
+    max_inflight_per_endpoint: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="An endpoint is saturated at this many requests in flight (the gateway's own, or the engine's "
+        "running + waiting, whichever is larger); 0 turns queueing off.",
+    )
+    max_queued: int = Field(default=1000, ge=1, le=1_000_000, description="Requests waiting at most, all tenants.")
+    max_queued_per_tenant: int = Field(default=100, ge=1, le=1_000_000, description="Requests waiting per tenant.")
+    max_wait: Duration = Field(default="30s", description="Longest wait in the queue; then 503 with Retry-After.")
+
+
 class LLMBackendSpec(SpecModel):
     """Desired state of an LLMBackend."""
 
@@ -179,6 +247,19 @@ class LLMBackendSpec(SpecModel):
         default=None,
         description="Base URL of an external upstream, for example https://api.openai.com/v1.",
         json_schema_extra={"pattern": "^https?://"},
+    )
+    endpoints: list[Endpoint] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ENDPOINTS,
+        description="Several replicas of one engine, each with its own URL, instead of url; the gateway picks one "
+        "per request from their load, KV-cache headroom and prompt-prefix affinity (docs/routing.md).",
+    )
+    picker: Picker = Field(
+        default_factory=Picker, description="How one of several endpoints is picked per request (weights)."
+    )
+    queueing: Queueing = Field(
+        default_factory=Queueing, description="Per-tenant queues when every endpoint is saturated (endpoints, serving)."
     )
     credentials_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret holding the upstream API key; mounted into the gateway only."
@@ -194,8 +275,15 @@ class LLMBackendSpec(SpecModel):
     def _check_shape(self) -> Self:
         if self.url is not None and self.serving is not None:
             raise ValueError("set either url (external upstream) or serving (self-hosted), not both")
-        if self.url is None and self.serving is None and self.provider is not Provider.MOCK:
-            raise ValueError(f"provider {self.provider.value!r} needs url (external upstream) or serving")
+        if self.endpoints is not None and (self.url is not None or self.serving is not None):
+            raise ValueError("endpoints replaces url and serving: set only one of the three")
+        if self.url is None and self.endpoints is None and self.serving is None and self.provider is not Provider.MOCK:
+            raise ValueError(f"provider {self.provider.value!r} needs url, endpoints (external upstream) or serving")
+        if self.endpoints is not None:
+            urls = [str(e.url).rstrip("/") for e in self.endpoints]
+            dupes = sorted({u for u in urls if urls.count(u) > 1})
+            if dupes:
+                raise ValueError(f"endpoints lists {', '.join(map(repr, dupes))} more than once")
         if self.serving is not None and self.provider not in (Provider.VLLM, Provider.OPENAI):
             raise ValueError(
                 f"serving runs an OpenAI-compatible engine: provider must be vllm or openai, "

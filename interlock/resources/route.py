@@ -10,6 +10,7 @@ from interlock.resources.common import Duration, ObjectMeta, SpecModel
 from interlock.resources.conditions import Condition
 
 __all__ = [
+    "Priority",
     "RetryOn",
     "RetryPolicy",
     "Route",
@@ -19,6 +20,7 @@ __all__ = [
     "RouteStatus",
     "RouteTarget",
     "RouteTimeouts",
+    "Spillover",
 ]
 
 RetryOn = Literal["connect", "timeout", "429", "5xx"]
@@ -67,6 +69,23 @@ class RouteLimits(SpecModel):
     tokens_per_minute: int = Field(default=0, ge=0, description="Tokens per minute per tenant.")
 
 
+Priority = Literal["critical", "standard", "sheddable"]
+
+
+class Spillover(SpecModel):
+    """Where requests go when the self-hosted pool would answer them too late."""
+
+    backend: str = Field(
+        min_length=1, max_length=253, pattern=_DNS_LABEL, description="LLMBackend to spill over to (a hosted API)."
+    )
+    model: str = Field(min_length=1, max_length=256, description="Model name to send that backend.")
+    when_predicted_first_token: Duration = Field(
+        default="2s",
+        description="Spill over when the pool's predicted time to first token (its queue and recent service "
+        "times) is above this.",
+    )
+
+
 class RouteSpec(SpecModel):
     """Desired state of a Route."""
 
@@ -86,6 +105,14 @@ class RouteSpec(SpecModel):
     timeouts: RouteTimeouts = Field(default_factory=RouteTimeouts, description="Request deadlines.")
     tenants: list[str] = Field(default_factory=list, description="Tenants allowed to use the route; empty allows all.")
     limits: RouteLimits = Field(default_factory=RouteLimits, description="Per-tenant limits on this route.")
+    priority: Priority = Field(
+        default="standard",
+        description="When a self-hosted pool is saturated: critical waits ahead of standard; sheddable is refused "
+        "at once (503 with Retry-After).",
+    )
+    spillover: Spillover | None = Field(
+        default=None, description="Send to this target the requests the pool would answer too late."
+    )
 
     @model_validator(mode="after")
     def _check_targets(self) -> Self:

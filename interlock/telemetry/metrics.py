@@ -8,9 +8,10 @@ All updates and scrapes run on the event loop thread, so no lock is needed.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -81,6 +82,13 @@ class GatewayMetrics(Collector):
         None), read at scrape time."""
         self.breakers: Callable[[], Iterable[tuple[str, bool]]] = tuple
         """(backend, open) for every backend of the current config, read at scrape time."""
+        self.pools: Callable[[], Iterable[tuple[str, Sequence[EndpointView]]]] = tuple
+        """(backend, its endpoints) for every backend with several, read at scrape time."""
+        self.queues: Callable[[], Iterable[tuple[str, Mapping[str, int]]]] = tuple
+        """(backend, requests waiting per tenant) for every backend with a queue, read at scrape time."""
+        self.queue_waits: dict[tuple[str, str], _Histogram] = {}
+        self.queue_rejected: dict[tuple[str, str, str], int] = {}
+        self.spillovers: dict[tuple[str, str, str], int] = {}
         self.registry.register(self)
 
     # --- updates (hot path) ---------------------------------------------------------------------------
@@ -124,6 +132,21 @@ class GatewayMetrics(Collector):
     def rate_limited(self, tenant: str, route: str) -> None:
         key = (tenant, route)
         self.ratelimited[key] = self.ratelimited.get(key, 0) + 1
+
+    def queue_wait(self, backend: str, tenant: str, seconds: float, refusal: str | None) -> None:
+        """A wait in a backend's fair queue: let in after ``seconds``, or refused for ``refusal``."""
+        if refusal is not None:
+            key = (backend, tenant, refusal)
+            self.queue_rejected[key] = self.queue_rejected.get(key, 0) + 1
+            return
+        histogram = self.queue_waits.get((backend, tenant))
+        if histogram is None:
+            histogram = self.queue_waits[backend, tenant] = _Histogram()
+        histogram.observe(seconds)
+
+    def spillover(self, tenant: str, route: str, backend: str) -> None:
+        key = (tenant, route, backend)
+        self.spillovers[key] = self.spillovers.get(key, 0) + 1
 
     def limit_trip(self, limit: str) -> None:
         """A gateway limit refused something (``header_bytes``, ``body_timeout``, ``sse_event_bytes``, ...).
@@ -190,6 +213,83 @@ class GatewayMetrics(Collector):
         for backend, is_open in self.breakers():
             breakers.add_metric([backend], 1.0 if is_open else 0.0)
         yield breakers
+        yield from _endpoint_families(self.pools())
+        waits = HistogramMetricFamily(
+            names.QUEUE_WAIT,
+            "Seconds a request waited in a saturated backend's fair queue.",
+            labels=("backend", "tenant"),
+        )
+        for key, histogram in list(self.queue_waits.items()):
+            waits.add_metric(list(key), histogram.buckets(), histogram.total)
+        queued = GaugeMetricFamily(
+            names.QUEUED_REQUESTS, "Requests waiting in a backend's fair queue now.", labels=("backend", "tenant")
+        )
+        for backend, waiting in self.queues():
+            for tenant, count in list(waiting.items()):
+                queued.add_metric([backend, tenant], float(count))
+        yield from (waits, queued)
+        yield _counter(
+            names.QUEUE_REJECTED,
+            "Requests a saturated backend's queue refused: shed, queue_full, tenant_queue_full or timeout.",
+            ("backend", "tenant", "reason"),
+            self.queue_rejected,
+        )
+        yield _counter(
+            names.SPILLOVERS,
+            "Requests sent to the route's spill-over target because the pool would have answered too late.",
+            ("tenant", "route", "backend"),
+            self.spillovers,
+        )
+
+
+class EndpointView(Protocol):
+    """What the collector reads of a pool's endpoint (``gateway.pool.Endpoint``)."""
+
+    label: str
+    inflight: int
+    engine_load: float
+    kv_usage: float
+    scraped_at: float | None
+    picks_prefix: int
+    picks_load: int
+    picks_stale: int
+
+
+def _endpoint_families(pools: Iterable[tuple[str, Sequence[EndpointView]]]) -> Iterator[Metric]:
+    labels = ("backend", "endpoint")
+    count = GaugeMetricFamily(names.ENDPOINTS, "Endpoints of the backend the picker chooses among.", labels=["backend"])
+    inflight = GaugeMetricFamily(names.ENDPOINT_INFLIGHT, "Requests the gateway has in flight there.", labels=labels)
+    load = GaugeMetricFamily(
+        names.ENDPOINT_ENGINE_LOAD, "The engine's running plus waiting requests, as last scraped.", labels=labels
+    )
+    kv = GaugeMetricFamily(
+        names.ENDPOINT_KV_CACHE_USAGE, "The engine's KV-cache usage, as last scraped.", labels=labels
+    )
+    age = GaugeMetricFamily(
+        names.ENDPOINT_METRICS_AGE, "Seconds since the engine's metrics were last scraped.", labels=labels
+    )
+    picks = CounterMetricFamily(
+        names.ENDPOINT_PICKS,
+        "Requests sent there, by what decided: prefix (affinity), load (engine metrics), least_inflight (stale).",
+        labels=(*labels, "reason"),
+    )
+    now = time.monotonic()
+    for backend, endpoints in pools:
+        count.add_metric([backend], float(len(endpoints)))
+        for e in endpoints:
+            key = [backend, e.label]
+            inflight.add_metric(key, float(e.inflight))
+            for reason, value in (
+                ("prefix", e.picks_prefix),
+                ("load", e.picks_load),
+                ("least_inflight", e.picks_stale),
+            ):
+                picks.add_metric([*key, reason], float(value))
+            if e.scraped_at is not None:
+                load.add_metric(key, e.engine_load)
+                kv.add_metric(key, e.kv_usage)
+                age.add_metric(key, now - e.scraped_at)
+    yield from (count, inflight, load, kv, age, picks)
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, float]) -> CounterMetricFamily:
@@ -226,4 +326,10 @@ class DisabledMetrics(GatewayMetrics):
         pass
 
     def rate_limited(self, tenant: str, route: str) -> None:
+        pass
+
+    def queue_wait(self, backend: str, tenant: str, seconds: float, refusal: str | None) -> None:
+        pass
+
+    def spillover(self, tenant: str, route: str, backend: str) -> None:
         pass

@@ -7,6 +7,12 @@ __all__ = [
     "BACKEND",
     "CIRCUIT_BREAKER_OPEN",
     "COST_USD",
+    "ENDPOINTS",
+    "ENDPOINT_ENGINE_LOAD",
+    "ENDPOINT_INFLIGHT",
+    "ENDPOINT_KV_CACHE_USAGE",
+    "ENDPOINT_METRICS_AGE",
+    "ENDPOINT_PICKS",
     "ERROR_TYPE",
     "FALLBACKS",
     "GEN_AI_CACHED_TOKENS",
@@ -20,11 +26,16 @@ __all__ = [
     "INFLIGHT_REQUESTS",
     "LIMIT_TRIPS",
     "METRIC_NAMES",
+    "QUEUED_REQUESTS",
+    "QUEUE_REJECTED",
+    "QUEUE_SPAN",
+    "QUEUE_WAIT",
     "RATELIMITED",
     "REQUESTS",
     "REQUEST_DURATION",
     "ROUTE",
     "SNAPSHOT_AGE",
+    "SPILLOVERS",
     "TENANT",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
@@ -49,6 +60,19 @@ USAGE_SPOOL_BYTES = "interlock_usage_spool_bytes"  # gauge: their bytes (the spo
 SNAPSHOT_AGE = "interlock_snapshot_age_seconds"  # gauge: since the control plane last answered a snapshot poll
 CIRCUIT_BREAKER_OPEN = "interlock_circuit_breaker_open"  # gauge 0/1 per backend
 LIMIT_TRIPS = "interlock_limit_trips"  # interlock_limit_trips_total{limit}
+# The endpoint picker (docs/routing.md): its inputs per endpoint of a backend with several, and its choices.
+ENDPOINTS = "interlock_endpoints"  # gauge{backend}: endpoints known (static list or DNS)
+ENDPOINT_INFLIGHT = "interlock_endpoint_inflight_requests"  # gauge{backend,endpoint}: the gateway's own
+ENDPOINT_ENGINE_LOAD = "interlock_endpoint_engine_requests"  # gauge{backend,endpoint}: engine's running + waiting
+ENDPOINT_KV_CACHE_USAGE = "interlock_endpoint_kv_cache_usage_ratio"  # gauge{backend,endpoint}: engine's, 0 to 1
+ENDPOINT_METRICS_AGE = "interlock_endpoint_metrics_age_seconds"  # gauge{backend,endpoint}: since the last scrape
+ENDPOINT_PICKS = "interlock_endpoint_picks"  # interlock_endpoint_picks_total{backend,endpoint,reason}
+# Tenant-fair queueing at a saturated pool, and spill-over to a hosted target.
+QUEUE_WAIT = "interlock_queue_wait_seconds"  # histogram{backend,tenant}: waits that were let in
+QUEUED_REQUESTS = "interlock_queued_requests"  # gauge{backend,tenant}: waiting now
+QUEUE_REJECTED = "interlock_queue_rejected"  # interlock_queue_rejected_total{backend,tenant,reason}
+SPILLOVERS = "interlock_spillovers"  # interlock_spillovers_total{tenant,route,backend}: backend = the spill target
+QUEUE_SPAN = "gateway.queue"  # span of a wait in a backend's fair queue
 
 METRIC_NAMES = (
     "interlock_requests_total",
@@ -65,6 +89,16 @@ METRIC_NAMES = (
     "interlock_snapshot_age_seconds",
     "interlock_circuit_breaker_open",
     "interlock_limit_trips_total",
+    "interlock_endpoints",
+    "interlock_endpoint_inflight_requests",
+    "interlock_endpoint_engine_requests",
+    "interlock_endpoint_kv_cache_usage_ratio",
+    "interlock_endpoint_metrics_age_seconds",
+    "interlock_endpoint_picks_total",
+    "interlock_queue_wait_seconds",
+    "interlock_queued_requests",
+    "interlock_queue_rejected_total",
+    "interlock_spillovers_total",
 )
 """Every series family the gateway exports, in its exposed form."""
 

@@ -191,6 +191,30 @@ class RequestSpan:
     def trace_id(self) -> str:
         return format(self._context.trace_id, "032x")
 
+    def record_queue(self, *, backend: str, start_ns: int, end_ns: int, refusal: str | None) -> None:
+        """A wait in a saturated backend's fair queue, as its own span (``gateway.queue``)."""
+        attributes: dict[str, Any] = {names.BACKEND: backend}
+        outcome = _UNSET
+        if refusal is not None:
+            attributes[names.ERROR_TYPE] = refusal
+            outcome = Status(StatusCode.ERROR, refusal)
+        context = SpanContext(self._context.trace_id, random.getrandbits(64) or 1, False, _SAMPLED)
+        tracing = self._tracing
+        tracing.processor.on_end(
+            ReadableSpan(
+                names.QUEUE_SPAN,
+                context,
+                self._context,
+                tracing.resource,
+                attributes,
+                kind=SpanKind.INTERNAL,
+                status=outcome,
+                start_time=start_ns,
+                end_time=end_ns,
+                instrumentation_scope=_SCOPE,
+            )
+        )
+
     def record_attempt(
         self,
         *,

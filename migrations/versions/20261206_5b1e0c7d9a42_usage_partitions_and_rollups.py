@@ -133,14 +133,27 @@ def _fill_rollups(connection: sa.Connection) -> None:
             if row.ttft_ms is not None:
                 sums[TTFT[_bin(float(row.ttft_ms))]] += 1
 
-    query = sa.text(
-        "SELECT started_at, tenant_id, model, route, backend, status, input_tokens, output_tokens, cached_tokens, "
-        "cache_creation_tokens, cost_usd, latency_ms, ttft_ms FROM usage ORDER BY started_at"
-    )
-    rows: Iterator[Any] = iter(connection.execute(query, execution_options={"yield_per": 5000}))
+    def pages() -> Iterator[Any]:
+        """Every usage row by (started_at, id), 5,000 at a time by keyset: no server-side cursor, which asyncpg keeps
+        open to the end of the transaction (holding the table "in use" for a later ALTER TABLE in it)."""
+        columns = (
+            "started_at, id, tenant_id, model, route, backend, status, input_tokens, output_tokens, cached_tokens, "
+            "cache_creation_tokens, cost_usd, latency_ms, ttft_ms"
+        )
+        first = sa.text(f"SELECT {columns} FROM usage ORDER BY started_at, id LIMIT 5000")
+        after = sa.text(
+            f"SELECT {columns} FROM usage WHERE started_at > :at OR (started_at = :at AND id > :id) "
+            "ORDER BY started_at, id LIMIT 5000"
+        )
+        page = connection.execute(first).all()
+        while page:
+            yield from page
+            last = page[-1]
+            page = connection.execute(after, {"at": last.started_at, "id": last.id}).all()
+
     tenant_keys = ("bucket", "tenant_id", "model", "route", "backend")
     fleet_keys = ("bucket", "model", "route", "backend")
-    for row in rows:
+    for row in pages():
         started = _utc(row.started_at)
         hour = started.replace(minute=0, second=0, microsecond=0)
         day = hour.replace(hour=0)

@@ -50,6 +50,7 @@ async def test_totals_are_exact_and_count_cached_tokens(admin: httpx.AsyncClient
     ]
     events[0]["cache_creation_tokens"] = 11
     events[1]["usage_estimated"] = True
+    events[2]["spilled_over"] = True
     await post_usage(gateway, events)
     body = (await admin.get("/v1/usage", params={"tenant_id": tenant["id"]})).json()
     totals = body["totals"]
@@ -60,6 +61,7 @@ async def test_totals_are_exact_and_count_cached_tokens(admin: httpx.AsyncClient
     assert totals["cache_creation_tokens"] == 11
     assert {Decimal(r["cost_usd"]) for r in body["data"]} == {Decimal(str(c)) for c in costs}
     assert sum(r["usage_estimated"] for r in body["data"]) == 1
+    assert sum(r["spilled_over"] for r in body["data"]) == 1  # served by a route's spill-over target
 
 
 async def test_filters_and_keyset_pages(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:

@@ -40,6 +40,22 @@ PENDING = {
     "interlock_ratelimited_total": "rate limiting (issue 4: per-tenant and per-route limits)",
     "interlock_snapshot_age_seconds": "only a gateway with a control plane polls a snapshot; this one has static keys",
     "interlock_limit_trips_total": "only hostile input trips a limit (tests/gateway/test_http_limits.py)",
+    **dict.fromkeys(
+        (
+            "interlock_endpoints",
+            "interlock_endpoint_inflight_requests",
+            "interlock_endpoint_engine_requests",
+            "interlock_endpoint_kv_cache_usage_ratio",
+            "interlock_endpoint_metrics_age_seconds",
+            "interlock_endpoint_picks_total",
+            "interlock_queue_wait_seconds",
+            "interlock_queued_requests",
+            "interlock_queue_rejected_total",
+            "interlock_spillovers_total",
+        ),
+        "only a backend with several endpoints (and, for the queue and spill-over, a saturated one) has them; "
+        "their samples are checked over real HTTP in tests/gateway/test_endpoint_pool.py and test_fair_queueing.py",
+    ),
 }
 
 

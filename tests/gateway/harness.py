@@ -15,6 +15,7 @@ from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.app import GatewayApp, create_gateway_app
 from interlock.gateway.dispatch.credentials import MappingSecretResolver, SecretResolver
 from interlock.gateway.http.serve import server_options
+from interlock.gateway.pool.discovery import Resolver, system_resolver
 from interlock.gateway.settings import GatewaySettings
 from interlock.gateway.tenancy.auth import StaticKeyAuthenticator
 from interlock.gatewayconfig import ConfigSource, GatewayConfig, StaticConfigSource, compile_config
@@ -99,6 +100,7 @@ async def start_gateway(
     resolver: SecretResolver | None = None,
     api_key: str = KEY,
     tracing: Tracing | None = None,
+    dns_resolver: Resolver = system_resolver,
     **settings: Any,
 ) -> Gateway:
     """``keys=None``: the keys come from the settings (``api_keys``, the control plane's snapshot)."""
@@ -112,6 +114,7 @@ async def start_gateway(
         authenticator=StaticKeyAuthenticator(keys) if keys is not None else None,
         mock_app_factory=lambda: create_app(MockSettings()),
         tracing=tracing,
+        dns_resolver=dns_resolver,
     )
     metrics = core.services.metrics
     ops_root = await servers.start(core.ops_app, lifespan="off", **server_options(gateway_settings, metrics))

@@ -100,7 +100,9 @@ def test_ledger_counts_only_what_the_snapshot_does_not():
     assert (ledger.spent("a"), len(ledger)) == (0.0, 0)
 
 
-def _row(seq: int, tenant: str = "t1", cost: float = 0.5, gateway: str = "") -> tuple[int, str, float, bytes]:
+def _row(
+    seq: int, tenant: str = "t1", cost: float = 0.5, gateway: str = "", spilled: bool = False
+) -> tuple[int, str, float, bytes]:
     return encode_event(
         gateway or gateway_id("units"),
         (
@@ -120,7 +122,14 @@ def _row(seq: int, tenant: str = "t1", cost: float = 0.5, gateway: str = "") -> 
             (),
             "t" * 32,
         ),
+        spilled=spilled,
     )
+
+
+def test_a_spilled_request_is_marked_on_its_usage_event() -> None:
+    assert orjson.loads(_row(1)[3])["spilled_over"] is False
+    event = UsageEvent.model_validate_json(_row(2, spilled=True)[3])
+    assert event.spilled_over is True
 
 
 def test_encoded_events_follow_the_contract():

@@ -11,11 +11,13 @@ import pytest
 from interlock.gatewayconfig import (
     BackendConfig,
     CredentialRef,
+    DiscoveryConfig,
     GatewayConfig,
     ModelPrice,
     RetryConfig,
     TimeoutConfig,
     compile_config,
+    self_hosted_pods_service,
     self_hosted_url,
 )
 from interlock.resources import LLMBackend, Route, load_manifests
@@ -214,3 +216,34 @@ def test_no_secret_value_in_the_compiled_config() -> None:
     config = compile_config(manifests.backends, manifests.routes)
     assert b"sk-replace-me" not in config.to_json()
     assert "sk-replace-me" not in repr(config)
+
+
+def test_discovery_mode_follows_the_backend_shape() -> None:
+    """The contract says per backend how the gateway finds its endpoints: one url, a static list, or DNS."""
+    pool = backend(
+        "pool",
+        provider="vllm",
+        endpoints=[{"url": "http://127.0.0.1:8001/v1/"}, {"url": "http://127.0.0.1:8002/v1"}],
+    )
+    hosted = backend("hosted", provider="openai", url="https://api.example.com/v1")
+    llama = backend("llama", provider="vllm", serving={"model": "x"})
+    tgi = backend("tgi", provider="openai", serving={"model": "x", "engine": "tgi"})
+    config = compile_config([pool, hosted, llama, tgi, backend("mock")], [])
+    assert config.backends["tgi"].discovery.port == 80  # the engine's own port in its pod
+    static = config.backends["pool"]
+    assert static.discovery == DiscoveryConfig(
+        mode="static", endpoints=("http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1")
+    )
+    assert static.url == "http://127.0.0.1:8001/v1"
+    assert config.backends["hosted"].discovery == DiscoveryConfig(mode="url")
+    assert config.backends["mock"].discovery == DiscoveryConfig(mode="url")
+    dns = config.backends["llama"]
+    assert dns.discovery == DiscoveryConfig(
+        mode="dns", host=f"{self_hosted_pods_service('llama')}.default.svc", port=8000
+    )
+    assert dns.discovery.host == "llama-pods.default.svc"
+    assert dns.url == self_hosted_url("llama", "default")  # used while the name resolves to nothing
+    assert GatewayConfig.from_json(config.to_json()) == config
+    assert b'"discovery":{"endpoints":[],"host":"llama-pods.default.svc","mode":"dns","port":8000,"refreshS":2.0}' in (
+        config.to_json()
+    )

@@ -16,6 +16,8 @@ import httpx
 import openai
 import pytest
 
+from interlock.asgiserver import EmbeddedServer
+from interlock.mockprovider import MockSettings, create_app
 from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,3 +259,35 @@ async def test_up_refuses_a_state_file_it_cannot_read(tmp_path):
     assert output.decode().startswith(f"interlock up: {tmp_path / 'credentials.json'}: cannot read it")
     assert "delete it" in output.decode()
     assert not (tmp_path / "interlock.db").exists()
+
+
+async def test_up_spreads_a_backend_over_its_endpoints(tmp_path):
+    """``spec.endpoints``: one backend, two engines (simulated), picked per request by the gateway."""
+    engines = [create_app(MockSettings(engine_metrics=True)) for _ in range(2)]
+    servers = [EmbeddedServer(engine, lifespan="off") for engine in engines]
+    roots = [await server.start() for server in servers]
+    try:
+        manifests = tmp_path / "manifests"
+        manifests.mkdir()
+        endpoints = ", ".join(f"{{url: '{root}/v1'}}" for root in roots)
+        (manifests / "pool.yaml").write_text(
+            "apiVersion: interlock.dev/v1alpha1\nkind: LLMBackend\nmetadata: {name: pool}\n"
+            f"spec: {{provider: vllm, endpoints: [{endpoints}], models: [{{name: llama}}]}}\n---\n"
+            "apiVersion: interlock.dev/v1alpha1\nkind: Route\nmetadata: {name: chat}\n"
+            "spec: {model: chat, targets: [{backend: pool, model: llama}]}\n"
+        )
+        async with (
+            interlock_up("-f", str(manifests), "--bootstrap-key", BOOTSTRAP_KEY, state=tmp_path / "state") as (url, _),
+            openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=BOOTSTRAP_KEY, max_retries=0) as client,
+        ):
+            for i in range(4):
+                answer = await client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": f"different question number {i}"}]
+                )
+                assert answer.choices[0].message.content
+        served = [engine.stats.by_path.get("/v1/chat/completions", 0) for engine in engines]
+        assert sum(served) == 4
+        assert min(served) >= 1
+    finally:
+        for server in servers:
+            await server.stop()

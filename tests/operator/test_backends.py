@@ -104,8 +104,11 @@ async def test_self_hosted_backend_runs_the_engine_and_follows_the_deployment(ap
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     service = await eventually(lambda: api.obj("v1", "services", "llama"), within=10)
     assert service["spec"]["ports"][0]["port"] == 8000
+    pods = await eventually(lambda: api.obj("v1", "services", "llama-pods"), within=10)
+    assert pods["spec"]["clusterIP"] == "None"
+    assert pods["spec"]["selector"] == service["spec"]["selector"]
     uid = created["metadata"]["uid"]
-    for child in (deployment, pvc, service):
+    for child in (deployment, pvc, service, pods):
         assert owner_uid(child) == [("LLMBackend", uid, True)]
 
     await eventually(lambda: (condition(api.backend("llama")) or {}).get("reason") == "PodsNotReady", within=10)

@@ -26,6 +26,7 @@ from interlock.operator.builders import (
     inference_deployment,
     inference_hpa,
     inference_network_policy,
+    inference_pods_service,
     inference_scaled_object,
     inference_service,
     model_cache_claim,
@@ -177,6 +178,19 @@ def test_service_and_claim() -> None:
     assert kept is not None
     assert kept["spec"]["accessModes"] == ["ReadWriteOnce"]  # immutable once created
     assert model_cache_claim(backend(modelCache=None)) is None
+
+
+@pytest.mark.parametrize(("engine", "port"), [("vllm", 8000), ("tgi", 80), ("llamacpp", 8080)])
+def test_headless_service_names_each_pod_on_the_engines_own_port(engine: str, port: int) -> None:
+    llama = backend(engine=engine)
+    service = valid(inference_pods_service(llama))
+    assert service["metadata"]["name"] == "llama-pods"
+    assert service["spec"]["clusterIP"] == "None"  # headless: DNS answers with the ready pods' addresses
+    assert service["spec"]["selector"] == inference_service(llama)["spec"]["selector"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]
+    # The gateway's contract names this Service and this port.
+    discovery = compile_config([llama], [], namespace="ml").backends["llama"].discovery
+    assert (discovery.mode, discovery.host, discovery.port) == ("dns", "llama-pods.ml.svc", port)
 
 
 def test_gateway_children() -> None:

@@ -83,7 +83,12 @@ def test_invalid_case(kind: str, path: Path) -> None:
 # Every cross-field check in the pydantic validators, and the CRD rule that mirrors it.
 CROSS_FIELD_RULES = [
     ("llmbackend", "url-and-serving", "!(has(self.url) && has(self.serving))"),
-    ("llmbackend", "openai-without-url", "has(self.url) || has(self.serving) || self.provider == 'mock'"),
+    (
+        "llmbackend",
+        "openai-without-url",
+        "has(self.url) || has(self.endpoints) || has(self.serving) || self.provider == 'mock'",
+    ),
+    ("llmbackend", "endpoints-and-url", "!has(self.endpoints) || !(has(self.url) || has(self.serving))"),
     ("llmbackend", "serving-with-anthropic", "!has(self.serving) || self.provider in ['vllm', 'openai']"),
     (
         "llmbackend",
@@ -128,6 +133,7 @@ def test_every_cel_rule_is_listed_above() -> None:
         ("llmbackend", "spec.models", ["name"]),
         ("route", "spec.targets", ["backend", "model"]),
         ("route", "spec.fallbacks", ["backend", "model"]),
+        ("llmbackend", "spec.endpoints", ["url"]),
         ("llmbackend", "status.conditions", ["type"]),
         ("route", "status.conditions", ["type"]),
     ],
@@ -141,7 +147,7 @@ def test_duplicates_are_rejected_by_list_map_keys(kind: str, path: str, keys: li
 
 
 def test_cel_messages_fill_in_the_provider() -> None:
-    [_, missing_url, wrong_provider, _] = LLMBACKEND_SPEC_RULES
+    [_, _, missing_url, wrong_provider, _] = LLMBACKEND_SPEC_RULES
     spec = {"provider": "anthropic", "models": [{"name": "m"}], "serving": {"model": "m"}}
     assert evaluate_cel(missing_url["rule"], spec)
     assert not evaluate_cel(wrong_provider["rule"], spec)

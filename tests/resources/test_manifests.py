@@ -256,8 +256,8 @@ def test_an_unknown_field_without_a_close_name_lists_the_fields(tmp_path: Path) 
     with pytest.raises(ManifestError) as info:
         load_manifests([path])
     assert str(info.value) == (
-        f"{path}: LLMBackend 'm': spec.zzz: unknown field; the fields here are provider, url, credentialsSecretRef, "
-        "models, serving, limits, circuitBreaker"
+        f"{path}: LLMBackend 'm': spec.zzz: unknown field; the fields here are provider, url, endpoints, picker, "
+        "queueing, credentialsSecretRef, models, serving, limits, circuitBreaker"
     )
 
 

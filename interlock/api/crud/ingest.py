@@ -71,6 +71,7 @@ def _usage_row(event: UsageEvent) -> dict[str, Any]:
         "cached_tokens": event.cached_tokens,
         "cache_creation_tokens": event.cache_creation_tokens,
         "usage_estimated": event.usage_estimated,
+        "spilled_over": event.spilled_over,
         "cost_usd": to_money(event.cost_usd),
         "latency_ms": event.latency_ms,
         "ttft_ms": event.ttft_ms,

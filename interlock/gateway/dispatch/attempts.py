@@ -26,6 +26,8 @@ from interlock.gateway.errors import (
     UpstreamOverloadedError,
     upstream_message,
 )
+from interlock.gateway.pool import Endpoint
+from interlock.gateway.pool.fairqueue import QueueRejected
 from interlock.gateway.upstream.client import UpstreamResponse, parse_retry_after
 from interlock.telemetry.metrics import GatewayMetrics
 
@@ -56,6 +58,12 @@ class Opened:
     response: UpstreamResponse | None = None
     chunks: AsyncIterator[bytes] | None = None
     fell_back: bool = False
+    endpoint: Endpoint | None = None
+    """The endpoint of a backend with several that answered (None: the backend's one ``url``)."""
+    started: float = 0.0
+    """When the attempt took its slot (``time.monotonic``), for the backend queue's service times."""
+    spilled: bool = False
+    """Sent to the route's spill-over target because the pool would have answered too late."""
 
     def finish(self, *, clean: bool = True) -> None:
         """Return the connection to the pool (or drop it) and free the backend's concurrency slot."""
@@ -65,7 +73,18 @@ class Opened:
             else:
                 self.response.close()
             self.response = None
-            self.target.backend.inflight -= 1
+            _done(self.target, self.endpoint, self.started)
+
+
+def _done(target: Target, endpoint: Endpoint | None, started: float) -> None:
+    """The attempt no longer occupies the backend (and its endpoint); a queue learns the time it was held."""
+    backend = target.backend
+    backend.inflight -= 1
+    if endpoint is not None:
+        endpoint.inflight -= 1
+    queue = backend.queue
+    if queue is not None:
+        queue.finished(time.monotonic() - started)
 
 
 async def _attempt(
@@ -77,34 +96,64 @@ async def _attempt(
     first_token_at: float | None,
     extra_head: bytes,
     body_limit: int,
+    from_queue: bool = False,
+    tenant_head: bytes = b"",
 ) -> Opened:
+    """One attempt. ``from_queue``: the backend's queue let this request in (it calls ``taken()`` once the slot is
+    held, before anything is awaited). ``tenant_head``: the fairness header, sent to a pool's endpoints only."""
     backend = target.backend
+    endpoint = None
+    pool = backend.pool
+    if pool is not None:
+        endpoint = pool.pick(pool.prefix(body))
+        endpoint.inflight += 1
+        extra_head += tenant_head
     backend.inflight += 1
+    started = time.monotonic()
+    if from_queue:
+        assert backend.queue is not None
+        backend.queue.taken()
     try:
         if first_token_at is None:
-            return await _exchange(target, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit)
+            return await _exchange(
+                target, endpoint, started, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit
+            )
         try:
             async with asyncio.timeout_at(first_token_at):
-                return await _exchange(target, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit)
+                return await _exchange(
+                    target, endpoint, started, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit
+                )
         except TimeoutError:
             raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
-    except BaseException:
-        backend.inflight -= 1
+    except BaseException as exc:
+        _done(target, endpoint, started)
+        if endpoint is not None and isinstance(exc, AttemptFailure) and exc.kind == "connect":
+            assert pool is not None
+            pool.mark_down(endpoint)
         raise
 
 
 async def _exchange(
-    target: Target, path: str, body: bytes, *, stream: bool, extra_head: bytes, body_limit: int
+    target: Target,
+    endpoint: Endpoint | None,
+    started: float,
+    path: str,
+    body: bytes,
+    *,
+    stream: bool,
+    extra_head: bytes,
+    body_limit: int,
 ) -> Opened:
     """Send the request; return the whole body (unary) or the first chunk (stream). The caller owns the
     backend's in-flight slot: a unary answer gives it back here, a stream when the caller finishes it."""
     backend = target.backend
-    assert backend.client is not None  # unavailable_reason() is checked first
-    response = await backend.client.post(path, body, extra_head)
+    client = endpoint.client if endpoint is not None else backend.client
+    assert client is not None  # unavailable_reason() is checked first
+    response = await client.post(path, body, extra_head)
     try:
         status = response.status
         if status >= 400:
-            return await _error_answer(target, response)
+            return await _error_answer(target, endpoint, started, response)
         if status >= 300:
             raise AttemptFailure(
                 "redirect",
@@ -122,20 +171,24 @@ async def _exchange(
                     limit="upstream_body_bytes",
                 )
             response.release()
-            backend.inflight -= 1
-            return Opened(target, status, content_type, data)
+            _done(target, endpoint, started)
+            return Opened(target, status, content_type, data, endpoint=endpoint)
         chunks = aiter(response.chunks())
         try:
             first = await anext(chunks)
         except StopAsyncIteration:
             raise AttemptFailure("protocol", f"backend {backend.name!r} sent an empty stream") from None
-        return Opened(target, status, content_type, first, response=response, chunks=chunks)
+        return Opened(
+            target, status, content_type, first, response=response, chunks=chunks, endpoint=endpoint, started=started
+        )
     except BaseException:
         response.close()
         raise
 
 
-async def _error_answer(target: Target, response: UpstreamResponse) -> Opened:
+async def _error_answer(
+    target: Target, endpoint: Endpoint | None, started: float, response: UpstreamResponse
+) -> Opened:
     """Turn an upstream 4xx/5xx into a failure to retry or fall back from, or an answer for the client."""
     backend = target.backend
     status = response.status
@@ -150,8 +203,8 @@ async def _error_answer(target: Target, response: UpstreamResponse) -> Opened:
     if status in _REJECTED:
         raise AttemptFailure("rejected", detail, status=status)
     # The client's own mistake (400, 413, 422, ...): relay it, the backend is healthy.
-    backend.inflight -= 1
-    return Opened(target, status, response.content_type, data)
+    _done(target, endpoint, started)
+    return Opened(target, status, response.content_type, data, endpoint=endpoint)
 
 
 def backoff_delay(base_s: float, retry: int, retry_after: float | None) -> float:
@@ -174,6 +227,9 @@ async def dispatch(
     on_attempt_done: Callable[[int, str | None], None] | None = None,
     extra_head: bytes = b"",
     body_limit: int = 64 * 1024 * 1024,
+    tenant: str = "",
+    on_queued: Callable[[str, float, str | None], None] | None = None,
+    spill_allowed: bool = True,
 ) -> Opened:
     """Try the route's candidates until one answers; raise the client-facing error when none does.
 
@@ -181,8 +237,16 @@ async def dispatch(
     (a stream's keepalive), after which nothing is retried. ``on_attempt`` and ``on_attempt_done`` (status,
     failure kind) bracket each upstream attempt. ``extra_head`` goes upstream with every attempt (trace context).
     ``body_limit``: the largest unary answer read from an upstream.
+
+    A backend with a queue (``queueing``) makes the request wait its tenant's turn while every endpoint is
+    saturated; ``on_queued(backend, seconds waited, refusal or None)`` reports each wait. A route with
+    ``spillover`` sends the request to its spill-over target instead when the pool's predicted wait is above the
+    objective, or when the wait reaches the objective plus one service time (``Opened.spilled``).
     """
     loop = asyncio.get_running_loop()
+    tenant_head = _fairness_head(tenant)
+    spill = plan.spill_plan if spill_allowed else None
+    refused: QueueRejected | None = None
     retry = plan.config.retry
     first_token_s = plan.config.timeouts.first_token_s
     skipped: list[str] = []
@@ -214,6 +278,29 @@ async def dispatch(
                     break
             if committed is not None and committed():
                 break
+            queue = backend.queue
+            from_queue = False
+            if queue is not None and not queue.room():
+                if spill is not None and queue.predicted_wait_s() > plan.spill_after_s:
+                    return await _spill_over(spill, path_for, body_for, stream, deadline, metrics, on_attempt,
+                                             on_attempt_done, extra_head, body_limit)  # fmt: skip
+                limit = deadline if spill is None else min(deadline, loop.time() + plan.spill_after_s + queue.service_s)
+                start = loop.time()
+                try:
+                    waited = await queue.wait(tenant, plan.config.priority, deadline=limit)
+                except QueueRejected as rejected:
+                    if on_queued is not None:
+                        on_queued(backend.name, loop.time() - start, rejected.reason)
+                    if spill is not None and rejected.reason == "timeout":
+                        return await _spill_over(spill, path_for, body_for, stream, deadline, metrics, on_attempt,
+                                                 on_attempt_done, extra_head, body_limit)  # fmt: skip
+                    refused = rejected
+                    skipped.append(str(rejected))
+                    break
+                if waited is not None:
+                    from_queue = True
+                    if on_queued is not None:
+                        on_queued(backend.name, waited, None)
             if on_attempt is not None:
                 on_attempt(target)
             tried += 1
@@ -229,6 +316,8 @@ async def dispatch(
                     first_token_at=first_token_at,
                     extra_head=extra_head,
                     body_limit=body_limit,
+                    from_queue=from_queue,
+                    tenant_head=tenant_head,
                 )
             except AttemptFailure as failure:
                 if on_attempt_done is not None:
@@ -256,10 +345,13 @@ async def dispatch(
         if committed is not None and committed():
             break
     if last is None:
-        raise ServiceUnavailableError(
-            f"No backend of route {plan.config.model!r} can take the request now: {'; '.join(skipped)}.",
-            headers={"retry-after": "1"},
-        )
+        message = f"No backend of route {plan.config.model!r} can take the request now: {'; '.join(skipped)}."
+        if refused is not None:
+            retry_after = {"retry-after": str(max(1, round(refused.retry_after_s)))}
+            if refused.reason == "tenant_queue_full":
+                raise RateLimitError(message, code="tenant_queue_full", headers=retry_after)
+            raise ServiceUnavailableError(message, code=f"pool_{refused.reason}", headers=retry_after)
+        raise ServiceUnavailableError(message, headers={"retry-after": "1"})
     summary = f"Route {plan.config.model!r} failed after {tried} attempt(s): {'; '.join(failures)}"
     if skipped:
         summary += f"; skipped: {'; '.join(skipped)}"
@@ -278,3 +370,40 @@ def _final_error(summary: str, last: AttemptFailure, kinds: set[str]) -> Gateway
     if last.kind == "timeout":
         return GatewayTimeoutError(summary)
     return UpstreamError(summary)
+
+
+def _fairness_head(tenant: str) -> bytes:
+    """The header that tells a fairness-aware engine (llm-d's flow control) whose request it is."""
+    if not tenant or not tenant.isascii() or not tenant.isprintable():
+        return b""
+    return b"x-gateway-inference-fairness-id: %s\r\n" % tenant.encode()
+
+
+async def _spill_over(
+    plan: RoutePlan,
+    path_for: Callable[[Target], str],
+    body_for: Callable[[Target], bytes],
+    stream: bool,
+    deadline: float,
+    metrics: GatewayMetrics,
+    on_attempt: Callable[[Target], None] | None,
+    on_attempt_done: Callable[[int, str | None], None] | None,
+    extra_head: bytes,
+    body_limit: int,
+) -> Opened:
+    """Serve the request from the route's spill-over target (through the usual translation), marked as spilled."""
+    opened = await dispatch(
+        plan,
+        path_for=path_for,
+        body_for=body_for,
+        stream=stream,
+        deadline=deadline,
+        metrics=metrics,
+        on_attempt=on_attempt,
+        on_attempt_done=on_attempt_done,
+        extra_head=extra_head,
+        body_limit=body_limit,
+        spill_allowed=False,
+    )
+    opened.spilled = True
+    return opened

@@ -142,7 +142,7 @@ class Exchange:
             if writer is not None:
                 writer.backend = target.backend.name
 
-        return await dispatch(
+        opened = await dispatch(
             self.plan,
             path_for=self.path_for,
             body_for=self.body_for,
@@ -154,7 +154,13 @@ class Exchange:
             on_attempt_done=self.ctx.attempt_done,
             extra_head=self.ctx.trace_head,
             body_limit=self.ctx.services.settings.max_upstream_body_bytes,
+            tenant=self.ctx.tenant,
+            on_queued=self.ctx.queue_waited,
         )
+        if opened.spilled:
+            self.ctx.spilled = True
+            self.ctx.services.metrics.spillover(self.ctx.tenant, self.plan.name, opened.target.backend.name)
+        return opened
 
     # --- answers ----------------------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from interlock.gateway.dispatch.apis import API
+from interlock.gateway.pool import EndpointPool
+from interlock.gateway.pool.fairqueue import FairQueue
+from interlock.gateway.pool.upkeep import PoolUpkeep
 from interlock.gateway.upstream.client import BackendClient
 from interlock.gateway.usage.calibration import PromptCalibration
 from interlock.gatewayconfig.model import BackendConfig, ModelPrice, RouteConfig
@@ -22,7 +25,12 @@ __all__ = ["BackendRuntime", "RoutePlan", "Target"]
 
 class BackendRuntime:
     """One upstream: its client, circuit breaker, in-flight count and prompt calibration. Survives reloads while its
-    config holds."""
+    config holds.
+
+    A backend with several endpoints (``static`` or ``dns`` discovery) has a ``pool`` that picks one per request,
+    kept current by ``upkeep`` (started with ``start()``); ``client`` is then unused. Without one, ``client``
+    calls the backend's ``url``.
+    """
 
     __slots__ = (
         "_failures",
@@ -33,7 +41,10 @@ class BackendRuntime:
         "config",
         "inflight",
         "key_fingerprint",
+        "pool",
+        "queue",
         "unusable_reason",
+        "upkeep",
     )
 
     def __init__(
@@ -44,8 +55,15 @@ class BackendRuntime:
         api: API = API.CHAT,
         key_fingerprint: str = "",
         unusable_reason: str | None = None,
+        pool: EndpointPool | None = None,
+        upkeep: PoolUpkeep | None = None,
+        queue: FairQueue | None = None,
     ) -> None:
         self.config = config
+        self.pool = pool
+        self.queue = queue
+        """With a pool and ``queueing``: where requests wait while every endpoint is saturated."""
+        self.upkeep = upkeep
         self.api = api
         """The wire API the upstream speaks."""
         self.client = client
@@ -60,6 +78,20 @@ class BackendRuntime:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def start(self) -> None:
+        """Start the pool's discovery and scraping (inside the event loop); no-op without a pool."""
+        if self.upkeep is not None:
+            self.upkeep.start()
+
+    async def close(self) -> None:
+        """Stop the background work and close every connection."""
+        if self.upkeep is not None:
+            await self.upkeep.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.client is not None:
+            await self.client.close()
 
     def unavailable_reason(self, now: float) -> str | None:
         """Why this backend must be skipped right now, or None when it may take a request."""
@@ -106,6 +138,10 @@ class RoutePlan:
     fallbacks: tuple[Target, ...]
     retry_on: frozenset[str] = field(default_factory=frozenset)
     tenants: frozenset[str] = field(default_factory=frozenset)
+    spill_plan: RoutePlan | None = None
+    """The route's spill-over target as a plan of its own: where requests go that the pool would answer later
+    than ``spill_after_s``."""
+    spill_after_s: float = 0.0
     model_body: bytes = b""
     """``GET /v1/models/{model}``, pre-encoded."""
 

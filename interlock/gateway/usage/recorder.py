@@ -50,8 +50,9 @@ def _ms(seconds: float) -> float:
     return int(seconds * 1_000_000) / 1000.0  # whole microseconds
 
 
-def encode_event(gateway_id: str, row: Row) -> tuple[int, str, float, bytes]:
-    """A row as the spool stores it: ``(seq, tenant_id, cost, JSON of contract.UsageEvent)``."""
+def encode_event(gateway_id: str, row: Row, *, spilled: bool = False) -> tuple[int, str, float, bytes]:
+    """A row as the spool stores it: ``(seq, tenant_id, cost, JSON of contract.UsageEvent)``; ``spilled``: served
+    by the route's spill-over target."""
     (
         seq,
         ident,
@@ -85,6 +86,7 @@ def encode_event(gateway_id: str, row: Row) -> tuple[int, str, float, bytes]:
         "cached_tokens": usage.cached_tokens,
         "cache_creation_tokens": usage.cache_creation_tokens,
         "usage_estimated": usage.estimated,
+        "spilled_over": spilled,
         "cost_usd": cost,
         "latency_ms": _ms(latency),
         "ttft_ms": None if ttft is None else _ms(ttft),
@@ -105,6 +107,8 @@ def spans_of(ctx: RequestContext, finished: float) -> tuple[tuple[Any, ...], ...
         ("route", auth, ctx.admit_s or auth, {"route": ctx.route_model}),
     ]
     last = ctx.admit_s or auth
+    for backend, start, end, refusal in ctx.queued:
+        spans.append(("queue", start, end, {"backend": backend, "refused": refusal}))
     for backend, model, start, end, status, kind in ctx.attempts:
         end = end or finished  # an attempt cut short (deadline, client gone) ends with the request
         attributes = {"backend": backend, "model": model, "status": status, "failure": kind}
@@ -209,7 +213,7 @@ class UsageRecorder:
             spans_of(ctx, elapsed),
             ctx.trace.trace_id if ctx.trace is not None else ident,
         )
-        payload = encode_event(self.gateway_id, row)[3]
+        payload = encode_event(self.gateway_id, row, spilled=ctx.spilled)[3]
         if principal.limits.monthly_budget_usd is not None:
             self.ledger.add(seq, principal.tenant_id, cost)
         if self._unwritten:

@@ -1,7 +1,8 @@
 """A self-hosted ``LLMBackend``'s children: the engine's Deployment, its Service, the model cache PVC, the
 NetworkPolicy that admits only the namespace's gateways, and the Secret with the API key the engine demands.
 
-The Service is named after the backend on port 8000 (the URL ``compile_config`` gives the gateway). The engine
+The Service is named after the backend on port 8000 (the URL ``compile_config`` gives the gateway); the headless
+Service ``<backend>-pods`` beside it gives the gateways each ready pod's address, to pick pods per request. The engine
 starts with the key from ``<backend>-engine-key`` (generated once by the operator, never rotated by it), which
 ``compile_config`` names as the backend's credential, so only the gateways can call it. With ``autoscaling`` the
 Deployment carries no ``replicas``: the autoscaler owns that field.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from interlock.gatewayconfig.compile import SELF_HOSTED_PORT
+from interlock.gatewayconfig.compile import SELF_HOSTED_PORT, self_hosted_pods_service
 from interlock.operator.builders.common import (
     CONTAINER_SECURITY,
     Manifest,
@@ -39,7 +40,7 @@ from interlock.operator.naming import (
 )
 from interlock.operator.quantity import canonical_quantity
 from interlock.operator.settings import OperatorSettings
-from interlock.resources.llmbackend import LLMBackend, Serving
+from interlock.resources.llmbackend import ENGINE_PORTS, LLMBackend, Serving
 
 __all__ = [
     "GPU_RESOURCE",
@@ -218,6 +219,27 @@ def inference_service(backend: LLMBackend) -> Manifest:
             "type": "ClusterIP",
             "selector": inference_selector(backend),
             "ports": [{"name": "http", "port": SELF_HOSTED_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def inference_pods_service(backend: LLMBackend) -> Manifest:
+    """Headless Service ``<backend>-pods``: one DNS address per ready pod, which the gateways resolve to pick a pod
+    per request themselves (``DiscoveryConfig`` mode ``dns``) instead of leaving it to kube-proxy per connection.
+
+    Its port is the engine's own, as a headless Service's addresses are the pods' (no port mapping).
+    """
+    port = ENGINE_PORTS[_serving(backend).engine]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(
+            self_hosted_pods_service(backend.metadata.name), backend.metadata.namespace, inference_labels(backend)
+        ),
+        "spec": {
+            "clusterIP": "None",
+            "selector": inference_selector(backend),
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 

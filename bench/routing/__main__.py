@@ -1,0 +1,266 @@
+"""``python -m bench.routing``: round-robin, least-in-flight and Interlock's picker on simulated engines.
+
+    .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,noisy]
+
+Three processes on a 2-core machine: N simulated engines in one (``bench.routing.engines``: the mock provider's
+engine model, its times scaled as printed), the gateway in another (``bench.routing.gateway``), the open-loop load
+here. Every run starts fresh engines (empty KV caches) and a gateway whose one backend lists the engines as
+``spec.endpoints``; the three policies are that backend's ``spec.picker`` weights:
+
+- round-robin: every weight 0, no scraping (all scores tie; ties rotate);
+- least-in-flight: load weight 1 only, no scraping;
+- picker: the defaults (load 1, KV cache 2, prefix 4, engine metrics every second).
+
+Workloads (seeded: every policy gets the same requests): uniform short prompts at 80 % of the pool's capacity;
+prefix-heavy chat (12 apps with ~700-token system prompts, 8 live conversations each) at 80 % of the capacity the
+pool has without prefix reuse, and at 80 % of its capacity with reuse (beyond what round-robin can serve); a noisy
+tenant at 10x a quiet one's rate, together 1.3x the pool's capacity, with
+and without fair queueing (``spec.queueing``), and the quiet tenant alone for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvloop
+import yaml
+
+from bench.routing.load import run_load, summary
+from bench.routing.workloads import noisy_tenant, prefix_heavy, uniform
+from interlock.gatewayconfig import compile_config
+from interlock.resources import load_manifests
+from interlock.resources.manifests import manifest_files
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = {
+    "app": "sk-il-bench-app-0000000000",
+    "quiet": "sk-il-bench-quiet-00000000",
+    "noisy": "sk-il-bench-noisy-00000000",
+}
+SLOTS = 4
+DECODE_S = 0.03
+PREFILL_S = 0.0003
+OUTPUT_TOKENS = 16
+ENGINE = {
+    "models": ["llama"],  # one model's vllm:* series: rendering /metrics stalls the engines' shared event loop
+    "engine_metrics": True,
+    "max_num_seqs": SLOTS,
+    "kv_cache_tokens": 4000,
+    "block_size": 16,
+    "prefill_s_per_token": PREFILL_S,
+    "decode_s_per_token": DECODE_S,
+    "stream_chunks": OUTPUT_TOKENS,
+    "min_answer_tokens": OUTPUT_TOKENS,
+    "max_answer_tokens": OUTPUT_TOKENS,
+}
+POLICIES: dict[str, dict[str, Any]] = {
+    "round-robin": {"loadWeight": 0, "kvCacheWeight": 0, "prefixWeight": 0, "scrapeInterval": "0s"},
+    "least-in-flight": {"loadWeight": 1, "kvCacheWeight": 0, "prefixWeight": 0, "scrapeInterval": "0s"},
+    "picker": {},
+}
+CHUNKS = OUTPUT_TOKENS + 3  # the role chunk, the pieces, the finish and the usage chunk, each one decode step
+
+
+_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    """A free port not given before in this run (the kernel may hand out a just-closed one again)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
+
+
+def hold_s(prompt_tokens: int) -> float:
+    """How long one request holds a batch slot with nothing cached: prefill, then every chunk's decode step."""
+    return prompt_tokens * PREFILL_S + CHUNKS * DECODE_S
+
+
+async def start(args: list[str], ready: str | None = None) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    if ready is not None:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            while (line := await proc.stdout.readline()) and ready not in line.decode():
+                pass
+    return proc
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(15):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+
+
+async def engines_metrics(ports: list[int]) -> tuple[float, float]:
+    """Prefix-cache hits and queries (tokens) summed over the engines."""
+    hits = queries = 0.0
+    async with httpx.AsyncClient() as http:
+        for port in ports:
+            for line in (await http.get(f"http://127.0.0.1:{port}/metrics")).text.splitlines():
+                if line.startswith("vllm:prefix_cache_hits_total{"):
+                    hits += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("vllm:prefix_cache_queries_total{"):
+                    queries += float(line.rsplit(" ", 1)[1])
+    return hits, queries
+
+
+async def run_case(work: Path, engines: int, picker: dict[str, Any], queueing: dict[str, Any], requests: list) -> dict:
+    ports = [free_port() for _ in range(engines)]
+    settings = orjson.dumps(ENGINE).decode()
+    engine_proc = await start(
+        ["-m", "bench.routing.engines", "--ports", ",".join(map(str, ports)), "--settings", settings], ready="ready"
+    )
+    gateway_proc = None
+    try:
+        manifests = [
+            {
+                "apiVersion": "interlock.dev/v1alpha1",
+                "kind": "LLMBackend",
+                "metadata": {"name": "pool", "namespace": "default"},
+                "spec": {
+                    "provider": "vllm",
+                    "endpoints": [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports],
+                    "models": [{"name": "llama"}],
+                    "picker": picker,
+                    "queueing": queueing,
+                },
+            },
+            {
+                "apiVersion": "interlock.dev/v1alpha1",
+                "kind": "Route",
+                "metadata": {"name": "chat", "namespace": "default"},
+                "spec": {"model": "chat", "targets": [{"backend": "pool", "model": "llama"}],
+                         "timeouts": {"request": "300s", "firstToken": "300s"}},
+            },
+        ]  # fmt: skip
+        (work / "manifests").mkdir(exist_ok=True)
+        (work / "manifests" / "pool.yaml").write_text(yaml.safe_dump_all(manifests))
+        loaded = load_manifests(manifest_files(work / "manifests"))
+        (work / "config.json").write_bytes(compile_config(loaded.backends, loaded.routes).to_json())
+        port, ops = free_port(), free_port()
+        keys = orjson.dumps({key: tenant for tenant, key in KEYS.items()}).decode()
+        gateway_proc = await start(
+            ["-m", "bench.routing.gateway", "--config", str(work / "config.json"), "--port", str(port),
+             "--ops-port", str(ops), "--keys", keys]
+        )  # fmt: skip
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                if gateway_proc.returncode is not None:
+                    assert gateway_proc.stdout is not None
+                    raise SystemExit(f"the gateway exited: {(await gateway_proc.stdout.read()).decode()[-2000:]}")
+                try:
+                    if (await http.get(f"http://127.0.0.1:{ops}/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("the gateway did not become ready")
+        await asyncio.sleep(1.5)  # the picker's first scrape
+        outcomes, elapsed = await run_load(f"http://127.0.0.1:{port}", requests, KEYS)
+        hits, queries = await engines_metrics(ports)
+        return {"summary": summary(outcomes, elapsed), "hit_rate": hits / queries if queries else 0.0}
+    finally:
+        if gateway_proc is not None:
+            await stop(gateway_proc)
+        await stop(engine_proc)
+
+
+def row(name: str, result: dict, tenant: str | None = None) -> str:
+    s = result["summary"]
+    line = (f"  {name:<26} {s.ok:>5}/{s.requests:<5} {s.ttft_p50 * 1000:>8.0f} {s.ttft_p99 * 1000:>8.0f} "
+            f"{s.throughput:>8.1f} {result['hit_rate'] * 100:>7.1f}%")  # fmt: skip
+    if tenant is not None and tenant in s.by_tenant:
+        p50, p99, _ok = s.by_tenant[tenant]
+        line += f" {p50 * 1000:>10.0f} {p99 * 1000:>10.0f}"
+    return line
+
+
+HEADER = f"  {'policy':<26} {'ok/sent':>11} {'TTFT p50':>8} {'TTFT p99':>8} {'req/s':>8} {'prefix':>8}"
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="interlock-routing-bench-"))
+    POLICIES["picker"] = orjson.loads(args.picker)
+    for name in set(POLICIES) - set(args.policies.split(",")):
+        del POLICIES[name]
+    n = args.engines
+    only = set(args.only.split(","))
+    short_hold = hold_s(30)
+    capacity_uniform = n * SLOTS / short_hold
+    print(f"{n} engines, each: {SLOTS} batch slots, {ENGINE['kv_cache_tokens']} KV tokens in blocks of 16, prefill "
+          f"{PREFILL_S * 1e6:.0f} us per uncached token (one lane), decode {DECODE_S * 1000:.0f} ms per step; "
+          f"{OUTPUT_TOKENS} output tokens. Times in ms.")  # fmt: skip
+    if "uniform" in only:
+        rate = 0.8 * capacity_uniform
+        print(
+            f"\nuniform short prompts, {rate:.1f} req/s for {args.seconds:g}s (80 % of ~{capacity_uniform:.0f} req/s)"
+        )
+        print(HEADER)
+        requests = uniform(rate, args.seconds)
+        for name, picker in POLICIES.items():
+            print(row(name, await run_case(work, n, picker, {}, requests)), flush=True)
+    # Without reuse, each engine's prefill lane computes ~800 tokens per request; with it, ~50.
+    without_reuse = min(n / (800 * PREFILL_S), n * SLOTS / hold_s(800))
+    with_reuse = n * SLOTS / hold_s(50)
+    for key, capacity, what in (("prefix", without_reuse, "without"), ("prefix-reuse", with_reuse, "with")):
+        if key not in only:
+            continue
+        rate = 0.8 * capacity
+        print(f"\nprefix-heavy chat, {rate:.1f} req/s for {args.seconds:g}s after {args.warmup:g}s of warm-up "
+              f"(80 % of the pool's ~{capacity:.0f} req/s {what} prefix reuse)")  # fmt: skip
+        print(HEADER)
+        requests = prefix_heavy(rate, args.seconds + args.warmup, apps=12, system_tokens=700, warmup=args.warmup)
+        for name, picker in POLICIES.items():
+            print(row(name, await run_case(work, n, picker, {}, requests)), flush=True)
+    if "noisy" in only:
+        quiet_rate = 1.3 * capacity_uniform / 11
+        seconds = args.seconds
+        print(f"\nnoisy tenant at {quiet_rate * 10:.1f} req/s, quiet at {quiet_rate:.1f} req/s, {seconds:g}s "
+              f"(together 1.3x the pool's ~{capacity_uniform:.0f} req/s); picker")  # fmt: skip
+        print(HEADER + f" {'quiet p50':>10} {'quiet p99':>10}")
+        fair = {"maxInflightPerEndpoint": SLOTS, "maxQueued": 100000, "maxQueuedPerTenant": 100000, "maxWait": "300s"}
+        cases = [
+            ("quiet alone", {}, noisy_tenant(quiet_rate, seconds, quiet_only=True)),
+            ("noisy, no fair queueing", {}, noisy_tenant(quiet_rate, seconds)),
+            ("noisy, fair queueing", fair, noisy_tenant(quiet_rate, seconds)),
+        ]
+        for name, queueing, requests in cases:
+            print(row(name, await run_case(work, n, {}, queueing, requests), tenant="quiet"), flush=True)
+    print(f"\nlogs and configs: {work}", file=sys.stderr)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__)
+    parser.add_argument("--engines", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--only", default="uniform,prefix,prefix-reuse,noisy")
+    parser.add_argument("--warmup", type=float, default=5, help="prefix-heavy: seconds sent but not measured")
+    parser.add_argument("--policies", default=",".join(POLICIES), help="which of the policies to run")
+    parser.add_argument("--picker", default="{}", help="the picker's spec.picker, as JSON (default: the CRD's)")
+    return uvloop.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

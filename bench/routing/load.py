@@ -1,0 +1,97 @@
+"""Open-loop load: every request starts on schedule (so queueing shows as latency), streamed, timed by tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+
+from bench.routing.workloads import Request
+
+__all__ = ["Outcome", "run_load", "summary"]
+
+
+@dataclass
+class Outcome:
+    tenant: str
+    measured: bool = True
+    ttft: float | None = None
+    total: float | None = None
+    status: int = 0
+    backend: str = ""
+
+
+@dataclass
+class Summary:
+    requests: int
+    ok: int
+    ttft_p50: float
+    ttft_p99: float
+    throughput: float
+    by_tenant: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # p50, p99, ok
+
+
+async def _one(http: httpx.AsyncClient, request: Request, key: str, outcome: Outcome, start: float) -> None:
+    body = {
+        "model": "chat",
+        "messages": [{"role": r, "content": c} for r, c in request.messages],
+        "stream": True,
+        "max_tokens": 16,
+    }
+    sent = time.perf_counter()
+    try:
+        async with http.stream("POST", "/v1/chat/completions", content=orjson.dumps(body),
+                               headers={"authorization": f"Bearer {key}"}) as response:  # fmt: skip
+            outcome.status = response.status_code
+            outcome.backend = response.headers.get("x-interlock-backend", "")
+            if response.status_code != 200:
+                await response.aread()
+                return
+            async for line in response.aiter_lines():
+                if outcome.ttft is None and line.startswith("data: {") and '"content":"' in line:
+                    outcome.ttft = time.perf_counter() - sent
+            outcome.total = time.perf_counter() - sent
+    except httpx.HTTPError:
+        outcome.status = -1
+
+
+async def run_load(root: str, requests: list[Request], keys: Mapping[str, str]) -> tuple[list[Outcome], float]:
+    """Send ``requests`` on their schedule; the outcomes and the seconds until the last one finished."""
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
+    async with httpx.AsyncClient(base_url=root, timeout=120, limits=limits) as http:
+        outcomes = [Outcome(r.tenant, r.measured) for r in requests]
+        start = time.perf_counter()
+        tasks = []
+        for request, outcome in zip(requests, outcomes, strict=True):
+            delay = start + request.at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_one(http, request, keys[request.tenant], outcome, start)))
+        await asyncio.gather(*tasks)
+        return outcomes, time.perf_counter() - start
+
+
+def _q(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+def summary(outcomes: list[Outcome], elapsed: float) -> Summary:
+    """Over the measured requests (those after the warm-up); throughput over the whole run."""
+    done = sum(1 for o in outcomes if o.status == 200)
+    outcomes = [o for o in outcomes if o.measured]
+    ok = [o for o in outcomes if o.status == 200 and o.ttft is not None]
+    ttfts = [o.ttft for o in ok if o.ttft is not None]
+    result = Summary(len(outcomes), len(ok), _q(ttfts, 0.5), _q(ttfts, 0.99), done / elapsed)
+    for tenant in sorted({o.tenant for o in outcomes}):
+        mine = [o.ttft for o in ok if o.tenant == tenant and o.ttft is not None]
+        result.by_tenant[tenant] = (_q(mine, 0.5), _q(mine, 0.99), len(mine))
+    return result

@@ -1,0 +1,98 @@
+"""The pure scorer: which endpoint a request goes to, from load, KV-cache headroom and prefix affinity.
+
+Score (lower wins), in units of "one request's worth of queue":
+
+    load_weight * load  +  queue_weight * max(0, load - batch)  +  kv_cache_weight * kv_usage
+                        -  prefix_weight * matched_fraction
+
+``load`` is the gateway's own in-flight count on the endpoint (exact and current), plus, with fresh engine
+metrics, what the engine ran or queued beyond the gateway's own requests when last scraped (other gateways'
+traffic). The engine's total itself is up to a scrape interval old: at high rates it shows a pod busy that has
+drained since, and steering by it unbalances the pool (bench/routing measured it). ``batch`` is the most
+requests the engine was seen running while others waited (its batch size, learned from its metrics; 0 until
+then): a request beyond it waits for a slot, which costs far more than running beside others, so each such
+request counts ``queue_weight`` more. ``kv_usage`` (0 to 1) is the engine's KV-cache usage. ``matched_fraction``
+is the share of the request's prefix blocks the endpoint has seen (``prefix.PrefixIndex``). So a pod that holds
+the conversation wins unless it is busier than the least loaded one by more than the prefix is worth: affinity
+never piles work on an overloaded pod.
+
+Stale metrics degrade to least-in-flight: when any candidate's metrics are older than the limit (or missing), the
+engine's numbers are ignored for all of them, so pods are compared on the same footing; prefix affinity, which
+is the gateway's own knowledge, still counts. Ties go to the first candidate at or after ``start``, which the
+pool rotates, so an idle pool spreads requests round-robin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Candidate", "PickerWeights", "pick", "score"]
+
+
+@dataclass(frozen=True, slots=True)
+class PickerWeights:
+    load: float = 1.0
+    kv_cache: float = 1.0
+    prefix: float = 8.0
+    queue: float = 4.0
+
+
+class Candidate(Protocol):
+    """What the scorer reads of an endpoint."""
+
+    @property
+    def inflight(self) -> int: ...
+    @property
+    def external_load(self) -> float: ...  # the engine's running + waiting beyond the gateway's own, last scraped
+    @property
+    def kv_usage(self) -> float: ...
+    @property
+    def batch_size(self) -> float: ...  # 0: not known yet
+
+
+def score(candidate: Candidate, matched_fraction: float, weights: PickerWeights, *, use_engine: bool) -> float:
+    load: float = candidate.inflight
+    kv = 0.0
+    if use_engine:
+        load += candidate.external_load
+        kv = candidate.kv_usage
+    batch = candidate.batch_size
+    queued = load - batch if 0 < batch < load else 0.0
+    return weights.load * load + weights.queue * queued + weights.kv_cache * kv - weights.prefix * matched_fraction
+
+
+def pick(
+    candidates: Sequence[Candidate],
+    matched: Mapping[int, float],
+    weights: PickerWeights,
+    *,
+    use_engine: bool,
+    start: int = 0,
+) -> int:
+    """The index of the best candidate (``candidates`` is not empty); ``matched``: index -> matched fraction.
+
+    The same arithmetic as ``score``, inlined: this runs for every request and every endpoint.
+    """
+    count = len(candidates)
+    w_load, w_kv, w_prefix, w_queue = weights.load, weights.kv_cache, weights.prefix, weights.queue
+    best = -1
+    best_score = 0.0
+    for step in range(count):
+        index = (start + step) % count
+        c = candidates[index]
+        load: float = c.inflight
+        value = 0.0
+        if use_engine:
+            load += c.external_load
+            value = w_kv * c.kv_usage
+        value += w_load * load
+        batch = c.batch_size
+        if 0 < batch < load:
+            value += w_queue * (load - batch)
+        if matched:
+            value -= w_prefix * matched.get(index, 0.0)
+        if best < 0 or value < best_score:
+            best, best_score = index, value
+    return best
