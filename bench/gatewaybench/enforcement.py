@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import statistics
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 import orjson
 import uvloop
+from procs import stop_processes  # this script's folder is on sys.path (run as a script)
 
 from interlock.contract.gatewaycred import mint_gateway_credential
 
@@ -273,15 +273,7 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"{name}: usage events sent {usage['sent']}, pending {usage['pending']}")
         return 0
     finally:
-        for proc in reversed(procs):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                async with asyncio.timeout(20):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
+        await stop_processes(procs)
         print(f"logs: {work}", file=sys.stderr)
 
 

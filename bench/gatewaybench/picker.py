@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from enforcement import Connection, cpu_seconds, free_port, measure, spawn, wait_ready
+from procs import stop_processes
 
 from interlock.gateway.pool import EndpointPool
 from interlock.gateway.pool.pool import PickerSettings
@@ -134,15 +134,7 @@ async def end_to_end(args: argparse.Namespace) -> None:
             print(f"{name:<6} {len(values):>8} {statistics.median(values) * 1000:>8.3f} {per[name]:>18.0f}us")
         print(f"pool - url: {per['pool'] - per['url']:+.0f}us of gateway CPU per request")
     finally:
-        for proc in reversed(procs):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                async with asyncio.timeout(20):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
+        await stop_processes(procs)
         print(f"logs: {work}", file=sys.stderr)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import signal
@@ -22,6 +23,7 @@ __all__ = [
     "own_cpu_seconds",
     "peak_memory_mb",
     "process_tree",
+    "stop_processes",
     "thread_cpu_seconds",
     "wait_quiet",
 ]
@@ -196,3 +198,16 @@ def wait_quiet(pids: list[int], *, busy_fraction: float = 0.05, window_s: float 
         if sum(cpu_seconds(pid) for pid in pids) - before < busy_fraction * window_s:
             return True
     return False
+
+
+async def stop_processes(procs: list[asyncio.subprocess.Process], *, grace_s: float = 20.0) -> None:
+    """SIGTERM each process still running (the last started first), wait up to ``grace_s`` for each, then kill."""
+    for proc in reversed(procs):
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            async with asyncio.timeout(grace_s):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
