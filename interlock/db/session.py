@@ -125,7 +125,11 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front for transactions that will write, so they queue on the busy
-        # timeout instead of failing with SQLITE_BUSY when upgrading a read lock.
-        immediate = connection.get_execution_options().get("sqlite_begin") == "IMMEDIATE"
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # IMMEDIATE takes the write lock up front, so every transaction queues on the busy timeout instead of
+        # failing at once with SQLITE_BUSY(_SNAPSHOT) when one that read first upgrades to write after another
+        # connection committed (WAL mode gives no wait there). SQLite is the embedded default of `interlock up`:
+        # serialising its transactions costs little, and a request that reads then writes (a login, a tenant with a
+        # unique name, a key) must not fail because a gateway's usage or status report was written meanwhile.
+        # ``sqlite_begin="DEFERRED"`` keeps a read-only transaction out of the queue.
+        deferred = connection.get_execution_options().get("sqlite_begin") == "DEFERRED"
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
