@@ -186,10 +186,6 @@ async def ingest_usage(
 async def report_status(report: GatewayStatusReport, session: SessionDep, gateway: GatewayDep) -> Response:
     """The gateway's loaded config version, readiness, routes and backends (``gateway_id`` must be under the
     credential's scope); the latest report per gateway is kept for the console."""
-    if not gateway_id_in_scope(gateway.scope, report.gateway_id):
-        raise HTTPException(
-            status_code=403,
-            detail=f"gateway_id {report.gateway_id!r} is outside this credential's scope {gateway.scope!r}.",
-        )
+    _check_scope(gateway.scope, report.gateway_id)
     await record_gateway_status(session=session, report=report, now=dt.datetime.now(dt.UTC))
     return Response(status_code=204)
