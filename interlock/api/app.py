@@ -19,12 +19,14 @@ from starlette.responses import JSONResponse
 from interlock.api.bodyguard import BodyGuard
 from interlock.api.configwatch import ConfigWatch
 from interlock.api.console import install_console
+from interlock.api.deps import GatewayCredentials
 from interlock.api.errors import install_error_handlers
 from interlock.api.maintenance import maintain_usage_storage
 from interlock.api.readiness import readiness
 from interlock.api.routes import ROUTERS
 from interlock.api.routes.gateway import SnapshotCache
 from interlock.api.settings import ApiSettings
+from interlock.api.unchanged import UnchangedPolls
 from interlock.db.migrate import head_revision
 from interlock.db.session import create_engine, create_sessionmaker
 
@@ -66,12 +68,20 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
     app.state.sessions = create_sessionmaker(engine)
     app.state.snapshot_cache = SnapshotCache(settings.snapshot_cache_size)
     app.state.config_watch = ConfigWatch(engine)
+    app.state.gateway_credentials = GatewayCredentials()
     install_error_handlers(app)
     app.add_middleware(BodyGuard, settings=settings)
     for router in ROUTERS:
         app.include_router(router)
     if settings.console_enabled:
         install_console(app, settings)
+    # Outermost of ours: an unchanged snapshot or spend poll is answered before anything else runs.
+    app.add_middleware(
+        UnchangedPolls,
+        settings=settings,
+        watch=app.state.config_watch,
+        credentials=app.state.gateway_credentials,
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -28,6 +28,7 @@ __all__ = [
     "Caller",
     "CallerDep",
     "GatewayCaller",
+    "GatewayCredentials",
     "GatewayDep",
     "SessionDep",
     "SettingsDep",
@@ -114,6 +115,37 @@ async def require_reader(caller: AnyCallerDep) -> Caller:
     return caller
 
 
+class GatewayCredentials:
+    """Verified gateway credentials, remembered: credential → scope, for the signing key they were verified under.
+
+    A credential is stateless (``interlock.contract.gatewaycred``): it stays valid exactly as long as the signing
+    key that signed it, and revoking credentials is rotating that key. So an entry can only go stale with the key,
+    and every lookup passes the current key: a different key empties the cache first, so a rotated key refuses
+    the old credentials from its first request, as if nothing were remembered. Only credentials that verified are
+    kept (at most ``size``; then the cache starts over), so invalid tokens cost an HMAC every time and fill nothing.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._key: bytes | None = None
+        self._scopes: dict[str, str] = {}
+
+    def scope(self, signing_key: bytes, credential: str) -> str | None:
+        """The scope ``credential`` was minted for under ``signing_key``; None when it was not."""
+        if signing_key != self._key:
+            self._scopes = {}
+            self._key = signing_key
+        scope = self._scopes.get(credential)
+        if scope is not None:
+            return scope
+        scope = verify_gateway_credential(signing_key, credential)
+        if scope is not None:
+            if len(self._scopes) >= self._size:
+                self._scopes = {}
+            self._scopes[credential] = scope
+        return scope
+
+
 @dataclass(frozen=True)
 class GatewayCaller:
     """A gateway holding a valid credential: it may act as the gateway ids under ``scope`` only."""
@@ -122,7 +154,9 @@ class GatewayCaller:
 
 
 async def require_gateway(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> GatewayCaller:
     """A valid gateway credential (no database read). The admin token is not one: an admin who must act as a
     gateway mints a credential with the signing key."""
@@ -135,7 +169,8 @@ async def require_gateway(
         )
     if credentials is None or not credentials.credentials:
         raise _unauthorized("Authentication required: send 'Authorization: Bearer <gateway credential>'.")
-    scope = verify_gateway_credential(key, credentials.credentials)
+    verified: GatewayCredentials = request.app.state.gateway_credentials
+    scope = verified.scope(key, credentials.credentials)
     if scope is not None:
         return GatewayCaller(scope)
     if _same(credentials.credentials, settings.admin_secret()) or credentials.credentials.startswith(KEY_PREFIX):

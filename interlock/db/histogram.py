@@ -13,16 +13,25 @@ import itertools
 import math
 from collections.abc import Sequence
 
-__all__ = ["BINS", "PER_DOUBLING", "bin_of", "percentile", "percentiles"]
+__all__ = ["BINS", "BOUNDS", "PER_DOUBLING", "bin_of", "bin_sql", "percentile", "percentiles"]
 
 BINS = 80
 PER_DOUBLING = 4
+BOUNDS = tuple(2.0 ** (k / PER_DOUBLING) for k in range(BINS - 1))
+"""The lower bound of bins 1 to ``BINS`` - 1: the bin of a value is how many of these it reaches. Python and SQL
+(``bin_sql``) compare against these very floats, so both put every value in the same bin, boundaries included."""
+_BOUNDS_SQL = "'{" + ",".join(repr(b) for b in BOUNDS) + "}'::float8[]"
 
 
 def bin_of(ms: float) -> int:
     if not ms >= 1.0:  # also NaN
         return 0
-    return min(BINS - 1, 1 + math.floor(PER_DOUBLING * math.log2(ms)))
+    return bisect.bisect_right(BOUNDS, ms)
+
+
+def bin_sql(column: str) -> str:
+    """``bin_of`` as a Postgres expression over a finite ``float8`` column (NaN would land in the last bin)."""
+    return f"width_bucket({column}, {_BOUNDS_SQL})"
 
 
 def _middle(k: int) -> float:

@@ -7,9 +7,18 @@
   charts and percentiles read, cheaply over a year.
 
 They are plain tables on both databases; retention drops raw rows only, so rollups outlive them.
+
+``ROLLUPS`` lists them with their grain: ingest maintains every table listed (``interlock.api.crud.rollup``: in SQL
+on Postgres, in Python on SQLite), so a new rollup is a table here and an entry there. A rollup's key is its primary
+key: ``bucket`` (the start of the UTC hour or day; ``month``, ``YYYY-MM``, for a monthly grain) and usage columns of
+the same name; every other column is a sum ingest knows: ``requests``, ``errors``, the token counters,
+``cost_usd``, and the histogram bins ``lat_NN`` / ``ttft_NN``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table
 
@@ -22,9 +31,11 @@ __all__ = [
     "FLEET_DAILY",
     "FLEET_HOURLY",
     "LATENCY_COLUMNS",
+    "ROLLUPS",
     "TTFT_COLUMNS",
     "USAGE_DAILY",
     "USAGE_HOURLY",
+    "Rollup",
 ]
 
 COUNTERS = (
@@ -82,3 +93,35 @@ USAGE_HOURLY = _tenant_table("usage_hourly")
 USAGE_DAILY = _tenant_table("usage_daily")
 FLEET_HOURLY = _fleet_table("fleet_hourly")
 FLEET_DAILY = _fleet_table("fleet_daily")
+
+
+Grain = Literal["hour", "day", "month"]
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A table ingest keeps summed: its grain; its key (the primary key) and sums come from the table."""
+
+    table: Table
+    grain: Grain
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(str(c.name) for c in self.table.primary_key.columns)
+
+    @property
+    def sums(self) -> tuple[str, ...]:
+        return tuple(str(c.name) for c in self.table.c if not c.primary_key)
+
+    @property
+    def histograms(self) -> bool:
+        return LATENCY_COLUMNS[0] in self.table.c
+
+
+ROLLUPS: tuple[Rollup, ...] = (
+    Rollup(USAGE_HOURLY, "hour"),
+    Rollup(USAGE_DAILY, "day"),
+    Rollup(FLEET_HOURLY, "hour"),
+    Rollup(FLEET_DAILY, "day"),
+)
+"""Every rollup ingest maintains (with ``monthly_spend``, which ``interlock.db.models`` declares)."""

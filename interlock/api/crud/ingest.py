@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, cast
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from interlock.api.crud.dialect import begin_write, dialect_name, greatest, insert_for
+from interlock.api.crud.dialect import begin_write, dialect_name, driver_connection, greatest, insert_for
 from interlock.api.crud.partitions import ensure_partitions, months_of
 from interlock.api.crud.pgwrite import json_insert
-from interlock.api.crud.rollup import Fact, add_to_rollups
-from interlock.api.schemas import UsageEventIn
+from interlock.api.crud.rollup import Fact, add_to_rollups, rollup_ctes
+from interlock.api.schemas import UsageEventIn, usage_window
 from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
 from interlock.contract.gatewaycred import gateway_id_in_scope
 from interlock.db.models import GatewayCursor, Span, Usage, UsageDeadLetter
@@ -100,6 +103,8 @@ def _fact(row: dict[str, Any]) -> Fact:
         cost_usd=row["cost_usd"],
         latency_ms=row["latency_ms"],
         ttft_ms=row["ttft_ms"],
+        key_id=row["key_id"],
+        gateway_id=row["gateway_id"],
     )
 
 
@@ -163,6 +168,7 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
             RejectedEvent(index=index, idempotency_id=letter["idempotency_id"], seq=letter["seq"], reason=reason)
         )
 
+    lo, hi = usage_window(dt.datetime.now(dt.UTC))
     valid: list[tuple[int, Any, UsageEvent]] = []
     for index, item in enumerate(items):
         if isinstance(item, UsageEventIn):  # validated already, with the whole batch (the usual case)
@@ -173,6 +179,13 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
             except ValidationError as exc:
                 reject(index, item, _reason(exc))
                 continue
+        when = event.started_at
+        if when.tzinfo is None:  # naive is UTC
+            event = event.model_copy(update={"started_at": when.replace(tzinfo=dt.UTC)})
+        outside = _outside_window(event, lo, hi)
+        if outside is not None:
+            reject(index, item, outside)
+            continue
         if not gateway_id_in_scope(scope, event.gateway_id):
             reject(index, item, f"gateway_id {event.gateway_id!r} is outside this credential's scope {scope!r}")
             continue
@@ -200,6 +213,21 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
     return UsageBatchResult(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
 
 
+def _outside_window(event: UsageEvent, lo: dt.datetime, hi: dt.datetime) -> str | None:
+    """Why ``event`` is refused for its ``started_at`` (the validator's own words), or None when it is accepted.
+    The batch was validated without the window (``UsageEventWire``); this checks it with one clock read."""
+    try:
+        if lo <= event.started_at <= hi:
+            return None
+    except OverflowError:
+        pass
+    try:
+        UsageEventIn.model_validate(event.model_dump())
+    except ValidationError as exc:
+        return _reason(exc)
+    return None  # the clock moved on since ``lo``, ``hi``: the validator accepts it now
+
+
 async def ingest_events(*, session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
     """Count each (already judged) event once; see the module docstring. Commits."""
     if not events:
@@ -222,6 +250,14 @@ async def _prepare(session: AsyncSession, events: Sequence[UsageEvent]) -> None:
 async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
     """Insert the events new by ``idempotency_id``, their spans, their spend and the cursors (in the caller's
     writing transaction)."""
+    if dialect_name(session) == "postgresql":
+        return await _count_postgres(session, events)
+    return await _count_rows(session, events)
+
+
+async def _count_rows(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
+    """``_count`` with a row per event built here and the rollups summed here (SQLite; Postgres too when asked,
+    which the tests use to check ``_count_postgres`` against it)."""
     unique: dict[str, UsageEvent] = {}
     for event in events:
         unique.setdefault(_clean(event.idempotency_id), event)
@@ -278,3 +314,95 @@ async def _count(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBa
     )
     await session.execute(cursor, cursor_rows)
     return UsageBatchResult(accepted=len(new_ids), duplicates=len(events) - len(new_ids))
+
+
+# --- Postgres: one statement per batch -----------------------------------------------------------------------
+
+_EVENTS = TypeAdapter(list[UsageEventIn])
+_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+"""A JSON ``\\u0000`` escape (after an even number of backslashes, so not an escaped backslash and ``u0000``)."""
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_USAGE_COLUMNS = (
+    "idempotency_id", "gateway_id", "seq", "started_at", "tenant_id", "key_id", "route", "backend", "model", "status",
+    "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens", "usage_estimated", "spilled_over",
+    "cost_usd", "latency_ms", "ttft_ms", "trace_id",
+)  # fmt: skip
+_NANO = "(cost_usd * 1000000000)"
+_MONEY = (
+    f"(CASE WHEN {_NANO} - trunc({_NANO}) = 0.5 AND mod(trunc({_NANO}), 2) = 0 THEN trunc({_NANO}) "
+    f"ELSE round({_NANO}) END / 1000000000)"
+)
+"""``to_money`` in SQL: the JSON number (a float's shortest repr, as ``str(float)`` gives it) rounded to the
+nano-dollar half to even, as ``Decimal.quantize`` does (Postgres's own rounding goes half away from zero)."""
+
+
+def _type(table: Table, column: str) -> str:
+    return str(table.c[column].type.compile(dialect=_PG))
+
+
+@cache
+def _ingest_sql() -> str:
+    """The statement that counts a batch: the events (a JSON array, unique by ``idempotency_id``) taken apart by
+    Postgres, inserted where new, and only what was inserted (``RETURNING``) goes on to the spans and the rollups."""
+    record = ", ".join(f"{c} {'numeric' if c == 'cost_usd' else _type(_USAGE, c)}" for c in _USAGE_COLUMNS)
+    names = ", ".join(_USAGE_COLUMNS)
+    values = ", ".join(_MONEY if c == "cost_usd" else c for c in _USAGE_COLUMNS)
+    span = ", ".join(f"{c} {_type(_SPANS, c)}" for c in ("name", "start_ms", "duration_ms", "attributes"))
+    source = f"src AS (SELECT * FROM json_to_recordset($1::json) AS r({record}, spans json))"  # noqa: S608
+    rows = (
+        f"new AS (INSERT INTO usage ({names}) SELECT {values} FROM src "  # noqa: S608
+        'ORDER BY idempotency_id COLLATE "C" '
+        f"ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING id, {names})"
+    )
+    spans = (
+        "new_spans AS (INSERT INTO spans (usage_id, started_at, trace_id, position, name, start_ms, duration_ms, "  # noqa: S608
+        "attributes) SELECT new.id, new.started_at, new.trace_id, s.n - 1, s.name, s.start_ms, s.duration_ms, "
+        "coalesce(s.attributes, '{}') FROM new JOIN src ON src.idempotency_id = new.idempotency_id "
+        f"CROSS JOIN LATERAL ROWS FROM (json_to_recordset(src.spans) AS ({span})) WITH ORDINALITY "
+        "AS s(name, start_ms, duration_ms, attributes, n) ORDER BY new.id, s.n)"
+    )
+    items = [
+        source,
+        rows,
+        spans,
+        *rollup_ctes("new"),
+    ]
+    return "WITH " + ",\n".join(items) + "\nSELECT count(*) FROM new"
+
+
+def batch_document(events: Sequence[UsageEvent]) -> str:
+    """The events as one JSON array for ``_ingest_sql``, serialised by pydantic (in Rust): non-finite attribute
+    floats become null, and NUL characters U+FFFD (Postgres text cannot hold them)."""
+    document = _EVENTS.dump_json(events)  # type: ignore[arg-type]
+    if b"\\u0000" in document:
+        document = _NUL.sub("\\1\ufffd".encode(), document)
+    return document.decode()
+
+
+async def _count_postgres(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
+    """``_count`` on Postgres: one statement for the rows, spans and rollups (``_ingest_sql``), one for the
+    cursors; nothing per event in Python but picking the first of each ``idempotency_id`` and each gateway's
+    highest ``seq``."""
+    unique: dict[str, UsageEvent] = {}
+    highest: dict[str, int] = {}
+    for event in events:
+        unique.setdefault(_clean(event.idempotency_id), event)
+        gateway = _clean(event.gateway_id)
+        if event.seq > highest.get(gateway, 0):
+            highest[gateway] = event.seq
+    document = batch_document(list(unique.values()))
+    driver = await driver_connection(session)
+    if not driver.is_in_transaction():  # the adapter begins lazily, at its first statement
+        await session.execute(text("SELECT 1"))
+    accepted = int(await driver.fetchval(_ingest_sql(), document))
+    now = dt.datetime.now(dt.UTC)
+    await json_insert(
+        session,
+        _CURSORS,
+        [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())],
+        conflict=["gateway_id"],
+        update="seq = GREATEST(gateway_cursors.seq, EXCLUDED.seq), updated_at = EXCLUDED.updated_at",
+    )
+    if accepted:  # API processes listening keep the spend version in memory (interlock.api.configwatch)
+        await driver.execute("SELECT pg_notify('interlock_spend', '')")
+    return UsageBatchResult(accepted=accepted, duplicates=len(events) - accepted)

@@ -1,33 +1,57 @@
-"""Adding newly ingested usage to the rollups (``interlock.db.rollups``) and the monthly spend, in the ingest
-transaction: per key the sums of the batch are computed here and added with one ``INSERT … ON CONFLICT DO UPDATE``
-per table, keys in sorted order (so concurrent batches lock rows in the same order and cannot deadlock)."""
+"""Adding newly ingested usage to the rollups (``interlock.db.rollups.ROLLUPS``) and the monthly spend, in the ingest
+transaction. Every table in ``MAINTAINED`` is kept the same way, from its ``Rollup`` entry: its key (the primary key:
+the grain's bucket and usage columns of the same name) and its sums (the other columns), so adding a rollup is
+adding a table and an entry.
+
+- Postgres (``rollup_ctes``): the sums are made by Postgres from the rows the ingest statement has just inserted
+  (its ``RETURNING``), one ``INSERT … SELECT … GROUP BY … ORDER BY … ON CONFLICT DO UPDATE SET c = t.c +
+  excluded.c`` per table, histogram bins by ``width_bucket`` against the same bounds as ``bin_of``.
+- SQLite, or any session through ``add_to_rollups``: the sums per key are made here and upserted once per table.
+
+Either way each table's rows are written in sorted key order, so concurrent batches lock them in the same order and
+cannot deadlock.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import dialect_name, insert_for
 from interlock.api.crud.pgwrite import json_insert
-from interlock.db.histogram import BINS, bin_of
+from interlock.db.histogram import BINS, bin_of, bin_sql
 from interlock.db.models import MonthlySpend
-from interlock.db.rollups import (
-    COUNTERS,
-    FLEET_DAILY,
-    FLEET_HOURLY,
-    LATENCY_COLUMNS,
-    TTFT_COLUMNS,
-    USAGE_DAILY,
-    USAGE_HOURLY,
-)
+from interlock.db.rollups import COUNTERS, LATENCY_COLUMNS, ROLLUPS, TTFT_COLUMNS, Grain, Rollup
 
-__all__ = ["Fact", "add_to_rollups", "day_start", "hour_start"]
+__all__ = ["MAINTAINED", "Fact", "add_to_rollups", "day_start", "hour_start", "rollup_ctes"]
+
+MAINTAINED: tuple[Rollup, ...] = (*ROLLUPS, Rollup(cast(Table, MonthlySpend.__table__), "month"))
+"""What ingest adds every newly counted usage row to."""
+
+_BUCKETS = frozenset({"bucket", "month"})
+_DIMENSIONS = frozenset({"tenant_id", "key_id", "model", "route", "backend", "gateway_id"})
+_LATENCY = {name: k for k, name in enumerate(LATENCY_COLUMNS)}
+_TTFT = {name: k for k, name in enumerate(TTFT_COLUMNS)}
+
+
+def _check(rollup: Rollup) -> None:
+    known = {*COUNTERS, "cost_usd", *LATENCY_COLUMNS, *TTFT_COLUMNS}
+    for key in rollup.keys:
+        if key not in _BUCKETS and key not in _DIMENSIONS:
+            raise ValueError(f"{rollup.table.name}: key column {key!r} is neither a bucket nor a usage dimension")
+    for name in rollup.sums:
+        if name not in known:
+            raise ValueError(f"{rollup.table.name}: no rule to sum column {name!r}")
+
+
+for _rollup in MAINTAINED:
+    _check(_rollup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +71,16 @@ class Fact:
     cost_usd: Decimal
     latency_ms: float
     ttft_ms: float | None
+    key_id: str = ""
+    gateway_id: str = ""
 
 
 @dataclass(slots=True)
 class _Sums:
     counts: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
     cost: Decimal = Decimal(0)
-    latency: list[int] | None = None
-    ttft: list[int] | None = None
+    latency: list[int] = field(default_factory=lambda: [0] * BINS)
+    ttft: list[int] = field(default_factory=lambda: [0] * BINS)
 
     def add(self, fact: Fact, histograms: bool) -> None:
         c = self.counts
@@ -66,12 +92,18 @@ class _Sums:
         c[5] += fact.cache_creation_tokens
         self.cost += fact.cost_usd
         if histograms:
-            if self.latency is None:
-                self.latency, self.ttft = [0] * BINS, [0] * BINS
-            assert self.ttft is not None
             self.latency[bin_of(fact.latency_ms)] += 1
             if fact.ttft_ms is not None:
                 self.ttft[bin_of(fact.ttft_ms)] += 1
+
+    def value(self, column: str) -> Any:
+        if column == "cost_usd":
+            return self.cost
+        if column in _LATENCY:
+            return self.latency[_LATENCY[column]]
+        if column in _TTFT:
+            return self.ttft[_TTFT[column]]
+        return self.counts[COUNTERS.index(column)]
 
 
 def hour_start(when: dt.datetime) -> dt.datetime:
@@ -82,14 +114,13 @@ def day_start(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _row(names: tuple[str, ...], key: tuple[Any, ...], sums: _Sums, histograms: bool) -> dict[str, Any]:
-    row: dict[str, Any] = dict(zip(names, key, strict=True))
-    row.update(zip(COUNTERS, sums.counts, strict=True))
-    row["cost_usd"] = sums.cost
-    if histograms and sums.latency is not None and sums.ttft is not None:
-        row.update(zip(LATENCY_COLUMNS, sums.latency, strict=True))
-        row.update(zip(TTFT_COLUMNS, sums.ttft, strict=True))
-    return row
+def _bucket(grain: Grain, when: dt.datetime) -> Any:
+    if grain == "hour":
+        return hour_start(when)
+    if grain == "day":
+        return day_start(when)
+    utc = when.astimezone(dt.UTC)
+    return f"{utc.year:04d}-{utc.month:02d}"
 
 
 async def _upsert(session: AsyncSession, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -106,63 +137,81 @@ async def _upsert(session: AsyncSession, table: Table, keys: tuple[str, ...], ro
     await session.execute(statement, rows)
 
 
-_TENANT_KEY = ("bucket", "tenant_id", "model", "route", "backend")
-_FLEET_KEY = ("bucket", "model", "route", "backend")
+async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact], rollups: Sequence[Rollup] = MAINTAINED) -> None:
+    """Add these (new, counted-once) usage rows to ``rollups``, summed per key here (the SQLite path; on Postgres
+    ingest uses ``rollup_ctes``)."""
+    facts = list(facts)
+    for rollup in rollups:
+        keys, histograms = rollup.keys, rollup.histograms
+        sums_by_key: dict[tuple[Any, ...], _Sums] = {}
+        for fact in facts:
+            key = tuple(_bucket(rollup.grain, fact.started_at) if k in _BUCKETS else getattr(fact, k) for k in keys)
+            sums = sums_by_key.get(key)
+            if sums is None:
+                sums = sums_by_key[key] = _Sums()
+            sums.add(fact, histograms)
+        rows = []
+        for key in sorted(sums_by_key):
+            sums = sums_by_key[key]
+            row: dict[str, Any] = dict(zip(keys, key, strict=True))
+            row.update((column, sums.value(column)) for column in rollup.sums)
+            rows.append(row)
+        await _upsert(session, rollup.table, keys, rows)
 
 
-def _fold(into: dict[tuple[Any, ...], _Sums], key: tuple[Any, ...], sums: _Sums) -> None:
-    """Add ``sums`` to ``into[key]``: counts and cost, and histograms where ``sums`` has them."""
-    target = into.get(key)
-    if target is None:
-        latency = list(sums.latency) if sums.latency is not None else None
-        ttft = list(sums.ttft) if sums.ttft is not None else None
-        into[key] = _Sums(list(sums.counts), sums.cost, latency, ttft)
-        return
-    target.counts = [a + b for a, b in zip(target.counts, sums.counts, strict=True)]
-    target.cost += sums.cost
-    if sums.latency is not None and sums.ttft is not None and target.latency is not None and target.ttft is not None:
-        target.latency = [a + b for a, b in zip(target.latency, sums.latency, strict=True)]
-        target.ttft = [a + b for a, b in zip(target.ttft, sums.ttft, strict=True)]
+# --- Postgres: the same sums in SQL ------------------------------------------------------------------------------
 
 
-async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact]) -> None:
-    """Add these (new, counted-once) usage rows to the hourly and daily rollups and the monthly spend. Each row is
-    added once to its tenant's hourly key and once (with its latencies) to its fleet hourly key; the daily and
-    monthly sums are made from those."""
-    hourly: dict[tuple[Any, ...], _Sums] = {}
-    fleet_hourly: dict[tuple[Any, ...], _Sums] = {}
-    for fact in facts:
-        hour = hour_start(fact.started_at)
-        key = (hour, fact.tenant_id, fact.model, fact.route, fact.backend)
-        sums = hourly.get(key)
-        if sums is None:
-            sums = hourly[key] = _Sums()
-        sums.add(fact, False)
-        fleet_key = (hour, fact.model, fact.route, fact.backend)
-        sums = fleet_hourly.get(fleet_key)
-        if sums is None:
-            sums = fleet_hourly[fleet_key] = _Sums()
-        sums.add(fact, True)
-    daily: dict[tuple[Any, ...], _Sums] = {}
-    spend: dict[tuple[str, str], list[Any]] = {}
-    for (hour, tenant, *rest), sums in hourly.items():
-        _fold(daily, (hour.replace(hour=0), tenant, *rest), sums)
-        total = spend.setdefault((tenant, f"{hour.year:04d}-{hour.month:02d}"), [0, Decimal(0)])
-        total[0] += sums.counts[0]
-        total[1] += sums.cost
-    fleet_daily: dict[tuple[Any, ...], _Sums] = {}
-    for (hour, *rest), sums in fleet_hourly.items():
-        _fold(fleet_daily, (hour.replace(hour=0), *rest), sums)
-    for table, keys, sums_by_key, histograms in (
-        (USAGE_HOURLY, _TENANT_KEY, hourly, False),
-        (USAGE_DAILY, _TENANT_KEY, daily, False),
-        (FLEET_HOURLY, _FLEET_KEY, fleet_hourly, True),
-        (FLEET_DAILY, _FLEET_KEY, fleet_daily, True),
-    ):
-        rows = [_row(keys, key, sums_by_key[key], histograms) for key in sorted(sums_by_key)]
-        await _upsert(session, table, keys, rows)
-    spend_rows = [
-        {"tenant_id": tenant, "month": month, "requests": n, "cost_usd": cost}
-        for (tenant, month), (n, cost) in sorted(spend.items())
-    ]
-    await _upsert(session, MonthlySpend.__table__, ("tenant_id", "month"), spend_rows)  # type: ignore[arg-type]
+def binned(source: str) -> str:
+    """A ``SELECT`` of ``source``'s rows with their histogram bins (``lb``, ``tb``) added."""
+    return (
+        f"SELECT *, {bin_sql('latency_ms')} AS lb, "  # noqa: S608
+        f"CASE WHEN ttft_ms IS NULL THEN NULL ELSE {bin_sql('ttft_ms')} END AS tb FROM {source}"
+    )
+
+
+def _key_sql(grain: Grain, column: str) -> str:
+    if column not in _BUCKETS:
+        return column
+    if grain == "month":
+        return "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM')"
+    return f"date_trunc('{grain}', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+
+def _sum_sql(column: str) -> str:
+    if column == "requests":
+        return "count(*)"
+    if column == "errors":
+        return "count(*) FILTER (WHERE status >= 400)"
+    if column in _LATENCY:
+        return f"count(*) FILTER (WHERE lb = {_LATENCY[column]})"
+    if column in _TTFT:
+        return f"count(*) FILTER (WHERE tb = {_TTFT[column]})"
+    return f"sum({column})"
+
+
+def upsert_sql(rollup: Rollup, source: str) -> str:
+    """One ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` adding ``source``'s rows (usage columns, and the
+    bins of ``binned`` where the rollup has histograms) to the rollup, keys in sorted order."""
+    table, keys, sums = rollup.table.name, rollup.keys, rollup.sums
+    key_sql = [_key_sql(rollup.grain, k) for k in keys]
+    select = ", ".join([*key_sql, *(_sum_sql(c) for c in sums)])
+    # Keys in code-point order, as Python sorts them: the same lock order whichever path wrote a batch.
+    order = ", ".join(
+        f'{sql} COLLATE "C"' if isinstance(rollup.table.c[k].type, String) else sql
+        for k, sql in zip(keys, key_sql, strict=True)
+    )
+    added = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in sums)
+    return (
+        f'INSERT INTO "{table}" ({", ".join((*keys, *sums))}) SELECT {select} FROM {source} '  # noqa: S608
+        f"GROUP BY {', '.join(key_sql)} ORDER BY {order} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+    )
+
+
+def rollup_ctes(source: str, rollups: Sequence[Rollup] = MAINTAINED) -> list[str]:
+    """``WITH`` items (``name AS (…)``) that add the rows of the CTE ``source`` (new usage rows with every usage
+    column a rollup reads) to ``rollups``: a binned view of it, then one upsert per table."""
+    items = [f"rollup_binned AS ({binned(source)})"]
+    items += [f"rollup_{i} AS ({upsert_sql(r, 'rollup_binned')})" for i, r in enumerate(rollups)]
+    return items

@@ -43,6 +43,7 @@ __all__ = [
     "polled_config_version",
     "prune_config_changes",
     "spend_version",
+    "spend_version_of",
 ]
 
 
@@ -205,8 +206,8 @@ async def spend_version(
     document) shows within ``SPEND_REFRESH_S``, a time step that is part of the version. ``cursors``: as the
     ``ConfigWatch`` holds them (then no database read); None: read them (one indexed aggregate)."""
     if cursors is not None:
-        moved: Any = (cursors.count, cursors.total, cursors.last_update, cursors.seqs.get(gateway_id, 0))
-    elif dialect_name(session) == "postgresql":
+        return spend_version_of(cursors, gateway_id, now)
+    if dialect_name(session) == "postgresql":
         driver = await driver_connection(session)
         moved = await driver.fetchrow(
             "SELECT count(*), coalesce(sum(seq), 0), max(updated_at), "
@@ -227,6 +228,15 @@ async def spend_version(
             )
         ).one()
         await session.commit()
+    return _spend_version(moved, now)
+
+
+def spend_version_of(cursors: Cursors, gateway_id: str, now: dt.datetime) -> str:
+    """``spend_version`` from the cursors a ``ConfigWatch`` holds (no database read)."""
+    return _spend_version((cursors.count, cursors.total, cursors.last_update, cursors.seqs.get(gateway_id, 0)), now)
+
+
+def _spend_version(moved: Any, now: dt.datetime) -> str:
     step = int(now.timestamp()) // SPEND_REFRESH_S
     last = _as_utc(moved[2]).timestamp() if moved[2] is not None else 0
     source = f"{month_of(now)}|{moved[0]}|{moved[1]}|{last}|{moved[3] or 0}|{step}"

@@ -17,7 +17,8 @@ from interlock.api.crud.gatewaystatus import record_gateway_status
 from interlock.api.crud.ingest import ingest_batch
 from interlock.api.crud.snapshot import build_delta, build_snapshot, build_spend, polled_config_version, spend_version
 from interlock.api.deps import GatewayDep, SessionDep, SettingsDep
-from interlock.api.schemas import UsageBatchIn, UsageEventIn
+from interlock.api.schemas import UsageBatchIn, UsageEventWire
+from interlock.api.unchanged import etag_matches
 from interlock.contract.controlplane import (
     GATEWAY_SNAPSHOT_PATH,
     GATEWAY_SPEND_PATH,
@@ -56,16 +57,6 @@ class SnapshotCache:
         while len(self._bodies) > self._size:
             self._bodies.popitem(last=False)
         return render
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 If-None-Match: ``*`` or any listed tag equal under weak comparison."""
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    wanted = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
 
 
 GatewayIdQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -151,7 +142,7 @@ async def spend(
 
 
 class _ValidBatch(BaseModel):
-    events: list[UsageEventIn] = Field(max_length=5000)
+    events: list[UsageEventWire] = Field(max_length=5000)
 
 
 _BATCH_SCHEMA = UsageBatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
