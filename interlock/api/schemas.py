@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from typing_extensions import TypedDict  # pydantic needs it for TypedDicts before Python 3.12 (its own dependency)
 
 from interlock.contract.controlplane import SpanRecord, UsageEvent
 
@@ -34,6 +35,7 @@ __all__ = [
     "QuotaPublic",
     "QuotaUpdate",
     "SpanPublic",
+    "SpanWire",
     "TenantCreate",
     "TenantPublic",
     "TenantUpdate",
@@ -353,11 +355,25 @@ class UsageEventIn(UsageEvent):
     spans: list[SpanIn] = Field(default_factory=list, max_length=256)  # type: ignore[assignment]
 
 
+class SpanWire(TypedDict):
+    """``SpanIn`` as a plain dict: the same fields and bounds (a missing ``attributes`` is empty), made without a
+    model instance per span, which was half the cost of validating a batch."""
+
+    name: Annotated[str, StringConstraints(max_length=256)]
+    start_ms: Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+    duration_ms: _Ms
+    attributes: NotRequired[
+        Annotated[dict[Annotated[str, StringConstraints(max_length=256)], _AttributeValue], Field(max_length=256)]
+    ]
+
+
 class UsageEventWire(UsageEventIn):
-    """``UsageEventIn`` validated in Rust alone, straight from a batch's bytes: ``started_at`` is any datetime here,
-    and ingest checks the accepted window (``usage_window``) for the whole batch at once, with one clock read."""
+    """``UsageEventIn`` validated in Rust alone, straight from a batch's bytes, as ingest takes it: ``started_at``
+    is any datetime here, and ingest checks the accepted window (``usage_window``) for the whole batch at once, with
+    one clock read; spans are ``SpanWire`` dicts."""
 
     started_at: dt.datetime
+    spans: list[SpanWire] = Field(default_factory=list, max_length=256)  # type: ignore[assignment]
 
 
 def usage_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:

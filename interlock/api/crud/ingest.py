@@ -34,7 +34,7 @@ from interlock.api.crud.dialect import begin_write, dialect_name, driver_connect
 from interlock.api.crud.partitions import ensure_partitions, months_of
 from interlock.api.crud.pgwrite import json_insert
 from interlock.api.crud.rollup import Fact, add_to_rollups, rollup_ctes
-from interlock.api.schemas import UsageEventIn, usage_window
+from interlock.api.schemas import UsageEventIn, UsageEventWire, usage_window
 from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
 from interlock.contract.gatewaycred import gateway_id_in_scope
 from interlock.db.models import GatewayCursor, Span, Usage, UsageDeadLetter
@@ -109,19 +109,23 @@ def _fact(row: dict[str, Any]) -> Fact:
 
 
 def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent) -> list[dict[str, Any]]:
-    return [
-        {
-            "usage_id": usage_id,
-            "started_at": started_at,
-            "trace_id": _clean(event.trace_id),
-            "position": position,
-            "name": _clean(span.name),
-            "start_ms": span.start_ms,
-            "duration_ms": span.duration_ms,
-            "attributes": _attributes(span.attributes),
-        }
-        for position, span in enumerate(event.spans)
-    ]
+    rows = []
+    for position, record in enumerate(event.spans):
+        # a SpanRecord, or a SpanWire dict (interlock.api.schemas.UsageEventWire)
+        span = record if isinstance(record, dict) else record.model_dump()
+        rows.append(
+            {
+                "usage_id": usage_id,
+                "started_at": started_at,
+                "trace_id": _clean(event.trace_id),
+                "position": position,
+                "name": _clean(span["name"]),
+                "start_ms": span["start_ms"],
+                "duration_ms": span["duration_ms"],
+                "attributes": _attributes(span.get("attributes", {})),
+            }
+        )
+    return rows
 
 
 def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -171,13 +175,13 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
     lo, hi = usage_window(dt.datetime.now(dt.UTC))
     valid: list[tuple[int, Any, UsageEvent]] = []
     for index, item in enumerate(items):
-        if isinstance(item, UsageEventIn):  # validated already, with the whole batch (the usual case)
+        if isinstance(item, UsageEventWire):  # validated already, with the whole batch (the usual case)
             event: UsageEvent = item
         else:
             try:
-                event = UsageEventIn.model_validate(item)
+                event = UsageEventWire.model_validate(item)
             except ValidationError as exc:
-                reject(index, item, _reason(exc))
+                reject(index, item, _reason(_all_errors(item, exc)))
                 continue
         when = event.started_at
         if when.tzinfo is None:  # naive is UTC
@@ -211,6 +215,15 @@ async def ingest_batch(*, session: AsyncSession, scope: str, items: Sequence[Any
     result = await _count(session, kept) if kept else UsageBatchResult(accepted=0, duplicates=0)
     await session.commit()
     return UsageBatchResult(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
+
+
+def _all_errors(item: Any, wire: ValidationError) -> ValidationError:
+    """``UsageEventIn``'s errors for an item ``UsageEventWire`` refused: the same, and the ``started_at`` window's."""
+    try:
+        UsageEventIn.model_validate(item)
+    except ValidationError as exc:
+        return exc
+    return wire
 
 
 def _outside_window(event: UsageEvent, lo: dt.datetime, hi: dt.datetime) -> str | None:
@@ -318,7 +331,7 @@ async def _count_rows(session: AsyncSession, events: Sequence[UsageEvent]) -> Us
 
 # --- Postgres: one statement per batch -----------------------------------------------------------------------
 
-_EVENTS = TypeAdapter(list[UsageEventIn])
+_EVENTS = TypeAdapter(list[UsageEventWire])
 _NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 """A JSON ``\\u0000`` escape (after an even number of backslashes, so not an escaped backslash and ``u0000``)."""
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -373,7 +386,8 @@ def _ingest_sql() -> str:
 def batch_document(events: Sequence[UsageEvent]) -> str:
     """The events as one JSON array for ``_ingest_sql``, serialised by pydantic (in Rust): non-finite attribute
     floats become null, and NUL characters U+FFFD (Postgres text cannot hold them)."""
-    document = _EVENTS.dump_json(events)  # type: ignore[arg-type]
+    wire = [e if isinstance(e, UsageEventWire) else UsageEventWire.model_validate(e.model_dump()) for e in events]
+    document = _EVENTS.dump_json(wire)
     if b"\\u0000" in document:
         document = _NUL.sub("\\1\ufffd".encode(), document)
     return document.decode()
