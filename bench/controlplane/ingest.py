@@ -58,8 +58,9 @@ async def run_ingest(
     rng = random.Random(1)
     per_sender = events // senders
     queues: list[list[bytes]] = []
+    run = secrets.token_hex(3)  # gateways of their own, so a kept database can be measured again
     for s in range(senders):
-        gateway = f"bench/gw/pod-{s}"
+        gateway = f"bench/gw/pod-{run}-{s}"
         bodies = []
         for start in range(0, per_sender, batch):
             count = min(batch, per_sender - start)
@@ -96,7 +97,9 @@ async def run_ingest(
             duplicates += int(result["duplicates"])
     connection = await asyncpg.connect(dsn)
     try:
-        stored = int(await connection.fetchval("SELECT count(*) FROM usage WHERE gateway_id LIKE 'bench/gw/pod-%'"))
+        stored = int(
+            await connection.fetchval("SELECT count(*) FROM usage WHERE gateway_id LIKE $1", f"bench/gw/pod-{run}-%")
+        )
     finally:
         await connection.close()
     if stored != sent:
