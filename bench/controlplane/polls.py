@@ -133,7 +133,7 @@ async def idle_cpu(api: ApiProcess, seconds: float = 5.0) -> float:
 
 async def back_to_back_cost(api: ApiProcess, *, answers: int = 1000) -> dict[str, float]:
     """CPU seconds per answer of ``answers`` polls sent one after another (no idle time in between): a snapshot
-    304 and a spend 304, each alone."""
+    304 and a spend 304, each alone, and a trivial route (``/healthz``) for what uvicorn and FastAPI cost."""
     credential = mint_gateway_credential(SIGNING_KEY.encode(), "bench/gw")
     out = {}
     async with httpx.AsyncClient(base_url=api.url, headers={"authorization": f"Bearer {credential}"},
@@ -145,13 +145,15 @@ async def back_to_back_cost(api: ApiProcess, *, answers: int = 1000) -> dict[str
         for name, path, query, etag in (
             ("snapshot 304", "/v1/gateway/snapshot", since, first.headers["etag"]),
             ("spend 304", "/v1/gateway/spend", params, spend.headers["etag"]),
+            ("GET /healthz, a trivial route: the floor", "/healthz", {}, None),
         ):
             statuses: dict[int, int] = {}
             cpu0 = api.cpu_seconds()
             for _ in range(answers):
-                response = await client.get(path, params=query, headers={"if-none-match": etag})
+                headers = {"if-none-match": etag} if etag is not None else {}
+                response = await client.get(path, params=query, headers=headers)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                etag = response.headers["etag"]
+                etag = response.headers.get("etag", etag)
             out[f"{name} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})"] = (
                 api.cpu_seconds() - cpu0
             ) / answers
