@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from interlock.api.crud import analytics
 from interlock.api.crud.partitions import apply_retention, list_partitions
 from interlock.db.models import Span, Usage
-from interlock.db.rollups import USAGE_DAILY
+from interlock.db.rollups import ROLLUPS, USAGE_DAILY
 from tests.api.support import event, new_tenant, post_usage
 
 NOW = dt.datetime.now(dt.UTC)
@@ -119,6 +119,49 @@ async def test_analytics_over_rollups_agree_with_the_raw_rows(app: FastAPI, admi
 
     daily = (await admin.get("/v1/usage/daily", params={"tenant_id": tenants[2], "group_by": "model"})).json()
     assert sum(d["requests"] for d in daily["data"]) == sum(1 for e in events if e["tenant_id"] == tenants[2])
+
+
+def _bucket(at: dt.datetime, grain: str) -> dt.datetime:
+    at = at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return at if grain == "hour" else at.replace(hour=0) if grain == "day" else at.replace(day=1, hour=0)
+
+
+async def test_every_rollup_holds_the_sums_of_the_raw_rows(app: FastAPI, admin: httpx.AsyncClient,
+                                                           gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    """Each table of ``ROLLUPS`` (its grain, its key) is kept at ingest; a window over whole months reads
+    ``tenant_monthly`` for a tenant's totals and still agrees with the rows."""
+    tenants = [(await new_tenant(admin))["id"] for _ in range(3)]
+    events = _events(tenants, 300, seed=11)
+    for i, e in enumerate(events[:60]):  # some in the month before, so a window holds a whole month
+        e["started_at"] = (BASE - dt.timedelta(days=31, minutes=37 * i)).isoformat()
+    for start in range(0, len(events), 100):
+        assert (await post_usage(gateway, events[start : start + 100]))["accepted"] == 100
+    parsed = [{**e, "at": dt.datetime.fromisoformat(e["started_at"])} for e in events]
+    async with app.state.sessions() as session:
+        for rollup in ROLLUPS:
+            table = rollup.table
+            keys = [table.c[d] for d in rollup.dimensions]
+            statement = select(table.c.bucket, *keys, table.c.requests, table.c.errors, table.c.cost_usd)
+            stored = {(row[0], *row[1:-3]): tuple(row[-3:]) for row in (await session.execute(statement)).all()}
+            expected: dict[tuple[Any, ...], list[Any]] = {}
+            for e in parsed:
+                key = (_bucket(e["at"], rollup.grain), *(e[d] for d in rollup.dimensions))
+                sums = expected.setdefault(key, [0, 0, Decimal(0)])
+                sums[0] += 1
+                sums[1] += e["status"] >= 400
+                sums[2] += Decimal(str(e["cost_usd"]))
+            assert stored == {key: tuple(v) for key, v in expected.items()}, table.name
+            if rollup.histograms:
+                lat = select(func.sum(sum((table.c[f"lat_{k:02d}"] for k in range(80)), start=0)))
+                assert (await session.scalar(lat)) == len(parsed), table.name
+
+        since, until = BASE - dt.timedelta(days=70), NOW + dt.timedelta(hours=1)
+        for tenant_id in tenants:
+            totals = await analytics.totals(session, since=since, until=until, tenant_id=tenant_id)
+            mine = [e for e in parsed if e["tenant_id"] == tenant_id]
+            assert (totals.requests, totals.cost_usd) == (
+                len(mine), sum((Decimal(str(e["cost_usd"])) for e in mine), Decimal(0))
+            )
 
 
 async def test_partitions_by_month_and_retention(app: FastAPI, admin: httpx.AsyncClient,

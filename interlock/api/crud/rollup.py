@@ -1,6 +1,10 @@
 """Adding newly ingested usage to the rollups (``interlock.db.rollups``) and the monthly spend, in the ingest
 transaction: per key the sums of the batch are computed here and added with one ``INSERT … ON CONFLICT DO UPDATE``
-per table, keys in sorted order (so concurrent batches lock rows in the same order and cannot deadlock)."""
+per table, keys in sorted order (so concurrent batches lock rows in the same order and cannot deadlock).
+
+Every table of ``ROLLUPS`` is made the same way: the batch is summed once per (hour, tenant, model, route, backend)
+and once, with histograms, per (hour, model, route, backend); each rollup folds the first (if its key has the
+tenant) or the second into its own grain and key."""
 
 from __future__ import annotations
 
@@ -17,15 +21,7 @@ from interlock.api.crud.dialect import dialect_name, insert_for
 from interlock.api.crud.pgwrite import json_insert
 from interlock.db.histogram import BINS, bin_of
 from interlock.db.models import MonthlySpend
-from interlock.db.rollups import (
-    COUNTERS,
-    FLEET_DAILY,
-    FLEET_HOURLY,
-    LATENCY_COLUMNS,
-    TTFT_COLUMNS,
-    USAGE_DAILY,
-    USAGE_HOURLY,
-)
+from interlock.db.rollups import COUNTERS, LATENCY_COLUMNS, ROLLUPS, TTFT_COLUMNS
 
 __all__ = ["Fact", "add_to_rollups", "day_start", "hour_start"]
 
@@ -82,6 +78,12 @@ def day_start(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def _bucket(hour: dt.datetime, grain: str) -> dt.datetime:
+    if grain == "hour":
+        return hour
+    return hour.replace(hour=0) if grain == "day" else hour.replace(day=1, hour=0)
+
+
 def _row(names: tuple[str, ...], key: tuple[Any, ...], sums: _Sums, histograms: bool) -> dict[str, Any]:
     row: dict[str, Any] = dict(zip(names, key, strict=True))
     row.update(zip(COUNTERS, sums.counts, strict=True))
@@ -106,8 +108,8 @@ async def _upsert(session: AsyncSession, table: Table, keys: tuple[str, ...], ro
     await session.execute(statement, rows)
 
 
-_TENANT_KEY = ("bucket", "tenant_id", "model", "route", "backend")
-_FLEET_KEY = ("bucket", "model", "route", "backend")
+_TENANT_DIMENSIONS = ("tenant_id", "model", "route", "backend")
+_FLEET_DIMENSIONS = ("model", "route", "backend")
 
 
 def _fold(into: dict[tuple[Any, ...], _Sums], key: tuple[Any, ...], sums: _Sums) -> None:
@@ -143,24 +145,22 @@ async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact]) -> None:
         if sums is None:
             sums = fleet_hourly[fleet_key] = _Sums()
         sums.add(fact, True)
-    daily: dict[tuple[Any, ...], _Sums] = {}
     spend: dict[tuple[str, str], list[Any]] = {}
-    for (hour, tenant, *rest), sums in hourly.items():
-        _fold(daily, (hour.replace(hour=0), tenant, *rest), sums)
+    for (hour, tenant, *_), sums in hourly.items():
         total = spend.setdefault((tenant, f"{hour.year:04d}-{hour.month:02d}"), [0, Decimal(0)])
         total[0] += sums.counts[0]
         total[1] += sums.cost
-    fleet_daily: dict[tuple[Any, ...], _Sums] = {}
-    for (hour, *rest), sums in fleet_hourly.items():
-        _fold(fleet_daily, (hour.replace(hour=0), *rest), sums)
-    for table, keys, sums_by_key, histograms in (
-        (USAGE_HOURLY, _TENANT_KEY, hourly, False),
-        (USAGE_DAILY, _TENANT_KEY, daily, False),
-        (FLEET_HOURLY, _FLEET_KEY, fleet_hourly, True),
-        (FLEET_DAILY, _FLEET_KEY, fleet_daily, True),
-    ):
-        rows = [_row(keys, key, sums_by_key[key], histograms) for key in sorted(sums_by_key)]
-        await _upsert(session, table, keys, rows)
+    for rollup in ROLLUPS:
+        tenant = "tenant_id" in rollup.dimensions
+        source, names = (hourly, _TENANT_DIMENSIONS) if tenant else (fleet_hourly, _FLEET_DIMENSIONS)
+        picks = [names.index(d) for d in rollup.dimensions]
+        by_key: dict[tuple[Any, ...], _Sums] = {}
+        for (hour, *rest), sums in source.items():
+            bucket = _bucket(hour, rollup.grain)
+            _fold(by_key, (bucket, *(rest[i] for i in picks)), sums)
+        keys = ("bucket", *rollup.dimensions)
+        rows = [_row(keys, key, by_key[key], rollup.histograms) for key in sorted(by_key)]
+        await _upsert(session, rollup.table, keys, rows)
     spend_rows = [
         {"tenant_id": tenant, "month": month, "requests": n, "cost_usd": cost}
         for (tenant, month), (n, cost) in sorted(spend.items())

@@ -1,10 +1,12 @@
 """Sums over a time window from the rollups, exact to the row: whole days from the daily rollup, whole hours from
 the hourly one, and the ragged ends of the window (under an hour each) from the raw rows.
 
-Fleet-wide questions (no tenant condition, not split by tenant) read ``fleet_*``, a few rows per bucket; the
-others ``usage_*``, through its ``(tenant_id, bucket)`` index when a tenant is given. Latency histograms exist in
-``fleet_*`` only: per-tenant percentiles are counted from the raw rows (``histograms``), bounded by the tenant's
-index.
+Each segment reads the first (narrowest) table of ``interlock.db.rollups.ROLLUPS`` of its grain whose key holds
+every column the question groups by or filters on: a fleet-wide question by route reads ``fleet_route_*`` (one row
+per bucket and route), one with no dimension ``fleet_backend_*``, one by model and route ``fleet_*``, and anything
+about tenants ``usage_*``, through its ``(tenant_id, bucket)`` index when a tenant is given. Latency histograms exist
+in the fleet tables only: per-tenant percentiles are counted from the raw rows (``histograms``), bounded by the
+tenant's index.
 """
 
 from __future__ import annotations
@@ -23,18 +25,10 @@ from interlock.api.crud.dialect import dialect_name
 from interlock.api.crud.rollup import day_start, hour_start
 from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
 from interlock.db.models import Usage
-from interlock.db.rollups import (
-    COUNTERS,
-    FLEET_DAILY,
-    FLEET_HOURLY,
-    LATENCY_COLUMNS,
-    TTFT_COLUMNS,
-    USAGE_DAILY,
-    USAGE_HOURLY,
-)
+from interlock.db.rollups import COUNTERS, LATENCY_COLUMNS, ROLLUPS, TTFT_COLUMNS
 from interlock.db.types import to_money
 
-__all__ = ["DIMENSIONS", "Grain", "Histograms", "Query", "Sums", "histograms", "sums"]
+__all__ = ["DIMENSIONS", "Grain", "Histograms", "Query", "Sums", "histograms", "rollup_table", "sums"]
 
 Grain = Literal["hour", "day"]
 DIMENSIONS = {"tenant": "tenant_id", "model": "model", "route": "route", "backend": "backend"}
@@ -59,8 +53,17 @@ class Query:
     equals: tuple[tuple[str, str], ...] = ()
 
     @property
-    def fleet(self) -> bool:
-        return "tenant_id" not in self.groups and all(column != "tenant_id" for column, _ in self.equals)
+    def columns(self) -> frozenset[str]:
+        """The columns the question groups by or filters on."""
+        return frozenset(self.groups) | {column for column, _ in self.equals}
+
+
+def rollup_table(query: Query, grain: Literal["hour", "day", "month"], histograms: bool = False) -> Table | None:
+    """The narrowest rollup of ``grain`` that answers ``query`` (with histograms if asked), or None."""
+    for rollup in ROLLUPS:
+        if rollup.grain == grain and query.columns <= set(rollup.dimensions) and (rollup.histograms or not histograms):
+            return rollup.table
+    return None
 
 
 Key = tuple[dt.datetime | None, tuple[str, ...]]
@@ -87,8 +90,39 @@ def _ceil(when: dt.datetime, floor: Any, step: dt.timedelta) -> dt.datetime:
     return low if low == when else low + step
 
 
-def _segments(query: Query) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
-    """``(source, lo, hi)`` covering the window once: ``raw``, ``hour`` or ``day``."""
+def _month_start(when: dt.datetime) -> dt.datetime:
+    return day_start(when).replace(day=1)
+
+
+def _next_month(when: dt.datetime) -> dt.datetime:
+    return (when.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+
+
+def _days(
+    query: Query, d0: dt.datetime | None, d1: dt.datetime | None, histograms: bool
+) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
+    """Whole days ``[d0, d1)``; for a question not split by time, whole months from a monthly rollup where one
+    answers it whose key is no wider than the daily rollup's that would (a fleet-wide total stays on the few rows
+    of ``fleet_backend_daily`` rather than ``tenant_monthly``'s one per tenant)."""
+    month = rollup_table(query, "month", histograms) if query.grain is None else None
+    day = rollup_table(query, "day", histograms)
+    if month is None or day is None or not set(month.c.keys()) <= set(day.c.keys()):
+        return [("day", d0, d1)]
+    m0 = None if d0 is None else d0 if _month_start(d0) == d0 else _next_month(d0)
+    m1 = None if d1 is None else _month_start(d1)
+    if m0 is not None and m1 is not None and m0 >= m1:
+        return [("day", d0, d1)]
+    out: list[tuple[str, dt.datetime | None, dt.datetime | None]] = []
+    if d0 is not None and m0 != d0:
+        out.append(("day", d0, m0))
+    out.append(("month", m0, m1))
+    if d1 is not None and m1 != d1:
+        out.append(("day", m1, d1))
+    return out
+
+
+def _segments(query: Query, histograms: bool = False) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
+    """``(source, lo, hi)`` covering the window once: ``raw``, ``hour``, ``day`` or ``month``."""
     hour = dt.timedelta(hours=1)
     since, until = query.since, query.until
     h0 = _ceil(since, hour_start, hour) if since is not None else None
@@ -108,7 +142,7 @@ def _segments(query: Query) -> list[tuple[str, dt.datetime | None, dt.datetime |
         else:
             if h0 is not None and d0 != h0:
                 out.append(("hour", h0, d0))
-            out.append(("day", d0, d1))
+            out += _days(query, d0, d1, histograms)
             if h1 is not None and d1 != h1:
                 out.append(("hour", d1, h1))
     if until is not None and h1 != until:
@@ -130,7 +164,9 @@ def _as_utc(value: Any) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _source(session: AsyncSession, query: Query, source: str, lo: Any, hi: Any) -> tuple[Any, Any, list[Any], Any]:
+def _source(
+    session: AsyncSession, query: Query, source: str, histograms: bool = False
+) -> tuple[Any, Any, list[Any], Any]:
     """(the bucket expression or None, the time column, the group columns, a column getter) of one segment."""
     time: Any
     bucket: Any
@@ -139,11 +175,8 @@ def _source(session: AsyncSession, query: Query, source: str, lo: Any, hi: Any) 
         groups = [_RAW[g] for g in query.groups]
         bucket = _truncate(session, query.grain, time) if query.grain else None
         return bucket, time, groups, lambda name: getattr(Usage, name)
-    table: Table
-    if source == "hour":
-        table = FLEET_HOURLY if query.fleet else USAGE_HOURLY
-    else:
-        table = FLEET_DAILY if query.fleet else USAGE_DAILY
+    table = rollup_table(query, source, histograms)  # type: ignore[arg-type]
+    assert table is not None, "every question of the four dimensions has an hourly and a daily rollup"
     time = table.c.bucket
     if query.grain is None:
         bucket = None
@@ -178,7 +211,7 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
     """The sums per (bucket start, groups); buckets without rows are absent."""
     out: dict[Key, Sums] = {}
     for source, lo, hi in _segments(query):
-        bucket, time, groups, column = _source(session, query, source, lo, hi)
+        bucket, time, groups, column = _source(session, query, source)
         keys = ([bucket] if bucket is not None else []) + groups
         if source == "raw":
             values = [
@@ -210,8 +243,9 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
 async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histograms]:
     """Latency and time-to-first-token histograms per (bucket start, groups)."""
     out: dict[Key, Histograms] = {}
-    for source, lo, hi in _segments(query) if query.fleet else [("raw", query.since, query.until)]:
-        bucket, time, groups, column = _source(session, query, source, lo, hi)
+    pre_summed = rollup_table(query, "hour", histograms=True) is not None
+    for source, lo, hi in _segments(query, histograms=True) if pre_summed else [("raw", query.since, query.until)]:
+        bucket, time, groups, column = _source(session, query, source, histograms=True)
         keys = ([bucket] if bucket is not None else []) + groups
         where = _where(query, time, column, lo, hi)
         if source == "raw" and dialect_name(session) == "postgresql":
