@@ -160,7 +160,8 @@ async def test_every_rollup_holds_the_sums_of_the_raw_rows(app: FastAPI, admin: 
             totals = await analytics.totals(session, since=since, until=until, tenant_id=tenant_id)
             mine = [e for e in parsed if e["tenant_id"] == tenant_id]
             assert (totals.requests, totals.cost_usd) == (
-                len(mine), sum((Decimal(str(e["cost_usd"])) for e in mine), Decimal(0))
+                len(mine),
+                sum((Decimal(str(e["cost_usd"])) for e in mine), Decimal(0)),
             )
 
 
