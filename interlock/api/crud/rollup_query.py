@@ -18,7 +18,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Table, case, cast, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import dialect_name
@@ -26,9 +42,9 @@ from interlock.api.crud.rollup import day_start, hour_start
 from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
 from interlock.db.models import Usage
 from interlock.db.rollups import COUNTERS, LATENCY_COLUMNS, ROLLUPS, TTFT_COLUMNS
-from interlock.db.types import to_money
+from interlock.db.types import Money, to_money
 
-__all__ = ["DIMENSIONS", "Grain", "Histograms", "Query", "Sums", "histograms", "rollup_table", "sums"]
+__all__ = ["DIMENSIONS", "Grain", "Histograms", "Query", "Sums", "histograms", "ranked", "rollup_table", "sums"]
 
 Grain = Literal["hour", "day"]
 DIMENSIONS = {"tenant": "tenant_id", "model": "model", "route": "route", "backend": "backend"}
@@ -44,18 +60,19 @@ _RAW = {
 class Query:
     """What to sum: ``[since, until)`` (None: unbounded), split by ``grain`` (None: one bucket) and by the
     columns ``groups`` (of ``tenant_id``, ``model``, ``route``, ``backend``), where each ``(column, value)`` of
-    ``equals`` holds."""
+    ``equals`` holds and each ``(column, values)`` of ``among`` has the column's value among the values."""
 
     since: dt.datetime | None
     until: dt.datetime | None
     grain: Grain | None = None
     groups: tuple[str, ...] = ()
     equals: tuple[tuple[str, str], ...] = ()
+    among: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def columns(self) -> frozenset[str]:
         """The columns the question groups by or filters on."""
-        return frozenset(self.groups) | {column for column, _ in self.equals}
+        return frozenset(self.groups) | {column for column, _ in (*self.equals, *self.among)}
 
 
 def rollup_table(query: Query, grain: Literal["hour", "day", "month"], histograms: bool = False) -> Table | None:
@@ -189,6 +206,7 @@ def _source(
 
 def _where(query: Query, time: Any, column: Any, lo: Any, hi: Any) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = [column(name) == value for name, value in query.equals]
+    clauses += [column(name).in_(values) for name, values in query.among]
     if lo is not None:
         clauses.append(time >= lo)
     if hi is not None:
@@ -207,21 +225,55 @@ def _total(column: Any) -> ColumnElement[Any]:
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
+def _values(source: str, column: Any) -> list[ColumnElement[Any]]:
+    """The sums of ``COUNTERS`` and ``cost_usd``, in that order, over one segment's rows."""
+    if source == "raw":
+        return [
+            func.count(),
+            _total(case((Usage.status >= 400, 1), else_=0)),
+            *[_total(column(c)) for c in COUNTERS[2:]],
+            func.coalesce(func.sum(Usage.cost_usd), Decimal(0)),
+        ]
+    return [*(_total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
+
+
+async def ranked(
+    session: AsyncSession, query: Query, *, limit: int, after: tuple[Decimal, tuple[str, ...]] | None = None
+) -> list[tuple[tuple[str, ...], Sums]]:
+    """The groups of ``query`` (not split by time), most expensive first and then by their values, that come after
+    ``after`` (the previous page's last cost and group values); at most ``limit``. The database sums the segments
+    and ranks them (``UNION ALL``, ``GROUP BY``, ``ORDER BY … LIMIT``), so only the page comes back."""
+    assert query.grain is None, "rank over the whole window"
+    assert query.groups, "rank groups"
+    names = [f"g{i}" for i in range(len(query.groups))]
+    parts = []
+    for source, lo, hi in _segments(query):
+        _, time, groups, column = _source(session, query, source)
+        labeled = [g.label(n) for g, n in zip(groups, names, strict=True)]
+        labeled += [v.label(c) for v, c in zip(_values(source, column), (*COUNTERS, "cost_usd"), strict=True)]
+        parts.append(select(*labeled).where(*_where(query, time, column, lo, hi)).group_by(*groups))
+    united = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    keys = [united.c[n] for n in names]
+    cost = type_coerce(func.sum(united.c.cost_usd), Money())
+    statement = select(*keys, *[_total(united.c[c]) for c in COUNTERS], cost).group_by(*keys)
+    if after is not None:
+        mark = literal(after[0], Money())
+        statement = statement.having(or_(cost < mark, and_(cost == mark, tuple_(*keys) > tuple_(*after[1]))))
+    statement = statement.order_by(cost.desc(), *keys).limit(limit)
+    width = len(keys)
+    return [
+        (tuple(row[:width]), Sums(list(row[width:-1]), to_money(row[-1])))
+        for row in (await session.execute(statement)).all()
+    ]
+
+
 async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
     """The sums per (bucket start, groups); buckets without rows are absent."""
     out: dict[Key, Sums] = {}
     for source, lo, hi in _segments(query):
         bucket, time, groups, column = _source(session, query, source)
         keys = ([bucket] if bucket is not None else []) + groups
-        if source == "raw":
-            values = [
-                func.count(),
-                _total(case((Usage.status >= 400, 1), else_=0)),
-                *[_total(column(c)) for c in COUNTERS[2:]],
-                func.coalesce(func.sum(Usage.cost_usd), Decimal(0)),
-            ]
-        else:
-            values = [*(_total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
+        values = _values(source, column)
         statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
         if keys:
             statement = statement.group_by(*keys)
