@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -237,34 +237,55 @@ def _values(source: str, column: Any) -> list[ColumnElement[Any]]:
     return [*(_total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
 
 
+def _rows(session: AsyncSession, query: Query, counters: bool) -> Any:
+    """Every row of the window's segments (``g0``, ``g1``, … the group values, the counters if asked, ``cost_usd``)
+    as one ``UNION ALL`` subquery: summed once by the caller, not per segment and again."""
+    parts = []
+    for source, lo, hi in _segments(query):
+        _, time, groups, column = _source(session, query, source)
+        labeled = [g.label(f"g{i}") for i, g in enumerate(groups)]
+        if counters:
+            if source == "raw":
+                values = [literal(1), case((Usage.status >= 400, 1), else_=0), *(column(c) for c in COUNTERS[2:])]
+            else:
+                values = [column(c) for c in COUNTERS]
+            labeled += [v.label(c) for v, c in zip(values, COUNTERS, strict=True)]
+        labeled.append(column("cost_usd").label("cost_usd"))
+        parts.append(select(*labeled).where(*_where(query, time, column, lo, hi)))
+    return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+
+
 async def ranked(
     session: AsyncSession, query: Query, *, limit: int, after: tuple[Decimal, tuple[str, ...]] | None = None
 ) -> list[tuple[tuple[str, ...], Sums]]:
     """The groups of ``query`` (not split by time), most expensive first and then by their values, that come after
-    ``after`` (the previous page's last cost and group values); at most ``limit``. The database sums the segments
-    and ranks them (``UNION ALL``, ``GROUP BY``, ``ORDER BY … LIMIT``), so only the page comes back."""
+    ``after`` (the previous page's last cost and group values); at most ``limit``.
+
+    Two statements: the database ranks every group by its cost alone (one ``SUM`` over the rows of every segment,
+    ``ORDER BY … LIMIT``), then sums the counters of the page's groups only; so only the page comes back."""
     assert query.grain is None, "rank over the whole window"
     assert query.groups, "rank groups"
-    names = [f"g{i}" for i in range(len(query.groups))]
-    parts = []
-    for source, lo, hi in _segments(query):
-        _, time, groups, column = _source(session, query, source)
-        labeled = [g.label(n) for g, n in zip(groups, names, strict=True)]
-        labeled += [v.label(c) for v, c in zip(_values(source, column), (*COUNTERS, "cost_usd"), strict=True)]
-        parts.append(select(*labeled).where(*_where(query, time, column, lo, hi)).group_by(*groups))
-    united = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
-    keys = [united.c[n] for n in names]
+    width = len(query.groups)
+    united = _rows(session, query, counters=False)
+    keys = [united.c[f"g{i}"] for i in range(width)]
     cost = type_coerce(func.sum(united.c.cost_usd), Money())
-    statement = select(*keys, *[_total(united.c[c]) for c in COUNTERS], cost).group_by(*keys)
+    statement = select(*keys, cost).group_by(*keys)
     if after is not None:
         mark = literal(after[0], Money())
         statement = statement.having(or_(cost < mark, and_(cost == mark, tuple_(*keys) > tuple_(*after[1]))))
-    statement = statement.order_by(cost.desc(), *keys).limit(limit)
-    width = len(keys)
-    return [
-        (tuple(row[:width]), Sums(list(row[width:-1]), to_money(row[-1])))
+    page = [tuple(row[:width]) for row in (await session.execute(statement.order_by(cost.desc(), *keys).limit(limit)))]
+    if not page:
+        return []
+    among = tuple((column, tuple(sorted({groups[i] for groups in page}))) for i, column in enumerate(query.groups))
+    united = _rows(session, replace(query, among=query.among + among), counters=True)
+    keys = [united.c[f"g{i}"] for i in range(width)]
+    cost = type_coerce(func.sum(united.c.cost_usd), Money())
+    statement = select(*keys, *[_total(united.c[c]) for c in COUNTERS], cost).group_by(*keys)
+    found = {
+        tuple(row[:width]): Sums(list(row[width:-1]), to_money(row[-1]))
         for row in (await session.execute(statement)).all()
-    ]
+    }
+    return [(groups, found[groups]) for groups in page]
 
 
 async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
