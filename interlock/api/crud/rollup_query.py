@@ -204,6 +204,18 @@ def _source(
     return bucket, time, [table.c[g] for g in query.groups], lambda name: table.c[name]
 
 
+def _one_row_per_key(query: Query, source: str, histograms: bool = False) -> bool:
+    """Whether each (bucket, groups) of the question is one row of the segment's table already (its grain, its key):
+    then the rows are read as they are, without a ``GROUP BY`` that would sum each row with itself."""
+    if source == "raw" or query.grain != source:
+        return False
+    table = rollup_table(query, source, histograms)
+    return table is not None and set(_KEYS[table.name]) == set(query.groups)
+
+
+_KEYS = {rollup.table.name: rollup.dimensions for rollup in ROLLUPS}
+
+
 def _where(query: Query, time: Any, column: Any, lo: Any, hi: Any) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = [column(name) == value for name, value in query.equals]
     clauses += [column(name).in_(values) for name, values in query.among]
@@ -294,10 +306,13 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
     for source, lo, hi in _segments(query):
         bucket, time, groups, column = _source(session, query, source)
         keys = ([bucket] if bucket is not None else []) + groups
-        values = _values(source, column)
-        statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
-        if keys:
-            statement = statement.group_by(*keys)
+        if _one_row_per_key(query, source):
+            values = [column(c) for c in (*COUNTERS, "cost_usd")]
+            statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
+        else:
+            statement = select(*keys, *_values(source, column)).where(*_where(query, time, column, lo, hi))
+            if keys:
+                statement = statement.group_by(*keys)
         width = len(keys)
         for row in (await session.execute(statement)).all():
             if not row[width]:
@@ -333,10 +348,13 @@ async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histogram
                 if row[len(keys) + 1] is not None:
                     entry.ttft[bin_of(float(row[len(keys) + 1]))] += 1
             continue
-        values = [_total(column(c)) for c in ("requests", *LATENCY_COLUMNS, *TTFT_COLUMNS)]
-        statement = select(*keys, *values).where(*where)
-        if keys:
-            statement = statement.group_by(*keys)
+        names = ("requests", *LATENCY_COLUMNS, *TTFT_COLUMNS)
+        if _one_row_per_key(query, source, histograms=True):
+            statement = select(*keys, *(column(c) for c in names)).where(*where)
+        else:
+            statement = select(*keys, *(_total(column(c)) for c in names)).where(*where)
+            if keys:
+                statement = statement.group_by(*keys)
         width = len(keys)
         for row in (await session.execute(statement)).all():
             numbers: Sequence[Any] = row[width:]
