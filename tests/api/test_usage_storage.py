@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 
 from interlock.api.crud import analytics
 from interlock.api.crud.partitions import apply_retention, list_partitions
+from interlock.api.crud.rollup_query import Query, rollup_table
 from interlock.db.models import Span, Usage
 from interlock.db.rollups import ROLLUPS, USAGE_DAILY
 from tests.api.support import event, new_tenant, post_usage
@@ -202,3 +203,22 @@ async def test_partitions_by_month_and_retention(app: FastAPI, admin: httpx.Asyn
             assert f"spans_p{old.year:04d}{old.month:02d}" not in set(names.scalars())
     # a late event for the dropped month gets its partition again
     assert (await post_usage(gateway, [event(tenant, 4, started_at=old)]))["accepted"] == 1
+
+
+def test_each_question_reads_the_narrowest_rollup_that_answers_it() -> None:
+    def table(grain: Any, groups: tuple[str, ...] = (), equals: tuple[tuple[str, str], ...] = (),
+              histograms: bool = False) -> str | None:  # fmt: skip
+        found = rollup_table(Query(None, None, None, groups, equals), grain, histograms)
+        return found.name if found is not None else None
+
+    assert table("hour", ("route",), histograms=True) == "fleet_route_hourly"
+    assert table("day", ("backend",), histograms=True) == "fleet_backend_daily"
+    assert table("day", ("model",), (("model", "m"),), histograms=True) == "fleet_model_daily"
+    assert table("day", histograms=True) == "fleet_backend_daily"  # no dimension: the fewest rows per bucket
+    assert table("day", ("model", "route"), histograms=True) == "fleet_daily"
+    assert table("hour", ("tenant_id",)) == "usage_hourly"
+    assert table("day", ("tenant_id",)) == "tenant_daily"
+    assert table("month", ("tenant_id",)) == "tenant_monthly"
+    assert table("day", ("tenant_id", "model")) == "usage_daily"
+    assert table("day", (), (("tenant_id", "t"),), histograms=True) is None  # per-tenant percentiles: raw rows
+    assert table("month", ("route",)) is None
