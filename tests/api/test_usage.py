@@ -164,8 +164,19 @@ async def test_costs_page_by_cost_descending(admin: httpx.AsyncClient, gateway: 
             events.append(
                 event(tenant, 2 * i + j + 1, started_at=when, cost_usd=cost / 2, model=f"m{i % 2}", key_id=f"key-{i}")
             )
+    # two more tenants spent most in the months the window touches, but outside it: ranked by the window only
+    outside = [(await new_tenant(admin))["id"] for _ in range(2)]
+    for i, (tenant, when) in enumerate(
+        zip(outside, (start - dt.timedelta(days=25), start + dt.timedelta(days=30)), strict=True)
+    ):
+        events.append(event(tenant, 100 + i, started_at=when, cost_usd=500.0, key_id="key-out"))
+        events.append(
+            event(tenant, 110 + i, started_at=start + dt.timedelta(days=1), cost_usd=0.01, key_id=f"key-o{i}")
+        )
     await post_usage(gateway, events)
     window = {"since": "2026-02-27T22:00:00Z", "until": "2026-03-02T23:00:00Z"}
+    tenants += outside
+    spend += [0.01, 0.01]
     expected = sorted(zip(tenants, spend, strict=True), key=lambda ts: (-Decimal(str(ts[1])), ts[0]))
     for group_by, field in (("tenant", "tenant_id"), ("key", "key_id")):
         seen: list[tuple[str, Decimal]] = []
@@ -174,13 +185,13 @@ async def test_costs_page_by_cost_descending(admin: httpx.AsyncClient, gateway: 
             params = {**window, "group_by": group_by, "limit": "3", **({"cursor": cursor} if cursor else {})}
             body = (await admin.get("/v1/costs", params=params)).json()
             assert len(body["data"]) <= 3
-            assert body["totals"]["requests"] == 14
+            assert body["totals"]["requests"] == 16
             seen += [(c[field], Decimal(c["cost_usd"])) for c in body["data"]]
             cursor = body["next_cursor"]
             if cursor is None:
                 break
         assert [cost for _, cost in seen] == [Decimal(str(cost)) for _, cost in expected]
-        assert len(seen) == 7
+        assert len(seen) == 9
         if group_by == "tenant":
             assert [name for name, _ in seen] == [tenant for tenant, _ in expected]
     first = (await admin.get("/v1/costs", params={**window, "limit": "2"})).json()

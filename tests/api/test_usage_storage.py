@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 
 from interlock.api.crud import analytics
 from interlock.api.crud.partitions import apply_retention, list_partitions
+from interlock.api.crud.ranking import ranked
 from interlock.api.crud.rollup_query import Query, rollup_table
 from interlock.db.models import Span, Usage
 from interlock.db.rollups import ROLLUPS, USAGE_DAILY
@@ -222,3 +223,38 @@ def test_each_question_reads_the_narrowest_rollup_that_answers_it() -> None:
     assert table("day", ("tenant_id", "model")) == "usage_daily"
     assert table("day", (), (("tenant_id", "t"),), histograms=True) is None  # per-tenant percentiles: raw rows
     assert table("month", ("route",)) is None
+
+
+async def test_ranking_by_bounds_is_the_exact_ranking(app: FastAPI, admin: httpx.AsyncClient,
+                                                      gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    """25 decoys spent a lot in the window's month but a cent in the window, 5 tenants spent only in it: bounded by
+    the month, the decoys come first and fill the first chunk of candidates; the ranking is still the window's."""
+    month = (NOW - dt.timedelta(days=70)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    since, until = month + dt.timedelta(days=10, minutes=30), month + dt.timedelta(days=12, hours=5)
+    decoys = [(await new_tenant(admin))["id"] for _ in range(25)]
+    real = [(await new_tenant(admin))["id"] for _ in range(5)]
+    events = []
+    for i, tenant in enumerate(decoys):
+        events.append(event(tenant, 2 * i + 1, started_at=month + dt.timedelta(days=2), cost_usd=100.0))
+        events.append(event(tenant, 2 * i + 2, started_at=since + dt.timedelta(hours=i), cost_usd=0.01))
+    for i, tenant in enumerate(real):  # one in a ragged end (raw rows), one in whole days
+        events.append(event(tenant, 100 + i, started_at=since + dt.timedelta(minutes=5), cost_usd=0.5 * (i + 1)))
+        events.append(event(tenant, 200 + i, started_at=since + dt.timedelta(days=1), cost_usd=0.5 * (i + 1)))
+    assert (await post_usage(gateway, events))["accepted"] == len(events)
+    expected = [(t,) for t in reversed(real)] + sorted((t,) for t in decoys)
+    query = Query(since, until, None, ("tenant_id",))
+    async with app.state.sessions() as session:
+        for limit in (1, 3, 30, 40):
+            page = await ranked(session, query, limit=limit)
+            assert [groups for groups, _ in page] == expected[:limit]
+        seen: list[tuple[str, ...]] = []
+        after = None
+        while True:
+            page = await ranked(session, query, limit=4, after=after)
+            if not page:
+                break
+            seen += [groups for groups, _ in page]
+            after = (page[-1][1].cost_usd, page[-1][0])
+        assert seen == expected
+        top = await ranked(session, query, limit=1)
+        assert (top[0][1].get("requests"), top[0][1].cost_usd) == (2, Decimal("5.000000000"))

@@ -15,7 +15,8 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.api.crud.rollup_query import DIMENSIONS, Query, Sums, histograms, ranked, sums
+from interlock.api.crud.ranking import ranked
+from interlock.api.crud.rollup_query import DIMENSIONS, Query, Sums, histograms, sums
 from interlock.db.histogram import percentiles
 
 __all__ = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -23,16 +23,12 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Table,
-    and_,
     case,
     cast,
     func,
     literal,
     literal_column,
-    or_,
     select,
-    tuple_,
-    type_coerce,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,9 +38,21 @@ from interlock.api.crud.rollup import day_start, hour_start
 from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
 from interlock.db.models import Usage
 from interlock.db.rollups import COUNTERS, LATENCY_COLUMNS, ROLLUPS, TTFT_COLUMNS
-from interlock.db.types import Money, to_money
+from interlock.db.types import to_money
 
-__all__ = ["DIMENSIONS", "Grain", "Histograms", "Query", "Sums", "histograms", "ranked", "rollup_table", "sums"]
+__all__ = [
+    "DIMENSIONS",
+    "Grain",
+    "Histograms",
+    "Query",
+    "Sums",
+    "histograms",
+    "month_start",
+    "rollup_table",
+    "sums",
+    "total",
+    "window_rows",
+]
 
 Grain = Literal["hour", "day"]
 DIMENSIONS = {"tenant": "tenant_id", "model": "model", "route": "route", "backend": "backend"}
@@ -107,7 +115,7 @@ def _ceil(when: dt.datetime, floor: Any, step: dt.timedelta) -> dt.datetime:
     return low if low == when else low + step
 
 
-def _month_start(when: dt.datetime) -> dt.datetime:
+def month_start(when: dt.datetime) -> dt.datetime:
     return day_start(when).replace(day=1)
 
 
@@ -125,8 +133,8 @@ def _days(
     day = rollup_table(query, "day", histograms)
     if month is None or day is None or not set(month.c.keys()) <= set(day.c.keys()):
         return [("day", d0, d1)]
-    m0 = None if d0 is None else d0 if _month_start(d0) == d0 else _next_month(d0)
-    m1 = None if d1 is None else _month_start(d1)
+    m0 = None if d0 is None else d0 if month_start(d0) == d0 else _next_month(d0)
+    m1 = None if d1 is None else month_start(d1)
     if m0 is not None and m1 is not None and m0 >= m1:
         return [("day", d0, d1)]
     out: list[tuple[str, dt.datetime | None, dt.datetime | None]] = []
@@ -232,7 +240,7 @@ def _key(query: Query, row: Any) -> Key:
     return None, tuple(row[: len(query.groups)])
 
 
-def _total(column: Any) -> ColumnElement[Any]:
+def total(column: Any) -> ColumnElement[Any]:
     """``SUM`` as a BIGINT (Postgres sums BIGINTs as NUMERIC, which decodes to ``Decimal``, slowly)."""
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
@@ -242,16 +250,17 @@ def _values(source: str, column: Any) -> list[ColumnElement[Any]]:
     if source == "raw":
         return [
             func.count(),
-            _total(case((Usage.status >= 400, 1), else_=0)),
-            *[_total(column(c)) for c in COUNTERS[2:]],
+            total(case((Usage.status >= 400, 1), else_=0)),
+            *[total(column(c)) for c in COUNTERS[2:]],
             func.coalesce(func.sum(Usage.cost_usd), Decimal(0)),
         ]
-    return [*(_total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
+    return [*(total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
 
 
-def _rows(session: AsyncSession, query: Query, counters: bool) -> Any:
+def window_rows(session: AsyncSession, query: Query, counters: bool) -> Any:
     """Every row of the window's segments (``g0``, ``g1``, … the group values, the counters if asked, ``cost_usd``)
-    as one ``UNION ALL`` subquery: summed once by the caller, not per segment and again."""
+    as one ``UNION ALL`` subquery: summed once by the caller (``interlock.api.crud.ranking``), not per segment and
+    again."""
     parts = []
     for source, lo, hi in _segments(query):
         _, time, groups, column = _source(session, query, source)
@@ -265,39 +274,6 @@ def _rows(session: AsyncSession, query: Query, counters: bool) -> Any:
         labeled.append(column("cost_usd").label("cost_usd"))
         parts.append(select(*labeled).where(*_where(query, time, column, lo, hi)))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
-
-
-async def ranked(
-    session: AsyncSession, query: Query, *, limit: int, after: tuple[Decimal, tuple[str, ...]] | None = None
-) -> list[tuple[tuple[str, ...], Sums]]:
-    """The groups of ``query`` (not split by time), most expensive first and then by their values, that come after
-    ``after`` (the previous page's last cost and group values); at most ``limit``.
-
-    Two statements: the database ranks every group by its cost alone (one ``SUM`` over the rows of every segment,
-    ``ORDER BY … LIMIT``), then sums the counters of the page's groups only; so only the page comes back."""
-    assert query.grain is None, "rank over the whole window"
-    assert query.groups, "rank groups"
-    width = len(query.groups)
-    united = _rows(session, query, counters=False)
-    keys = [united.c[f"g{i}"] for i in range(width)]
-    cost = type_coerce(func.sum(united.c.cost_usd), Money())
-    statement = select(*keys, cost).group_by(*keys)
-    if after is not None:
-        mark = literal(after[0], Money())
-        statement = statement.having(or_(cost < mark, and_(cost == mark, tuple_(*keys) > tuple_(*after[1]))))
-    page = [tuple(row[:width]) for row in (await session.execute(statement.order_by(cost.desc(), *keys).limit(limit)))]
-    if not page:
-        return []
-    among = tuple((column, tuple(sorted({groups[i] for groups in page}))) for i, column in enumerate(query.groups))
-    united = _rows(session, replace(query, among=query.among + among), counters=True)
-    keys = [united.c[f"g{i}"] for i in range(width)]
-    cost = type_coerce(func.sum(united.c.cost_usd), Money())
-    statement = select(*keys, *[_total(united.c[c]) for c in COUNTERS], cost).group_by(*keys)
-    found = {
-        tuple(row[:width]): Sums(list(row[width:-1]), to_money(row[-1]))
-        for row in (await session.execute(statement)).all()
-    }
-    return [(groups, found[groups]) for groups in page]
 
 
 async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
@@ -352,7 +328,7 @@ async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histogram
         if _one_row_per_key(query, source, histograms=True):
             statement = select(*keys, *(column(c) for c in names)).where(*where)
         else:
-            statement = select(*keys, *(_total(column(c)) for c in names)).where(*where)
+            statement = select(*keys, *(total(column(c)) for c in names)).where(*where)
             if keys:
                 statement = statement.group_by(*keys)
         width = len(keys)

@@ -19,7 +19,8 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import day_of
-from interlock.api.crud.rollup_query import Query, Sums, ranked, sums
+from interlock.api.crud.ranking import ranked
+from interlock.api.crud.rollup_query import Query, Sums, sums
 from interlock.api.pagination import decode_cursor, decode_rank_cursor, encode_cursor, encode_rank_cursor
 from interlock.api.schemas import Cost, DailyUsage, UsageTotals
 from interlock.db.models import Usage
