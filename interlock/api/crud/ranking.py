@@ -105,7 +105,8 @@ async def _bounded(
     session: AsyncSession, query: Query, limit: int, after: After | None
 ) -> list[tuple[tuple[str, ...], Sums]]:
     found: dict[tuple[str, ...], Sums] = {}
-    offset, chunk = 0, 2 * limit + 20
+    # a later page lies deeper in the bounds' order: start with more candidates than for the first
+    offset, chunk = 0, (4 if after is not None else 2) * limit + 20
     while True:
         candidates = await _bounds(session, query, offset, chunk)
         offset += len(candidates)
