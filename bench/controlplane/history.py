@@ -21,6 +21,8 @@ from typing import Any
 
 import asyncpg
 
+from interlock.db.rollups import ROLLUPS
+
 __all__ = ["History", "load_history", "loaded_history"]
 
 FULL_ROWS = 10_000_000
@@ -73,6 +75,7 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
             f"CASE WHEN ttft_ms IS NULL THEN NULL ELSE {_bin_sql('ttft_ms')} END AS tb FROM usage) AS u "
             "GROUP BY 1, 2, 3, 4"
         )
+    statements += _derived_sql()
     statements.append(
         "INSERT INTO monthly_spend SELECT tenant_id, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM'), count(*), "
         "sum(cost_usd) FROM usage GROUP BY 1, 2"
@@ -80,6 +83,30 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
     statements.append(
         "INSERT INTO gateway_cursors SELECT gateway_id, max(seq), now() FROM usage GROUP BY 1"
     )  # fmt: skip
+    return statements
+
+
+def _derived_sql() -> list[str]:
+    """The narrower rollups of ``interlock.db.rollups.ROLLUPS`` summed from the wider ones, as the migration does."""
+    sources = {"hour": "fleet_hourly", "day": "fleet_daily"}
+    statements = []
+    for rollup in ROLLUPS:
+        name = rollup.table.name
+        if name in ("usage_hourly", "usage_daily", "fleet_hourly", "fleet_daily"):
+            continue
+        keys = ", ".join(rollup.dimensions)
+        bucket = "bucket"
+        if rollup.histograms:
+            source = sources[rollup.grain]
+        elif rollup.grain == "day":
+            source = "usage_daily"
+        else:
+            source, bucket = "tenant_daily", "date_trunc('month', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        summed = [c.name for c in rollup.table.c if c.name not in ("bucket", *rollup.dimensions)]
+        statements.append(
+            f"INSERT INTO {name} (bucket, {keys}, {', '.join(summed)}) SELECT {bucket}, {keys}, "
+            f"{', '.join(f'sum({c})' for c in summed)} FROM {source} GROUP BY {bucket}, {keys}"
+        )
     return statements
 
 

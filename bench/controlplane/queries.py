@@ -1,6 +1,11 @@
 """p95 latency of what the console and ``/v1/usage`` ask, over the last 30 days and the last year (windows end at
 "now", not on an hour, so their ragged ends come from raw rows as they would in use).
 
+Every query a console page makes over such a window is here: the overview (totals, series, latency; admin and
+tenant login), the usage page (series by a dimension, the top 8 groups and the others), the latency page (by route,
+backend or model, and overall; admin and tenant). The overview's "today" and "this month" cards are totals over
+shorter windows than these.
+
 The console's numbers come from ``interlock.api.crud.analytics`` (timed in this process, on its own engine, as a page
 would call them); ``/v1/usage``, ``/v1/usage/daily`` and ``/v1/costs`` through the real API process over HTTP, as
 the admin and as the heaviest tenant's own key."""
@@ -65,33 +70,59 @@ def _cases(
         return call
 
     fine: analytics.Bucket = "hour" if until - since <= dt.timedelta(days=31) else "day"
+    top = 8  # interlock.api.console.pages.usage.TOP_GROUPS
+    first_page: dict[str, str] = {}
+
+    async def next_costs_page() -> httpx.Response:
+        if "cursor" not in first_page:
+            first_page["cursor"] = (await admin.get("/v1/costs", params=params)).json()["next_cursor"]
+        return await admin.get("/v1/costs", params={**params, "cursor": first_page["cursor"]})
+
     cases: list[Case] = [
         ("console: totals", "admin", on(lambda s: analytics.totals(s, since=since, until=until))),
         ("console: totals", "tenant", on(lambda s: analytics.totals(s, since=since, until=until, tenant_id=heavy))),
         (f"console: series by {fine}", "admin", on(lambda s: analytics.series(s, since=since, until=until,
                                                                               bucket=fine))),
+        ("console: series by day", "tenant",
+         on(lambda s: analytics.series(s, since=since, until=until, bucket="day", tenant_id=heavy))),
         ("console: series by day and model", "admin",
          on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="model"))),
         ("console: series by day and route", "tenant",
          on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="route",
                                        tenant_id=heavy))),
-        (f"console: latency by {fine} and route", "admin",
-         on(lambda s: analytics.latency(s, since=since, until=until, bucket=fine, group_by="route"))),
+        (f"console: series by day and tenant, top {top} + others", "admin",
+         on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="tenant", top=top))),
+        (f"console: series by day and model, top {top} + others", "tenant",
+         on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="model", tenant_id=heavy,
+                                       top=top))),
+        ("console: latency by hour and route", "admin",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket="hour", group_by="route"))),
+        ("console: latency by day and route", "admin",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket="day", group_by="route"))),
         ("console: latency by day and backend", "admin",
          on(lambda s: analytics.latency(s, since=since, until=until, bucket="day", group_by="backend"))),
+        ("console: latency by day and model", "admin",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket="day", group_by="model"))),
+        ("console: latency by day", "admin",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket="day"))),
+        ("console: latency by day", "tenant",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket="day", tenant_id=heavy))),
+        ("console: latency by day and route", "tenant",
+         on(lambda s: analytics.latency(s, since=since, until=until, bucket="day", group_by="route",
+                                        tenant_id=heavy))),
         ("/v1/usage (newest 100 + totals)", "admin", lambda: admin.get("/v1/usage", params=params)),
         ("/v1/usage (newest 100 + totals)", "tenant", lambda: tenant.get("/v1/usage", params=params)),
         ("/v1/usage/daily", "tenant", lambda: tenant.get("/v1/usage/daily", params=params)),
         ("/v1/usage/daily?group_by=model", "tenant",
          lambda: tenant.get("/v1/usage/daily", params={**params, "group_by": "model"})),
-        ("/v1/costs (by tenant)", "admin", lambda: admin.get("/v1/costs", params=params)),
+        ("/v1/costs (by tenant: top 100 + totals)", "admin", lambda: admin.get("/v1/costs", params=params)),
+        ("/v1/costs (by tenant: next 100, cursor)", "admin", next_costs_page),
         ("/v1/costs?group_by=model", "admin", lambda: admin.get("/v1/costs", params={**params, "group_by": "model"})),
         ("/v1/costs?group_by=model", "tenant",
          lambda: tenant.get("/v1/costs", params={**params, "group_by": "model"})),
     ]  # fmt: skip
-    if until - since <= dt.timedelta(days=31):  # over a year: 10,000 tenants times 365 days of points, no page
-        by_tenant = on(lambda s: analytics.series(s, since=since, until=until, bucket="day", group_by="tenant"))
-        cases.append(("console: series by day and tenant", "admin", by_tenant))
+    if fine == "day":  # over a year: 8,760 hours; the console draws a year by day
+        cases = [case for case in cases if case[0] != "console: latency by hour and route"]
     return cases
 
 

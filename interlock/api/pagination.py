@@ -1,4 +1,5 @@
-"""Opaque keyset cursors: ``(started_at, id)`` of the last row of a page, or a tenant name.
+"""Opaque keyset cursors: ``(started_at, id)`` of the last row of a page, a tenant name, or the cost and group
+values of the last group of a ranking (``/v1/costs``).
 
 Keyset (not offset) pagination stays correct while usage keeps arriving and costs the same on page 1000 as on
 page 1. A cursor that does not decode is a 422, never a 500.
@@ -10,10 +11,18 @@ import base64
 import binascii
 import datetime as dt
 import json
+from decimal import Decimal, InvalidOperation
 
 from interlock.api.errors import InvalidError
 
-__all__ = ["decode_cursor", "decode_name_cursor", "encode_cursor", "encode_name_cursor"]
+__all__ = [
+    "decode_cursor",
+    "decode_name_cursor",
+    "decode_rank_cursor",
+    "encode_cursor",
+    "encode_name_cursor",
+    "encode_rank_cursor",
+]
 
 
 def _encode(payload: list[object]) -> str:
@@ -60,3 +69,26 @@ def decode_name_cursor(cursor: str) -> str:
     if len(payload) != 2 or payload[0] != "n" or not isinstance(payload[1], str) or "\x00" in payload[1]:
         raise InvalidError("cursor is not valid: pass the next_cursor of a previous page")
     return payload[1]
+
+
+def encode_rank_cursor(cost: Decimal, groups: tuple[str, ...]) -> str:
+    return _encode(["c", str(cost), list(groups)])
+
+
+def decode_rank_cursor(cursor: str, width: int) -> tuple[Decimal, tuple[str, ...]]:
+    """``(cost, group values)``; ``width``: how many group values the ranking has (a cursor of another grouping is
+    not valid)."""
+    payload = _decode(cursor)
+    invalid = InvalidError("cursor is not valid: pass the next_cursor of a previous page with the same group_by")
+    if len(payload) != 3 or payload[0] != "c" or not isinstance(payload[1], str) or not isinstance(payload[2], list):
+        raise invalid
+    groups = payload[2]
+    if len(groups) != width or not all(isinstance(g, str) and "\x00" not in g for g in groups):
+        raise invalid
+    try:
+        cost = Decimal(payload[1])
+    except InvalidOperation as exc:
+        raise invalid from exc
+    if not cost.is_finite() or abs(cost) >= Decimal(10) ** 11 or len(payload[1]) > 40:
+        raise invalid
+    return cost, tuple(groups)

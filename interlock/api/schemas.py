@@ -283,8 +283,9 @@ class CostsPublic(BaseModel):
     since: dt.datetime
     until: dt.datetime
     group_by: list[str]
-    data: list[Cost]
-    totals: UsageTotals
+    data: list[Cost] = Field(description="One page of groups, most expensive first (ties: by the group values).")
+    totals: UsageTotals = Field(description="Over every group of the window, not only this page.")
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page; null: last page.")
 
 
 class SpanPublic(_Out):

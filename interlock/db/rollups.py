@@ -5,12 +5,20 @@
 - ``fleet_hourly`` / ``fleet_daily``: the same without the tenant (a few rows per bucket, whatever the number of
   tenants), plus latency and time-to-first-token histograms (``interlock.db.histogram``): what fleet-wide totals,
   charts and percentiles read, cheaply over a year.
+- ``fleet_model_*``, ``fleet_route_*``, ``fleet_backend_*`` (hourly and daily): the fleet rollup summed further to
+  one dimension (one row per bucket and model, route or backend), histograms included. A month of hourly
+  percentiles by route sums 4 rows per hour instead of every (model, route, backend) combination, and a fleet-wide
+  question with no dimension reads the narrowest of them.
+- ``tenant_daily`` / ``tenant_monthly``: per bucket (UTC day / month) and tenant only, no histograms: what ranking
+  tenants (top spenders, ``/v1/costs`` by tenant) reads: a month of days is a few rows per tenant, a year eleven
+  months and the ragged days.
 
 They are plain tables on both databases; retention drops raw rows only, so rollups outlive them.
 
-``ROLLUPS`` lists them with their grain: ingest maintains every table listed (``interlock.api.crud.rollup``: in SQL
-on Postgres, in Python on SQLite), so a new rollup is a table here and an entry there. A rollup's key is its primary
-key: ``bucket`` (the start of the UTC hour or day; ``month``, ``YYYY-MM``, for a monthly grain) and usage columns of
+``ROLLUPS`` lists them with their grain, narrowest first: ingest maintains every table listed
+(``interlock.api.crud.rollup``: in SQL on Postgres, in Python on SQLite), so a new rollup is a table here and an
+entry there, and a query reads the first that can answer it. A rollup's key is its primary key: ``bucket`` (the
+start of the UTC hour, day or month; ``month``, ``YYYY-MM``, in ``monthly_spend``) and usage columns of
 the same name; every other column is a sum ingest knows: ``requests``, ``errors``, the token counters,
 ``cost_usd``, and the histogram bins ``lat_NN`` / ``ttft_NN``.
 """
@@ -32,6 +40,8 @@ __all__ = [
     "FLEET_HOURLY",
     "LATENCY_COLUMNS",
     "ROLLUPS",
+    "TENANT_DAILY",
+    "TENANT_MONTHLY",
     "TTFT_COLUMNS",
     "USAGE_DAILY",
     "USAGE_HOURLY",
@@ -57,42 +67,52 @@ def _sums() -> list[Column[object]]:
     return columns
 
 
-def _tenant_table(name: str) -> Table:
+def _tenant_table(name: str, dimensions: tuple[str, ...] = ("model", "route", "backend")) -> Table:
     return Table(
         name,
         Base.metadata,
         Column("bucket", UTCDateTime(), nullable=False),
         Column("tenant_id", String(), nullable=False),
-        Column("model", String(), nullable=False),
-        Column("route", String(), nullable=False),
-        Column("backend", String(), nullable=False),
+        *[Column(d, String(), nullable=False) for d in dimensions],
         *_sums(),
-        PrimaryKeyConstraint("bucket", "tenant_id", "model", "route", "backend"),
+        PrimaryKeyConstraint("bucket", "tenant_id", *dimensions),
         Index(f"ix_{name}_tenant_id_bucket", "tenant_id", "bucket"),
     )
 
 
-def _fleet_table(name: str) -> Table:
+def _fleet_table(name: str, dimensions: tuple[str, ...] = ("model", "route", "backend")) -> Table:
     # INTEGER, not BIGINT: Postgres sums BIGINTs with a NUMERIC accumulator, which made a month of hourly
-    # percentiles ten times slower; a bin of one key in one hour or day stays far below 2^31.
+    # percentiles ten times slower; a bin of one key in one hour or day stays far below 2^31 (a one-dimension
+    # table's bin sums a few keys: still far below).
     histogram = [Column(c, Integer(), nullable=False) for c in (*LATENCY_COLUMNS, *TTFT_COLUMNS)]
     return Table(
         name,
         Base.metadata,
         Column("bucket", UTCDateTime(), nullable=False),
-        Column("model", String(), nullable=False),
-        Column("route", String(), nullable=False),
-        Column("backend", String(), nullable=False),
+        *[Column(d, String(), nullable=False) for d in dimensions],
         *_sums(),
         *histogram,
-        PrimaryKeyConstraint("bucket", "model", "route", "backend"),
+        PrimaryKeyConstraint("bucket", *dimensions),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One rollup table: its ``grain``, the ``dimensions`` of its key after ``bucket``, and whether it has the
+    latency and TTFT histogram columns."""
+
+    table: Table
+    grain: Literal["hour", "day", "month"]
+    dimensions: tuple[str, ...]
+    histograms: bool
 
 
 USAGE_HOURLY = _tenant_table("usage_hourly")
 USAGE_DAILY = _tenant_table("usage_daily")
 FLEET_HOURLY = _fleet_table("fleet_hourly")
 FLEET_DAILY = _fleet_table("fleet_daily")
+TENANT_DAILY = _tenant_table("tenant_daily", ())
+TENANT_MONTHLY = _tenant_table("tenant_monthly", ())
 
 
 Grain = Literal["hour", "day", "month"]
@@ -110,6 +130,11 @@ class Rollup:
         return tuple(str(c.name) for c in self.table.primary_key.columns)
 
     @property
+    def dimensions(self) -> tuple[str, ...]:
+        """The key after its bucket: what a row is per."""
+        return tuple(k for k in self.keys if k not in ("bucket", "month"))
+
+    @property
     def sums(self) -> tuple[str, ...]:
         return tuple(str(c.name) for c in self.table.c if not c.primary_key)
 
@@ -118,10 +143,23 @@ class Rollup:
         return LATENCY_COLUMNS[0] in self.table.c
 
 
+def _one_dimension(dimension: str) -> list[Rollup]:
+    return [
+        Rollup(_fleet_table(f"fleet_{dimension}_hourly", (dimension,)), "hour"),
+        Rollup(_fleet_table(f"fleet_{dimension}_daily", (dimension,)), "day"),
+    ]
+
+
 ROLLUPS: tuple[Rollup, ...] = (
-    Rollup(USAGE_HOURLY, "hour"),
-    Rollup(USAGE_DAILY, "day"),
+    *_one_dimension("backend"),
+    *_one_dimension("route"),
+    *_one_dimension("model"),
     Rollup(FLEET_HOURLY, "hour"),
     Rollup(FLEET_DAILY, "day"),
+    Rollup(TENANT_DAILY, "day"),
+    Rollup(TENANT_MONTHLY, "month"),
+    Rollup(USAGE_HOURLY, "hour"),
+    Rollup(USAGE_DAILY, "day"),
 )
-"""Every rollup ingest maintains (with ``monthly_spend``, which ``interlock.db.models`` declares)."""
+"""Every rollup, narrowest (fewest rows per bucket) first; ingest maintains each of them (with ``monthly_spend``,
+which ``interlock.db.models`` declares), and a query reads the first that can answer it."""

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from interlock.api import ApiSettings, create_app, dispose_app, migrate
+from interlock.db.rollups import ROLLUPS
 from tests.api.support import ADMIN_TOKEN, SIGNING_KEY, gateway_credential
 from tests.db.support import temporary_postgres
 
@@ -25,10 +26,7 @@ TABLES = [
     "spans",
     "usage",
     "monthly_spend",
-    "usage_hourly",
-    "usage_daily",
-    "fleet_hourly",
-    "fleet_daily",
+    *(rollup.table.name for rollup in ROLLUPS),
     "gateway_cursors",
     "api_keys",
     "quotas",

@@ -115,3 +115,38 @@ async def test_latency_percentiles_per_bucket_and_group(app, traffic):
     assert routes[(HOUR0 + dt.timedelta(hours=1), "chat-default")].requests == 5
     assert other[0].ttft_p95_ms is None  # no request of b had a first token
     assert close(other[0].latency_p95_ms, 200)
+
+
+async def test_series_of_the_top_groups_and_the_others(app, admin, gateway):
+    """Ten tenants over two days: ``top=3`` draws the three biggest spenders of the window and, per bucket, the
+    rest summed; the points add up to the totals; with room for everyone there is no ``others``."""
+    day0 = NOW.replace(hour=0, minute=0) - dt.timedelta(days=3)
+    tenants = [(await new_tenant(admin, f"top-{i}"))["id"] for i in range(10)]
+    events = []
+    for i, tenant in enumerate(tenants):
+        for d in range(2):
+            when = day0 + dt.timedelta(days=d, hours=i, minutes=20)  # whole days, and a ragged start (raw rows)
+            events.append(event(tenant, 2 * i + d + 1, started_at=when, cost_usd=0.01 * (i + 1) * (d + 1),
+                                input_tokens=i))  # fmt: skip
+    assert (await post_usage(gateway, events))["accepted"] == 20
+    since, until = day0 + dt.timedelta(minutes=10), day0 + dt.timedelta(days=2)
+    async with app.state.sessions() as session:
+        top = await analytics.series(session, since=since, until=until, bucket="day", group_by="tenant", top=3)
+        everyone = await analytics.series(session, since=since, until=until, bucket="day", group_by="tenant")
+        roomy = await analytics.series(session, since=since, until=until, bucket="day", group_by="tenant", top=10)
+        totals = await analytics.totals(session, since=since, until=until)
+    assert {p.group for p in top if not p.others} == set(tenants[-3:])
+    others = {p.start: p for p in top if p.others}
+    assert sorted(others) == [day0, day0 + dt.timedelta(days=1)]
+    for start, point in others.items():
+        rest = [p for p in everyone if p.start == start and p.group not in tenants[-3:]]
+        assert (point.requests, point.input_tokens, point.cost_usd, point.group) == (
+            len(rest),
+            sum(p.input_tokens for p in rest),
+            sum((p.cost_usd for p in rest), Decimal(0)),
+            None,
+        )
+    assert sum(p.requests for p in top) == totals.requests == 20
+    assert sum((p.cost_usd for p in top), Decimal(0)) == totals.cost_usd
+    assert roomy == everyone
+    assert [p.start for p in top] == sorted(p.start for p in top)

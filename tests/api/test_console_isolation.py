@@ -107,6 +107,29 @@ async def test_the_admin_sees_every_tenant(client_for, two_tenants):
     assert "model-alpha" not in one.text
 
 
+async def test_the_usage_page_shows_the_top_spenders_and_the_others(client_for, admin, gateway):
+    """Eleven tenants: the page and the CSV split by tenant show the eight biggest spenders by name and the other
+    three as one "others" row per bucket, the numbers adding up to the window's totals."""
+    now = dt.datetime.now(dt.UTC)
+    tenants = [await new_tenant(admin, f"spender-{i:02d}") for i in range(11)]
+    events = [
+        event(tenant["id"], i + 1, started_at=now - dt.timedelta(minutes=1), cost_usd=0.5 * (i + 1))
+        for i, tenant in enumerate(tenants)
+    ]
+    await post_usage(gateway, events)
+    browser = client_for(None)
+    await logged_in(browser, ADMIN_TOKEN)
+    page = (await browser.get("/console/usage", params={"group": "tenant", "range": "24h"})).text
+    assert all(f"spender-{i:02d}" in page for i in range(3, 11))
+    assert not any(f"spender-{i:02d}" in page for i in range(3))
+    assert "all other tenants" in page
+    csv = (await browser.get("/console/usage.csv", params={"group": "tenant", "range": "24h"})).text
+    rows = [line.split(",") for line in csv.strip().splitlines()[1:]]
+    assert sorted(row[2] for row in rows) == ["", *(f"spender-{i:02d}" for i in range(3, 11))]
+    others = [row for row in rows if row[1] == "others"]
+    assert [(row[3], row[-1]) for row in others] == [("3", "3.000000000")]  # 0.5 + 1.0 + 1.5
+
+
 def _report(gateway_id: str = GATEWAY_ID) -> dict[str, object]:
     return {
         "gateway_id": gateway_id,

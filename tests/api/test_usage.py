@@ -151,6 +151,64 @@ async def test_daily_rollups_and_costs(admin: httpx.AsyncClient, gateway: httpx.
     assert (await admin.get("/v1/usage", params={"since": "2026-03-02", "until": "2026-03-01"})).status_code == 422
 
 
+async def test_costs_page_by_cost_descending(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
+    """Seven tenants, two of them tied: every page ranks by cost (ties by id), the pages cover each group once, in
+    the rollups' path (by tenant) and the raw rows' (by key) alike, with ragged window ends; totals cover all."""
+    tenants = [(await new_tenant(admin))["id"] for _ in range(7)]
+    spend = [0.5, 3.25, 0.000000002, 1.75, 1.75, 12.0, 0.3]
+    start = dt.datetime(2026, 2, 27, 22, 10, tzinfo=dt.UTC)
+    events = []
+    for i, (tenant, cost) in enumerate(zip(tenants, spend, strict=True)):
+        for j in range(2):  # half in whole hours and days (rollups), half at the window's ragged ends (raw rows)
+            when = start + dt.timedelta(days=3 * j, minutes=7 * i)
+            events.append(
+                event(tenant, 2 * i + j + 1, started_at=when, cost_usd=cost / 2, model=f"m{i % 2}", key_id=f"key-{i}")
+            )
+    # two more tenants spent most in the months the window touches, but outside it: ranked by the window only
+    outside = [(await new_tenant(admin))["id"] for _ in range(2)]
+    for i, (tenant, when) in enumerate(
+        zip(outside, (start - dt.timedelta(days=25), start + dt.timedelta(days=30)), strict=True)
+    ):
+        events.append(event(tenant, 100 + i, started_at=when, cost_usd=500.0, key_id="key-out"))
+        events.append(
+            event(tenant, 110 + i, started_at=start + dt.timedelta(days=1), cost_usd=0.01, key_id=f"key-o{i}")
+        )
+    await post_usage(gateway, events)
+    window = {"since": "2026-02-27T22:00:00Z", "until": "2026-03-02T23:00:00Z"}
+    tenants += outside
+    spend += [0.01, 0.01]
+    expected = sorted(zip(tenants, spend, strict=True), key=lambda ts: (-Decimal(str(ts[1])), ts[0]))
+    for group_by, field in (("tenant", "tenant_id"), ("key", "key_id")):
+        seen: list[tuple[str, Decimal]] = []
+        cursor = None
+        for _ in range(10):
+            params = {**window, "group_by": group_by, "limit": "3", **({"cursor": cursor} if cursor else {})}
+            body = (await admin.get("/v1/costs", params=params)).json()
+            assert len(body["data"]) <= 3
+            assert body["totals"]["requests"] == 16
+            seen += [(c[field], Decimal(c["cost_usd"])) for c in body["data"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert [cost for _, cost in seen] == [Decimal(str(cost)) for _, cost in expected]
+        assert len(seen) == 9
+        if group_by == "tenant":
+            assert [name for name, _ in seen] == [tenant for tenant, _ in expected]
+    first = (await admin.get("/v1/costs", params={**window, "limit": "2"})).json()
+    assert [c["tenant_id"] for c in first["data"]] == [tenants[5], tenants[1]]  # the default: top spenders
+    by_model = (await admin.get("/v1/costs", params={**window, "group_by": "model", "limit": "1"})).json()
+    other = await admin.get(
+        "/v1/costs", params={**window, "group_by": "tenant,model", "cursor": by_model["next_cursor"]}
+    )
+    assert other.status_code == 422  # a cursor of another grouping
+    for bad in ("nonsense", "W10", "WyJjIiwiTmFOIixbInQiXV0"):  # not base64 JSON, a list of one, a NaN cost
+        answer = await admin.get("/v1/costs", params={**window, "cursor": bad})
+        assert answer.status_code == 422, bad
+        assert "cursor" in answer.json()["detail"]
+    whole = (await admin.get("/v1/costs", params={**window, "group_by": ""})).json()
+    assert [Decimal(c["cost_usd"]) for c in whole["data"]] == [sum(Decimal(str(c)) for c in spend)]
+
+
 async def test_traces_keep_the_spans(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
     tenant = await new_tenant(admin)
     spans = [

@@ -15,8 +15,10 @@ from sqlalchemy import func, select, text
 
 from interlock.api.crud import analytics
 from interlock.api.crud.partitions import apply_retention, list_partitions
+from interlock.api.crud.ranking import ranked
+from interlock.api.crud.rollup_query import Query, rollup_table
 from interlock.db.models import Span, Usage
-from interlock.db.rollups import USAGE_DAILY
+from interlock.db.rollups import ROLLUPS, USAGE_DAILY
 from tests.api.support import event, new_tenant, post_usage
 
 NOW = dt.datetime.now(dt.UTC)
@@ -121,6 +123,50 @@ async def test_analytics_over_rollups_agree_with_the_raw_rows(app: FastAPI, admi
     assert sum(d["requests"] for d in daily["data"]) == sum(1 for e in events if e["tenant_id"] == tenants[2])
 
 
+def _bucket(at: dt.datetime, grain: str) -> dt.datetime:
+    at = at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return at if grain == "hour" else at.replace(hour=0) if grain == "day" else at.replace(day=1, hour=0)
+
+
+async def test_every_rollup_holds_the_sums_of_the_raw_rows(app: FastAPI, admin: httpx.AsyncClient,
+                                                           gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    """Each table of ``ROLLUPS`` (its grain, its key) is kept at ingest; a window over whole months reads
+    ``tenant_monthly`` for a tenant's totals and still agrees with the rows."""
+    tenants = [(await new_tenant(admin))["id"] for _ in range(3)]
+    events = _events(tenants, 300, seed=11)
+    for i, e in enumerate(events[:60]):  # some in the month before, so a window holds a whole month
+        e["started_at"] = (BASE - dt.timedelta(days=31, minutes=37 * i)).isoformat()
+    for start in range(0, len(events), 100):
+        assert (await post_usage(gateway, events[start : start + 100]))["accepted"] == 100
+    parsed = [{**e, "at": dt.datetime.fromisoformat(e["started_at"])} for e in events]
+    async with app.state.sessions() as session:
+        for rollup in ROLLUPS:
+            table = rollup.table
+            keys = [table.c[d] for d in rollup.dimensions]
+            statement = select(table.c.bucket, *keys, table.c.requests, table.c.errors, table.c.cost_usd)
+            stored = {(row[0], *row[1:-3]): tuple(row[-3:]) for row in (await session.execute(statement)).all()}
+            expected: dict[tuple[Any, ...], list[Any]] = {}
+            for e in parsed:
+                key = (_bucket(e["at"], rollup.grain), *(e[d] for d in rollup.dimensions))
+                sums = expected.setdefault(key, [0, 0, Decimal(0)])
+                sums[0] += 1
+                sums[1] += e["status"] >= 400
+                sums[2] += Decimal(str(e["cost_usd"]))
+            assert stored == {key: tuple(v) for key, v in expected.items()}, table.name
+            if rollup.histograms:
+                lat = select(func.sum(sum((table.c[f"lat_{k:02d}"] for k in range(80)), start=0)))
+                assert (await session.scalar(lat)) == len(parsed), table.name
+
+        since, until = BASE - dt.timedelta(days=70), NOW + dt.timedelta(hours=1)
+        for tenant_id in tenants:
+            totals = await analytics.totals(session, since=since, until=until, tenant_id=tenant_id)
+            mine = [e for e in parsed if e["tenant_id"] == tenant_id]
+            assert (totals.requests, totals.cost_usd) == (
+                len(mine),
+                sum((Decimal(str(e["cost_usd"])) for e in mine), Decimal(0)),
+            )
+
+
 async def test_partitions_by_month_and_retention(app: FastAPI, admin: httpx.AsyncClient,
                                                  gateway: httpx.AsyncClient) -> None:  # fmt: skip
     tenant = (await new_tenant(admin))["id"]
@@ -158,3 +204,57 @@ async def test_partitions_by_month_and_retention(app: FastAPI, admin: httpx.Asyn
             assert f"spans_p{old.year:04d}{old.month:02d}" not in set(names.scalars())
     # a late event for the dropped month gets its partition again
     assert (await post_usage(gateway, [event(tenant, 4, started_at=old)]))["accepted"] == 1
+
+
+def test_each_question_reads_the_narrowest_rollup_that_answers_it() -> None:
+    def table(grain: Any, groups: tuple[str, ...] = (), equals: tuple[tuple[str, str], ...] = (),
+              histograms: bool = False) -> str | None:  # fmt: skip
+        found = rollup_table(Query(None, None, None, groups, equals), grain, histograms)
+        return found.name if found is not None else None
+
+    assert table("hour", ("route",), histograms=True) == "fleet_route_hourly"
+    assert table("day", ("backend",), histograms=True) == "fleet_backend_daily"
+    assert table("day", ("model",), (("model", "m"),), histograms=True) == "fleet_model_daily"
+    assert table("day", histograms=True) == "fleet_backend_daily"  # no dimension: the fewest rows per bucket
+    assert table("day", ("model", "route"), histograms=True) == "fleet_daily"
+    assert table("hour", ("tenant_id",)) == "usage_hourly"
+    assert table("day", ("tenant_id",)) == "tenant_daily"
+    assert table("month", ("tenant_id",)) == "tenant_monthly"
+    assert table("day", ("tenant_id", "model")) == "usage_daily"
+    assert table("day", (), (("tenant_id", "t"),), histograms=True) is None  # per-tenant percentiles: raw rows
+    assert table("month", ("route",)) is None
+
+
+async def test_ranking_by_bounds_is_the_exact_ranking(app: FastAPI, admin: httpx.AsyncClient,
+                                                      gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    """25 decoys spent a lot in the window's month but a cent in the window, 5 tenants spent only in it: bounded by
+    the month, the decoys come first and fill the first chunk of candidates; the ranking is still the window's."""
+    month = (NOW - dt.timedelta(days=70)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    since, until = month + dt.timedelta(days=10, minutes=30), month + dt.timedelta(days=12, hours=5)
+    decoys = [(await new_tenant(admin))["id"] for _ in range(25)]
+    real = [(await new_tenant(admin))["id"] for _ in range(5)]
+    events = []
+    for i, tenant in enumerate(decoys):
+        events.append(event(tenant, 2 * i + 1, started_at=month + dt.timedelta(days=2), cost_usd=100.0))
+        events.append(event(tenant, 2 * i + 2, started_at=since + dt.timedelta(hours=i), cost_usd=0.01))
+    for i, tenant in enumerate(real):  # one in a ragged end (raw rows), one in whole days
+        events.append(event(tenant, 100 + i, started_at=since + dt.timedelta(minutes=5), cost_usd=0.5 * (i + 1)))
+        events.append(event(tenant, 200 + i, started_at=since + dt.timedelta(days=1), cost_usd=0.5 * (i + 1)))
+    assert (await post_usage(gateway, events))["accepted"] == len(events)
+    expected = [(t,) for t in reversed(real)] + sorted((t,) for t in decoys)
+    query = Query(since, until, None, ("tenant_id",))
+    async with app.state.sessions() as session:
+        for limit in (1, 3, 30, 40):
+            page = await ranked(session, query, limit=limit)
+            assert [groups for groups, _ in page] == expected[:limit]
+        seen: list[tuple[str, ...]] = []
+        after = None
+        while True:
+            page = await ranked(session, query, limit=4, after=after)
+            if not page:
+                break
+            seen += [groups for groups, _ in page]
+            after = (page[-1][1].cost_usd, page[-1][0])
+        assert seen == expected
+        top = await ranked(session, query, limit=1)
+        assert (top[0][1].get("requests"), top[0][1].cost_usd) == (2, Decimal("5.000000000"))

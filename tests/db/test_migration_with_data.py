@@ -125,3 +125,69 @@ async def test_upgrade_keeps_rows_and_builds_rollups(database_url: str) -> None:
     await downgrade(database_url, BEFORE)
     (after,) = await _run(database_url, [("SELECT count(*) FROM usage", None)])
     assert after[0][0] == 4
+
+
+NARROWER = "6d2f4a8b1c53"
+
+
+async def test_upgrade_builds_the_narrower_rollups_from_the_wider_ones(database_url: str) -> None:
+    """Rows in two hours of one day and one of the month before, over two routes, backends and models: the
+    one-dimension fleet rollups and the per-tenant daily and monthly ones hold the same sums as the raw rows."""
+    await migrate(database_url, BEFORE)
+    moments = [NOW - dt.timedelta(days=40), NOW - dt.timedelta(hours=5), NOW - dt.timedelta(hours=2)]
+
+    def rows(sqlite: bool) -> list[dict[str, Any]]:
+        out = []
+        for i, row in enumerate(_usage(sqlite) * 4):
+            moment = moments[i % 3]
+            out.append({
+                **row, "idempotency_id": f"evt-{i:08d}", "seq": i + 1,
+                "started_at": moment.replace(tzinfo=None) if sqlite else moment,
+                "tenant_id": f"t{i % 2}", "route": f"r{i % 2}", "backend": f"b{i // 6}", "model": f"m{i % 4 // 2}",
+                "latency_ms": 10.0 * (i + 1),
+            })  # fmt: skip
+        return out
+
+    await _run(database_url, [(INSERT_USAGE, rows)])
+    await migrate(database_url, NARROWER)
+    checks = [
+        (f"SELECT {dimension}, sum(requests), sum(errors), sum(input_tokens), sum(cost_usd) FROM {table} "
+         f"GROUP BY {dimension} ORDER BY {dimension}")
+        for dimension, table in (
+            ("route", "usage"), ("route", "fleet_route_hourly"), ("route", "fleet_route_daily"),
+            ("backend", "usage"), ("backend", "fleet_backend_hourly"), ("backend", "fleet_backend_daily"),
+            ("model", "usage"), ("model", "fleet_model_hourly"), ("model", "fleet_model_daily"),
+            ("tenant_id", "usage"), ("tenant_id", "tenant_daily"), ("tenant_id", "tenant_monthly"),
+        )
+    ]  # fmt: skip
+    counted = [sql.replace("sum(requests)", "count(*)").replace("sum(errors)", "sum(CASE WHEN status >= 400 "
+               "THEN 1 ELSE 0 END)") if " usage " in sql else sql for sql in checks]  # fmt: skip
+    histograms = [
+        f"SELECT sum({' + '.join(f'lat_{k:02d}' for k in range(80))}), sum(lat_14 + lat_18 + lat_22) FROM {name}"
+        for name in ("fleet_route_hourly", "fleet_backend_daily", "fleet_model_daily")
+    ]
+    counts = [
+        "SELECT count(*) FROM fleet_route_hourly",
+        "SELECT count(*) FROM fleet_backend_daily",
+        "SELECT count(*) FROM tenant_daily",
+        "SELECT count(*) FROM tenant_monthly",
+    ]
+    found = await _run(database_url, [(sql, None) for sql in (*counted, *histograms, *counts)])
+    for i in range(0, 12, 3):
+        raw = [tuple(row) for row in found[i]]
+        assert len(raw) == 2
+        assert [tuple(row) for row in found[i + 1]] == raw
+        assert [tuple(row) for row in found[i + 2]] == raw
+    # 12 rows: latencies 10..120 ms, bins 13..27; 10, 20 and 40 ms sit in bins 14, 18 and 22 (of 4 per doubling)
+    for total, some in (tuple(row[0]) for row in found[12:15]):
+        assert (total, some) == (12, 3)
+    hours = {(m.replace(minute=0, second=0), r) for m in moments for r in (0, 1)}
+    days = {(m.date(), b) for i, m in enumerate(moments * 4) for b in [i // 6]}
+    months = {(m.year, m.month, t) for i, m in enumerate(moments * 4) for t in [i % 2]}
+    assert found[15][0][0] == len(hours)
+    assert found[16][0][0] == len(days)
+    assert found[17][0][0] == len({(m.date(), t) for i, m in enumerate(moments * 4) for t in [i % 2]})
+    assert found[18][0][0] == len(months)
+
+    await downgrade(database_url, BEFORE)
+    await migrate(database_url)

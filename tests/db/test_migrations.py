@@ -35,6 +35,9 @@ TABLES = {
     "usage_daily",
     "fleet_hourly",
     "fleet_daily",
+    *(f"fleet_{dimension}_{grain}" for dimension in ("backend", "route", "model") for grain in ("hourly", "daily")),
+    "tenant_daily",
+    "tenant_monthly",
     "config_changes",
 }
 

@@ -8,14 +8,15 @@ value reported as its bin's geometric middle), so they are within about 9 % of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.api.crud.rollup_query import DIMENSIONS, Query, histograms, sums
+from interlock.api.crud.ranking import ranked
+from interlock.api.crud.rollup_query import DIMENSIONS, Query, Sums, histograms, sums
 from interlock.db.histogram import percentiles
 
 __all__ = [
@@ -48,11 +49,14 @@ class Totals:
 class SeriesPoint:
     start: datetime
     group: str | None
+    """The group's value; None when not split, and for ``others``."""
     requests: int
     errors: int
     input_tokens: int
     output_tokens: int
     cost_usd: Decimal
+    others: bool = False
+    """The sum of every group outside the top ones (``series(top=…)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,20 @@ async def totals(session: AsyncSession, *, since: datetime, until: datetime, ten
     )
 
 
+def _point(start: datetime | None, group: str | None, entry: Sums, others: bool = False) -> SeriesPoint:
+    assert start is not None
+    return SeriesPoint(
+        start=start,
+        group=group,
+        requests=entry.get("requests"),
+        errors=entry.get("errors"),
+        input_tokens=entry.get("input_tokens"),
+        output_tokens=entry.get("output_tokens"),
+        cost_usd=entry.cost_usd,
+        others=others,
+    )
+
+
 async def series(
     session: AsyncSession,
     *,
@@ -102,24 +120,39 @@ async def series(
     bucket: Bucket,
     group_by: Dimension | None = None,
     tenant_id: str | None = None,
+    top: int | None = None,
 ) -> list[SeriesPoint]:
-    """One point per bucket (and group) that has requests, in time then group order."""
+    """One point per bucket (and group) that has requests, in time then group order. ``top``: only the ``top``
+    groups with the highest spend over the window, and per bucket one point (``others``) summing the rest."""
+    if top is not None and group_by is not None:
+        return await _top_series(session, _query(since, until, bucket, group_by, tenant_id), top)
     found = await sums(session, _query(since, until, bucket, group_by, tenant_id))
-    points = []
-    for (start, groups), entry in sorted(found.items(), key=lambda item: (item[0][0], item[0][1])):
-        assert start is not None
-        points.append(
-            SeriesPoint(
-                start=start,
-                group=groups[0] if groups else None,
-                requests=entry.get("requests"),
-                errors=entry.get("errors"),
-                input_tokens=entry.get("input_tokens"),
-                output_tokens=entry.get("output_tokens"),
-                cost_usd=entry.cost_usd,
-            )
-        )
-    return points
+    return [
+        _point(start, groups[0] if groups else None, entry)
+        for (start, groups), entry in sorted(found.items(), key=lambda item: (item[0][0], item[0][1]))
+    ]
+
+
+async def _top_series(session: AsyncSession, query: Query, top: int) -> list[SeriesPoint]:
+    """The leaders ranked over the window, their series read through the rollups' ``(tenant_id, bucket)`` index (or
+    the few rows of a one-dimension table), and ``others`` as the whole series less theirs: three small reads where
+    every group's series would be one point per group and bucket."""
+    (column,) = query.groups
+    leaders = await ranked(session, replace(query, grain=None), limit=top + 1)
+    names = tuple(groups[0] for groups, _ in leaders[:top])
+    if not names:
+        return []
+    found = await sums(session, replace(query, among=((column, names),)))
+    points = [_point(start, groups[0], entry) for (start, groups), entry in found.items()]
+    if len(leaders) > top:  # someone is left out: the rest is the whole less the leaders
+        rest = {start: Sums(list(entry.counts), entry.cost_usd) for (start, _), entry in
+                (await sums(session, replace(query, groups=()))).items()}  # fmt: skip
+        for (start, _), leader in found.items():
+            entry = rest[start]
+            entry.counts = [a - b for a, b in zip(entry.counts, leader.counts, strict=True)]
+            entry.cost_usd -= leader.cost_usd
+        points += [_point(start, None, entry, others=True) for start, entry in rest.items() if entry.get("requests")]
+    return sorted(points, key=lambda p: (p.start, p.others, p.group or ""))
 
 
 async def latency(

@@ -114,11 +114,14 @@ def day_start(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _bucket(grain: Grain, when: dt.datetime) -> Any:
+def _bucket(grain: Grain, column: str, when: dt.datetime) -> Any:
+    """The key value of ``column`` (``bucket``: the start of the UTC hour, day or month; ``month``: ``YYYY-MM``)."""
     if grain == "hour":
         return hour_start(when)
     if grain == "day":
         return day_start(when)
+    if column == "bucket":
+        return day_start(when).replace(day=1)
     utc = when.astimezone(dt.UTC)
     return f"{utc.year:04d}-{utc.month:02d}"
 
@@ -145,7 +148,7 @@ async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact], rollups: 
         keys, histograms = rollup.keys, rollup.histograms
         sums_by_key: dict[tuple[Any, ...], _Sums] = {}
         for fact in facts:
-            key = tuple(_bucket(rollup.grain, fact.started_at) if k in _BUCKETS else getattr(fact, k) for k in keys)
+            key = tuple(_bucket(rollup.grain, k, fact.started_at) if k in _BUCKETS else getattr(fact, k) for k in keys)
             sums = sums_by_key.get(key)
             if sums is None:
                 sums = sums_by_key[key] = _Sums()
@@ -173,7 +176,7 @@ def binned(source: str) -> str:
 def _key_sql(grain: Grain, column: str) -> str:
     if column not in _BUCKETS:
         return column
-    if grain == "month":
+    if column == "month":
         return "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM')"
     return f"date_trunc('{grain}', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 

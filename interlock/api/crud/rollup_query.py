@@ -1,10 +1,12 @@
 """Sums over a time window from the rollups, exact to the row: whole days from the daily rollup, whole hours from
 the hourly one, and the ragged ends of the window (under an hour each) from the raw rows.
 
-Fleet-wide questions (no tenant condition, not split by tenant) read ``fleet_*``, a few rows per bucket; the
-others ``usage_*``, through its ``(tenant_id, bucket)`` index when a tenant is given. Latency histograms exist in
-``fleet_*`` only: per-tenant percentiles are counted from the raw rows (``histograms``), bounded by the tenant's
-index.
+Each segment reads the first (narrowest) table of ``interlock.db.rollups.ROLLUPS`` of its grain whose key holds
+every column the question groups by or filters on: a fleet-wide question by route reads ``fleet_route_*`` (one row
+per bucket and route), one with no dimension ``fleet_backend_*``, one by model and route ``fleet_*``, and anything
+about tenants ``usage_*``, through its ``(tenant_id, bucket)`` index when a tenant is given. Latency histograms exist
+in the fleet tables only: per-tenant percentiles are counted from the raw rows (``histograms``), bounded by the
+tenant's index.
 """
 
 from __future__ import annotations
@@ -16,25 +18,41 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Table, case, cast, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Table,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import dialect_name
 from interlock.api.crud.rollup import day_start, hour_start
 from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
 from interlock.db.models import Usage
-from interlock.db.rollups import (
-    COUNTERS,
-    FLEET_DAILY,
-    FLEET_HOURLY,
-    LATENCY_COLUMNS,
-    TTFT_COLUMNS,
-    USAGE_DAILY,
-    USAGE_HOURLY,
-)
+from interlock.db.rollups import COUNTERS, LATENCY_COLUMNS, ROLLUPS, TTFT_COLUMNS
 from interlock.db.types import to_money
 
-__all__ = ["DIMENSIONS", "Grain", "Histograms", "Query", "Sums", "histograms", "sums"]
+__all__ = [
+    "DIMENSIONS",
+    "Grain",
+    "Histograms",
+    "Query",
+    "Sums",
+    "histograms",
+    "month_start",
+    "rollup_table",
+    "sums",
+    "total",
+    "window_rows",
+]
 
 Grain = Literal["hour", "day"]
 DIMENSIONS = {"tenant": "tenant_id", "model": "model", "route": "route", "backend": "backend"}
@@ -50,17 +68,27 @@ _RAW = {
 class Query:
     """What to sum: ``[since, until)`` (None: unbounded), split by ``grain`` (None: one bucket) and by the
     columns ``groups`` (of ``tenant_id``, ``model``, ``route``, ``backend``), where each ``(column, value)`` of
-    ``equals`` holds."""
+    ``equals`` holds and each ``(column, values)`` of ``among`` has the column's value among the values."""
 
     since: dt.datetime | None
     until: dt.datetime | None
     grain: Grain | None = None
     groups: tuple[str, ...] = ()
     equals: tuple[tuple[str, str], ...] = ()
+    among: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
-    def fleet(self) -> bool:
-        return "tenant_id" not in self.groups and all(column != "tenant_id" for column, _ in self.equals)
+    def columns(self) -> frozenset[str]:
+        """The columns the question groups by or filters on."""
+        return frozenset(self.groups) | {column for column, _ in (*self.equals, *self.among)}
+
+
+def rollup_table(query: Query, grain: Literal["hour", "day", "month"], histograms: bool = False) -> Table | None:
+    """The narrowest rollup of ``grain`` that answers ``query`` (with histograms if asked), or None."""
+    for rollup in ROLLUPS:
+        if rollup.grain == grain and query.columns <= set(rollup.dimensions) and (rollup.histograms or not histograms):
+            return rollup.table
+    return None
 
 
 Key = tuple[dt.datetime | None, tuple[str, ...]]
@@ -87,8 +115,39 @@ def _ceil(when: dt.datetime, floor: Any, step: dt.timedelta) -> dt.datetime:
     return low if low == when else low + step
 
 
-def _segments(query: Query) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
-    """``(source, lo, hi)`` covering the window once: ``raw``, ``hour`` or ``day``."""
+def month_start(when: dt.datetime) -> dt.datetime:
+    return day_start(when).replace(day=1)
+
+
+def _next_month(when: dt.datetime) -> dt.datetime:
+    return (when.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+
+
+def _days(
+    query: Query, d0: dt.datetime | None, d1: dt.datetime | None, histograms: bool
+) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
+    """Whole days ``[d0, d1)``; for a question not split by time, whole months from a monthly rollup where one
+    answers it whose key is no wider than the daily rollup's that would (a fleet-wide total stays on the few rows
+    of ``fleet_backend_daily`` rather than ``tenant_monthly``'s one per tenant)."""
+    month = rollup_table(query, "month", histograms) if query.grain is None else None
+    day = rollup_table(query, "day", histograms)
+    if month is None or day is None or not set(month.c.keys()) <= set(day.c.keys()):
+        return [("day", d0, d1)]
+    m0 = None if d0 is None else d0 if month_start(d0) == d0 else _next_month(d0)
+    m1 = None if d1 is None else month_start(d1)
+    if m0 is not None and m1 is not None and m0 >= m1:
+        return [("day", d0, d1)]
+    out: list[tuple[str, dt.datetime | None, dt.datetime | None]] = []
+    if d0 is not None and m0 != d0:
+        out.append(("day", d0, m0))
+    out.append(("month", m0, m1))
+    if d1 is not None and m1 != d1:
+        out.append(("day", m1, d1))
+    return out
+
+
+def _segments(query: Query, histograms: bool = False) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
+    """``(source, lo, hi)`` covering the window once: ``raw``, ``hour``, ``day`` or ``month``."""
     hour = dt.timedelta(hours=1)
     since, until = query.since, query.until
     h0 = _ceil(since, hour_start, hour) if since is not None else None
@@ -108,7 +167,7 @@ def _segments(query: Query) -> list[tuple[str, dt.datetime | None, dt.datetime |
         else:
             if h0 is not None and d0 != h0:
                 out.append(("hour", h0, d0))
-            out.append(("day", d0, d1))
+            out += _days(query, d0, d1, histograms)
             if h1 is not None and d1 != h1:
                 out.append(("hour", d1, h1))
     if until is not None and h1 != until:
@@ -130,7 +189,9 @@ def _as_utc(value: Any) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _source(session: AsyncSession, query: Query, source: str, lo: Any, hi: Any) -> tuple[Any, Any, list[Any], Any]:
+def _source(
+    session: AsyncSession, query: Query, source: str, histograms: bool = False
+) -> tuple[Any, Any, list[Any], Any]:
     """(the bucket expression or None, the time column, the group columns, a column getter) of one segment."""
     time: Any
     bucket: Any
@@ -139,11 +200,8 @@ def _source(session: AsyncSession, query: Query, source: str, lo: Any, hi: Any) 
         groups = [_RAW[g] for g in query.groups]
         bucket = _truncate(session, query.grain, time) if query.grain else None
         return bucket, time, groups, lambda name: getattr(Usage, name)
-    table: Table
-    if source == "hour":
-        table = FLEET_HOURLY if query.fleet else USAGE_HOURLY
-    else:
-        table = FLEET_DAILY if query.fleet else USAGE_DAILY
+    table = rollup_table(query, source, histograms)  # type: ignore[arg-type]
+    assert table is not None, "every question of the four dimensions has an hourly and a daily rollup"
     time = table.c.bucket
     if query.grain is None:
         bucket = None
@@ -154,8 +212,21 @@ def _source(session: AsyncSession, query: Query, source: str, lo: Any, hi: Any) 
     return bucket, time, [table.c[g] for g in query.groups], lambda name: table.c[name]
 
 
+def _one_row_per_key(query: Query, source: str, histograms: bool = False) -> bool:
+    """Whether each (bucket, groups) of the question is one row of the segment's table already (its grain, its key):
+    then the rows are read as they are, without a ``GROUP BY`` that would sum each row with itself."""
+    if source == "raw" or query.grain != source:
+        return False
+    table = rollup_table(query, source, histograms)
+    return table is not None and set(_KEYS[table.name]) == set(query.groups)
+
+
+_KEYS = {rollup.table.name: rollup.dimensions for rollup in ROLLUPS}
+
+
 def _where(query: Query, time: Any, column: Any, lo: Any, hi: Any) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = [column(name) == value for name, value in query.equals]
+    clauses += [column(name).in_(values) for name, values in query.among]
     if lo is not None:
         clauses.append(time >= lo)
     if hi is not None:
@@ -169,29 +240,55 @@ def _key(query: Query, row: Any) -> Key:
     return None, tuple(row[: len(query.groups)])
 
 
-def _total(column: Any) -> ColumnElement[Any]:
+def total(column: Any) -> ColumnElement[Any]:
     """``SUM`` as a BIGINT (Postgres sums BIGINTs as NUMERIC, which decodes to ``Decimal``, slowly)."""
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
+
+
+def _values(source: str, column: Any) -> list[ColumnElement[Any]]:
+    """The sums of ``COUNTERS`` and ``cost_usd``, in that order, over one segment's rows."""
+    if source == "raw":
+        return [
+            func.count(),
+            total(case((Usage.status >= 400, 1), else_=0)),
+            *[total(column(c)) for c in COUNTERS[2:]],
+            func.coalesce(func.sum(Usage.cost_usd), Decimal(0)),
+        ]
+    return [*(total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
+
+
+def window_rows(session: AsyncSession, query: Query, counters: bool) -> Any:
+    """Every row of the window's segments (``g0``, ``g1``, … the group values, the counters if asked, ``cost_usd``)
+    as one ``UNION ALL`` subquery: summed once by the caller (``interlock.api.crud.ranking``), not per segment and
+    again."""
+    parts = []
+    for source, lo, hi in _segments(query):
+        _, time, groups, column = _source(session, query, source)
+        labeled = [g.label(f"g{i}") for i, g in enumerate(groups)]
+        if counters:
+            if source == "raw":
+                values = [literal(1), case((Usage.status >= 400, 1), else_=0), *(column(c) for c in COUNTERS[2:])]
+            else:
+                values = [column(c) for c in COUNTERS]
+            labeled += [v.label(c) for v, c in zip(values, COUNTERS, strict=True)]
+        labeled.append(column("cost_usd").label("cost_usd"))
+        parts.append(select(*labeled).where(*_where(query, time, column, lo, hi)))
+    return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
 
 
 async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
     """The sums per (bucket start, groups); buckets without rows are absent."""
     out: dict[Key, Sums] = {}
     for source, lo, hi in _segments(query):
-        bucket, time, groups, column = _source(session, query, source, lo, hi)
+        bucket, time, groups, column = _source(session, query, source)
         keys = ([bucket] if bucket is not None else []) + groups
-        if source == "raw":
-            values = [
-                func.count(),
-                _total(case((Usage.status >= 400, 1), else_=0)),
-                *[_total(column(c)) for c in COUNTERS[2:]],
-                func.coalesce(func.sum(Usage.cost_usd), Decimal(0)),
-            ]
+        if _one_row_per_key(query, source):
+            values = [column(c) for c in (*COUNTERS, "cost_usd")]
+            statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
         else:
-            values = [*(_total(column(c)) for c in COUNTERS), func.coalesce(func.sum(column("cost_usd")), Decimal(0))]
-        statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
-        if keys:
-            statement = statement.group_by(*keys)
+            statement = select(*keys, *_values(source, column)).where(*_where(query, time, column, lo, hi))
+            if keys:
+                statement = statement.group_by(*keys)
         width = len(keys)
         for row in (await session.execute(statement)).all():
             if not row[width]:
@@ -210,8 +307,9 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
 async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histograms]:
     """Latency and time-to-first-token histograms per (bucket start, groups)."""
     out: dict[Key, Histograms] = {}
-    for source, lo, hi in _segments(query) if query.fleet else [("raw", query.since, query.until)]:
-        bucket, time, groups, column = _source(session, query, source, lo, hi)
+    pre_summed = rollup_table(query, "hour", histograms=True) is not None
+    for source, lo, hi in _segments(query, histograms=True) if pre_summed else [("raw", query.since, query.until)]:
+        bucket, time, groups, column = _source(session, query, source, histograms=True)
         keys = ([bucket] if bucket is not None else []) + groups
         where = _where(query, time, column, lo, hi)
         if source == "raw" and dialect_name(session) == "postgresql":
@@ -226,10 +324,13 @@ async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histogram
                 if row[len(keys) + 1] is not None:
                     entry.ttft[bin_of(float(row[len(keys) + 1]))] += 1
             continue
-        values = [_total(column(c)) for c in ("requests", *LATENCY_COLUMNS, *TTFT_COLUMNS)]
-        statement = select(*keys, *values).where(*where)
-        if keys:
-            statement = statement.group_by(*keys)
+        names = ("requests", *LATENCY_COLUMNS, *TTFT_COLUMNS)
+        if _one_row_per_key(query, source, histograms=True):
+            statement = select(*keys, *(column(c) for c in names)).where(*where)
+        else:
+            statement = select(*keys, *(total(column(c)) for c in names)).where(*where)
+            if keys:
+                statement = statement.group_by(*keys)
         width = len(keys)
         for row in (await session.execute(statement)).all():
             numbers: Sequence[Any] = row[width:]

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import day_of
+from interlock.api.crud.ranking import ranked
 from interlock.api.crud.rollup_query import Query, Sums, sums
-from interlock.api.pagination import decode_cursor, encode_cursor
+from interlock.api.pagination import decode_cursor, decode_rank_cursor, encode_cursor, encode_rank_cursor
 from interlock.api.schemas import Cost, DailyUsage, UsageTotals
 from interlock.db.models import Usage
+from interlock.db.types import Money
 
 __all__ = ["GROUPS", "Group", "UsageFilter", "costs", "daily_usage", "list_usage", "usage_totals"]
 
@@ -176,19 +178,32 @@ async def daily_usage(*, session: AsyncSession, filters: UsageFilter, group_by: 
     ]
 
 
-async def costs(*, session: AsyncSession, filters: UsageFilter, group_by: Sequence[Group]) -> list[Cost]:
-    """Spend per group over the filter's window, most expensive first."""
+async def costs(
+    *, session: AsyncSession, filters: UsageFilter, group_by: Sequence[Group], limit: int, cursor: str | None = None
+) -> tuple[list[Cost], str | None]:
+    """Spend per group over the filter's window, most expensive first (ties by the group values, ascending): the
+    page after ``cursor``, at most ``limit`` groups, and the next page's cursor (None on the last page)."""
+    after = decode_rank_cursor(cursor, len(group_by)) if cursor is not None else None
+    names = [_FIELD[g] for g in group_by]
+    if not group_by:  # one group: the whole window
+        totals = await usage_totals(session=session, filters=filters)
+        return ([Cost(**totals.model_dump())] if totals.requests and after is None else []), None
     rollup = _rollup_query(filters, None, group_by)
     if rollup is not None:
-        found = await sums(session, rollup)
-        ranked = sorted(found.items(), key=lambda item: (-item[1].cost_usd, item[0][1]))
-        return [
-            Cost(**dict(zip([_FIELD[g] for g in group_by], groups, strict=True)), **_from_sums(entry))
-            for (_, groups), entry in ranked
-        ]
-    groups = [GROUPS[g].label(_FIELD[g]) for g in group_by]
-    cost = func.coalesce(func.sum(Usage.cost_usd), Decimal(0))
-    query = select(*groups, *_aggregates()).where(*filters.where()).group_by(*groups)
-    query = query.order_by(cost.desc(), *groups)
-    result = await session.execute(query)
-    return [Cost(**{_FIELD[g]: getattr(row, _FIELD[g]) for g in group_by}, **_totals(row)) for row in result.all()]
+        found = await ranked(session, rollup, limit=limit + 1, after=after)
+        page = [Cost(**dict(zip(names, groups, strict=True)), **_from_sums(entry)) for groups, entry in found]
+    else:
+        groups = [GROUPS[g].label(_FIELD[g]) for g in group_by]
+        cost = type_coerce(func.coalesce(func.sum(Usage.cost_usd), Decimal(0)), Money())
+        query = select(*groups, *_aggregates()).where(*filters.where()).group_by(*groups)
+        if after is not None:
+            mark = literal(after[0], Money())
+            later = tuple_(*groups) > tuple_(*after[1])
+            query = query.having(or_(cost < mark, and_(cost == mark, later)))
+        query = query.order_by(cost.desc(), *groups).limit(limit + 1)
+        result = await session.execute(query)
+        page = [Cost(**{name: getattr(row, name) for name in names}, **_totals(row)) for row in result.all()]
+    if len(page) <= limit:
+        return page, None
+    last = page[limit - 1]
+    return page[:limit], encode_rank_cursor(last.cost_usd, tuple(str(getattr(last, name)) for name in names))

@@ -70,19 +70,28 @@ async def daily_usage(
 @router.get("/costs")
 async def costs(
     session: SessionDep,
+    settings: SettingsDep,
     filters: UsageFilterDep,
     group_by: GroupQuery = None,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
 ) -> CostsPublic:
-    """Spend over a window (default: this calendar month, UTC), by ``group_by`` (default: ``tenant``)."""
+    """Spend over a window (default: this calendar month, UTC), by ``group_by`` (default: ``tenant``), most
+    expensive first, a page at a time: the first page is the top spenders. ``totals`` cover every group. Pass the
+    first page's ``since`` and ``until`` with ``cursor`` so every page ranks the same window."""
     now = dt.datetime.now(dt.UTC)
     since = filters.since or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     until = filters.until or now
     filters = with_window(filters, since, until)
     groups = _groups(group_by, ["tenant"])
+    data, next_cursor = await crud.costs(
+        session=session, filters=filters, group_by=groups, limit=page_size(limit, settings), cursor=cursor
+    )
     return CostsPublic(
         since=since,
         until=until,
         group_by=list(groups),
-        data=await crud.costs(session=session, filters=filters, group_by=groups),
+        data=data,
         totals=await crud.usage_totals(session=session, filters=filters),
+        next_cursor=next_cursor,
     )
