@@ -148,7 +148,8 @@ class RouteConfig(_Model):
     tenants: tuple[str, ...] = ()
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
-    priority: Literal["critical", "standard", "sheddable"] = "standard"
+    priority: Literal["critical", "standard", "sheddable"] | None = None
+    """None: the tenant's quota priority (standard without one)."""
     spillover: SpilloverConfig | None = None
 
 

@@ -27,7 +27,7 @@ from interlock.gateway.errors import (
     upstream_message,
 )
 from interlock.gateway.pool import Endpoint
-from interlock.gateway.pool.fairqueue import QueueRejected
+from interlock.gateway.pool.fairqueue import Priority, QueueRejected
 from interlock.gateway.upstream.client import UpstreamResponse, parse_retry_after
 from interlock.telemetry.metrics import GatewayMetrics
 
@@ -228,6 +228,7 @@ async def dispatch(
     extra_head: bytes = b"",
     body_limit: int = 64 * 1024 * 1024,
     tenant: str = "",
+    tenant_priority: Priority = "standard",
     on_queued: Callable[[str, float, str | None], None] | None = None,
     spill_allowed: bool = True,
 ) -> Opened:
@@ -239,7 +240,8 @@ async def dispatch(
     ``body_limit``: the largest unary answer read from an upstream.
 
     A backend with a queue (``queueing``) makes the request wait its tenant's turn while every endpoint is
-    saturated; ``on_queued(backend, seconds waited, refusal or None)`` reports each wait. A route with
+    saturated, in the Route's priority class, else ``tenant_priority`` (the tenant's quota);
+    ``on_queued(backend, seconds waited, refusal or None)`` reports each wait. A route with
     ``spillover`` sends the request to its spill-over target instead when the pool's predicted wait is above the
     objective, or when the wait reaches the objective plus one service time (``Opened.spilled``).
     """
@@ -287,7 +289,7 @@ async def dispatch(
                 limit = deadline if spill is None else min(deadline, loop.time() + plan.spill_after_s + queue.service_s)
                 start = loop.time()
                 try:
-                    waited = await queue.wait(tenant, plan.config.priority, deadline=limit)
+                    waited = await queue.wait(tenant, plan.config.priority or tenant_priority, deadline=limit)
                 except QueueRejected as rejected:
                     if on_queued is not None:
                         on_queued(backend.name, loop.time() - start, rejected.reason)
