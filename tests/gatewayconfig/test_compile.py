@@ -136,6 +136,24 @@ def test_circuit_breaker_and_route_limits() -> None:
     assert (chat.tenants, chat.requests_per_minute, chat.tokens_per_minute) == (("acme",), 5, 100)
 
 
+def test_picker_batch_size_is_configured_or_the_queueing_threshold() -> None:
+    endpoints = [{"url": "http://10.0.0.1:8000/v1"}, {"url": "http://10.0.0.2:8000/v1"}]
+    spec: dict[str, Any] = {"provider": "vllm", "endpoints": endpoints}
+    config = compile_config(
+        [
+            backend("given", **spec, picker={"batchSize": 64}, queueing={"maxInflightPerEndpoint": 8}),
+            backend("queued", **spec, queueing={"maxInflightPerEndpoint": 8}),
+            backend("learned", **spec),
+        ],
+        [],
+    )
+    assert {name: b.picker.batch_size for name, b in config.backends.items()} == {
+        "given": 64,
+        "queued": 8,
+        "learned": 0,
+    }
+
+
 def test_routes_of_other_gateways_and_namespaces_are_ignored() -> None:
     routes = [
         route("mine"),
