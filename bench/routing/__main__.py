@@ -1,6 +1,7 @@
 """``python -m bench.routing``: round-robin, least-in-flight and Interlock's picker on simulated engines.
 
-    .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,noisy]
+    .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,prefix-reuse,noisy]
+        [--noisy-cases alone,apart,unfair,fair] [--headroom 1] [--picker JSON] [--policies ...] [--trace]
 
 Three processes on a 2-core machine: N simulated engines in one (``bench.routing.engines``: the mock provider's
 engine model, its times scaled as printed), the gateway in another (``bench.routing.gateway``), the open-loop load
@@ -16,7 +17,14 @@ Workloads (seeded: every policy gets the same requests): uniform short prompts a
 prefix-heavy chat (12 apps with ~700-token system prompts, 8 live conversations each) at 80 % of the capacity the
 pool has without prefix reuse, and at 80 % of its capacity with reuse (beyond what round-robin can serve); a noisy
 tenant at 10x a quiet one's rate, together 1.3x the pool's capacity, with
-and without fair queueing (``spec.queueing``), and the quiet tenant alone for reference.
+and without fair queueing (``spec.queueing``), the quiet tenant alone for reference, and the noisy tenant on a pool
+of its own (``apart``: the same machine load, no shared engines), which separates the machine's own contention
+from the pool's.
+
+``--trace`` adds, per case: where the engine-side time to first token of the slowest 2 % of requests went (waiting
+for a batch slot or KV blocks, for the prefill lane, the prefill itself, how much was uncached) against the median,
+the three slowest one by one, requests per engine, the CPU each process used (cores) and the machine's, and the
+gateway's fair-queue waits per tenant (from its ``interlock_queue_wait_seconds``).
 """
 
 from __future__ import annotations
