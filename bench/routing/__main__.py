@@ -1,6 +1,7 @@
 """``python -m bench.routing``: round-robin, least-in-flight and Interlock's picker on simulated engines.
 
-    .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,noisy]
+    .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,prefix-reuse,noisy]
+        [--noisy-cases alone,apart,unfair,fair] [--headroom 1] [--picker JSON] [--policies ...] [--trace]
 
 Three processes on a 2-core machine: N simulated engines in one (``bench.routing.engines``: the mock provider's
 engine model, its times scaled as printed), the gateway in another (``bench.routing.gateway``), the open-loop load
@@ -9,19 +10,28 @@ here. Every run starts fresh engines (empty KV caches) and a gateway whose one b
 
 - round-robin: every weight 0, no scraping (all scores tie; ties rotate);
 - least-in-flight: load weight 1 only, no scraping;
-- picker: the defaults (load 1, KV cache 2, prefix 4, engine metrics every second).
+- picker: the CRD's defaults (load 1, queue 4, KV cache 1, prefix 8, engine metrics every second) and the
+  engines' batch size (``batchSize: 4``: the operator who starts vLLM with ``--max-num-seqs 4`` knows it).
 
 Workloads (seeded: every policy gets the same requests): uniform short prompts at 80 % of the pool's capacity;
 prefix-heavy chat (12 apps with ~700-token system prompts, 8 live conversations each) at 80 % of the capacity the
 pool has without prefix reuse, and at 80 % of its capacity with reuse (beyond what round-robin can serve); a noisy
 tenant at 10x a quiet one's rate, together 1.3x the pool's capacity, with
-and without fair queueing (``spec.queueing``), and the quiet tenant alone for reference.
+and without fair queueing (``spec.queueing``), the quiet tenant alone for reference, and the noisy tenant on a pool
+of its own (``apart``: the same machine load, no shared engines), which separates the machine's own contention
+from the pool's.
+
+``--trace`` adds, per case: where the engine-side time to first token of the slowest 2 % of requests went (waiting
+for a batch slot or KV blocks, for the prefill lane, the prefill itself, how much was uncached) against the median,
+the three slowest one by one, requests per engine, the CPU each process used (cores) and the machine's, and the
+gateway's fair-queue waits per tenant (from its ``interlock_queue_wait_seconds``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -124,11 +134,105 @@ async def engines_metrics(ports: list[int]) -> tuple[float, float]:
     return hits, queries
 
 
-async def run_case(work: Path, engines: int, picker: dict[str, Any], queueing: dict[str, Any], requests: list) -> dict:
-    ports = [free_port() for _ in range(engines)]
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[int, int]:
+    """Busy and total jiffies of the whole machine (every process, the other helpers' included)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def queue_waits(metrics_text: str) -> str:
+    """Per tenant: requests that waited in the gateway's fair queue, their mean wait and the bucket of the p99."""
+    counts: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith("interlock_queue_wait_seconds"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        tenant = name.split('tenant="', 1)[1].split('"', 1)[0] if 'tenant="' in name else ""
+        if name.startswith("interlock_queue_wait_seconds_count"):
+            counts[tenant] = float(value)
+        elif name.startswith("interlock_queue_wait_seconds_sum"):
+            sums[tenant] = float(value)
+        elif name.startswith("interlock_queue_wait_seconds_bucket"):
+            le = name.split('le="', 1)[1].split('"', 1)[0]
+            buckets.setdefault(tenant, []).append((float(le), float(value)))
+    parts = []
+    for tenant, count in sorted(counts.items()):
+        if not count:
+            continue
+        p99 = next((le for le, n in sorted(buckets.get(tenant, [])) if n >= 0.99 * count), float("inf"))
+        mean = sums[tenant] / count
+        parts.append(f"{tenant}: {count:.0f} waited, mean {mean * 1000:.0f} ms, p99 <= {p99 * 1000:.0f} ms")
+    return ("\n    gateway queue: " + "; ".join(parts)) if parts else ""
+
+
+TRACE: list[Path] = []
+"""With ``--trace``: one file per case, the engines' per-request times (``bench.routing.engines --trace``)."""
+
+
+def tail_report(path: Path, share: float = 0.02) -> str:
+    """Where the engine-side time to first token of the slowest ``share`` of requests went, against the median."""
+    records = [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+    if not records:
+        return "    (no trace)"
+    for r in records:
+        r["ttft"] = r["first_step"] - r["arrived"]
+        r["admit_wait"] = r["admitted"] - r["arrived"]
+        r["lane_wait"] = r["prefill_start"] - r["admitted"] if "prefill_start" in r else 0.0
+        r["prefill"] = r["prefill_end"] - r["prefill_start"] if "prefill_end" in r else 0.0
+    records.sort(key=lambda r: r["ttft"])
+    n = max(1, round(len(records) * share))
+    lines = []
+    for label, group in (("median 10%", records[len(records) * 45 // 100 : len(records) * 55 // 100 + 1]),
+                         (f"slowest {share:.0%}", records[-n:])):  # fmt: skip
+        k = len(group)
+        mean = {f: sum(r[f] for r in group) / k for f in ("ttft", "admit_wait", "lane_wait", "prefill", "uncached")}
+        cold = sum(1 for r in group if r["uncached"] > 300)
+        lines.append(
+            f"    engine-side {label:<12} n={k:<4} ttft {mean['ttft'] * 1000:6.0f} ms = slot/KV wait "
+            f"{mean['admit_wait'] * 1000:5.0f} + lane wait {mean['lane_wait'] * 1000:5.0f} + prefill "
+            f"{mean['prefill'] * 1000:5.0f} (+ first step); uncached {mean['uncached']:5.0f} tokens, "
+            f"{cold} cold (>300 uncached)"
+        )
+    for r in records[-3:]:
+        lines.append(
+            f"      e{r['engine']} ttft {r['ttft'] * 1000:4.0f}: wait {r['admit_wait'] * 1000:4.0f} lane "
+            f"{r['lane_wait'] * 1000:4.0f} prefill {r['prefill'] * 1000:4.0f}; at arrival {r['running_at']} running, "
+            f"{r['queued_at']} queued, lane {'busy' if r['lane_busy_at'] else 'free'}; uncached {r['uncached']}"
+        )
+    per_engine = [sum(1 for r in records if r["engine"] == e) for e in sorted({r["engine"] for r in records})]
+    lines.append(f"    requests per engine: {per_engine}")
+    return "\n".join(lines)
+
+
+async def run_case(
+    work: Path,
+    engines: int,
+    picker: dict[str, Any],
+    queueing: dict[str, Any],
+    requests: list,
+    *,
+    noisy_apart: bool = False,
+) -> dict:
+    """``noisy_apart``: the noisy tenant gets a pool of its own (as many engines again, in the same process), so
+    its load shares the machine but not the quiet tenant's engines."""
+    ports = [free_port() for _ in range(engines * (2 if noisy_apart else 1))]
     settings = orjson.dumps(ENGINE).decode()
+    trace = []
+    if TRACE:
+        TRACE.append(work / f"trace-{len(TRACE)}.jsonl")
+        trace = ["--trace", str(TRACE[-1])]
     engine_proc = await start(
-        ["-m", "bench.routing.engines", "--ports", ",".join(map(str, ports)), "--settings", settings], ready="ready"
+        ["-m", "bench.routing.engines", "--ports", ",".join(map(str, ports)), "--settings", settings, *trace],
+        ready="ready",
     )
     gateway_proc = None
     try:
@@ -139,7 +243,7 @@ async def run_case(work: Path, engines: int, picker: dict[str, Any], queueing: d
                 "metadata": {"name": "pool", "namespace": "default"},
                 "spec": {
                     "provider": "vllm",
-                    "endpoints": [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports],
+                    "endpoints": [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports[:engines]],
                     "models": [{"name": "llama"}],
                     "picker": picker,
                     "queueing": queueing,
@@ -153,6 +257,13 @@ async def run_case(work: Path, engines: int, picker: dict[str, Any], queueing: d
                          "timeouts": {"request": "300s", "firstToken": "300s"}},
             },
         ]  # fmt: skip
+        if noisy_apart:
+            apart = orjson.loads(orjson.dumps(manifests))
+            apart[0]["metadata"]["name"] = "pool-noisy"
+            apart[0]["spec"]["endpoints"] = [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports[engines:]]
+            apart[1]["metadata"]["name"] = "chat-noisy"
+            apart[1]["spec"].update(model="chat-noisy", targets=[{"backend": "pool-noisy", "model": "llama"}])
+            manifests += apart
         (work / "manifests").mkdir(exist_ok=True)
         (work / "manifests" / "pool.yaml").write_text(yaml.safe_dump_all(manifests))
         loaded = load_manifests(manifest_files(work / "manifests"))
@@ -177,13 +288,29 @@ async def run_case(work: Path, engines: int, picker: dict[str, Any], queueing: d
             else:
                 raise SystemExit("the gateway did not become ready")
         await asyncio.sleep(1.5)  # the picker's first scrape
-        outcomes, elapsed = await run_load(f"http://127.0.0.1:{port}", requests, KEYS)
+        procs = {"engines": engine_proc.pid, "gateway": gateway_proc.pid, "load": os.getpid()}
+        cpu_before, machine_before = {n: cpu_s(p) for n, p in procs.items()}, machine_cpu()
+        models = {"noisy": "chat-noisy"} if noisy_apart else {}
+        outcomes, elapsed = await run_load(f"http://127.0.0.1:{port}", requests, KEYS, models)
+        cpu = {n: (cpu_s(p) - cpu_before[n]) / elapsed for n, p in procs.items()}
+        busy, total = (a - b for a, b in zip(machine_cpu(), machine_before, strict=True))
         hits, queries = await engines_metrics(ports)
-        return {"summary": summary(outcomes, elapsed), "hit_rate": hits / queries if queries else 0.0}
+        result = {"summary": summary(outcomes, elapsed), "hit_rate": hits / queries if queries else 0.0}
+        if TRACE:
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"http://127.0.0.1:{ops}/metrics")).text
+            result["cpu"] = (
+                "    CPU, cores: " + ", ".join(f"{n} {c:.2f}" for n, c in cpu.items())
+                + f"; the machine {busy / total * os.cpu_count():.2f} of {os.cpu_count()} busy (all processes)"
+                + queue_waits(text)
+            )  # fmt: skip
     finally:
         if gateway_proc is not None:
             await stop(gateway_proc)
         await stop(engine_proc)
+    if trace:
+        result["trace"] = tail_report(TRACE[-1])
+    return result
 
 
 def row(name: str, result: dict, tenant: str | None = None) -> str:
@@ -193,6 +320,8 @@ def row(name: str, result: dict, tenant: str | None = None) -> str:
     if tenant is not None and tenant in s.by_tenant:
         p50, p99, _ok = s.by_tenant[tenant]
         line += f" {p50 * 1000:>10.0f} {p99 * 1000:>10.0f}"
+    if "trace" in result:
+        line += "\n" + result["trace"] + "\n" + result.get("cpu", "")
     return line
 
 
@@ -202,6 +331,8 @@ HEADER = f"  {'policy':<26} {'ok/sent':>11} {'TTFT p50':>8} {'TTFT p99':>8} {'re
 async def main_async(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="interlock-routing-bench-"))
     POLICIES["picker"] = orjson.loads(args.picker)
+    if args.trace:
+        TRACE.append(work / "trace")
     for name in set(POLICIES) - set(args.policies.split(",")):
         del POLICIES[name]
     n = args.engines
@@ -239,14 +370,19 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"\nnoisy tenant at {quiet_rate * 10:.1f} req/s, quiet at {quiet_rate:.1f} req/s, {seconds:g}s "
               f"(together 1.3x the pool's ~{capacity_uniform:.0f} req/s); picker")  # fmt: skip
         print(HEADER + f" {'quiet p50':>10} {'quiet p99':>10}")
-        fair = {"maxInflightPerEndpoint": SLOTS, "maxQueued": 100000, "maxQueuedPerTenant": 100000, "maxWait": "300s"}
+        fair = {"maxInflightPerEndpoint": SLOTS, "maxQueued": 100000, "maxQueuedPerTenant": 100000, "maxWait": "300s",
+                "headroom": args.headroom}  # fmt: skip
         cases = [
-            ("quiet alone", {}, noisy_tenant(quiet_rate, seconds, quiet_only=True)),
-            ("noisy, no fair queueing", {}, noisy_tenant(quiet_rate, seconds)),
-            ("noisy, fair queueing", fair, noisy_tenant(quiet_rate, seconds)),
+            ("alone", "quiet alone", {}, noisy_tenant(quiet_rate, seconds, quiet_only=True), False),
+            ("apart", "noisy on a pool of its own", fair, noisy_tenant(quiet_rate, seconds), True),
+            ("unfair", "noisy, no fair queueing", {}, noisy_tenant(quiet_rate, seconds), False),
+            ("fair", "noisy, fair queueing", fair, noisy_tenant(quiet_rate, seconds), False),
         ]
-        for name, queueing, requests in cases:
-            print(row(name, await run_case(work, n, {}, queueing, requests), tenant="quiet"), flush=True)
+        wanted = set(args.noisy_cases.split(","))
+        for key, name, queueing, requests, apart in cases:
+            if key in wanted:
+                result = await run_case(work, n, orjson.loads(args.picker), queueing, requests, noisy_apart=apart)
+                print(row(name, result, tenant="quiet"), flush=True)
     print(f"\nlogs and configs: {work}", file=sys.stderr)
     return 0
 
@@ -258,7 +394,15 @@ def main() -> int:
     parser.add_argument("--only", default="uniform,prefix,prefix-reuse,noisy")
     parser.add_argument("--warmup", type=float, default=5, help="prefix-heavy: seconds sent but not measured")
     parser.add_argument("--policies", default=",".join(POLICIES), help="which of the policies to run")
-    parser.add_argument("--picker", default="{}", help="the picker's spec.picker, as JSON (default: the CRD's)")
+    parser.add_argument(
+        "--picker",
+        default=orjson.dumps({"batchSize": SLOTS}).decode(),
+        help="the picker's spec.picker, as JSON (default: the CRD's defaults and the engines' batch size, as the "
+        "operator who started them with --max-num-seqs would write it)",
+    )
+    parser.add_argument("--headroom", type=int, default=1, help="noisy, fair queueing: spec.queueing.headroom")
+    parser.add_argument("--noisy-cases", default="alone,apart,unfair,fair", help="which noisy-tenant cases to run")
+    parser.add_argument("--trace", action="store_true", help="per case: where the engines' slowest requests' time went")
     return uvloop.run(main_async(parser.parse_args()))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from typing_extensions import TypedDict  # pydantic needs it for TypedDicts before Python 3.12 (its own dependency)
@@ -107,6 +107,8 @@ UsageMoment = Annotated[dt.datetime, AfterValidator(_usage_moment)]
 
 # --- quotas -------------------------------------------------------------------------------------------------
 
+QuotaPriority = Literal["critical", "standard", "sheddable"]
+
 
 class QuotaUpdate(_In):
     """The whole quota (PUT): fields left out are unlimited."""
@@ -115,6 +117,11 @@ class QuotaUpdate(_In):
     tokens_per_minute: Limit = 0
     max_concurrency: Limit = 0
     monthly_budget_usd: Usd | None = Field(default=None, description="USD per calendar month (UTC); null: none.")
+    priority: QuotaPriority = Field(
+        default="standard",
+        description="The tenant's class when a self-hosted pool is saturated: critical is let in before standard; "
+        "sheddable is refused at once (503 with Retry-After). A Route's own spec.priority wins over it.",
+    )
 
 
 class QuotaPublic(_Out):
@@ -123,6 +130,7 @@ class QuotaPublic(_Out):
     tokens_per_minute: int = 0
     max_concurrency: int = 0
     monthly_budget_usd: Decimal | None = None
+    priority: QuotaPriority = "standard"
     spent_this_month_usd: Decimal = Decimal(0)
 
 

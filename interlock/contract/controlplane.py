@@ -24,6 +24,7 @@ JSON fields are snake_case. Both directions are versioned by their paths (``/v1/
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +69,8 @@ class QuotaRecord(_Record):
     tokens_per_minute: int = 0
     max_concurrency: int = 0
     monthly_budget_usd: float | None = None
+    priority: Literal["critical", "standard", "sheddable"] = "standard"
+    """The tenant's class in a saturated self-hosted pool's queue, where its Route sets none."""
 
 
 class TenantRecord(_Record):

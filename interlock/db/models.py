@@ -104,6 +104,9 @@ class Quota(Base):
     tokens_per_minute: Mapped[int] = mapped_column(default=0)
     max_concurrency: Mapped[int] = mapped_column(default=0)
     monthly_budget_usd: Mapped[Decimal | None]
+    priority: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
+    """critical, standard or sheddable: the tenant's class in a saturated pool's queue (``Route.spec.priority``
+    wins when set)."""
     updated_at: Mapped[dt.datetime] = mapped_column(default=_utcnow, onupdate=_utcnow)
 
 

@@ -101,6 +101,7 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
             kv_cache_weight=spec.picker.kv_cache_weight,
             prefix_weight=spec.picker.prefix_weight,
             queue_weight=spec.picker.queue_weight,
+            batch_size=spec.picker.batch_size or spec.queueing.max_inflight_per_endpoint,
             metrics_max_age_s=parse_duration(spec.picker.metrics_max_age),
             scrape_interval_s=parse_duration(spec.picker.scrape_interval),
         ),
@@ -109,6 +110,7 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
             max_queued=spec.queueing.max_queued,
             max_queued_per_tenant=spec.queueing.max_queued_per_tenant,
             max_wait_s=parse_duration(spec.queueing.max_wait),
+            headroom=spec.queueing.headroom,
         ),
         credentials=credentials,
         models=models,
@@ -134,7 +136,30 @@ def _missing_target(entry: RouteFallback, backends: dict[str, BackendConfig]) ->
     return None
 
 
-def _route_config(route: Route) -> RouteConfig:
+def _spill_target(route: Route, backends: dict[str, BackendConfig]) -> RouteFallback | str:
+    """The spill-over's backend and model, or why it cannot be served. Without ``model``, the backend's only
+    model, else the Route's public model name if the backend serves it."""
+    spill = route.spec.spillover
+    assert spill is not None
+    name = spill.backend_name
+    model = spill.model
+    backend = backends.get(name)
+    if model is None and backend is not None:
+        if len(backend.models) == 1:
+            model = next(iter(backend.models))
+        elif route.spec.model in backend.models:
+            model = route.spec.model
+        else:
+            served = ", ".join(sorted(backend.models))
+            return (
+                f"spillover: backend {name!r} serves several models ({served}) and not {route.spec.model!r}: "
+                "name one with spillover.model"
+            )
+    entry = RouteFallback(backend=name, model=model or route.spec.model)
+    return _missing_target(entry, backends) or entry
+
+
+def _route_config(route: Route, spill: RouteFallback | None) -> RouteConfig:
     spec = route.spec
     return RouteConfig(
         name=route.metadata.name,
@@ -156,10 +181,10 @@ def _route_config(route: Route) -> RouteConfig:
         priority=spec.priority,
         spillover=(
             SpilloverConfig(
-                target=TargetConfig(backend=spec.spillover.backend, model=spec.spillover.model),
+                target=TargetConfig(backend=spill.backend, model=spill.model),
                 first_token_s=parse_duration(spec.spillover.when_predicted_first_token),
             )
-            if spec.spillover is not None
+            if spec.spillover is not None and spill is not None
             else None
         ),
     )
@@ -193,16 +218,17 @@ def compile_config(
     mine = [r for r in routes if r.metadata.namespace == namespace and r.spec.gateway == gateway]
     for route in sorted(mine, key=lambda r: r.metadata.name):
         entries: list[RouteFallback] = [*route.spec.targets, *route.spec.fallbacks]
-        if route.spec.spillover is not None:
-            entries.append(RouteFallback(backend=route.spec.spillover.backend, model=route.spec.spillover.model))
         problems = [p for entry in entries if (p := _missing_target(entry, backend_configs))]
+        spill = _spill_target(route, backend_configs) if route.spec.spillover is not None else None
+        if isinstance(spill, str):
+            problems.append(spill)
         owner = route_configs.get(route.spec.model)
         if owner is not None:
             problems.append(f"model {route.spec.model!r} is already served by route {owner.name!r}")
         if problems:
             rejected[route.metadata.name] = "; ".join(problems)
             continue
-        route_configs[route.spec.model] = _route_config(route)
+        route_configs[route.spec.model] = _route_config(route, spill if isinstance(spill, RouteFallback) else None)
     config = GatewayConfig(
         gateway=f"{namespace}/{gateway}", backends=backend_configs, routes=route_configs, rejected=rejected
     )

@@ -81,6 +81,8 @@ class PickerConfig(_Model):
     kv_cache_weight: float = 1.0
     prefix_weight: float = 8.0
     queue_weight: float = 4.0
+    batch_size: int = 0
+    """The engines' batch slots as configured (0: unknown until learned from their metrics)."""
     metrics_max_age_s: float = 5.0
     scrape_interval_s: float = 1.0
 
@@ -92,6 +94,7 @@ class QueueingConfig(_Model):
     max_queued: int = 1000
     max_queued_per_tenant: int = 100
     max_wait_s: float = 30.0
+    headroom: int = 1
 
 
 class BackendConfig(_Model):
@@ -148,7 +151,8 @@ class RouteConfig(_Model):
     tenants: tuple[str, ...] = ()
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
-    priority: Literal["critical", "standard", "sheddable"] = "standard"
+    priority: Literal["critical", "standard", "sheddable"] | None = None
+    """None: the tenant's quota priority (standard without one)."""
     spillover: SpilloverConfig | None = None
 
 

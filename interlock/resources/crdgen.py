@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from interlock.resources.common import API_GROUP, API_VERSION
 from interlock.resources.llmbackend import LLMBackend
-from interlock.resources.route import Route
+from interlock.resources.route import SPILLOVER_ONE_TARGET, Route
 
 __all__ = [
     "GENERATED_HEADER",
@@ -184,6 +184,11 @@ ROUTE_SPEC_RULES: tuple[Mapping[str, str], ...] = (
     },
 )
 
+# Mirrors Spillover._check_target: the issue's ``target`` or the ``backend`` of targets and fallbacks, not both.
+ROUTE_SPILLOVER_RULES: tuple[Mapping[str, str], ...] = (
+    {"rule": "has(self.target) != has(self.backend)", "message": SPILLOVER_ONE_TARGET},
+)
+
 _CRDS: dict[type[BaseModel], CrdInfo] = {
     LLMBackend: CrdInfo(
         plural="llmbackends",
@@ -221,7 +226,7 @@ _CRDS: dict[type[BaseModel], CrdInfo] = {
             *_ready_columns(),
             _AGE_COLUMN,
         ),
-        validations={"spec": ROUTE_SPEC_RULES},
+        validations={"spec": ROUTE_SPEC_RULES, "spec.spillover": ROUTE_SPILLOVER_RULES},
         list_map_keys={
             "spec.targets": ("backend", "model"),
             "spec.fallbacks": ("backend", "model"),

@@ -213,8 +213,16 @@ class Picker(SpecModel):
         default=4.0,
         ge=0,
         le=1000,
-        description="Extra weight of each request beyond the engine's batch size (learned from its metrics), which "
-        "waits for a slot instead of running.",
+        description="Extra weight of each request that would wait for a slot instead of running: one beyond the "
+        "engine's batch size (batchSize, or learned from its metrics).",
+    )
+    batch_size: int = Field(
+        default=0,
+        ge=0,
+        le=100000,
+        description="The engine's batch slots when known (vLLM --max-num-seqs, TGI --max-concurrent-requests, "
+        "llama.cpp --parallel); 0: queueing.maxInflightPerEndpoint if set, and learned from the engine's metrics "
+        "(the most it was seen running while others waited).",
     )
     metrics_max_age: Duration = Field(
         default="5s", description="Engine metrics older than this are ignored: the pick falls back to least in flight."
@@ -237,6 +245,13 @@ class Queueing(SpecModel):
     max_queued: int = Field(default=1000, ge=1, le=1_000_000, description="Requests waiting at most, all tenants.")
     max_queued_per_tenant: int = Field(default=100, ge=1, le=1_000_000, description="Requests waiting per tenant.")
     max_wait: Duration = Field(default="30s", description="Longest wait in the queue; then 503 with Retry-After.")
+    headroom: int = Field(
+        default=1,
+        ge=0,
+        le=100_000,
+        description="Slots a tenant holding at least its fair share leaves free while other tenants are active, so "
+        "that a quieter tenant's next request starts at once instead of waiting for one to free; 0: none.",
+    )
 
 
 class LLMBackendSpec(SpecModel):

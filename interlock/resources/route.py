@@ -71,19 +71,55 @@ class RouteLimits(SpecModel):
 
 Priority = Literal["critical", "standard", "sheddable"]
 
+SPILLOVER_ONE_TARGET = "spillover needs exactly one of target and backend"
+
 
 class Spillover(SpecModel):
-    """Where requests go when the self-hosted pool would answer them too late."""
+    """Where requests go when the self-hosted pool would answer them too late.
 
-    backend: str = Field(
-        min_length=1, max_length=253, pattern=_DNS_LABEL, description="LLMBackend to spill over to (a hosted API)."
+    The issue's form names the LLMBackend as ``target``; ``backend`` is the same, spelled as in ``targets`` and
+    ``fallbacks``. Exactly one of the two. ``model`` may be left out when the backend serves one model, or serves
+    the Route's public model name (resolved when the Route is compiled).
+    """
+
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=_DNS_LABEL,
+        description="LLMBackend to spill over to (a hosted API); the same as backend, exactly one of the two.",
     )
-    model: str = Field(min_length=1, max_length=256, description="Model name to send that backend.")
+    backend: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=_DNS_LABEL,
+        description="LLMBackend to spill over to; the same as target, exactly one of the two.",
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Model name to send that backend; optional when it serves one model or the Route's model.",
+    )
     when_predicted_first_token: Duration = Field(
         default="2s",
         description="Spill over when the pool's predicted time to first token (its queue and recent service "
         "times) is above this.",
     )
+
+    @model_validator(mode="after")
+    def _check_target(self) -> Self:
+        if (self.target is None) == (self.backend is None):
+            raise ValueError(SPILLOVER_ONE_TARGET)
+        return self
+
+    @property
+    def backend_name(self) -> str:
+        """The LLMBackend named by ``target`` or ``backend``."""
+        name = self.target if self.target is not None else self.backend
+        assert name is not None  # the validator saw to it
+        return name
 
 
 class RouteSpec(SpecModel):
@@ -105,10 +141,10 @@ class RouteSpec(SpecModel):
     timeouts: RouteTimeouts = Field(default_factory=RouteTimeouts, description="Request deadlines.")
     tenants: list[str] = Field(default_factory=list, description="Tenants allowed to use the route; empty allows all.")
     limits: RouteLimits = Field(default_factory=RouteLimits, description="Per-tenant limits on this route.")
-    priority: Priority = Field(
-        default="standard",
+    priority: Priority | None = Field(
+        default=None,
         description="When a self-hosted pool is saturated: critical waits ahead of standard; sheddable is refused "
-        "at once (503 with Retry-After).",
+        "at once (503 with Retry-After). Unset: the tenant's quota priority, standard if it has none.",
     )
     spillover: Spillover | None = Field(
         default=None, description="Send to this target the requests the pool would answer too late."

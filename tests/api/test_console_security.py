@@ -180,6 +180,7 @@ async def test_bad_form_input_is_answered_on_the_page_never_with_a_500(browser, 
         ("/console/tenants", {"name": "acme"}, 409, "already exists"),
         (f"/console/tenants/{tenant['id']}/quota", {"requests_per_minute": "-1"}, 422, "requests per minute"),
         (f"/console/tenants/{tenant['id']}/quota", {"monthly_budget_usd": "lots"}, 422, "monthly budget usd"),
+        (f"/console/tenants/{tenant['id']}/quota", {"priority": "urgent"}, 422, "priority"),
         ("/console/tenants/no-such-tenant/quota", {}, 404, "not found"),
         ("/console/keys", {"tenant_id": tenant["id"], "name": "k", "expires_on": "2001-01-01"}, 422, "future"),
         ("/console/keys", {"tenant_id": tenant["id"], "name": "k", "expires_on": "soon"}, 422, "not a date"),
@@ -191,6 +192,13 @@ async def test_bad_form_input_is_answered_on_the_page_never_with_a_500(browser, 
         assert response.status_code == status, (path, form, response.text[:300])
         assert words in response.text.lower(), (path, form)
         assert response.headers["content-type"].startswith("text/html")
+    saved = await browser.post(
+        f"/console/tenants/{tenant['id']}/quota", data={"priority": "sheddable", "csrf": csrf}, **post
+    )
+    assert saved.status_code == 303
+    assert (await admin.get(f"/v1/tenants/{tenant['id']}/quota")).json()["priority"] == "sheddable"
+    page = await browser.get(f"/console/tenants/{tenant['id']}")
+    assert '<option value="sheddable" selected>' in page.text
     as_json = await browser.post("/console/tenants", json={"name": "x", "csrf": csrf}, **post)
     assert as_json.status_code == 415
     many = "&".join(f"f{i}=x" for i in range(100)) + f"&csrf={csrf}"

@@ -46,7 +46,7 @@ async def test_deltas_since_a_version_and_ingest_leaves_the_config_etag_alone(
 
     await admin.delete(f"/v1/keys/{revoked['id']}")
     await admin.delete(f"/v1/tenants/{doomed['id']}")
-    await admin.put(f"/v1/tenants/{kept['id']}/quota", json={"requests_per_minute": 7})
+    await admin.put(f"/v1/tenants/{kept['id']}/quota", json={"requests_per_minute": 7, "priority": "sheddable"})
     added = await new_key(admin, kept["id"])
 
     response = await get(gateway, "snapshot", etag, since=base.version)
@@ -55,7 +55,9 @@ async def test_deltas_since_a_version_and_ingest_leaves_the_config_etag_alone(
     assert delta.base_version == base.version
     assert int(delta.version) > int(base.version)
     assert response.headers["etag"] == f'"{delta.version}"'
-    assert [(t.id, t.quota.requests_per_minute) for t in delta.tenants] == [(kept["id"], 7)]
+    assert [(t.id, t.quota.requests_per_minute, t.quota.priority) for t in delta.tenants] == [
+        (kept["id"], 7, "sheddable")
+    ]
     assert delta.removed_tenants == [doomed["id"]]
     assert [k.id for k in delta.keys] == [added["id"]]
     assert sorted(delta.removed_keys) == sorted([revoked["id"], doomed_key["id"]])

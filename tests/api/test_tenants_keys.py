@@ -127,12 +127,14 @@ async def test_quota_put_and_get(admin: httpx.AsyncClient) -> None:
     default = (await admin.get(f"/v1/tenants/{tenant['id']}/quota")).json()
     assert default["requests_per_minute"] == 0
     assert default["monthly_budget_usd"] is None
+    assert default["priority"] == "standard"
 
     quota = {
         "requests_per_minute": 100,
         "tokens_per_minute": 50_000,
         "max_concurrency": 4,
         "monthly_budget_usd": "12.34",
+        "priority": "critical",
     }
     put = await admin.put(f"/v1/tenants/{tenant['id']}/quota", json=quota)
     assert put.status_code == 200
@@ -142,11 +144,17 @@ async def test_quota_put_and_get(admin: httpx.AsyncClient) -> None:
     assert got["max_concurrency"] == 4
     assert Decimal(got["monthly_budget_usd"]) == Decimal("12.34")
     assert Decimal(got["spent_this_month_usd"]) == 0
+    assert got["priority"] == "critical"
+    # A PUT is the whole quota: leaving priority out makes it standard again.
+    put = await admin.put(f"/v1/tenants/{tenant['id']}/quota", json={"max_concurrency": 4})
+    assert put.json()["priority"] == "standard"
 
     for bad in (
         {"requests_per_minute": -1},
         {"max_concurrency": 2**40},
         {"monthly_budget_usd": "0.0000000001"},
+        {"priority": "urgent"},
+        {"priority": None},
         {"x": 1},
     ):
         response = await admin.put(f"/v1/tenants/{tenant['id']}/quota", json=bad)

@@ -142,6 +142,33 @@ async def test_a_busy_engine_loses_its_prefix_affinity(upstream, gateway):
     await asyncio.gather(*held, return_exceptions=True)
 
 
+@pytest.mark.parametrize(("batch_size", "expected"), [(2, (2, 1)), (0, (3, 0))])
+async def test_a_request_that_would_wait_for_a_slot_leaves_its_prefix_home(upstream, gateway, batch_size, expected):
+    """With the engines' batch size known (``picker.batchSize``), a request the home engine could not run at once
+    (every slot taken) goes to an endpoint with a free slot; not knowing it (and no metrics to learn it from),
+    affinity keeps it home."""
+    a, b = await upstream(**ENGINE), await upstream(**ENGINE)
+    picker = {"prefixWeight": 4, "kvCacheWeight": 0, "batchSize": batch_size, "scrapeInterval": "0s"}
+    gw = await gateway(config(pooled(a, b, picker=picker), route("chat", [("pool", "m1")])))
+    pool = pool_of(gw)
+    assert (await gw.http.post("/v1/chat/completions", json=chat(SYSTEM_A, "first"))).status_code == 200
+    home_up = a if chats(a) == 1 else b
+    home = next(e for e in pool.endpoints if e.url == home_up.url)
+    other = next(e for e in pool.endpoints if e is not home)
+    for up in (a, b):
+        up.provider.push_faults([Fault(first_token_delay_s=60)] * 3)
+    body = {**chat(SYSTEM_A, "hold"), "stream": True}
+    held = []
+    for n in range(1, 4):
+        held.append(asyncio.create_task(gw.http.post("/v1/chat/completions", json=body)))
+        await eventually(lambda n=n: sum(e.inflight for e in pool.endpoints) == n, what=f"{n} held")
+    # Two fill the home's two slots; the third would wait there (2 + 4 x 1 - 4 > 0) unless the batch is unknown.
+    assert (home.inflight, other.inflight) == expected
+    for task in held:
+        task.cancel()
+    await asyncio.gather(*held, return_exceptions=True)
+
+
 async def test_fresh_engine_metrics_see_load_the_gateway_did_not_send(upstream, gateway):
     """Another gateway's traffic shows only in the engine's own numbers: with them fresh, the pick avoids it."""
     a, b = await upstream(**ENGINE), await upstream(**ENGINE)

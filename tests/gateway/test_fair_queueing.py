@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from interlock.mockprovider import Fault
+from tests.gateway.enforcement_support import cp_settings
 from tests.gateway.harness import Gateway, Upstream, backend, config, route
 from tests.support import eventually
 
@@ -142,7 +143,7 @@ async def test_spillover_sends_what_the_pool_would_answer_late_to_the_hosted_tar
         route(
             "chat",
             [("pool", "m1")],
-            spillover={"backend": "hosted", "model": "claude-x", "whenPredictedFirstToken": "200ms"},
+            spillover={"target": "hosted", "whenPredictedFirstToken": "200ms"},  # the issue's form
         ),
     )
     gw = await gateway(config(*manifests), keys=KEYS)
@@ -173,3 +174,67 @@ async def test_no_spillover_while_the_pool_has_room(upstream, gateway):
     for i in range(3):
         assert (await ask(gw, "sk-il-quiet", text=f"{i}")).headers["x-interlock-backend"] == "pool"
     assert b.provider.stats.by_path == {}
+
+
+async def test_the_tenants_quota_priority_orders_the_queue_unless_the_route_sets_one(
+    upstream, gateway, control_plane, tmp_path
+):
+    """Priority from the control plane's tenant quota, over real HTTP: a sheddable tenant is refused at once with
+    Retry-After while a critical one waits and is let in ahead of a standard one; a Route's own priority wins."""
+    cp = control_plane
+    keys = {}
+    for name, priority in (("batch", "sheddable"), ("vip", "critical"), ("plain", None)):
+        tenant = cp.add_tenant(name, **({"priority": priority} if priority else {}))
+        keys[name] = cp.add_key(tenant)[1]
+    a = await upstream(**ENGINE)
+    manifests = (
+        pool(a),
+        route("chat", [("pool", "m1")]),  # no priority: the tenant's
+        backend("pool-b", None, provider="vllm", endpoints=[{"url": a.url}], queueing={"maxInflightPerEndpoint": 1}),
+        route("pinned", [("pool-b", "m1")], priority="standard"),  # the Route's wins over the tenant's
+    )
+    gw = await gateway(config(*manifests), keys=None, api_key=keys["plain"], **cp_settings(cp, tmp_path / "spool"))
+
+    async def snapshot_loaded() -> bool:
+        return (await ask(gw, keys["vip"])).status_code == 200
+
+    await eventually(snapshot_loaded, what="the snapshot's keys")
+    runtime = gw.core.services.runtime.backends["pool"]  # type: ignore[union-attr]
+    queue = runtime.queue
+    assert queue is not None
+
+    a.provider.push_faults([Fault(delay_s=1.0)])
+    held = asyncio.create_task(ask(gw, keys["plain"], text="holds the only slot"))
+    await eventually(lambda: runtime.inflight == 1, what="the slot taken")
+    done: list[str] = []
+
+    async def request(name: str) -> None:
+        response = await ask(gw, keys[name], text=f"{name} waits")
+        assert response.status_code == 200, response.text
+        done.append(name)
+
+    plain = asyncio.create_task(request("plain"))
+    await eventually(lambda: queue.waiting.get("plain") == 1, what="the standard tenant queued")
+    vip = asyncio.create_task(request("vip"))
+    await eventually(lambda: queue.waiting.get("vip") == 1, what="the critical tenant queued")
+
+    shed = await ask(gw, keys["batch"])
+    assert shed.status_code == 503
+    assert shed.json()["error"]["code"] == "pool_shed"
+    assert int(shed.headers["retry-after"]) >= 1
+
+    await asyncio.gather(held, plain, vip)
+    assert done == ["vip", "plain"]  # critical was let in first though it came second
+
+    # The same sheddable tenant on a Route that says standard waits its turn instead of being shed.
+    other = gw.core.services.runtime.backends["pool-b"]  # type: ignore[union-attr]
+    a.provider.push_faults([Fault(delay_s=0.5)])
+    held = asyncio.create_task(ask(gw, keys["plain"], model="pinned", text="holds pool-b"))
+    await eventually(lambda: other.inflight == 1, what="pool-b's slot taken")
+    waited = await ask(gw, keys["batch"], model="pinned")
+    assert waited.status_code == 200, waited.text
+    assert (await held).status_code == 200
+    rejected = (await metrics(gw))["interlock_queue_rejected"].samples
+    assert {(s.labels["backend"], s.labels["tenant"], s.labels["reason"], s.value) for s in rejected} == {
+        ("pool", "batch", "shed", 1.0)
+    }

@@ -136,6 +136,24 @@ def test_circuit_breaker_and_route_limits() -> None:
     assert (chat.tenants, chat.requests_per_minute, chat.tokens_per_minute) == (("acme",), 5, 100)
 
 
+def test_picker_batch_size_is_configured_or_the_queueing_threshold() -> None:
+    endpoints = [{"url": "http://10.0.0.1:8000/v1"}, {"url": "http://10.0.0.2:8000/v1"}]
+    spec: dict[str, Any] = {"provider": "vllm", "endpoints": endpoints}
+    config = compile_config(
+        [
+            backend("given", **spec, picker={"batchSize": 64}, queueing={"maxInflightPerEndpoint": 8}),
+            backend("queued", **spec, queueing={"maxInflightPerEndpoint": 8}),
+            backend("learned", **spec),
+        ],
+        [],
+    )
+    assert {name: b.picker.batch_size for name, b in config.backends.items()} == {
+        "given": 64,
+        "queued": 8,
+        "learned": 0,
+    }
+
+
 def test_routes_of_other_gateways_and_namespaces_are_ignored() -> None:
     routes = [
         route("mine"),
@@ -216,6 +234,50 @@ def test_no_secret_value_in_the_compiled_config() -> None:
     config = compile_config(manifests.backends, manifests.routes)
     assert b"sk-replace-me" not in config.to_json()
     assert "sk-replace-me" not in repr(config)
+
+
+def test_spillover_names_its_backend_as_target_or_backend() -> None:
+    hosted = backend("hosted", models=[{"name": "gpt"}])
+    two = backend("two")  # serves m1 and m2
+    routes = [
+        # The form: the backend as ``target``, its only model implied.
+        route("a", spillover={"target": "hosted", "whenPredictedFirstToken": "2s"}),
+        route("b", spillover={"backend": "hosted", "model": "gpt", "whenPredictedFirstToken": "500ms"}),
+        # No model, several served: the Route's public model name when the backend serves it...
+        route("m2", spillover={"target": "two"}),
+        # ...else the route cannot be served, and says what to write.
+        route("c", spillover={"target": "two"}),
+        route("d", spillover={"target": "hosted", "model": "nope"}),
+        route("e", spillover={"target": "ghost"}),
+    ]
+    config = compile_config([backend("mock"), hosted, two], routes)
+    spill = {name: (r.spillover.target.backend, r.spillover.target.model, r.spillover.first_token_s)
+             for name, r in config.routes.items() if r.spillover is not None}  # fmt: skip
+    assert spill == {"a": ("hosted", "gpt", 2.0), "b": ("hosted", "gpt", 0.5), "m2": ("two", "m2", 2.0)}
+    assert config.rejected == {
+        "c": "spillover: backend 'two' serves several models (m1, m2) and not 'c': name one with spillover.model",
+        "d": "backend 'hosted' does not serve model 'nope' (it serves: gpt)",
+        "e": "backend 'ghost' does not exist; did you mean 'hosted'?",
+    }
+
+
+@pytest.mark.parametrize(
+    ("spillover", "expected"),
+    [
+        ({"target": "hosted", "backend": "hosted"}, "spillover needs exactly one of target and backend"),
+        ({"model": "gpt"}, "spillover needs exactly one of target and backend"),
+        ({"target": "Not A Name"}, "String should match pattern"),
+    ],
+)
+def test_spillover_refuses_both_or_neither_target_and_backend(spillover: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        route("a", spillover=spillover)
+
+
+def test_route_priority_is_unset_unless_written() -> None:
+    config = compile_config([backend("mock")], [route("a"), route("b", priority="sheddable")])
+    assert config.routes["a"].priority is None  # the tenant's quota decides, standard without one
+    assert config.routes["b"].priority == "sheddable"
 
 
 def test_discovery_mode_follows_the_backend_shape() -> None:

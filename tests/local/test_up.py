@@ -113,6 +113,21 @@ async def test_up_reloads_edited_manifests_and_resolves_secrets(tmp_path):
             "spec: {provider: nope, models: [{name: m}]}\n",
             "LLMBackend 'b': spec.provider: Input should be 'openai', 'anthropic', 'vllm' or 'mock', not 'nope'",
         ),
+        (
+            "apiVersion: interlock.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\n"
+            "spec: {model: x, targets: [{backend: b, model: m}], spillover: {target: h, backend: h}}\n",
+            "Route 'r': spec.spillover: spillover needs exactly one of target and backend",
+        ),
+        (
+            "apiVersion: interlock.dev/v1alpha1\nkind: LLMBackend\nmetadata: {name: b}\n"
+            "spec: {provider: mock, models: [{name: m}]}\n---\n"
+            "apiVersion: interlock.dev/v1alpha1\nkind: LLMBackend\nmetadata: {name: h}\n"
+            "spec: {provider: mock, models: [{name: h1}, {name: h2}]}\n---\n"
+            "apiVersion: interlock.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\n"
+            "spec: {model: x, targets: [{backend: b, model: m}], spillover: {target: h}}\n",
+            "bad.yaml: Route 'r': cannot be served: spillover: backend 'h' serves several models (h1, h2) and not "
+            "'x': name one with spillover.model",
+        ),
     ],
 )
 async def test_up_refuses_bad_manifests_with_a_clear_message(tmp_path, manifest, expected):

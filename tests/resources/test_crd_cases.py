@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from interlock.resources import LLMBackend, Route, format_validation_error
-from interlock.resources.crdgen import LLMBACKEND_SPEC_RULES, ROUTE_SPEC_RULES, crd_for
+from interlock.resources.crdgen import LLMBACKEND_SPEC_RULES, ROUTE_SPEC_RULES, ROUTE_SPILLOVER_RULES, crd_for
 from tests.resources.crdcheck import apply_defaults, cel_rules, evaluate_cel, openapi_schema, rejections
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata" / "crds"
@@ -104,27 +104,43 @@ CROSS_FIELD_RULES = [
         "!has(self.fallbacks) || "
         "self.fallbacks.all(f, !self.targets.exists(t, t.backend == f.backend && t.model == f.model))",
     ),
+    ("route", "spillover-target-and-backend", "spec.spillover: has(self.target) != has(self.backend)"),
+    ("route", "spillover-without-target", "spec.spillover: has(self.target) != has(self.backend)"),
 ]
+
+
+def _at(rule: str) -> tuple[str, str]:
+    """``"spec.spillover: <rule>"`` -> the schema node's path and the rule; a bare rule is on ``spec``."""
+    path, sep, rest = rule.partition(": ")
+    return (path, rest) if sep and " " not in path else ("spec", rule)
+
+
+def _node(doc: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        doc = doc[key]
+    return doc
 
 
 @pytest.mark.parametrize(("kind", "case", "rule"), CROSS_FIELD_RULES, ids=[c[1] for c in CROSS_FIELD_RULES])
 def test_cel_rule_mirrors_pydantic_validator(kind: str, case: str, rule: str) -> None:
-    rules = {r["rule"]: r for path, r in cel_rules(openapi_schema(CRDS[kind])) if path == "spec"}
-    assert rule in rules, f"spec lost its CEL rule {rule!r}"
+    at, rule = _at(rule)
+    rules = {r["rule"]: r for path, r in cel_rules(openapi_schema(CRDS[kind])) if path == at}
+    assert rule in rules, f"{at} lost its CEL rule {rule!r}"
     doc = _load(TESTDATA / kind / "invalid" / f"{case}.yaml")
-    assert not evaluate_cel(rule, doc["spec"])
+    assert not evaluate_cel(rule, _node(doc, at))
     with pytest.raises(ValidationError) as info:
         MODELS[kind].model_validate(doc)
     entry = rules[rule]
-    message = str(evaluate_cel(entry["messageExpression"], doc["spec"])) if "messageExpression" in entry else ""
+    message = str(evaluate_cel(entry["messageExpression"], _node(doc, at))) if "messageExpression" in entry else ""
     assert (message or entry["message"]) in format_validation_error(info.value)
 
 
 def test_every_cel_rule_is_listed_above() -> None:
-    listed = {(kind, rule) for kind, _, rule in CROSS_FIELD_RULES}
-    present = {(kind, r["rule"]) for kind, crd in CRDS.items() for _, r in cel_rules(openapi_schema(crd))}
+    listed = {(kind, *_at(rule)) for kind, _, rule in CROSS_FIELD_RULES}
+    present = {(kind, path, r["rule"]) for kind, crd in CRDS.items() for path, r in cel_rules(openapi_schema(crd))}
     assert present == listed
-    assert {r["rule"] for r in (*LLMBACKEND_SPEC_RULES, *ROUTE_SPEC_RULES)} == {rule for _, rule in listed}
+    mirrored = (*LLMBACKEND_SPEC_RULES, *ROUTE_SPEC_RULES, *ROUTE_SPILLOVER_RULES)
+    assert {r["rule"] for r in mirrored} == {rule for _, _, rule in listed}
 
 
 @pytest.mark.parametrize(

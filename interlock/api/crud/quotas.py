@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.tenants import get_tenant
-from interlock.api.schemas import QuotaPublic, QuotaUpdate
+from interlock.api.schemas import QuotaPriority, QuotaPublic, QuotaUpdate
 from interlock.db.models import MonthlySpend, Quota
 
-__all__ = ["get_quota", "month_of", "put_quota", "spent_in_month"]
+__all__ = ["get_quota", "month_of", "put_quota", "quota_priority", "spent_in_month"]
 
 
 def month_of(when: dt.datetime) -> str:
@@ -26,6 +26,15 @@ async def spent_in_month(*, session: AsyncSession, tenant_id: str, month: str) -
     return row.cost_usd if row is not None else Decimal(0)
 
 
+def quota_priority(stored: str) -> QuotaPriority:
+    """The stored class; anything else (a hand-edited row) reads as standard."""
+    if stored == "critical":
+        return "critical"
+    if stored == "sheddable":
+        return "sheddable"
+    return "standard"
+
+
 def _public(tenant_id: str, quota: Quota | None, spent: Decimal) -> QuotaPublic:
     if quota is None:
         return QuotaPublic(tenant_id=tenant_id, spent_this_month_usd=spent)
@@ -35,6 +44,7 @@ def _public(tenant_id: str, quota: Quota | None, spent: Decimal) -> QuotaPublic:
         tokens_per_minute=quota.tokens_per_minute,
         max_concurrency=quota.max_concurrency,
         monthly_budget_usd=quota.monthly_budget_usd,
+        priority=quota_priority(quota.priority),
         spent_this_month_usd=spent,
     )
 
@@ -56,5 +66,6 @@ async def put_quota(*, session: AsyncSession, tenant_id: str, quota_in: QuotaUpd
     quota.tokens_per_minute = quota_in.tokens_per_minute
     quota.max_concurrency = quota_in.max_concurrency
     quota.monthly_budget_usd = quota_in.monthly_budget_usd
+    quota.priority = quota_in.priority
     await session.commit()
     return await get_quota(session=session, tenant_id=tenant_id)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from interlock.api.configwatch import Cursors
 from interlock.api.crud.dialect import begin_consistent_read, dialect_name, driver_connection
-from interlock.api.crud.quotas import month_of
+from interlock.api.crud.quotas import month_of, quota_priority
 from interlock.contract.controlplane import (
     KeyRecord,
     PriceRecord,
@@ -83,6 +83,7 @@ def _quota(tenant: Tenant) -> QuotaRecord:
         tokens_per_minute=quota.tokens_per_minute,
         max_concurrency=quota.max_concurrency,
         monthly_budget_usd=float(budget) if budget is not None else None,
+        priority=quota_priority(quota.priority),
     )
 
 

@@ -27,7 +27,7 @@ from interlock.gateway.errors import (
     upstream_message,
 )
 from interlock.gateway.pool import Endpoint
-from interlock.gateway.pool.fairqueue import QueueRejected
+from interlock.gateway.pool.fairqueue import Priority, QueueRejected
 from interlock.gateway.upstream.client import UpstreamResponse, parse_retry_after
 from interlock.telemetry.metrics import GatewayMetrics
 
@@ -64,6 +64,8 @@ class Opened:
     """When the attempt took its slot (``time.monotonic``), for the backend queue's service times."""
     spilled: bool = False
     """Sent to the route's spill-over target because the pool would have answered too late."""
+    tenant: str | None = None
+    """Whose slot this is in the backend's queue (None: the backend has no queue)."""
 
     def finish(self, *, clean: bool = True) -> None:
         """Return the connection to the pool (or drop it) and free the backend's concurrency slot."""
@@ -73,18 +75,19 @@ class Opened:
             else:
                 self.response.close()
             self.response = None
-            _done(self.target, self.endpoint, self.started)
+            _done(self.target, self.endpoint, self.started, self.tenant)
 
 
-def _done(target: Target, endpoint: Endpoint | None, started: float) -> None:
-    """The attempt no longer occupies the backend (and its endpoint); a queue learns the time it was held."""
+def _done(target: Target, endpoint: Endpoint | None, started: float, tenant: str | None = None) -> None:
+    """The attempt no longer occupies the backend (and its endpoint); a queue learns the time it was held and
+    (``tenant``, when the queue counted it with ``hold``) whose slot came free."""
     backend = target.backend
     backend.inflight -= 1
     if endpoint is not None:
         endpoint.inflight -= 1
     queue = backend.queue
     if queue is not None:
-        queue.finished(time.monotonic() - started)
+        queue.finished(time.monotonic() - started, tenant)
 
 
 async def _attempt(
@@ -98,6 +101,7 @@ async def _attempt(
     body_limit: int,
     from_queue: bool = False,
     tenant_head: bytes = b"",
+    tenant: str = "",
 ) -> Opened:
     """One attempt. ``from_queue``: the backend's queue let this request in (it calls ``taken()`` once the slot is
     held, before anything is awaited). ``tenant_head``: the fairness header, sent to a pool's endpoints only."""
@@ -110,23 +114,43 @@ async def _attempt(
         extra_head += tenant_head
     backend.inflight += 1
     started = time.monotonic()
-    if from_queue:
-        assert backend.queue is not None
-        backend.queue.taken()
+    queue = backend.queue
+    slot_tenant: str | None = None  # whose slot the backend's queue counts this as (None: no queue)
+    if queue is not None:
+        slot_tenant = tenant
+        queue.hold(tenant)
+        if from_queue:
+            queue.taken()
     try:
         if first_token_at is None:
             return await _exchange(
-                target, endpoint, started, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit
+                target,
+                endpoint,
+                started,
+                path,
+                body,
+                stream=stream,
+                extra_head=extra_head,
+                body_limit=body_limit,
+                slot_tenant=slot_tenant,
             )
         try:
             async with asyncio.timeout_at(first_token_at):
                 return await _exchange(
-                    target, endpoint, started, path, body, stream=stream, extra_head=extra_head, body_limit=body_limit
+                    target,
+                    endpoint,
+                    started,
+                    path,
+                    body,
+                    stream=stream,
+                    extra_head=extra_head,
+                    body_limit=body_limit,
+                    slot_tenant=slot_tenant,
                 )
         except TimeoutError:
             raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
     except BaseException as exc:
-        _done(target, endpoint, started)
+        _done(target, endpoint, started, slot_tenant)
         if endpoint is not None and isinstance(exc, AttemptFailure) and exc.kind == "connect":
             assert pool is not None
             pool.mark_down(endpoint)
@@ -143,6 +167,7 @@ async def _exchange(
     stream: bool,
     extra_head: bytes,
     body_limit: int,
+    slot_tenant: str | None = None,
 ) -> Opened:
     """Send the request; return the whole body (unary) or the first chunk (stream). The caller owns the
     backend's in-flight slot: a unary answer gives it back here, a stream when the caller finishes it."""
@@ -153,7 +178,7 @@ async def _exchange(
     try:
         status = response.status
         if status >= 400:
-            return await _error_answer(target, endpoint, started, response)
+            return await _error_answer(target, endpoint, started, response, slot_tenant)
         if status >= 300:
             raise AttemptFailure(
                 "redirect",
@@ -171,15 +196,23 @@ async def _exchange(
                     limit="upstream_body_bytes",
                 )
             response.release()
-            _done(target, endpoint, started)
-            return Opened(target, status, content_type, data, endpoint=endpoint)
+            _done(target, endpoint, started, slot_tenant)
+            return Opened(target, status, content_type, data, endpoint=endpoint, tenant=slot_tenant)
         chunks = aiter(response.chunks())
         try:
             first = await anext(chunks)
         except StopAsyncIteration:
             raise AttemptFailure("protocol", f"backend {backend.name!r} sent an empty stream") from None
         return Opened(
-            target, status, content_type, first, response=response, chunks=chunks, endpoint=endpoint, started=started
+            target,
+            status,
+            content_type,
+            first,
+            response=response,
+            chunks=chunks,
+            endpoint=endpoint,
+            started=started,
+            tenant=slot_tenant,
         )
     except BaseException:
         response.close()
@@ -187,7 +220,7 @@ async def _exchange(
 
 
 async def _error_answer(
-    target: Target, endpoint: Endpoint | None, started: float, response: UpstreamResponse
+    target: Target, endpoint: Endpoint | None, started: float, response: UpstreamResponse, slot_tenant: str | None
 ) -> Opened:
     """Turn an upstream 4xx/5xx into a failure to retry or fall back from, or an answer for the client."""
     backend = target.backend
@@ -203,8 +236,8 @@ async def _error_answer(
     if status in _REJECTED:
         raise AttemptFailure("rejected", detail, status=status)
     # The client's own mistake (400, 413, 422, ...): relay it, the backend is healthy.
-    _done(target, endpoint, started)
-    return Opened(target, status, response.content_type, data, endpoint=endpoint)
+    _done(target, endpoint, started, slot_tenant)
+    return Opened(target, status, response.content_type, data, endpoint=endpoint, tenant=slot_tenant)
 
 
 def backoff_delay(base_s: float, retry: int, retry_after: float | None) -> float:
@@ -228,6 +261,7 @@ async def dispatch(
     extra_head: bytes = b"",
     body_limit: int = 64 * 1024 * 1024,
     tenant: str = "",
+    tenant_priority: Priority = "standard",
     on_queued: Callable[[str, float, str | None], None] | None = None,
     spill_allowed: bool = True,
 ) -> Opened:
@@ -239,7 +273,8 @@ async def dispatch(
     ``body_limit``: the largest unary answer read from an upstream.
 
     A backend with a queue (``queueing``) makes the request wait its tenant's turn while every endpoint is
-    saturated; ``on_queued(backend, seconds waited, refusal or None)`` reports each wait. A route with
+    saturated, in the Route's priority class, else ``tenant_priority`` (the tenant's quota);
+    ``on_queued(backend, seconds waited, refusal or None)`` reports each wait. A route with
     ``spillover`` sends the request to its spill-over target instead when the pool's predicted wait is above the
     objective, or when the wait reaches the objective plus one service time (``Opened.spilled``).
     """
@@ -280,14 +315,14 @@ async def dispatch(
                 break
             queue = backend.queue
             from_queue = False
-            if queue is not None and not queue.room():
+            if queue is not None and not queue.room(tenant):
                 if spill is not None and queue.predicted_wait_s() > plan.spill_after_s:
                     return await _spill_over(spill, path_for, body_for, stream, deadline, metrics, on_attempt,
                                              on_attempt_done, extra_head, body_limit)  # fmt: skip
                 limit = deadline if spill is None else min(deadline, loop.time() + plan.spill_after_s + queue.service_s)
                 start = loop.time()
                 try:
-                    waited = await queue.wait(tenant, plan.config.priority, deadline=limit)
+                    waited = await queue.wait(tenant, plan.config.priority or tenant_priority, deadline=limit)
                 except QueueRejected as rejected:
                     if on_queued is not None:
                         on_queued(backend.name, loop.time() - start, rejected.reason)
@@ -318,6 +353,7 @@ async def dispatch(
                     body_limit=body_limit,
                     from_queue=from_queue,
                     tenant_head=tenant_head,
+                    tenant=tenant,
                 )
             except AttemptFailure as failure:
                 if on_attempt_done is not None:

@@ -155,6 +155,7 @@ class Exchange:
             extra_head=self.ctx.trace_head,
             body_limit=self.ctx.services.settings.max_upstream_body_bytes,
             tenant=self.ctx.tenant,
+            tenant_priority=self.ctx.principal.limits.priority if self.ctx.principal is not None else "standard",
             on_queued=self.ctx.queue_waited,
         )
         if opened.spilled:

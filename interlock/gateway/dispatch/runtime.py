@@ -107,6 +107,7 @@ def _backend(
             max_queued=queueing.max_queued,
             max_queued_per_tenant=queueing.max_queued_per_tenant,
             max_wait_s=queueing.max_wait_s,
+            headroom=queueing.headroom,
         )
         upkeep.on_scraped = queue.release  # fresh engine metrics may show room no request's end announced
     return BackendRuntime(config, client, api=api, key_fingerprint=fingerprint, pool=pool, upkeep=upkeep, queue=queue)
@@ -124,6 +125,7 @@ def _pool(
             queue=picker.queue_weight,
         ),
         metrics_max_age_s=picker.metrics_max_age_s,
+        batch_size=picker.batch_size,
     )
     pool = EndpointPool(config.name, make_client, settings)
     discovery = config.discovery

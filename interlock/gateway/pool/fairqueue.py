@@ -11,6 +11,11 @@ next one in:
   that sends ten times more waits behind its own backlog, not in front of a quiet tenant's next request.
 - **Bounds**: at most ``max_queued`` waiting per backend (beyond: 503), ``max_queued_per_tenant`` per tenant
   (beyond: 429, the tenant's own excess), and ``max_wait_s`` (then 503 with ``Retry-After``).
+- **Headroom for tenants below their fair share**: while more than one tenant is active (holding a slot,
+  waiting, or served within the last ``active_s``), a tenant holding at least its fair share of the slots
+  (``capacity / active tenants``) takes a slot only if ``headroom`` slots stay free after it. So a tenant that
+  fills the pool leaves a slot for the next request of a quieter one, which then starts at once instead of
+  waiting for a slot to free (the noisy-tenant case of ``bench/routing``). A tenant alone gets every slot.
 
 ``wait()`` returns the seconds waited; the caller records them as the queue's span and metric.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -69,6 +75,8 @@ class FairQueue:
         max_queued_per_tenant: int = 100,
         max_wait_s: float = 30.0,
         weights: Callable[[str], float] | None = None,
+        headroom: int = 0,
+        active_s: float = 2.0,
     ) -> None:
         self.backend = backend
         self._has_room = has_room
@@ -77,7 +85,13 @@ class FairQueue:
         self.max_queued_per_tenant = max_queued_per_tenant
         self.max_wait_s = max_wait_s
         self._weight = weights or (lambda _tenant: 1.0)
-        self._heap: list[_Waiter] = []
+        self.headroom = headroom
+        self.active_s = active_s
+        self.holding: dict[str, int] = {}
+        """Requests holding a slot, per tenant (``hold``/``finished``)."""
+        self.held = 0
+        self._seen: dict[str, float] = {}  # tenant -> when it last held or gave back a slot
+        self._heads: dict[str, list[_Waiter]] = {}  # per tenant, its waiters in (priority, tag) order
         self._seq = itertools.count()
         self._vtime = 0.0
         self._last_tag: dict[str, float] = {}
@@ -90,14 +104,44 @@ class FairQueue:
         self.rejected: dict[tuple[str, str], int] = {}
         """(tenant, reason) -> requests refused."""
 
-    def room(self) -> bool:
-        """Whether a request may go through now without waiting (nobody waiting, and an endpoint has room)."""
-        return self.queued == 0 and self._admitting == 0 and self._has_room()
+    def room(self, tenant: str = "") -> bool:
+        """Whether a request may go through now without waiting (nobody waiting, an endpoint has room, and the
+        tenant may take it: see ``headroom``)."""
+        return self.queued == 0 and self._admitting == 0 and self._has_room() and self._may_take(tenant)
+
+    def _may_take(self, tenant: str) -> bool:
+        """Whether ``tenant`` may take a free slot: always, unless it holds its fair share or more while other
+        tenants are active and taking one would leave fewer than ``headroom`` slots free."""
+        if not self.headroom:
+            return True
+        holding = self.holding.get(tenant, 0)
+        if not holding:
+            return True
+        capacity = self._capacity()
+        if self.held + 1 <= capacity - self.headroom:
+            return True
+        active = self._active(tenant)
+        return active <= 1 or holding < capacity / active
+
+    def _active(self, tenant: str) -> int:
+        """Tenants active now: holding a slot, waiting, or seen within ``active_s`` (``tenant`` counted)."""
+        recent = time.monotonic() - self.active_s
+        others = {t for t, at in self._seen.items() if at >= recent}
+        others.update(self.holding, self.waiting)
+        others.add(tenant)
+        return len(others)
+
+    def hold(self, tenant: str) -> None:
+        """A request of ``tenant`` took an endpoint slot (every request to the backend, queued or not)."""
+        self.holding[tenant] = self.holding.get(tenant, 0) + 1
+        self.held += 1
+        if self.headroom:
+            self._seen[tenant] = time.monotonic()
 
     async def wait(self, tenant: str, priority: Priority, *, deadline: float | None = None) -> float | None:
         """None when the request goes straight through; else the seconds it waited for its turn (then call
         ``taken()``). Raises ``QueueRejected``. ``deadline`` (loop time) shortens the maximum wait."""
-        if self.room():
+        if self.room(tenant):
             return None
         if priority == "sheddable":
             raise self._reject(tenant, "shed", f"backend {self.backend!r} is saturated: sheddable requests are shed")
@@ -111,9 +155,11 @@ class FairQueue:
         tag = max(self._vtime, self._last_tag.get(tenant, 0.0)) + 1.0 / max(self._weight(tenant), 1e-6)
         self._last_tag[tenant] = tag
         waiter = _Waiter(_RANK[priority], tag, next(self._seq), tenant, loop.create_future())
-        heapq.heappush(self._heap, waiter)
+        heapq.heappush(self._heads.setdefault(tenant, []), waiter)
         self.queued += 1
         self.waiting[tenant] = self.waiting.get(tenant, 0) + 1
+        if self.headroom and self._has_room():
+            self.release()  # a slot kept free for a tenant like this one: it may be let in at once
         limit = start + self.max_wait_s if deadline is None else min(start + self.max_wait_s, deadline)
         try:
             async with asyncio.timeout_at(limit):
@@ -136,8 +182,21 @@ class FairQueue:
         self._admitting -= 1
         self.release()
 
-    def finished(self, held_s: float) -> None:
-        """A request gave back its endpoint slot after holding it ``held_s`` seconds."""
+    def finished(self, held_s: float, tenant: str | None = None) -> None:
+        """A request gave back its endpoint slot after holding it ``held_s`` seconds (``tenant``: whose, when it
+        was counted by ``hold``)."""
+        if tenant is not None:
+            left = self.holding.get(tenant, 0) - 1
+            if left > 0:
+                self.holding[tenant] = left
+            else:
+                self.holding.pop(tenant, None)
+            self.held = max(0, self.held - 1)
+            if self.headroom:
+                self._seen[tenant] = time.monotonic()
+                if len(self._seen) > 4 * (len(self.holding) + len(self.waiting)) + 64:
+                    recent = time.monotonic() - self.active_s
+                    self._seen = {t: at for t, at in self._seen.items() if at >= recent}
         self.service_s = held_s if self.service_s == 0 else self.service_s + 0.1 * (held_s - self.service_s)
         self.release()
 
@@ -145,16 +204,28 @@ class FairQueue:
         """Let one waiter in if an endpoint has room (the next follows when it has taken its slot)."""
         if self._admitting:
             return
-        while self._heap and self._has_room():
-            waiter = heapq.heappop(self._heap)
-            if waiter.gone:
-                continue
-            self._leave(waiter)
-            self._vtime = max(self._vtime, waiter.tag - 1.0 / max(self._weight(waiter.tenant), 1e-6))
+        while self._heads and self._has_room():
+            best: _Waiter | None = None
+            for tenant, heap in list(self._heads.items()):
+                while heap and heap[0].gone:
+                    heapq.heappop(heap)
+                if not heap:
+                    del self._heads[tenant]
+                    continue
+                if (best is None or heap[0] < best) and self._may_take(tenant):
+                    best = heap[0]
+            if best is None:
+                break
+            heap = self._heads[best.tenant]
+            heapq.heappop(heap)
+            if not heap:
+                del self._heads[best.tenant]
+            self._leave(best)
+            self._vtime = max(self._vtime, best.tag - 1.0 / max(self._weight(best.tenant), 1e-6))
             self._admitting += 1
-            waiter.admitted.set_result(None)
+            best.admitted.set_result(None)
             break
-        if not self._heap and self._last_tag:
+        if not self._heads and self._last_tag:
             self._last_tag = {t: tag for t, tag in self._last_tag.items() if tag > self._vtime}
 
     def predicted_wait_s(self) -> float:

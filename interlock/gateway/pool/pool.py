@@ -27,6 +27,8 @@ class PickerSettings:
     max_blocks: int = 32
     index_capacity: int = 1 << 16
     down_s: float = 2.0
+    batch_size: int = 0
+    """The engines' batch slots as configured; 0: learned from their metrics (``PoolUpkeep``)."""
 
 
 class EndpointPool:
@@ -55,6 +57,7 @@ class EndpointPool:
             endpoint = have.pop(url, None)
             if endpoint is None:
                 endpoint = Endpoint(url, self._make_client(url), self._next_slot)
+                endpoint.batch_size = float(self.settings.batch_size)
                 self._next_slot += 1
             kept.append(endpoint)
         self.endpoints = tuple(kept)

@@ -2,16 +2,17 @@
 
 Score (lower wins), in units of "one request's worth of queue":
 
-    load_weight * load  +  queue_weight * max(0, load - batch)  +  kv_cache_weight * kv_usage
+    load_weight * load  +  queue_weight * max(0, load + 1 - batch)  +  kv_cache_weight * kv_usage
                         -  prefix_weight * matched_fraction
 
 ``load`` is the gateway's own in-flight count on the endpoint (exact and current), plus, with fresh engine
 metrics, what the engine ran or queued beyond the gateway's own requests when last scraped (other gateways'
 traffic). The engine's total itself is up to a scrape interval old: at high rates it shows a pod busy that has
-drained since, and steering by it unbalances the pool (bench/routing measured it). ``batch`` is the most
-requests the engine was seen running while others waited (its batch size, learned from its metrics; 0 until
-then): a request beyond it waits for a slot, which costs far more than running beside others, so each such
-request counts ``queue_weight`` more. ``kv_usage`` (0 to 1) is the engine's KV-cache usage. ``matched_fraction``
+drained since, and steering by it unbalances the pool (bench/routing measured it). ``batch`` is the engine's
+batch size (configured, or the most requests it was seen running while others waited; 0: unknown). With
+``load >= batch`` this request would wait for a slot, behind ``load - batch`` others, which costs far more than
+running beside others: each of the ``load + 1 - batch`` waiting requests counts ``queue_weight`` more.
+``kv_usage`` (0 to 1) is the engine's KV-cache usage. ``matched_fraction``
 is the share of the request's prefix blocks the endpoint has seen (``prefix.PrefixIndex``). So a pod that holds
 the conversation wins unless it is busier than the least loaded one by more than the prefix is worth: affinity
 never piles work on an overloaded pod.
@@ -59,7 +60,7 @@ def score(candidate: Candidate, matched_fraction: float, weights: PickerWeights,
         load += candidate.external_load
         kv = candidate.kv_usage
     batch = candidate.batch_size
-    queued = load - batch if 0 < batch < load else 0.0
+    queued = load + 1 - batch if 0 < batch <= load else 0.0
     return weights.load * load + weights.queue * queued + weights.kv_cache * kv - weights.prefix * matched_fraction
 
 
@@ -89,8 +90,8 @@ def pick(
             value = w_kv * c.kv_usage
         value += w_load * load
         batch = c.batch_size
-        if 0 < batch < load:
-            value += w_queue * (load - batch)
+        if 0 < batch <= load:  # this request would wait for a slot, behind load - batch others
+            value += w_queue * (load + 1 - batch)
         if matched:
             value -= w_prefix * matched.get(index, 0.0)
         if best < 0 or value < best_score:

@@ -134,6 +134,7 @@ class PoolUpkeep:
         if client is None:
             url = urlsplit(endpoint.url)
             client = self._metrics_clients[endpoint.url] = self._make_client(f"{url.scheme}://{url.netloc}")
+        inflight_before = endpoint.inflight
         try:
             async with asyncio.timeout(self._scrape_timeout_s):
                 response = await client.get("/metrics")
@@ -156,7 +157,10 @@ class PoolUpkeep:
         endpoint.running = sample.running
         endpoint.waiting = sample.waiting
         endpoint.engine_load = sample.running + sample.waiting
-        endpoint.external_load = max(0.0, endpoint.engine_load - endpoint.inflight)
+        # The engine counted its requests at some moment during the scrape; the gateway's own count moved
+        # meanwhile. Requests that ended while the answer travelled would otherwise pass for another gateway's
+        # load for a whole scrape interval (a free slot taken for a full one), so the larger count is taken.
+        endpoint.external_load = max(0.0, endpoint.engine_load - max(inflight_before, endpoint.inflight))
         endpoint.kv_usage = sample.kv_usage
         if sample.waiting > 0 and sample.running > endpoint.batch_size:
             endpoint.batch_size = sample.running

@@ -12,9 +12,12 @@ import datetime as dt
 import hmac
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from interlock.contract.controlplane import PriceRecord, QuotaRecord, Snapshot, TenantRecord
 from interlock.gatewayconfig.model import ModelPrice
+
+Priority = Literal["critical", "standard", "sheddable"]
 
 __all__ = ["UNLIMITED", "KeyEntry", "Policy", "Principal", "TenantPolicy", "seconds_to_month_end"]
 
@@ -30,6 +33,8 @@ class TenantPolicy:
     max_concurrency: int = 0
     monthly_budget_usd: float | None = None
     spent_usd: float = 0.0
+    priority: Priority = "standard"
+    """The tenant's class in a saturated pool's queue where the Route sets none."""
 
     @classmethod
     def from_record(cls, record: TenantRecord) -> TenantPolicy:
@@ -42,6 +47,7 @@ class TenantPolicy:
             max_concurrency=max(0, quota.max_concurrency),
             monthly_budget_usd=quota.monthly_budget_usd,
             spent_usd=record.spent_usd,
+            priority=quota.priority,
         )
 
 

@@ -185,3 +185,73 @@ async def test_predicted_wait_counts_everyone_ahead() -> None:
         task.cancel()
     await asyncio.gather(*held, return_exceptions=True)
     assert queue.predicted_wait_s() == 0.0
+
+
+async def take(queue: FairQueue, slots: Slots, tenant: str, order: list[str]) -> None:
+    """A request as the gateway makes it: wait its turn, take a slot and tell the queue whose it is."""
+    waited = await queue.wait(tenant, "standard")
+    slots.free -= 1
+    queue.hold(tenant)
+    if waited is not None:
+        queue.taken()
+    order.append(tenant)
+
+
+def give_back(queue: FairQueue, slots: Slots, tenant: str) -> None:
+    slots.free += 1
+    queue.finished(0.5, tenant)
+
+
+async def test_headroom_keeps_a_slot_for_a_tenant_below_its_fair_share() -> None:
+    slots = Slots(4)
+    queue = FairQueue("b", slots.room, capacity=lambda: 4, headroom=1, active_s=60)
+    order: list[str] = []
+    await take(queue, slots, "quiet", order)
+    give_back(queue, slots, "quiet")  # quiet was served a moment ago: it is active
+    for _ in range(3):
+        await take(queue, slots, "noisy", order)
+    assert queue.holding == {"noisy": 3}
+    # Noisy holds more than its fair share (4 slots / 2 tenants): the last free slot is kept for others.
+    fourth = asyncio.create_task(take(queue, slots, "noisy", order))
+    await eventually(lambda: queue.waiting == {"noisy": 1})
+    assert slots.free == 1
+    await take(queue, slots, "quiet", order)  # straight in, though noisy was waiting first
+    assert queue.holding == {"noisy": 3, "quiet": 1}
+    assert not fourth.done()
+    give_back(queue, slots, "noisy")  # the slot that frees is kept free: noisy holds its share and more
+    await asyncio.sleep(0.01)
+    assert not fourth.done()
+    assert slots.free == 1
+    give_back(queue, slots, "quiet")  # two free: noisy may take one and leave one
+    await fourth
+    assert queue.holding == {"noisy": 3}
+    assert slots.free == 1
+    assert order == ["quiet", "noisy", "noisy", "noisy", "quiet", "noisy"]
+
+
+async def test_a_tenant_alone_gets_every_slot_despite_headroom() -> None:
+    slots = Slots(4)
+    queue = FairQueue("b", slots.room, capacity=lambda: 4, headroom=1, active_s=0.05)
+    order: list[str] = []
+    await take(queue, slots, "quiet", order)
+    give_back(queue, slots, "quiet")
+    await asyncio.sleep(0.06)  # quiet no longer counts as active
+    for _ in range(4):
+        await take(queue, slots, "noisy", order)
+    assert queue.holding == {"noisy": 4}
+    assert slots.free == 0
+
+
+async def test_without_headroom_the_pool_is_filled_by_whoever_asks() -> None:
+    slots = Slots(4)
+    queue = FairQueue("b", slots.room, capacity=lambda: 4)
+    order: list[str] = []
+    await take(queue, slots, "quiet", order)
+    give_back(queue, slots, "quiet")
+    for _ in range(4):
+        await take(queue, slots, "noisy", order)
+    assert slots.free == 0
+    for _ in range(4):
+        give_back(queue, slots, "noisy")
+    assert queue.holding == {}
+    assert queue.held == 0

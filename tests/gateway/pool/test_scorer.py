@@ -33,11 +33,14 @@ def test_score_combines_load_kv_and_prefix() -> None:
 
 
 def test_requests_beyond_the_engines_batch_weigh_more() -> None:
-    assert score(E(inflight=6, batch_size=4), 0.0, W, use_engine=False) == 6 + 4 * 2
-    assert score(E(inflight=3, batch_size=4), 0.0, W, use_engine=False) == 3
+    # 6 in flight on 4 slots: this request would wait behind 2 others, itself the third.
+    assert score(E(inflight=6, batch_size=4), 0.0, W, use_engine=False) == 6 + 4 * 3
+    # 4 in flight on 4 slots: every slot is taken, so this request waits too (the first in line).
+    assert score(E(inflight=4, batch_size=4), 0.0, W, use_engine=False) == 4 + 4 * 1
+    assert score(E(inflight=3, batch_size=4), 0.0, W, use_engine=False) == 3  # a slot is free
     assert score(E(inflight=6), 0.0, W, use_engine=False) == 6  # batch size not learned yet
-    # A full engine holding the prefix loses to an idle one once its extra requests would wait for a slot.
-    full = E(inflight=5, batch_size=4)
+    # A full engine holding the prefix loses to an idle one once this request would wait for a slot there.
+    full = E(inflight=4, batch_size=4)
     assert pick([full, E(inflight=0)], {0: 1.0}, W, use_engine=False) == 1
     assert pick([E(inflight=3, batch_size=4), E(inflight=0)], {0: 1.0}, W, use_engine=False) == 0
 

@@ -89,7 +89,7 @@ async def tenant_page(request: Request, session: SessionDep, user: ConsoleAdminD
 @router.post("/tenants/{tenant_id}/quota")
 async def save_quota(request: Request, session: SessionDep, user: ConsoleAdminDep, tenant_id: TenantPath) -> Response:
     form = await checked_form(request, user)
-    fields = ("requests_per_minute", "tokens_per_minute", "max_concurrency", "monthly_budget_usd")
+    fields = ("requests_per_minute", "tokens_per_minute", "max_concurrency", "monthly_budget_usd", "priority")
     try:
         quota = validate_form(QuotaUpdate, {f: form.get(f, "").strip() for f in fields})
         await quotas_crud.put_quota(session=session, tenant_id=tenant_id, quota_in=quota)
