@@ -96,17 +96,6 @@ def _fleet_table(name: str, dimensions: tuple[str, ...] = ("model", "route", "ba
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Rollup:
-    """One rollup table: its ``grain``, the ``dimensions`` of its key after ``bucket``, and whether it has the
-    latency and TTFT histogram columns."""
-
-    table: Table
-    grain: Literal["hour", "day", "month"]
-    dimensions: tuple[str, ...]
-    histograms: bool
-
-
 USAGE_HOURLY = _tenant_table("usage_hourly")
 USAGE_DAILY = _tenant_table("usage_daily")
 FLEET_HOURLY = _fleet_table("fleet_hourly")
