@@ -123,6 +123,8 @@ class GatewayCredentials:
     and every lookup passes the current key: a different key empties the cache first, so a rotated key refuses
     the old credentials from its first request, as if nothing were remembered. Only credentials that verified are
     kept (at most ``size``; then the cache starts over), so invalid tokens cost an HMAC every time and fill nothing.
+    A lookup can only hit with a whole valid credential (the dict compares randomised hashes first), so its timing
+    tells a guesser nothing the constant-time HMAC compare would not.
     """
 
     def __init__(self, size: int = 4096) -> None:

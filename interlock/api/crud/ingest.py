@@ -13,6 +13,11 @@ rollups (``interlock.api.crud.rollup``), and the gateway's cursor moves to the b
 the same transaction. Concurrent resends of one batch are safe because the UNIQUE constraint decides, not a
 read-then-write check: on Postgres the second insert waits for the first transaction and then does nothing. Rows,
 rollup rows and cursors are written in sorted key order, so concurrent batches cannot deadlock.
+
+On Postgres the counting is one statement (``_ingest_sql``): the accepted events as one JSON document, the rows
+inserted by Postgres, and from what that insert returned, their spans and every rollup (``rollup_ctes``); nothing
+per event in Python but the judging. SQLite keeps the row-by-row path (``_count_rows``), which
+``tests/api/test_ingest_sql.py`` holds the statement to.
 """
 
 from __future__ import annotations
