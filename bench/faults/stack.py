@@ -280,7 +280,11 @@ class Stack:
                         await action()
                     try:
                         response = await http.post("/v1/chat/completions", content=BODY)
-                    except httpx.TransportError as exc:
+                    except (httpx.TransportError, AttributeError) as exc:
+                        # AttributeError: after a kill, httpcore's check of an idle pooled connection asks anyio
+                        # for the socket of a transport already closed, and anyio 4.16 computes the socket's
+                        # attributes from None ('NoneType' object has no attribute 'getpeername'): the request
+                        # never left, like a refused connection.
                         seen.fail(type(exc).__name__)
                         await wait_for(gateway.listening, within=60, what="the gateway to listen again")
                         continue
