@@ -222,6 +222,7 @@ async def test_tenant_latency_rollup_holds_the_raw_rows_histograms(app: FastAPI,
             ("day", ("route",), (("tenant_id", tenant),)),
             (None, ("model",), (("tenant_id", tenant),)),
             ("day", (), (("tenant_id", tenant),)),
+            (None, (), (("tenant_id", tenant),)),
             ("day", ("tenant_id",), ()),  # the admin's latency by tenant
         ]
         for since, until in (whole, ragged):
@@ -242,6 +243,8 @@ async def test_tenant_latency_rollup_holds_the_raw_rows_histograms(app: FastAPI,
         assert got  # something left to compare
         hourly = Query(*whole, "hour", (), (("tenant_id", tenant),))
         assert await _histograms(session, hourly) == {}  # by hour: the raw rows only
+        empty = Query(day0 - dt.timedelta(days=9), day0 - dt.timedelta(days=8), None, (), (("tenant_id", tenant),))
+        assert await _histograms(session, empty) == {}
 
 
 async def test_partitions_by_month_and_retention(app: FastAPI, admin: httpx.AsyncClient,

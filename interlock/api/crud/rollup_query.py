@@ -339,12 +339,38 @@ async def _tenant_days(
         .group_by(*keys, table.c.bin)
     )
     width = len(keys)
+    if dialect_name(session) == "postgresql":
+        await _tenant_days_arrays(session, query, statement, width, out)
+        return
     for row in (await session.execute(statement)).all():
         entry = out.setdefault(_key(query, row), Histograms())
         k, latency, ttft = int(row[width]), int(row[width + 1]), int(row[width + 2])
         entry.latency[k] += latency
         entry.ttft[k] += ttft
         entry.requests += latency
+
+
+async def _tenant_days_arrays(
+    session: AsyncSession, query: Query, binned: Any, width: int, out: dict[Key, Histograms]
+) -> None:
+    """``_tenant_days`` on Postgres: the (bucket, groups, bin) sums folded into one row per (bucket, groups) with
+    the bins and their counts as arrays: a year of a big tenant by route is 1,464 rows to decode instead of 46,000."""
+    inner = binned.subquery()
+    columns = list(inner.c)
+    keys, (k, latency, ttft) = columns[:width], columns[width:]
+    statement = select(*keys, func.array_agg(k), func.array_agg(latency), func.array_agg(ttft))
+    if keys:
+        statement = statement.group_by(*keys)
+    for row in (await session.execute(statement)).all():
+        bins, latencies, ttfts = row[width:]
+        if not bins:
+            continue  # nothing in the window: one row of NULLs when nothing is grouped
+        entry = out.setdefault(_key(query, row), Histograms())
+        lat, first = entry.latency, entry.ttft
+        for b, n, m in zip(bins, latencies, ttfts, strict=True):
+            lat[b] += n
+            first[b] += m
+        entry.requests += sum(latencies)
 
 
 async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histograms]:
