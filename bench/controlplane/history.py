@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from interlock.db.histogram import bin_sql
 from interlock.db.rollups import ROLLUPS
 
 __all__ = ["History", "load_history", "loaded_history"]
@@ -76,6 +77,14 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
             "GROUP BY 1, 2, 3, 4"
         )
     statements += _derived_sql()
+    day = "date_trunc('day', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+    statements.append(  # the sparse per-tenant latency histogram, as migration 7a3e5c1d9b20 builds it
+        "INSERT INTO tenant_latency_daily (tenant_id, bucket, model, route, backend, bin, latency, ttft) "
+        f"SELECT tenant_id, {day}, model, route, backend, v.bin, sum(v.l)::int, sum(v.t)::int FROM usage "
+        f"CROSS JOIN LATERAL (VALUES ({bin_sql('latency_ms')}, 1, 0), "
+        f"(CASE WHEN ttft_ms IS NULL THEN NULL ELSE {bin_sql('ttft_ms')} END, 0, 1)) AS v(bin, l, t) "
+        "WHERE v.bin IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
+    )
     statements.append(
         "INSERT INTO monthly_spend SELECT tenant_id, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM'), count(*), "
         "sum(cost_usd) FROM usage GROUP BY 1, 2"

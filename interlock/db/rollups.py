@@ -13,6 +13,13 @@
   tenants (top spenders, ``/v1/costs`` by tenant) reads: a month of days is a few rows per tenant, a year eleven
   months and the ragged days.
 
+- ``tenant_latency_daily``: a sparse per-tenant latency histogram: per UTC day, tenant, model, route, backend and
+  histogram bin (``interlock.db.histogram``), how many requests' latency (``latency``) and time to first token
+  (``ttft``) fell in that bin; a row only where one of them is nonzero (about 20 bins of a key's day are). What a
+  tenant's percentiles over whole days read (``interlock.api.crud.rollup_query.histograms``); kept at ingest beside
+  ``ROLLUPS`` (``interlock.api.crud.rollup``: ``tenant_latency_sql`` / ``add_to_tenant_latency``), not in it: its
+  key has a bin and its sums are counts, a shape the generic specs do not have.
+
 They are plain tables on both databases; retention drops raw rows only, so rollups outlive them.
 
 ``ROLLUPS`` lists them with their grain, narrowest first: ingest maintains every table listed
@@ -28,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table
+from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, SmallInteger, String, Table
 
 from interlock.db.base import Base
 from interlock.db.histogram import BINS
@@ -41,6 +48,8 @@ __all__ = [
     "LATENCY_COLUMNS",
     "ROLLUPS",
     "TENANT_DAILY",
+    "TENANT_LATENCY_DAILY",
+    "TENANT_LATENCY_KEYS",
     "TENANT_MONTHLY",
     "TTFT_COLUMNS",
     "USAGE_DAILY",
@@ -102,6 +111,29 @@ FLEET_HOURLY = _fleet_table("fleet_hourly")
 FLEET_DAILY = _fleet_table("fleet_daily")
 TENANT_DAILY = _tenant_table("tenant_daily", ())
 TENANT_MONTHLY = _tenant_table("tenant_monthly", ())
+
+TENANT_LATENCY_DAILY = Table(
+    "tenant_latency_daily",
+    Base.metadata,
+    Column("tenant_id", String(), nullable=False),
+    Column("bucket", UTCDateTime(), nullable=False),
+    Column("model", String(), nullable=False),
+    Column("route", String(), nullable=False),
+    Column("backend", String(), nullable=False),
+    Column("bin", SmallInteger(), nullable=False),
+    # INTEGER for the same reason as the fleet bins: one key's bin in one day stays far below 2^31.
+    Column("latency", Integer(), nullable=False),
+    Column("ttft", Integer(), nullable=False),
+    # Tenant first: the primary key is also the index a tenant's window is read through (no second index to keep),
+    # and on Postgres it carries the counts (INCLUDE), so that read is an index-only scan of the tenant's entries,
+    # side by side, instead of a heap fetch per row from pages shared with every other tenant of the day.
+    PrimaryKeyConstraint(
+        "tenant_id", "bucket", "model", "route", "backend", "bin", postgresql_include=["latency", "ttft"]
+    ),
+)
+TENANT_LATENCY_KEYS = ("tenant_id", "bucket", "model", "route", "backend", "bin")
+"""The sparse per-tenant latency rollup (see the module's text): one row per (tenant, UTC day, model, route,
+backend, bin) with a nonzero ``latency`` or ``ttft`` count."""
 
 
 Grain = Literal["hour", "day", "month"]

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from interlock.api import ApiSettings, create_app, dispose_app, migrate
-from interlock.db.rollups import ROLLUPS
+from interlock.db.rollups import ROLLUPS, TENANT_LATENCY_DAILY
 from tests.api.support import ADMIN_TOKEN, SIGNING_KEY, gateway_credential
 from tests.db.support import temporary_postgres
 
@@ -27,6 +27,7 @@ TABLES = [
     "usage",
     "monthly_spend",
     *(rollup.table.name for rollup in ROLLUPS),
+    TENANT_LATENCY_DAILY.name,
     "gateway_cursors",
     "api_keys",
     "quotas",

@@ -21,6 +21,7 @@ from interlock.api.crud.rollup import MAINTAINED
 from interlock.api.schemas import UsageEventWire
 from interlock.contract.controlplane import UsageBatchResult, UsageEvent
 from interlock.db.histogram import BOUNDS, bin_of, bin_sql
+from interlock.db.rollups import TENANT_LATENCY_KEYS
 from interlock.db.session import create_engine
 from tests.api.conftest import TABLES
 
@@ -132,6 +133,9 @@ async def _contents(engine: AsyncEngine) -> dict[str, list[Any]]:
             order = ", ".join(rollup.keys)
             rows = await connection.execute(text(f"SELECT * FROM {rollup.table.name} ORDER BY {order}"))
             out[rollup.table.name] = [dict(row._mapping) for row in rows]
+        order = ", ".join(TENANT_LATENCY_KEYS)
+        rows = await connection.execute(text(f"SELECT * FROM tenant_latency_daily ORDER BY {order}"))
+        out["tenant_latency_daily"] = [dict(row._mapping) for row in rows]
     return out
 
 
@@ -158,6 +162,12 @@ async def test_one_statement_stores_what_the_row_by_row_path_stores(engine: Asyn
         name = rollup.table.name
         assert contents["sql"][name] == contents["rows"][name], name
         assert sum(row["requests"] for row in contents["sql"][name]) == 700, name
+    sparse = contents["sql"]["tenant_latency_daily"]
+    assert sparse == contents["rows"]["tenant_latency_daily"]
+    assert sum(row["latency"] for row in sparse) == 700
+    streamed = sum(1 for row in contents["sql"]["usage"] if row["ttft_ms"] is not None)
+    assert sum(row["ttft"] for row in sparse) == streamed
+    assert all(row["latency"] or row["ttft"] for row in sparse)  # sparse: no row of zeros
     # NUL became U+FFFD, an escaped backslash before "u0000" stayed text, non-finite floats null
     usage_ids = {row["idempotency_id"] for row in contents["sql"]["usage"]}
     assert "evt-1-00017\ufffdx" in usage_ids

@@ -16,9 +16,11 @@ from sqlalchemy import func, select, text
 from interlock.api.crud import analytics
 from interlock.api.crud.partitions import apply_retention, list_partitions
 from interlock.api.crud.ranking import ranked
-from interlock.api.crud.rollup_query import Query, rollup_table
+from interlock.api.crud.rollup import day_start
+from interlock.api.crud.rollup_query import Query, histograms, rollup_table
+from interlock.db.histogram import BINS, bin_of
 from interlock.db.models import Span, Usage
-from interlock.db.rollups import ROLLUPS, USAGE_DAILY
+from interlock.db.rollups import ROLLUPS, TENANT_LATENCY_DAILY, USAGE_DAILY
 from tests.api.support import event, new_tenant, post_usage
 
 NOW = dt.datetime.now(dt.UTC)
@@ -167,6 +169,84 @@ async def test_every_rollup_holds_the_sums_of_the_raw_rows(app: FastAPI, admin: 
             )
 
 
+def _expected_histograms(
+    rows: list[dict[str, Any]], grain: str | None, groups: tuple[str, ...]
+) -> dict[tuple[Any, ...], tuple[int, list[int], list[int]]]:
+    out: dict[tuple[Any, ...], tuple[int, list[int], list[int]]] = {}
+    for e in rows:
+        key = (_bucket(e["at"], grain) if grain else None, tuple(e[g] for g in groups))
+        entry = out.setdefault(key, (0, [0] * BINS, [0] * BINS))
+        entry[1][bin_of(e["latency_ms"])] += 1
+        if e["ttft_ms"] is not None:
+            entry[2][bin_of(e["ttft_ms"])] += 1
+        out[key] = (entry[0] + 1, entry[1], entry[2])
+    return out
+
+
+async def _histograms(session: Any, query: Query) -> dict[tuple[Any, ...], tuple[int, list[int], list[int]]]:
+    return {key: (h.requests, h.latency, h.ttft) for key, h in (await histograms(session, query)).items()}
+
+
+async def test_tenant_latency_rollup_holds_the_raw_rows_histograms(app: FastAPI, admin: httpx.AsyncClient,
+                                                                   gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    """``tenant_latency_daily`` (kept at ingest: in SQL on Postgres, in Python on SQLite) holds, per tenant, UTC
+    day, model, route, backend and bin, the raw rows' latency and TTFT counts, and only nonzero ones. A tenant's
+    histograms over whole days are read from it (they outlive the raw rows), the ragged ends from the raw rows, an
+    hourly question from the raw rows only."""
+    tenants = [(await new_tenant(admin))["id"] for _ in range(3)]
+    events = _events(tenants, 400, seed=13)
+    for start in range(0, len(events), 100):
+        assert (await post_usage(gateway, events[start : start + 100]))["accepted"] == 100
+    assert (await post_usage(gateway, events[:30]))["duplicates"] == 30  # resent: counted once
+    parsed = [{**e, "at": dt.datetime.fromisoformat(e["started_at"])} for e in events]
+
+    expected: dict[tuple[Any, ...], list[int]] = {}
+    for e in parsed:
+        key = (e["tenant_id"], _bucket(e["at"], "day"), e["model"], e["route"], e["backend"])
+        expected.setdefault((*key, bin_of(e["latency_ms"])), [0, 0])[0] += 1
+        if e["ttft_ms"] is not None:
+            expected.setdefault((*key, bin_of(e["ttft_ms"])), [0, 0])[1] += 1
+    t = TENANT_LATENCY_DAILY
+    async with app.state.sessions() as session:
+        rows = (await session.execute(select(t))).all()
+        stored = {(r.tenant_id, r.bucket, r.model, r.route, r.backend, r.bin): [r.latency, r.ttft] for r in rows}
+        assert stored == expected
+        assert all(latency or ttft for latency, ttft in stored.values())
+
+        tenant = tenants[1]
+        mine = [e for e in parsed if e["tenant_id"] == tenant]
+        day0 = day_start(BASE)
+        whole = (day0, day0 + dt.timedelta(days=5))
+        ragged = (day0 + dt.timedelta(hours=7, minutes=13), day0 + dt.timedelta(days=2, hours=2, minutes=5))
+        questions = [
+            ("day", ("route",), (("tenant_id", tenant),)),
+            (None, ("model",), (("tenant_id", tenant),)),
+            ("day", (), (("tenant_id", tenant),)),
+            (None, (), (("tenant_id", tenant),)),
+            ("day", ("tenant_id",), ()),  # the admin's latency by tenant
+        ]
+        for since, until in (whole, ragged):
+            for grain, groups, equals in questions:
+                inside = [e for e in parsed if since <= e["at"] < until and all(e[c] == v for c, v in equals)]
+                got = await _histograms(session, Query(since, until, grain, groups, equals))  # type: ignore[arg-type]
+                assert got == _expected_histograms(inside, grain, groups), (since, until, grain, groups)
+
+        # the raw rows gone (as retention drops them): whole days still answer, from the rollup
+        await session.execute(Usage.__table__.delete().where(Usage.tenant_id == tenant))
+        await session.commit()
+        question = ("day", ("route",), (("tenant_id", tenant),))
+        got = await _histograms(session, Query(*whole, *question))  # type: ignore[arg-type]
+        assert got == _expected_histograms(mine, "day", ("route",))
+        days = (day0 + dt.timedelta(days=1), day0 + dt.timedelta(days=2))  # the ragged window's whole days
+        got = await _histograms(session, Query(*ragged, *question))  # type: ignore[arg-type]
+        assert got == _expected_histograms([e for e in mine if days[0] <= e["at"] < days[1]], "day", ("route",))
+        assert got  # something left to compare
+        hourly = Query(*whole, "hour", (), (("tenant_id", tenant),))
+        assert await _histograms(session, hourly) == {}  # by hour: the raw rows only
+        empty = Query(day0 - dt.timedelta(days=9), day0 - dt.timedelta(days=8), None, (), (("tenant_id", tenant),))
+        assert await _histograms(session, empty) == {}
+
+
 async def test_partitions_by_month_and_retention(app: FastAPI, admin: httpx.AsyncClient,
                                                  gateway: httpx.AsyncClient) -> None:  # fmt: skip
     tenant = (await new_tenant(admin))["id"]
@@ -221,7 +301,8 @@ def test_each_question_reads_the_narrowest_rollup_that_answers_it() -> None:
     assert table("day", ("tenant_id",)) == "tenant_daily"
     assert table("month", ("tenant_id",)) == "tenant_monthly"
     assert table("day", ("tenant_id", "model")) == "usage_daily"
-    assert table("day", (), (("tenant_id", "t"),), histograms=True) is None  # per-tenant percentiles: raw rows
+    # per-tenant percentiles: no fleet table; whole days from tenant_latency_daily (below), the rest raw rows
+    assert table("day", (), (("tenant_id", "t"),), histograms=True) is None
     assert table("month", ("route",)) is None
 
 

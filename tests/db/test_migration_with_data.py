@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from interlock.db.histogram import bin_of
 from interlock.db.migrate import downgrade, migrate
 from interlock.db.session import create_engine
 from tests.db.support import temporary_postgres
@@ -191,3 +192,52 @@ async def test_upgrade_builds_the_narrower_rollups_from_the_wider_ones(database_
 
     await downgrade(database_url, BEFORE)
     await migrate(database_url)
+
+
+PRIORITY = "6d2f1b3e8c54"
+
+
+async def test_upgrade_builds_the_tenant_latency_histogram_from_the_kept_rows(database_url: str) -> None:
+    """Rows of two tenants over two days, with and without a TTFT: ``tenant_latency_daily`` holds per (tenant, day,
+    model, route, backend, bin) their latency and TTFT counts (bins as ``interlock.db.histogram.bin_of``), nonzero
+    rows only; back down, the table goes and the rows stay."""
+    await migrate(database_url, PRIORITY)
+    moments = [NOW - dt.timedelta(days=3), NOW - dt.timedelta(hours=1)]
+
+    def rows(sqlite: bool) -> list[dict[str, Any]]:
+        out = []
+        for i, row in enumerate(_usage(sqlite) * 4):
+            moment = moments[i % 2]
+            out.append({
+                **row, "idempotency_id": f"evt-{i:08d}", "seq": i + 1,
+                "started_at": moment.replace(tzinfo=None) if sqlite else moment,
+                "tenant_id": f"t{i % 3 // 2}", "route": f"r{i % 4 // 2}",
+                "latency_ms": [0.5, 10.0, 100.0, 2.0 ** 5][i % 4], "ttft_ms": None if i % 3 else 4.0 + i,
+            })  # fmt: skip
+        return out
+
+    inserted = rows(False)
+    await _run(database_url, [(INSERT_USAGE, rows)])
+    await migrate(database_url)
+    (stored,) = await _run(
+        database_url,
+        [("SELECT tenant_id, bucket, model, route, backend, bin, latency, ttft FROM tenant_latency_daily", None)],
+    )
+    expected: dict[tuple[Any, ...], list[int]] = {}
+    for row in inserted:
+        day = row["started_at"].astimezone(dt.UTC).strftime("%Y-%m-%d")
+        key = (row["tenant_id"], day, row["model"], row["route"], row["backend"])
+        expected.setdefault((*key, bin_of(row["latency_ms"])), [0, 0])[0] += 1
+        if row["ttft_ms"] is not None:
+            expected.setdefault((*key, bin_of(row["ttft_ms"])), [0, 0])[1] += 1
+    got = {(r[0], str(r[1])[:10], *r[2:6]): [r[6], r[7]] for r in stored}
+    assert got == expected
+    assert sum(latency for latency, _ in got.values()) == len(inserted)
+    assert {key[5] for key in got} >= {0, 14, 21, 27}  # 0.5 ms, 10 ms, 2^5 ms (a bin's lower bound), 100 ms
+
+    await downgrade(database_url, PRIORITY)
+    (after,) = await _run(database_url, [("SELECT count(*) FROM usage", None)])
+    assert after[0][0] == len(inserted)
+    await migrate(database_url)
+    (again,) = await _run(database_url, [("SELECT count(*) FROM tenant_latency_daily", None)])
+    assert again[0][0] == len(expected)

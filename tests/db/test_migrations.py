@@ -38,6 +38,7 @@ TABLES = {
     *(f"fleet_{dimension}_{grain}" for dimension in ("backend", "route", "model") for grain in ("hourly", "daily")),
     "tenant_daily",
     "tenant_monthly",
+    "tenant_latency_daily",
     "config_changes",
 }
 

@@ -8,6 +8,10 @@ adding a table and an entry.
   excluded.c`` per table, histogram bins by ``width_bucket`` against the same bounds as ``bin_of``.
 - SQLite, or any session through ``add_to_rollups``: the sums per key are made here and upserted once per table.
 
+The sparse per-tenant latency histogram (``interlock.db.rollups.TENANT_LATENCY_DAILY``: one row per tenant, day,
+model, route, backend and bin) is not a ``Rollup`` spec (its key has a bin, its sums are counts): ``rollup_ctes``
+and ``add_to_rollups`` add to it beside the specs, through ``tenant_latency_sql`` and ``add_to_tenant_latency``.
+
 Either way each table's rows are written in sorted key order, so concurrent batches lock them in the same order and
 cannot deadlock.
 """
@@ -27,9 +31,27 @@ from interlock.api.crud.dialect import dialect_name, insert_for
 from interlock.api.crud.pgwrite import json_insert
 from interlock.db.histogram import BINS, bin_of, bin_sql
 from interlock.db.models import MonthlySpend
-from interlock.db.rollups import COUNTERS, LATENCY_COLUMNS, ROLLUPS, TTFT_COLUMNS, Grain, Rollup
+from interlock.db.rollups import (
+    COUNTERS,
+    LATENCY_COLUMNS,
+    ROLLUPS,
+    TENANT_LATENCY_DAILY,
+    TENANT_LATENCY_KEYS,
+    TTFT_COLUMNS,
+    Grain,
+    Rollup,
+)
 
-__all__ = ["MAINTAINED", "Fact", "add_to_rollups", "day_start", "hour_start", "rollup_ctes"]
+__all__ = [
+    "MAINTAINED",
+    "Fact",
+    "add_to_rollups",
+    "add_to_tenant_latency",
+    "day_start",
+    "hour_start",
+    "rollup_ctes",
+    "tenant_latency_sql",
+]
 
 MAINTAINED: tuple[Rollup, ...] = (*ROLLUPS, Rollup(cast(Table, MonthlySpend.__table__), "month"))
 """What ingest adds every newly counted usage row to."""
@@ -140,10 +162,14 @@ async def _upsert(session: AsyncSession, table: Table, keys: tuple[str, ...], ro
     await session.execute(statement, rows)
 
 
-async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact], rollups: Sequence[Rollup] = MAINTAINED) -> None:
-    """Add these (new, counted-once) usage rows to ``rollups``, summed per key here (the SQLite path; on Postgres
-    ingest uses ``rollup_ctes``)."""
+async def add_to_rollups(
+    session: AsyncSession, facts: Iterable[Fact], rollups: Sequence[Rollup] = MAINTAINED, tenant_latency: bool = True
+) -> None:
+    """Add these (new, counted-once) usage rows to ``rollups`` (and, unless told not to, to the sparse per-tenant
+    latency histogram), summed per key here (the SQLite path; on Postgres ingest uses ``rollup_ctes``)."""
     facts = list(facts)
+    if tenant_latency:
+        await add_to_tenant_latency(session, facts)
     for rollup in rollups:
         keys, histograms = rollup.keys, rollup.histograms
         sums_by_key: dict[tuple[Any, ...], _Sums] = {}
@@ -160,6 +186,22 @@ async def add_to_rollups(session: AsyncSession, facts: Iterable[Fact], rollups: 
             row.update((column, sums.value(column)) for column in rollup.sums)
             rows.append(row)
         await _upsert(session, rollup.table, keys, rows)
+
+
+async def add_to_tenant_latency(session: AsyncSession, facts: Sequence[Fact]) -> None:
+    """Add these usage rows to ``tenant_latency_daily``: per (tenant, day, model, route, backend, bin) how many
+    latencies and TTFTs fell in the bin; rows only for nonzero counts, in sorted key order."""
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    for fact in facts:
+        key = (fact.tenant_id, day_start(fact.started_at), fact.model, fact.route, fact.backend)
+        counts.setdefault((*key, bin_of(fact.latency_ms)), [0, 0])[0] += 1
+        if fact.ttft_ms is not None:
+            counts.setdefault((*key, bin_of(fact.ttft_ms)), [0, 0])[1] += 1
+    rows = [
+        {**dict(zip(TENANT_LATENCY_KEYS, key, strict=True)), "latency": n[0], "ttft": n[1]}
+        for key, n in sorted(counts.items())
+    ]
+    await _upsert(session, TENANT_LATENCY_DAILY, TENANT_LATENCY_KEYS, rows)
 
 
 # --- Postgres: the same sums in SQL ------------------------------------------------------------------------------
@@ -212,9 +254,28 @@ def upsert_sql(rollup: Rollup, source: str) -> str:
     )
 
 
-def rollup_ctes(source: str, rollups: Sequence[Rollup] = MAINTAINED) -> list[str]:
+def tenant_latency_sql(source: str) -> str:
+    """One ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` adding the binned rows of ``source`` (``binned``)
+    to ``tenant_latency_daily``: each row counted once in its latency bin and once in its TTFT bin (when it has a
+    TTFT), keys in sorted (code-point) order, as ``add_to_tenant_latency`` writes them."""
+    day = _key_sql("day", "bucket")
+    keys = ", ".join(TENANT_LATENCY_KEYS)
+    order = 'tenant_id COLLATE "C", 2, model COLLATE "C", route COLLATE "C", backend COLLATE "C", 6'
+    return (
+        f"INSERT INTO tenant_latency_daily ({keys}, latency, ttft) "  # noqa: S608
+        f"SELECT tenant_id, {day}, model, route, backend, v.bin, sum(v.l)::int, sum(v.t)::int FROM {source} "
+        "CROSS JOIN LATERAL (VALUES (lb, 1, 0), (tb, 0, 1)) AS v(bin, l, t) WHERE v.bin IS NOT NULL "
+        f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY {order} ON CONFLICT ({keys}) DO UPDATE SET "
+        "latency = tenant_latency_daily.latency + EXCLUDED.latency, ttft = tenant_latency_daily.ttft + EXCLUDED.ttft"
+    )
+
+
+def rollup_ctes(source: str, rollups: Sequence[Rollup] = MAINTAINED, tenant_latency: bool = True) -> list[str]:
     """``WITH`` items (``name AS (…)``) that add the rows of the CTE ``source`` (new usage rows with every usage
-    column a rollup reads) to ``rollups``: a binned view of it, then one upsert per table."""
+    column a rollup reads) to ``rollups``: a binned view of it, then one upsert per table (and, unless told not to,
+    one adding to the sparse per-tenant latency histogram)."""
     items = [f"rollup_binned AS ({binned(source)})"]
     items += [f"rollup_{i} AS ({upsert_sql(r, 'rollup_binned')})" for i, r in enumerate(rollups)]
+    if tenant_latency:
+        items.append(f"rollup_tenant_latency AS ({tenant_latency_sql('rollup_binned')})")
     return items
