@@ -170,7 +170,8 @@ class Span(Base):
     usage_id: Mapped[int] = mapped_column(_BigId, index=True)
     started_at: Mapped[dt.datetime]
     """The usage row's: the partition key, so retention drops a month's spans with its rows."""
-    trace_id: Mapped[str] = mapped_column(String, index=True)
+    trace_id: Mapped[str] = mapped_column(String)
+    """Not indexed: a trace is found by ``usage.trace_id``, its spans by ``usage_id``."""
     position: Mapped[int]
     name: Mapped[str] = mapped_column(String)
     start_ms: Mapped[float] = mapped_column(Float)
