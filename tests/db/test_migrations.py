@@ -26,7 +26,6 @@ TABLES = {
     "prices",
     "usage",
     "spans",
-    "monthly_spend",
     "gateway_cursors",
     "usage_dead_letters",
     "gateway_status",
