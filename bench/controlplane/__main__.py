@@ -74,10 +74,12 @@ async def main(args: argparse.Namespace) -> int:
                     "",
                     f"### Ingest: {args.senders} gateways, batches of {args.batch}, {args.spans} spans per event",
                     "",
-                    "| events | seconds | events/s | API CPU s | API CPU per event | resent: duplicates | stored |",
-                    "|---:|---:|---:|---:|---:|---:|---:|",
+                    "| events | seconds | events/s | API CPU s | API CPU per event | Postgres CPU per event | "
+                    "resent: duplicates | stored |",
+                    "|---:|---:|---:|---:|---:|---:|---:|---:|",
                     f"| {result.events:,} | {result.seconds:.2f} | {result.rate:,.0f} | {result.api_cpu_s:.2f} | "
-                    f"{1e6 * result.api_cpu_s / result.events:.0f} µs | {result.duplicates_on_resend:,} | "
+                    f"{1e6 * result.api_cpu_s / result.events:.0f} µs | "
+                    f"{1e6 * result.postgres_cpu_s / result.events:.0f} µs | {result.duplicates_on_resend:,} | "
                     f"{result.stored:,} (exactly once) |",
                 ]
                 log(out[-1])

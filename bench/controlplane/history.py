@@ -86,10 +86,6 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
         "WHERE v.bin IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
     )
     statements.append(
-        "INSERT INTO monthly_spend SELECT tenant_id, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM'), count(*), "
-        "sum(cost_usd) FROM usage GROUP BY 1, 2"
-    )
-    statements.append(
         "INSERT INTO gateway_cursors SELECT gateway_id, max(seq), now() FROM usage GROUP BY 1"
     )  # fmt: skip
     return statements

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,6 +24,8 @@ from interlock.contract.gatewaycred import mint_gateway_credential
 
 __all__ = ["IngestResult", "run_ingest"]
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
 
 @dataclass
 class IngestResult:
@@ -30,16 +34,20 @@ class IngestResult:
     api_cpu_s: float
     duplicates_on_resend: int
     stored: int
+    postgres_cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds
 
 
-def _event(gateway: str, seq: int, tenant: str, spans: int, rng: random.Random) -> dict[str, Any]:
+def _event(gateway: str, seq: int, tenant: str, spans: int, rng: random.Random, run_id: str = "") -> dict[str, Any]:
+    """One event as a gateway sends it: ``idempotency_id`` as ``interlock.gateway.usage.recorder`` makes it (the
+    gateway process's random run id, then ``seq`` in hex: ascending per gateway), a random trace id (every
+    request traced: the trace index's worst case)."""
     model, backend, _, _ = rng.choice(MODELS)
     return {
-        "idempotency_id": secrets.token_hex(16), "gateway_id": gateway, "seq": seq,
+        "idempotency_id": f"{run_id or secrets.token_hex(8)}{seq:016x}", "gateway_id": gateway, "seq": seq,
         "started_at": dt.datetime.now(dt.UTC).isoformat(), "tenant_id": tenant, "key_id": "bench-key",
         "route": rng.choice(ROUTES), "backend": backend, "model": model, "status": 200,
         "input_tokens": rng.randint(50, 2000), "output_tokens": rng.randint(10, 800), "cached_tokens": 0,
@@ -60,11 +68,13 @@ async def run_ingest(
     queues: list[list[bytes]] = []
     run = secrets.token_hex(3)  # gateways of their own, so a kept database can be measured again
     for s in range(senders):
-        gateway = f"bench/gw/pod-{run}-{s}"
+        gateway, run_id = f"bench/gw/pod-{run}-{s}", secrets.token_hex(8)
         bodies = []
         for start in range(0, per_sender, batch):
             count = min(batch, per_sender - start)
-            chunk = [_event(gateway, start + i + 1, rng.choice(tenants[:2000]), spans, rng) for i in range(count)]
+            chunk = [
+                _event(gateway, start + i + 1, rng.choice(tenants[:2000]), spans, rng, run_id) for i in range(count)
+            ]
             bodies.append(orjson.dumps({"events": chunk}))
         queues.append(bodies)
     credential = mint_gateway_credential(SIGNING_KEY.encode(), "bench/gw")
@@ -81,9 +91,12 @@ async def run_ingest(
                 accepted += int(response.json()["accepted"])
             return accepted
 
+        pg0 = await _postgres_cpu(dsn)
         cpu0, began = api.cpu_seconds(), time.perf_counter()
         accepted = sum(await asyncio.gather(*(send(q) for q in queues)))
         seconds, cpu = time.perf_counter() - began, api.cpu_seconds() - cpu0
+        pg1 = await _postgres_cpu(dsn)
+        postgres_cpu = sum(t - pg0.get(pid, 0.0) for pid, t in pg1.items())
         sent = per_sender * senders
         if accepted != sent:
             raise SystemExit(f"ingest: {accepted} accepted of {sent}")
@@ -104,4 +117,33 @@ async def run_ingest(
         await connection.close()
     if stored != sent:
         raise SystemExit(f"ingest: {stored} rows stored of {sent} sent")
-    return IngestResult(sent, seconds, cpu, duplicates, stored)
+    return IngestResult(sent, seconds, cpu, duplicates, stored, postgres_cpu)
+
+
+async def _postgres_cpu(dsn: str) -> dict[int, float]:
+    """CPU seconds so far of each Postgres process serving this database, and of the server's own background
+    processes (WAL writer, checkpointer, background writer, autovacuum), from ``/proc`` (the server must run on
+    this machine; ``{}`` when it does not). Other databases' backends are left out."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        pids = [
+            int(pid)
+            for (pid,) in await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "OR backend_type <> 'client backend' AND datname IS NULL"
+            )
+        ]
+    finally:
+        await connection.close()
+    return _cpu_of(pids)
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    times: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        times[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return times

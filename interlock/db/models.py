@@ -1,6 +1,6 @@
 """ORM models of the control plane (SQLAlchemy 2, ``Mapped[...]``). API schemas live in ``interlock.api.schemas``.
 
-The usage ledger (``usage``, ``spans``, ``monthly_spend``, ``gateway_cursors``) has no foreign keys to tenants or
+The usage ledger (``usage``, ``spans``, ``gateway_cursors``, and the rollups) has no foreign keys to tenants or
 keys on purpose: it records what the gateways metered, including break-glass keys and tenants deleted later, and
 must never refuse (or lose) an event because the admin tables changed.
 
@@ -43,7 +43,6 @@ __all__ = [
     "ConsoleSession",
     "GatewayCursor",
     "GatewayStatus",
-    "MonthlySpend",
     "Price",
     "Quota",
     "Span",
@@ -170,23 +169,13 @@ class Span(Base):
     usage_id: Mapped[int] = mapped_column(_BigId, index=True)
     started_at: Mapped[dt.datetime]
     """The usage row's: the partition key, so retention drops a month's spans with its rows."""
-    trace_id: Mapped[str] = mapped_column(String, index=True)
+    trace_id: Mapped[str] = mapped_column(String)
+    """Not indexed: a trace is found by ``usage.trace_id``, its spans by ``usage_id``."""
     position: Mapped[int]
     name: Mapped[str] = mapped_column(String)
     start_ms: Mapped[float] = mapped_column(Float)
     duration_ms: Mapped[float] = mapped_column(Float)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
-class MonthlySpend(Base):
-    """Per tenant and calendar month (UTC, ``YYYY-MM``): updated in the transaction that ingests the usage."""
-
-    __tablename__ = "monthly_spend"
-
-    tenant_id: Mapped[str] = mapped_column(String, primary_key=True)
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
-    requests: Mapped[int] = mapped_column(BigInteger)
-    cost_usd: Mapped[Decimal]
 
 
 class GatewayCursor(Base):

@@ -11,7 +11,8 @@
   question with no dimension reads the narrowest of them.
 - ``tenant_daily`` / ``tenant_monthly``: per bucket (UTC day / month) and tenant only, no histograms: what ranking
   tenants (top spenders, ``/v1/costs`` by tenant) reads: a month of days is a few rows per tenant, a year eleven
-  months and the ragged days.
+  months and the ragged days. ``tenant_monthly`` is also the month's spend that budgets are checked against (the
+  gateways' spend snapshot, quotas, the console's tenants page).
 
 - ``tenant_latency_daily``: a sparse per-tenant latency histogram: per UTC day, tenant, model, route, backend and
   histogram bin (``interlock.db.histogram``), how many requests' latency (``latency``) and time to first token
@@ -25,7 +26,7 @@ They are plain tables on both databases; retention drops raw rows only, so rollu
 ``ROLLUPS`` lists them with their grain, narrowest first: ingest maintains every table listed
 (``interlock.api.crud.rollup``: in SQL on Postgres, in Python on SQLite), so a new rollup is a table here and an
 entry there, and a query reads the first that can answer it. A rollup's key is its primary key: ``bucket`` (the
-start of the UTC hour, day or month; ``month``, ``YYYY-MM``, in ``monthly_spend``) and usage columns of
+start of the UTC hour, day or month) and usage columns of
 the same name; every other column is a sum ingest knows: ``requests``, ``errors``, the token counters,
 ``cost_usd``, and the histogram bins ``lat_NN`` / ``ttft_NN``.
 """
@@ -182,5 +183,5 @@ ROLLUPS: tuple[Rollup, ...] = (
     Rollup(USAGE_HOURLY, "hour"),
     Rollup(USAGE_DAILY, "day"),
 )
-"""Every rollup, narrowest (fewest rows per bucket) first; ingest maintains each of them (with ``monthly_spend``,
-which ``interlock.db.models`` declares), and a query reads the first that can answer it."""
+"""Every rollup, narrowest (fewest rows per bucket) first; ingest maintains each of them, and a query reads the
+first that can answer it."""

@@ -92,6 +92,10 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+_MAX_CACHED_STATEMENT = 1 << 20
+"""Bytes of SQL up to which asyncpg keeps a statement prepared on its connection (its default is 15 KiB)."""
+
+
 def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     parsed = normalize_url(url)
     kwargs.setdefault("json_serializer", _json)  # span attributes: orjson is ~10x the stdlib's speed
@@ -101,6 +105,11 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     parsed, connect_args = libpq_connect_args(parsed)
+    if parsed.get_driver_name() == "asyncpg":
+        # asyncpg keeps a prepared statement per connection only up to 15 KiB of SQL by default; the ingest
+        # statement (interlock.api.crud.ingest) is ~140 KiB, and without this Postgres parsed and planned it anew
+        # for every batch.
+        connect_args = {"max_cacheable_statement_size": _MAX_CACHED_STATEMENT, **connect_args}
     if connect_args:
         kwargs["connect_args"] = {**connect_args, **kwargs.get("connect_args", {})}
     return create_async_engine(parsed, **kwargs)

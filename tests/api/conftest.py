@@ -25,7 +25,6 @@ TABLES = [
     "usage_dead_letters",
     "spans",
     "usage",
-    "monthly_spend",
     *(rollup.table.name for rollup in ROLLUPS),
     TENANT_LATENCY_DAILY.name,
     "gateway_cursors",

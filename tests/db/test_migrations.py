@@ -3,8 +3,10 @@ no autogenerate difference (so every model change comes with its revision)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,9 @@ from alembic.script import ScriptDirectory
 
 from interlock.db.base import Base
 from interlock.db.migrate import MIGRATIONS_DIR, alembic_config, compare_type, downgrade, include_name, migrate
+from interlock.db.rollups import TENANT_MONTHLY
 from interlock.db.session import create_engine
+from interlock.db.types import Money
 from tests.db.support import temporary_postgres
 
 TABLES = {
@@ -26,7 +30,6 @@ TABLES = {
     "prices",
     "usage",
     "spans",
-    "monthly_spend",
     "gateway_cursors",
     "usage_dead_letters",
     "gateway_status",
@@ -108,3 +111,63 @@ def test_one_head_with_a_descriptive_slug() -> None:
     files = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py"))
     assert len(files) == len(list(script.walk_revisions()))
     assert all(re.fullmatch(r"\d{8}_[0-9a-f]{12}_[a-z][a-z_]+\.py", name) for name in files), files
+
+
+_MONTHLY_SPEND = sa.Table(
+    "monthly_spend",
+    sa.MetaData(),
+    sa.Column("tenant_id", sa.String()),
+    sa.Column("month", sa.String()),
+    sa.Column("requests", sa.BigInteger()),
+    sa.Column("cost_usd", Money()),
+)
+
+
+async def _run(url: str, statement: Any, rows: Any = None) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = (
+                await connection.execute(statement, rows) if rows is not None else await connection.execute(statement)
+            )
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def test_the_spend_moves_to_tenant_monthly_and_back(database_url: str) -> None:
+    """Dropping ``monthly_spend`` keeps every tenant's spend: a month ``tenant_monthly`` lacks is carried over (its
+    requests and cost), one it has is left as it is; going down rebuilds ``monthly_spend`` from it."""
+    await migrate(database_url, "9c4e2a7b5d18")
+    await _run(
+        database_url,
+        sa.insert(_MONTHLY_SPEND),
+        [
+            {"tenant_id": "t1", "month": "2026-11", "requests": 3, "cost_usd": Decimal("1.5")},
+            {"tenant_id": "t1", "month": "2026-12", "requests": 5, "cost_usd": Decimal("2.25")},
+        ],
+    )
+    december = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    sums = {"input_tokens": 10, "output_tokens": 20, "cached_tokens": 0, "cache_creation_tokens": 0}
+    row = {"bucket": december, "tenant_id": "t1", "requests": 5, "errors": 1, **sums, "cost_usd": Decimal("2.25")}
+    await _run(database_url, sa.insert(TENANT_MONTHLY), [row])
+
+    await migrate(database_url)
+    monthly = TENANT_MONTHLY.c
+    rows = await _run(
+        database_url,
+        sa.select(monthly.bucket, monthly.tenant_id, monthly.requests, monthly.errors, monthly.cost_usd).order_by(
+            monthly.bucket
+        ),
+    )
+    november = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    assert [tuple(r) for r in rows] == [
+        (november, "t1", 3, 0, Decimal("1.5")),
+        (december, "t1", 5, 1, Decimal("2.25")),
+    ]
+    found = await _run(database_url, sa.select(monthly.requests).where(monthly.bucket == november))
+    assert [tuple(r) for r in found] == [(3,)]  # the carried-over bucket is the one readers ask for
+
+    await downgrade(database_url, "9c4e2a7b5d18")
+    rows = await _run(database_url, sa.select(_MONTHLY_SPEND).order_by(_MONTHLY_SPEND.c.month))
+    assert [tuple(r) for r in rows] == [("t1", "2026-11", 3, Decimal("1.5")), ("t1", "2026-12", 5, Decimal("2.25"))]

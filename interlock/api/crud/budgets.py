@@ -9,7 +9,9 @@ from decimal import Decimal
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.db.models import ApiKey, MonthlySpend, Quota, Tenant
+from interlock.api.crud.quotas import month_bucket
+from interlock.db.models import ApiKey, Quota, Tenant
+from interlock.db.rollups import TENANT_MONTHLY
 
 __all__ = ["TenantBudget", "tenant_budgets"]
 
@@ -43,10 +45,11 @@ async def tenant_budgets(
         .group_by(ApiKey.tenant_id)
         .subquery()
     )
+    monthly = TENANT_MONTHLY.c
     query = (
-        select(Tenant, Quota, MonthlySpend.cost_usd, keys.c.n)
+        select(Tenant, Quota, monthly.cost_usd, keys.c.n)
         .outerjoin(Quota, Quota.tenant_id == Tenant.id)
-        .outerjoin(MonthlySpend, and_(MonthlySpend.tenant_id == Tenant.id, MonthlySpend.month == month))
+        .outerjoin(TENANT_MONTHLY, and_(monthly.tenant_id == Tenant.id, monthly.bucket == month_bucket(month)))
         .outerjoin(keys, keys.c.tenant_id == Tenant.id)
         .order_by(Tenant.name)
         .limit(limit)

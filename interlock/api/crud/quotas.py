@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.tenants import get_tenant
 from interlock.api.schemas import QuotaPriority, QuotaPublic, QuotaUpdate
-from interlock.db.models import MonthlySpend, Quota
+from interlock.db.models import Quota
+from interlock.db.rollups import TENANT_MONTHLY
 
-__all__ = ["get_quota", "month_of", "put_quota", "quota_priority", "spent_in_month"]
+__all__ = ["get_quota", "month_bucket", "month_of", "put_quota", "quota_priority", "spent_in_month"]
 
 
 def month_of(when: dt.datetime) -> str:
@@ -21,9 +22,18 @@ def month_of(when: dt.datetime) -> str:
     return f"{when.year:04d}-{when.month:02d}"
 
 
+def month_bucket(month: str) -> dt.datetime:
+    """The ``tenant_monthly`` bucket (the month's first moment, UTC) of a ``YYYY-MM`` month."""
+    year, number = month.split("-")
+    return dt.datetime(int(year), int(number), 1, tzinfo=dt.UTC)
+
+
 async def spent_in_month(*, session: AsyncSession, tenant_id: str, month: str) -> Decimal:
-    row = await session.get(MonthlySpend, (tenant_id, month))
-    return row.cost_usd if row is not None else Decimal(0)
+    monthly = TENANT_MONTHLY.c
+    spent = await session.scalar(
+        select(monthly.cost_usd).where(monthly.bucket == month_bucket(month), monthly.tenant_id == tenant_id)
+    )
+    return spent if spent is not None else Decimal(0)
 
 
 def quota_priority(stored: str) -> QuotaPriority:

@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interlock.api.crud.dialect import dialect_name, insert_for
 from interlock.api.crud.pgwrite import json_insert
 from interlock.db.histogram import BINS, bin_of, bin_sql
-from interlock.db.models import MonthlySpend
 from interlock.db.rollups import (
     COUNTERS,
     LATENCY_COLUMNS,
@@ -53,8 +52,8 @@ __all__ = [
     "tenant_latency_sql",
 ]
 
-MAINTAINED: tuple[Rollup, ...] = (*ROLLUPS, Rollup(cast(Table, MonthlySpend.__table__), "month"))
-"""What ingest adds every newly counted usage row to."""
+MAINTAINED: tuple[Rollup, ...] = ROLLUPS
+"""What ingest adds every newly counted usage row to (budgets read a month's spend from ``tenant_monthly``)."""
 
 _BUCKETS = frozenset({"bucket", "month"})
 _DIMENSIONS = frozenset({"tenant_id", "key_id", "model", "route", "backend", "gateway_id"})

@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from interlock.api.configwatch import Cursors
 from interlock.api.crud.dialect import begin_consistent_read, dialect_name, driver_connection
-from interlock.api.crud.quotas import month_of, quota_priority
+from interlock.api.crud.quotas import month_bucket, month_of, quota_priority
 from interlock.contract.controlplane import (
     KeyRecord,
     PriceRecord,
@@ -32,7 +32,8 @@ from interlock.contract.controlplane import (
     SpendSnapshot,
     TenantRecord,
 )
-from interlock.db.models import ApiKey, ConfigChange, GatewayCursor, MonthlySpend, Price, Quota, Tenant
+from interlock.db.models import ApiKey, ConfigChange, GatewayCursor, Price, Quota, Tenant
+from interlock.db.rollups import TENANT_MONTHLY
 
 __all__ = [
     "SPEND_REFRESH_S",
@@ -115,9 +116,10 @@ async def _spend_and_seq(
     session: AsyncSession, gateway_id: str, now: dt.datetime, tenant_ids: Sequence[str] | None = None
 ) -> tuple[dict[str, float], int]:
     """This month's spend (of ``tenant_ids`` only, when given) and the gateway's ``ingested_seq``."""
-    query = select(MonthlySpend.tenant_id, MonthlySpend.cost_usd).where(MonthlySpend.month == month_of(now))
+    monthly = TENANT_MONTHLY.c
+    query = select(monthly.tenant_id, monthly.cost_usd).where(monthly.bucket == month_bucket(month_of(now)))
     if tenant_ids is not None:
-        query = query.where(MonthlySpend.tenant_id.in_(tenant_ids))
+        query = query.where(monthly.tenant_id.in_(tenant_ids))
     rows = await session.execute(query)
     spend = {str(row.tenant_id): float(row.cost_usd) for row in rows}
     cursor = await session.get(GatewayCursor, gateway_id)
@@ -248,11 +250,12 @@ async def build_spend(*, session: AsyncSession, gateway_id: str, now: dt.datetim
     """This month's spend of the tenants with a monthly budget, and this gateway's ``ingested_seq``."""
     await begin_consistent_read(session)
     month = month_of(now)
+    monthly = TENANT_MONTHLY.c
     rows = await session.execute(
-        select(MonthlySpend.tenant_id, MonthlySpend.cost_usd)
-        .join(Quota, Quota.tenant_id == MonthlySpend.tenant_id)
-        .where(MonthlySpend.month == month, Quota.monthly_budget_usd.is_not(None))
-        .order_by(MonthlySpend.tenant_id)
+        select(monthly.tenant_id, monthly.cost_usd)
+        .join(Quota, Quota.tenant_id == monthly.tenant_id)
+        .where(monthly.bucket == month_bucket(month), Quota.monthly_budget_usd.is_not(None))
+        .order_by(monthly.tenant_id)
     )
     spent = {str(row.tenant_id): float(row.cost_usd) for row in rows}
     cursor = await session.get(GatewayCursor, gateway_id)
