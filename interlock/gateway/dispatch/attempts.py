@@ -122,31 +122,22 @@ async def _attempt(
         if from_queue:
             queue.taken()
     try:
+        exchange = _exchange(
+            target,
+            endpoint,
+            started,
+            path,
+            body,
+            stream=stream,
+            extra_head=extra_head,
+            body_limit=body_limit,
+            slot_tenant=slot_tenant,
+        )
         if first_token_at is None:
-            return await _exchange(
-                target,
-                endpoint,
-                started,
-                path,
-                body,
-                stream=stream,
-                extra_head=extra_head,
-                body_limit=body_limit,
-                slot_tenant=slot_tenant,
-            )
+            return await exchange
         try:
             async with asyncio.timeout_at(first_token_at):
-                return await _exchange(
-                    target,
-                    endpoint,
-                    started,
-                    path,
-                    body,
-                    stream=stream,
-                    extra_head=extra_head,
-                    body_limit=body_limit,
-                    slot_tenant=slot_tenant,
-                )
+                return await exchange
         except TimeoutError:
             raise AttemptFailure("timeout", f"backend {backend.name!r} sent no first token in time") from None
     except BaseException as exc:
