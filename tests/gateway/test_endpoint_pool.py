@@ -122,18 +122,7 @@ async def test_a_busy_engine_loses_its_prefix_affinity(upstream, gateway):
     gw = await gateway(
         config(pooled(a, b, picker={"prefixWeight": 1.5, "kvCacheWeight": 0}), route("chat", [("pool", "m1")]))
     )
-    pool = pool_of(gw)
-    assert (await gw.http.post("/v1/chat/completions", json=chat(SYSTEM_A, "first"))).status_code == 200
-    home_up = a if chats(a) == 1 else b
-    home = next(e for e in pool.endpoints if e.url == home_up.url)
-    other = next(e for e in pool.endpoints if e is not home)
-    for up in (a, b):
-        up.provider.push_faults([Fault(first_token_delay_s=60)] * 3)
-    body = {**chat(SYSTEM_A, "hold"), "stream": True}
-    held = []
-    for n in range(1, 4):
-        held.append(asyncio.create_task(gw.http.post("/v1/chat/completions", json=body)))
-        await eventually(lambda n=n: sum(e.inflight for e in pool.endpoints) == n, what=f"{n} held")
+    home, other, held = await _three_held_after_a_home(gw, a, b)
     # Two stay home (a bonus of 1.5 beats one request more), the third goes elsewhere (it does not beat two).
     assert (home.inflight, other.inflight) == (2, 1)
     assert home.picks_prefix >= 2
@@ -150,18 +139,7 @@ async def test_a_request_that_would_wait_for_a_slot_leaves_its_prefix_home(upstr
     a, b = await upstream(**ENGINE), await upstream(**ENGINE)
     picker = {"prefixWeight": 4, "kvCacheWeight": 0, "batchSize": batch_size, "scrapeInterval": "0s"}
     gw = await gateway(config(pooled(a, b, picker=picker), route("chat", [("pool", "m1")])))
-    pool = pool_of(gw)
-    assert (await gw.http.post("/v1/chat/completions", json=chat(SYSTEM_A, "first"))).status_code == 200
-    home_up = a if chats(a) == 1 else b
-    home = next(e for e in pool.endpoints if e.url == home_up.url)
-    other = next(e for e in pool.endpoints if e is not home)
-    for up in (a, b):
-        up.provider.push_faults([Fault(first_token_delay_s=60)] * 3)
-    body = {**chat(SYSTEM_A, "hold"), "stream": True}
-    held = []
-    for n in range(1, 4):
-        held.append(asyncio.create_task(gw.http.post("/v1/chat/completions", json=body)))
-        await eventually(lambda n=n: sum(e.inflight for e in pool.endpoints) == n, what=f"{n} held")
+    home, other, held = await _three_held_after_a_home(gw, a, b)
     # Two fill the home's two slots; the third would wait there (2 + 4 x 1 - 4 > 0) unless the batch is unknown.
     assert (home.inflight, other.inflight) == expected
     for task in held:
@@ -273,3 +251,21 @@ async def test_the_system_resolver_reads_the_hosts_file() -> None:
 def test_a_bad_endpoint_url_is_refused_by_the_manifest(bad: str) -> None:
     with pytest.raises(ValueError, match="endpoints"):
         config(backend("pool", None, provider="vllm", endpoints=[{"url": bad}]), route("chat", [("pool", "m1")]))
+
+
+async def _three_held_after_a_home(gw, a, b):
+    """One request gives SYSTEM_A a home engine; then three streams with that prefix are held (their first token
+    delayed) one after another. Returns the home endpoint, the other one and the held requests."""
+    pool = pool_of(gw)
+    assert (await gw.http.post("/v1/chat/completions", json=chat(SYSTEM_A, "first"))).status_code == 200
+    home_up = a if chats(a) == 1 else b
+    home = next(e for e in pool.endpoints if e.url == home_up.url)
+    other = next(e for e in pool.endpoints if e is not home)
+    for up in (a, b):
+        up.provider.push_faults([Fault(first_token_delay_s=60)] * 3)
+    body = {**chat(SYSTEM_A, "hold"), "stream": True}
+    held = []
+    for n in range(1, 4):
+        held.append(asyncio.create_task(gw.http.post("/v1/chat/completions", json=body)))
+        await eventually(lambda n=n: sum(e.inflight for e in pool.endpoints) == n, what=f"{n} held")
+    return home, other, held
