@@ -25,6 +25,7 @@ metrics are current here, a scrape old there) it runs candidates for the p99 (be
 - ``ttft-true-cache``: the same, with the engines' true caches (an index that sees every eviction, as an engine's
   KV-cache events would tell it);
 - ``ttft-exact``: true caches and the true time until a slot frees (no gateway knows when its requests end);
+- ``homes-2-online``: two homes per prefix, as a gateway could place them (``OnlineHomes``);
 - ``homes-2``: clairvoyant placement: every app has two fixed home engines (app a on a and a+1 mod 4), each warmed
   by the app's first requests, and each request goes to the home with the least true time to first token. A bound
   for "give hot prefixes a second home".
@@ -219,6 +220,37 @@ class PredictedTTFT(Policy):
         return best
 
 
+class OnlineHomes(PredictedTTFT):
+    """``homes-2-online``: ``homes-2`` as a gateway could do it: a prefix (its first block) gets its first two
+    homes at its first two requests, each on the engine with the fewest homes so far (then the least load); then
+    each request goes to the home with the least predicted TTFT as ``ttft`` predicts it (index, modelled wait)."""
+
+    def __init__(self, s_per_byte: float, kv_tokens: int) -> None:
+        super().__init__(s_per_byte, kv_tokens)
+        self.homes: dict[int, list[int]] = {}
+        self.count = [0] * ENGINES
+
+    def choose(self, engines: Sequence[Engine], r: Request, hashes: list[int], now: float) -> int:
+        homes = self.homes.setdefault(hashes[0], [])
+        if len(homes) < 2:
+            others = [i for i in range(len(engines)) if i not in homes]
+            home = min(others, key=lambda i: (self.count[i], engines[i].inflight, (i - self.turn) % len(engines)))
+            homes.append(home)
+            self.count[home] += 1
+            r.estimate = r.message_bytes
+            return home
+        depths = self.depths(engines, hashes)
+
+        def predicted(i: int) -> float:
+            wait = max(0, engines[i].inflight + 1 - SLOTS) * (PREFILL_S * 50 + HOLD_AFTER_PREFILL_S) / SLOTS
+            uncached = max(0, r.message_bytes - depths.get(i, 0) * BLOCK_BYTES)
+            return wait + (sum(engines[i].pending.values()) + uncached) * self.s_per_byte
+
+        best = min(homes, key=predicted)
+        r.estimate = max(0, r.message_bytes - depths.get(best, 0) * BLOCK_BYTES)
+        return best
+
+
 class Homes(Policy):
     """``homes-2``: two fixed homes per app, warmed by its first requests; the home with the least true TTFT."""
 
@@ -244,6 +276,7 @@ POLICIES: dict[str, Callable[[float, int], Policy]] = {  # (prefill seconds per 
     "ttft-lru": lambda s, kv: PredictedTTFT(s, kv, cache="lru"),
     "ttft-true-cache": lambda s, kv: PredictedTTFT(s, kv, cache="true"),
     "ttft-exact": lambda s, kv: PredictedTTFT(s, kv, cache="true", true_wait=True),
+    "homes-2-online": OnlineHomes,
     "homes-2": lambda s, _: Homes(s),
 }
 
