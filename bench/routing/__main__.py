@@ -25,6 +25,9 @@ from the pool's.
 for a batch slot or KV blocks, for the prefill lane, the prefill itself, how much was uncached) against the median,
 the three slowest one by one, requests per engine, the CPU each process used (cores) and the machine's, and the
 gateway's fair-queue waits per tenant (from its ``interlock_queue_wait_seconds``).
+
+``python -m bench.routing.simulate`` runs the prefix-heavy case in simulated time (the same requests, engine model,
+prefix index and scorer; no processes), to compare policies on many seeds in seconds.
 """
 
 from __future__ import annotations
