@@ -107,7 +107,7 @@ class Engine:
     lane_free_at: float = 0.0
     inflight: int = 0
     pending: dict[int, float] = field(default_factory=dict)  # request id -> estimated uncached bytes, no token yet
-    ends: dict[int, float] = field(default_factory=dict)  # request id -> when it is expected to leave its slot
+    ends: dict[int, float] = field(default_factory=dict)  # request id -> when it leaves its slot (expected, if queued)
     # scorer.Candidate
     external_load: float = 0.0
     batch_size: float = float(SLOTS)
@@ -126,7 +126,8 @@ class Engine:
         return r.prompt_tokens - min(self.cache.cached_prefix(r.hashes) * BLOCK, r.prompt_tokens - 1)
 
     def slot_wait(self, now: float) -> float:
-        """The true time until a slot frees for one more request (0 with a slot free)."""
+        """The time until a slot frees for one more request (0 with a slot free): exact for the running requests,
+        expected (picked + estimated prefill + hold) for those queued."""
         if self.inflight < SLOTS:
             return 0.0
         return max(0.0, sorted(self.ends.values())[self.inflight - SLOTS] - now)
@@ -309,6 +310,7 @@ def simulate(reqs: list[Request], policy: Policy, kv_blocks: int) -> Outcome:
         start = max(now, e.lane_free_at)
         e.lane_free_at = start + r.uncached * PREFILL_S
         r.admit_wait, r.lane_wait = now - r.at, start - now
+        e.ends[k] = e.lane_free_at + HOLD_AFTER_PREFILL_S  # known once it runs (for the true slot waits)
         heapq.heappush(events, (e.lane_free_at, next(order), "first", k))
 
     while events:
