@@ -321,6 +321,8 @@ def row(name: str, result: dict, tenant: str | None = None) -> str:
     if tenant is not None and tenant in s.by_tenant:
         p50, p99, _ok = s.by_tenant[tenant]
         line += f" {p50 * 1000:>10.0f} {p99 * 1000:>10.0f}"
+        if "noisy" in s.by_tenant:
+            line += f" {s.by_tenant['noisy'][0] * 1000:>10.0f}"
     if "trace" in result:
         line += "\n" + result["trace"] + "\n" + result.get("cpu", "")
     return line
@@ -370,7 +372,7 @@ async def main_async(args: argparse.Namespace) -> int:
         seconds = args.seconds
         print(f"\nnoisy tenant at {quiet_rate * 10:.1f} req/s, quiet at {quiet_rate:.1f} req/s, {seconds:g}s "
               f"(together 1.3x the pool's ~{capacity_uniform:.0f} req/s); picker")  # fmt: skip
-        print(HEADER + f" {'quiet p50':>10} {'quiet p99':>10}")
+        print(HEADER + f" {'quiet p50':>10} {'quiet p99':>10} {'noisy p50':>10}")
         fair = {"maxInflightPerEndpoint": SLOTS, "maxQueued": 100000, "maxQueuedPerTenant": 100000, "maxWait": "300s",
                 "headroom": args.headroom, "headroomTarget": args.headroom_target}  # fmt: skip
         cases = [
