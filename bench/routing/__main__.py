@@ -1,7 +1,8 @@
 """``python -m bench.routing``: round-robin, least-in-flight and Interlock's picker on simulated engines.
 
     .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,prefix-reuse,noisy]
-        [--noisy-cases alone,apart,unfair,fair] [--headroom 1] [--picker JSON] [--policies ...] [--trace]
+        [--noisy-cases alone,apart,unfair,fair] [--headroom 1] [--headroom-target 0.005] [--picker JSON]
+        [--policies ...] [--trace]
 
 Three processes on a 2-core machine: N simulated engines in one (``bench.routing.engines``: the mock provider's
 engine model, its times scaled as printed), the gateway in another (``bench.routing.gateway``), the open-loop load
@@ -323,6 +324,8 @@ def row(name: str, result: dict, tenant: str | None = None) -> str:
     if tenant is not None and tenant in s.by_tenant:
         p50, p99, _ok = s.by_tenant[tenant]
         line += f" {p50 * 1000:>10.0f} {p99 * 1000:>10.0f}"
+        if "noisy" in s.by_tenant:
+            line += f" {s.by_tenant['noisy'][0] * 1000:>10.0f}"
     if "trace" in result:
         line += "\n" + result["trace"] + "\n" + result.get("cpu", "")
     return line
@@ -372,9 +375,9 @@ async def main_async(args: argparse.Namespace) -> int:
         seconds = args.seconds
         print(f"\nnoisy tenant at {quiet_rate * 10:.1f} req/s, quiet at {quiet_rate:.1f} req/s, {seconds:g}s "
               f"(together 1.3x the pool's ~{capacity_uniform:.0f} req/s); picker")  # fmt: skip
-        print(HEADER + f" {'quiet p50':>10} {'quiet p99':>10}")
+        print(HEADER + f" {'quiet p50':>10} {'quiet p99':>10} {'noisy p50':>10}")
         fair = {"maxInflightPerEndpoint": SLOTS, "maxQueued": 100000, "maxQueuedPerTenant": 100000, "maxWait": "300s",
-                "headroom": args.headroom}  # fmt: skip
+                "headroom": args.headroom, "headroomTarget": args.headroom_target}  # fmt: skip
         cases = [
             ("alone", "quiet alone", {}, noisy_tenant(quiet_rate, seconds, quiet_only=True), False),
             ("apart", "noisy on a pool of its own", fair, noisy_tenant(quiet_rate, seconds), True),
@@ -404,6 +407,12 @@ def main() -> int:
         "operator who started them with --max-num-seqs would write it)",
     )
     parser.add_argument("--headroom", type=int, default=1, help="noisy, fair queueing: spec.queueing.headroom")
+    parser.add_argument(
+        "--headroom-target",
+        type=float,
+        default=0.005,
+        help="noisy, fair queueing: spec.queueing.headroomTarget (0: the fixed headroom only, the policy before it)",
+    )
     parser.add_argument("--noisy-cases", default="alone,apart,unfair,fair", help="which noisy-tenant cases to run")
     parser.add_argument("--trace", action="store_true", help="per case: where the engines' slowest requests' time went")
     return uvloop.run(main_async(parser.parse_args()))

@@ -111,6 +111,7 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
             max_queued_per_tenant=spec.queueing.max_queued_per_tenant,
             max_wait_s=parse_duration(spec.queueing.max_wait),
             headroom=spec.queueing.headroom,
+            headroom_target=spec.queueing.headroom_target,
         ),
         credentials=credentials,
         models=models,

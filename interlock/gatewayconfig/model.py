@@ -95,6 +95,7 @@ class QueueingConfig(_Model):
     max_queued_per_tenant: int = 100
     max_wait_s: float = 30.0
     headroom: int = 1
+    headroom_target: float = 0.005
 
 
 class BackendConfig(_Model):

@@ -250,7 +250,16 @@ class Queueing(SpecModel):
         ge=0,
         le=100_000,
         description="Slots a tenant holding at least its fair share leaves free while other tenants are active, so "
-        "that a quieter tenant's next request starts at once instead of waiting for one to free; 0: none.",
+        "that a quieter tenant's next request starts at once instead of waiting for one to free; 0: none. The least "
+        "kept free when headroomTarget is set.",
+    )
+    headroom_target: float = Field(
+        default=0.005,
+        ge=0,
+        lt=1,
+        description="Keep as many slots free as it takes, from the quieter tenants' measured concurrency, for at most "
+        "this share of their requests to find none free (at most their fair share of the slots less what they hold, "
+        "and a quarter of the pool); 0: headroom only.",
     )
 
 

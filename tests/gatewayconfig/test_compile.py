@@ -154,6 +154,24 @@ def test_picker_batch_size_is_configured_or_the_queueing_threshold() -> None:
     }
 
 
+def test_queueing_headroom_and_its_target_are_compiled_with_their_defaults() -> None:
+    endpoints = [{"url": "http://10.0.0.1:8000/v1"}]
+    spec: dict[str, Any] = {"provider": "vllm", "endpoints": endpoints}
+    config = compile_config(
+        [
+            backend("set", **spec, queueing={"maxInflightPerEndpoint": 8, "headroom": 2, "headroomTarget": 0.01}),
+            backend("fixed", **spec, queueing={"maxInflightPerEndpoint": 8, "headroomTarget": 0}),
+            backend("defaults", **spec, queueing={"maxInflightPerEndpoint": 8}),
+        ],
+        [],
+    )
+    assert {name: (b.queueing.headroom, b.queueing.headroom_target) for name, b in config.backends.items()} == {
+        "set": (2, 0.01),
+        "fixed": (1, 0.0),
+        "defaults": (1, 0.005),
+    }
+
+
 def test_routes_of_other_gateways_and_namespaces_are_ignored() -> None:
     routes = [
         route("mine"),

@@ -108,6 +108,7 @@ def _backend(
             max_queued_per_tenant=queueing.max_queued_per_tenant,
             max_wait_s=queueing.max_wait_s,
             headroom=queueing.headroom,
+            headroom_target=queueing.headroom_target,
         )
         upkeep.on_scraped = queue.release  # fresh engine metrics may show room no request's end announced
     return BackendRuntime(config, client, api=api, key_fingerprint=fingerprint, pool=pool, upkeep=upkeep, queue=queue)

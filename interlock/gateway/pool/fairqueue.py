@@ -13,9 +13,21 @@ next one in:
   (beyond: 429, the tenant's own excess), and ``max_wait_s`` (then 503 with ``Retry-After``).
 - **Headroom for tenants below their fair share**: while more than one tenant is active (holding a slot,
   waiting, or served within the last ``active_s``), a tenant holding at least its fair share of the slots
-  (``capacity / active tenants``) takes a slot only if ``headroom`` slots stay free after it. So a tenant that
-  fills the pool leaves a slot for the next request of a quieter one, which then starts at once instead of
-  waiting for a slot to free (the noisy-tenant case of ``bench/routing``). A tenant alone gets every slot.
+  (``capacity / active tenants``) takes a slot only if enough slots stay free after it for the quieter tenants'
+  next requests to start at once instead of waiting for a slot to free (the noisy-tenant case of
+  ``bench/routing``). A tenant alone gets every slot. How many: at least ``headroom``, and with
+  ``headroom_target`` the fewest that keep the share of the quieter tenants' requests finding none free at or
+  below that target, from their measured concurrency (``adaptive_headroom``); at most their fair share of the
+  slots less what they hold, and at most a quarter of the pool.
+
+  Why that many (docs/routing.md says it with the measurements): the quieter tenants, together, hold ``a``
+  slots on average (their time-averaged in-flight count over the last ``window_s``, Little's law: their
+  request rate times the time a request holds a slot). While the full tenant is backlogged, the free slots
+  are a small queue run backwards: each quieter request takes one (rate ``a / S``), each request that ends, of
+  anyone, gives one back while fewer than the headroom are free (rate ``(capacity - h) / S``: the full tenant
+  may not refill it). That is M/M/1/h with ``rho = a / (capacity - h)``, and a quieter request finds no slot
+  free with probability ``(1 - rho) rho^h / (1 - rho^(h+1))``; the service time cancels out. The slots kept
+  free are the throughput it costs (``h / capacity`` of the pool, while a quieter tenant is active).
 
 ``wait()`` returns the seconds waited; the caller records them as the queue's span and metric.
 """
@@ -25,12 +37,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["PRIORITIES", "FairQueue", "Priority", "QueueRejected"]
+__all__ = ["PRIORITIES", "FairQueue", "Priority", "QueueRejected", "adaptive_headroom"]
 
 Priority = Literal["critical", "standard", "sheddable"]
 PRIORITIES: tuple[Priority, ...] = ("critical", "standard", "sheddable")
@@ -44,6 +57,29 @@ class QueueRejected(Exception):
         super().__init__(message)
         self.reason = reason
         self.retry_after_s = retry_after_s
+
+
+def adaptive_headroom(load: float, capacity: int, target: float, most: int) -> int:
+    """The fewest free slots (at most ``most``) with which a request of tenants holding ``load`` slots on average
+    finds none free with probability at most ``target``, in a pool of ``capacity`` slots that another tenant
+    keeps full: the blocking probability of M/M/1/h with ``rho = load / (capacity - h)`` (module docstring)."""
+    h = 0
+    while h < most and load > 0:
+        rho = load / max(1, capacity - h)
+        blocked = (1 - rho) * rho**h / (1 - rho ** (h + 1)) if rho < 1 else 1 / (h + 1)
+        if blocked <= target:
+            break
+        h += 1
+    return h
+
+
+@dataclass(slots=True)
+class _Usage:
+    """A tenant's in-flight count averaged over time, exponentially decayed over ``window_s``."""
+
+    since: float  # when it became active (the average covers no time before)
+    at: float  # when ``mean`` was brought up to date
+    mean: float = 0.0  # not yet divided by the weight of the time since ``since``
 
 
 @dataclass(order=True, slots=True)
@@ -76,7 +112,10 @@ class FairQueue:
         max_wait_s: float = 30.0,
         weights: Callable[[str], float] | None = None,
         headroom: int = 0,
+        headroom_target: float = 0.0,
         active_s: float = 2.0,
+        window_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self._has_room = has_room
@@ -86,7 +125,12 @@ class FairQueue:
         self.max_wait_s = max_wait_s
         self._weight = weights or (lambda _tenant: 1.0)
         self.headroom = headroom
+        self.headroom_target = headroom_target
         self.active_s = active_s
+        self.window_s = window_s
+        self._clock = clock
+        self._reserving = bool(headroom or headroom_target)
+        self._usage: dict[str, _Usage] = {}  # tenant -> its measured concurrency (with headroom_target)
         self.holding: dict[str, int] = {}
         """Requests holding a slot, per tenant (``hold``/``finished``)."""
         self.held = 0
@@ -111,32 +155,82 @@ class FairQueue:
 
     def _may_take(self, tenant: str) -> bool:
         """Whether ``tenant`` may take a free slot: always, unless it holds its fair share or more while other
-        tenants are active and taking one would leave fewer than ``headroom`` slots free."""
-        if not self.headroom:
+        tenants are active and taking one would leave fewer free than ``reserve()`` keeps for them."""
+        if not self._reserving:
             return True
         holding = self.holding.get(tenant, 0)
         if not holding:
             return True
         capacity = self._capacity()
-        if self.held + 1 <= capacity - self.headroom:
-            return True
-        active = self._active(tenant)
-        return active <= 1 or holding < capacity / active
+        free_after = capacity - self.held - 1
+        if free_after >= self.headroom and (not self.headroom_target or free_after >= capacity // 4):
+            return True  # more free than any reserve: nothing to look up
+        return free_after >= self.reserve(tenant, capacity)
 
-    def _active(self, tenant: str) -> int:
-        """Tenants active now: holding a slot, waiting, or seen within ``active_s`` (``tenant`` counted)."""
-        recent = time.monotonic() - self.active_s
-        others = {t for t, at in self._seen.items() if at >= recent}
-        others.update(self.holding, self.waiting)
-        others.add(tenant)
-        return len(others)
+    def reserve(self, tenant: str, capacity: int | None = None) -> int:
+        """The slots ``tenant`` must leave free: 0 while it is alone or below its fair share; else ``headroom``,
+        or with ``headroom_target`` the ``adaptive_headroom`` for the other active tenants below their fair share
+        (their measured concurrency), at most their fair share less what they hold and a quarter of the pool.
+        O(tenants active on the backend)."""
+        if capacity is None:
+            capacity = self._capacity()
+        now = self._clock()
+        recent = now - self.active_s
+        active = {t for t, at in self._seen.items() if at >= recent}
+        active.update(self.holding, self.waiting)
+        active.add(tenant)
+        if len(active) <= 1:
+            return 0
+        share = capacity / len(active)
+        if self.holding.get(tenant, 0) < share:
+            return 0
+        if not self.headroom_target:
+            return self.headroom
+        load, holding, quieter = 0.0, 0, 0
+        for other in active:
+            held = self.holding.get(other, 0)
+            if other != tenant and held < share:
+                quieter += 1
+                holding += held
+                load += self._concurrency(other, held, now)
+        most = min(capacity // 4, math.floor(quieter * share) - holding)
+        return max(self.headroom, adaptive_headroom(load, capacity, self.headroom_target, most))
+
+    def concurrency(self, tenant: str) -> float:
+        """``tenant``'s measured concurrency: its in-flight count averaged over the last ``window_s`` (0 when not
+        measured: without ``headroom_target``, or not active)."""
+        return self._concurrency(tenant, self.holding.get(tenant, 0), self._clock())
+
+    def _concurrency(self, tenant: str, holding: int, now: float) -> float:
+        usage = self._usage.get(tenant)
+        if usage is None:
+            return 0.0
+        decay = math.exp(-(now - usage.at) / self.window_s)
+        mean = usage.mean * decay + holding * (1 - decay)
+        covered = 1 - math.exp(-(now - usage.since) / self.window_s)
+        return mean / covered if covered > 1e-9 else float(holding)
+
+    def _measure(self, tenant: str, now: float) -> None:
+        """Bring ``tenant``'s average up to ``now``, before its in-flight count changes; one that held nothing and
+        was not seen within ``active_s`` starts afresh."""
+        holding = self.holding.get(tenant, 0)
+        usage = self._usage.get(tenant)
+        if usage is None or (not holding and now - usage.at > self.active_s):
+            self._usage[tenant] = _Usage(now, now)
+            return
+        decay = math.exp(-(now - usage.at) / self.window_s)
+        usage.mean = usage.mean * decay + holding * (1 - decay)
+        usage.at = now
 
     def hold(self, tenant: str) -> None:
         """A request of ``tenant`` took an endpoint slot (every request to the backend, queued or not)."""
+        if self._reserving:
+            now = self._clock()
+            if self.headroom_target:
+                self._measure(tenant, now)
+            self._seen[tenant] = now
         self.holding[tenant] = self.holding.get(tenant, 0) + 1
         self.held += 1
-        if self.headroom:
-            self._seen[tenant] = time.monotonic()
 
     async def wait(self, tenant: str, priority: Priority, *, deadline: float | None = None) -> float | None:
         """None when the request goes straight through; else the seconds it waited for its turn (then call
@@ -158,7 +252,7 @@ class FairQueue:
         heapq.heappush(self._heads.setdefault(tenant, []), waiter)
         self.queued += 1
         self.waiting[tenant] = self.waiting.get(tenant, 0) + 1
-        if self.headroom and self._has_room():
+        if self._reserving and self._has_room():
             self.release()  # a slot kept free for a tenant like this one: it may be let in at once
         limit = start + self.max_wait_s if deadline is None else min(start + self.max_wait_s, deadline)
         try:
@@ -186,17 +280,21 @@ class FairQueue:
         """A request gave back its endpoint slot after holding it ``held_s`` seconds (``tenant``: whose, when it
         was counted by ``hold``)."""
         if tenant is not None:
+            now = self._clock() if self._reserving else 0.0
+            if self.headroom_target and tenant in self.holding:
+                self._measure(tenant, now)
             left = self.holding.get(tenant, 0) - 1
             if left > 0:
                 self.holding[tenant] = left
             else:
                 self.holding.pop(tenant, None)
             self.held = max(0, self.held - 1)
-            if self.headroom:
-                self._seen[tenant] = time.monotonic()
+            if self._reserving:
+                self._seen[tenant] = now
                 if len(self._seen) > 4 * (len(self.holding) + len(self.waiting)) + 64:
-                    recent = time.monotonic() - self.active_s
+                    recent = now - self.active_s
                     self._seen = {t: at for t, at in self._seen.items() if at >= recent}
+                    self._usage = {t: u for t, u in self._usage.items() if t in self._seen or t in self.holding}
         self.service_s = held_s if self.service_s == 0 else self.service_s + 0.1 * (held_s - self.service_s)
         self.release()
 

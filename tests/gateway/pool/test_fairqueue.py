@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from interlock.gateway.pool.fairqueue import FairQueue, QueueRejected
+from interlock.gateway.pool.fairqueue import FairQueue, QueueRejected, adaptive_headroom
 from tests.support import eventually
 
 
@@ -255,3 +255,153 @@ async def test_without_headroom_the_pool_is_filled_by_whoever_asks() -> None:
         give_back(queue, slots, "noisy")
     assert queue.holding == {}
     assert queue.held == 0
+
+
+class Clock:
+    """The queue's clock, moved by the test (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def take_while_room(queue: FairQueue, slots: Slots, tenant: str) -> int:
+    """Requests of ``tenant`` that go straight through, one after another, until the queue says wait."""
+    taken = 0
+    while queue.room(tenant):
+        slots.free -= 1
+        queue.hold(tenant)
+        taken += 1
+    return taken
+
+
+def test_adaptive_headroom_is_the_fewest_free_slots_that_meet_the_target() -> None:
+    # M/M/1/h blocking with rho = load / (capacity - h): 1.65 slots on average of 16 (the benchmark's quiet
+    # tenant) finds none of h free with probability 9.3 %, 1.2 %, 0.18 % for h = 1, 2, 3.
+    assert adaptive_headroom(1.65, 16, 0.005, most=8) == 3
+    assert adaptive_headroom(1.65, 16, 0.02, most=8) == 2
+    assert adaptive_headroom(1.65, 16, 0.1, most=8) == 1
+    assert adaptive_headroom(0.3, 16, 0.005, most=8) == 2  # a lighter tenant needs fewer
+    assert adaptive_headroom(0.0, 16, 0.005, most=8) == 0  # nobody to keep them for
+    assert adaptive_headroom(1.65, 64, 0.005, most=8) == 2  # a larger pool frees slots faster
+    assert adaptive_headroom(12.0, 16, 0.005, most=4) == 4  # never more than the bound
+    loads = [0.1 * i for i in range(60)]
+    needed = [adaptive_headroom(load, 16, 0.005, most=16) for load in loads]
+    assert needed == sorted(needed)  # more concurrency, more headroom
+
+
+def test_the_reservation_grows_with_the_quiet_tenants_concurrency() -> None:
+    clock = Clock()
+    slots = Slots(16)
+    queue = FairQueue("b", slots.room, capacity=lambda: 16, headroom=1, headroom_target=0.005, clock=clock)
+    assert take_while_room(queue, slots, "quiet") == 16  # alone: every slot
+    for _ in range(15):
+        give_back(queue, slots, "quiet")
+    clock.now += 60  # quiet has held one slot for a minute
+    assert queue.concurrency("quiet") == pytest.approx(1.0, abs=0.01)
+    assert take_while_room(queue, slots, "noisy") == 13
+    assert slots.free == 2  # adaptive_headroom(1, 16, 0.005) free for quiet's next requests
+    assert queue.reserve("noisy") == 2
+    assert queue.room("quiet")  # which go straight in
+    for _ in range(2):
+        slots.free -= 1
+        queue.hold("quiet")
+    clock.now += 60  # quiet now holds three at a time
+    assert queue.concurrency("quiet") == pytest.approx(3.0, abs=0.01)
+    assert queue.reserve("noisy") == 4  # the most: a quarter of the pool
+    for _ in range(4):
+        give_back(queue, slots, "noisy")
+    assert take_while_room(queue, slots, "noisy") == 0  # four free now, all kept for quiet
+    assert slots.free == 4
+    assert queue.room("quiet")
+
+
+def test_the_reservation_vanishes_when_the_quiet_tenant_goes_idle() -> None:
+    clock = Clock()
+    slots = Slots(16)
+    queue = FairQueue("b", slots.room, capacity=lambda: 16, headroom=0, headroom_target=0.005, clock=clock)
+    for _ in range(3):
+        slots.free -= 1
+        queue.hold("quiet")
+    clock.now += 60
+    assert take_while_room(queue, slots, "noisy") == 9
+    assert slots.free == 4
+    for _ in range(3):
+        give_back(queue, slots, "quiet")
+    assert queue.reserve("noisy") == 4  # just finished: quiet is still active
+    clock.now += queue.active_s + 0.01  # and then it sent nothing
+    assert queue.reserve("noisy") == 0
+    assert take_while_room(queue, slots, "noisy") == 7
+    assert slots.free == 0  # the noisy tenant, alone now, fills the pool
+    # quiet comes back: its concurrency is measured afresh, not from before it went idle
+    queue.finished(0.5, "noisy")
+    slots.free += 1
+    slots.free -= 1
+    queue.hold("quiet")
+    assert queue.concurrency("quiet") == pytest.approx(1.0)
+
+
+def test_a_tenant_alone_gets_every_slot_with_adaptive_headroom() -> None:
+    clock = Clock()
+    slots = Slots(16)
+    queue = FairQueue("b", slots.room, capacity=lambda: 16, headroom=1, headroom_target=0.005, clock=clock)
+    assert take_while_room(queue, slots, "noisy") == 16
+    clock.now += 60
+    for _ in range(16):
+        give_back(queue, slots, "noisy")
+    assert take_while_room(queue, slots, "noisy") == 16
+    assert queue.reserve("noisy") == 0
+
+
+def test_the_reservation_stays_within_the_quiet_tenants_fair_share_and_the_fair_share_of_the_full_one() -> None:
+    clock = Clock()
+    slots = Slots(8)
+    queue = FairQueue("b", slots.room, capacity=lambda: 8, headroom=0, headroom_target=0.005, clock=clock)
+    for _ in range(3):
+        slots.free -= 1
+        queue.hold("quiet")
+    clock.now += 60
+    # quiet holds 3 of its fair share of 4: one more slot is all that can be kept for it, though its concurrency
+    # (3 of 8) would want more
+    assert adaptive_headroom(queue.concurrency("quiet"), 8, 0.005, most=8) > 1
+    assert queue.reserve("noisy") == 0  # noisy holds nothing: below its share, it takes slots freely
+    assert take_while_room(queue, slots, "noisy") == 4
+    assert queue.holding == {"quiet": 3, "noisy": 4}
+    assert queue.reserve("noisy") == 1
+    assert slots.free == 1
+    # with a third tenant active, the shares are 8/3: quiet, holding 3, is no longer below its share, and what is
+    # kept is the third's: one slot, its share less the one it holds
+    slots.free -= 1
+    queue.hold("third")
+    assert queue.reserve("noisy") == 1
+    assert queue.reserve("quiet") == 1  # quiet, above its share now, leaves it free too
+    assert queue.reserve("third") == 0  # below its share
+    give_back(queue, slots, "noisy")
+    assert not queue.room("noisy")
+    assert not queue.room("quiet")
+    assert queue.room("third")
+
+
+async def test_bounds_hold_with_adaptive_headroom() -> None:
+    clock = Clock()
+    slots = Slots(4)
+    queue = FairQueue(
+        "b", slots.room, capacity=lambda: 4, max_queued=3, max_queued_per_tenant=2, headroom_target=0.005, clock=clock
+    )
+    assert take_while_room(queue, slots, "noisy") == 4
+    waiting = [asyncio.create_task(queue.wait("noisy", "standard")) for _ in range(2)]
+    await eventually(lambda: queue.queued == 2)
+    with pytest.raises(QueueRejected) as info:
+        await queue.wait("noisy", "standard")
+    assert info.value.reason == "tenant_queue_full"
+    waiting.append(asyncio.create_task(queue.wait("quiet", "standard")))
+    await eventually(lambda: queue.queued == 3)
+    with pytest.raises(QueueRejected) as info:
+        await queue.wait("other", "standard")
+    assert info.value.reason == "queue_full"
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert queue.queued == 0
