@@ -17,7 +17,7 @@ from interlock.api.crud import analytics
 from interlock.api.crud.partitions import apply_retention, list_partitions
 from interlock.api.crud.ranking import ranked
 from interlock.api.crud.rollup import day_start
-from interlock.api.crud.rollup_query import Query, histograms, rollup_table
+from interlock.api.crud.rollup_query import Query, histograms, rollup_table, sums, window_segments
 from interlock.db.histogram import BINS, bin_of
 from interlock.db.models import Span, Usage
 from interlock.db.rollups import ROLLUPS, TENANT_LATENCY_DAILY, USAGE_DAILY
@@ -339,3 +339,52 @@ async def test_ranking_by_bounds_is_the_exact_ranking(app: FastAPI, admin: httpx
         assert seen == expected
         top = await ranked(session, query, limit=1)
         assert (top[0][1].get("requests"), top[0][1].cost_usd) == (2, Decimal("5.000000000"))
+
+
+async def test_a_month_read_as_the_month_less_its_days_outside_the_window(
+    app: FastAPI, admin: httpx.AsyncClient, gateway: httpx.AsyncClient
+) -> None:
+    """A window that covers most of a month reads that month from ``tenant_monthly`` less the days outside it:
+    spend on those days (and a tenant that spent only then) stays out of the sums, the ranking and ``/v1/costs``."""
+    first = (NOW - dt.timedelta(days=130)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    second = (first + dt.timedelta(days=32)).replace(day=1)
+    third = (second + dt.timedelta(days=32)).replace(day=1)
+    since, until = first + dt.timedelta(days=2, hours=7, minutes=13), third + dt.timedelta(days=1, hours=3)
+    read = window_segments(Query(since, until, None, ("tenant_id",)))
+    assert ("month", first, third, 1) in read  # the first month less its first 3 days, the second month whole,
+    assert ("day", first, first + dt.timedelta(days=3), -1) in read  # (the 3rd's hours in the window: hourly, raw)
+    assert ("day", third, third + dt.timedelta(days=1), 1) in read  # and the third month's one day as it is
+    outside_only, a, b = [(await new_tenant(admin))["id"] for _ in range(3)]
+    at_ = [  # (tenant, when, cost): in the window or not
+        (outside_only, first + dt.timedelta(hours=5), 9.0, False),
+        (a, first + dt.timedelta(days=1), 7.0, False),
+        (a, first + dt.timedelta(days=2, hours=6), 0.25, False),  # the ragged day, before `since`
+        (a, first + dt.timedelta(days=2, hours=7, minutes=30), 0.5, True),  # raw rows
+        (a, first + dt.timedelta(days=2, hours=9), 0.5, True),  # hourly
+        (a, first + dt.timedelta(days=20), 1.0, True),
+        (b, second + dt.timedelta(days=3), 2.0, True),
+        (b, third + dt.timedelta(hours=2), 0.125, True),
+        (b, third + dt.timedelta(days=1, hours=4), 5.0, False),
+        (b, third + dt.timedelta(days=9), 5.0, False),
+    ]
+    events = [event(t, 500 + i, started_at=when, cost_usd=cost) for i, (t, when, cost, _) in enumerate(at_)]
+    assert (await post_usage(gateway, events))["accepted"] == len(events)
+    want: dict[tuple[str, ...], tuple[int, Decimal]] = {}
+    for t, when, cost, inside in at_:
+        if since <= when < until:
+            assert inside, when
+            n, c = want.get((t,), (0, Decimal(0)))
+            want[(t,)] = (n + 1, c + Decimal(str(cost)))
+        else:
+            assert not inside, when
+    async with app.state.sessions() as session:
+        found = await sums(
+            session, Query(since, until, None, ("tenant_id",), among=(("tenant_id", (outside_only, a, b)),))
+        )
+        assert {key[1]: (entry.get("requests"), entry.cost_usd) for key, entry in found.items()} == want
+        page = await ranked(session, Query(since, until, None, ("tenant_id",)), limit=50)
+        mine = [(groups, entry.get("requests"), entry.cost_usd) for groups, entry in page if groups in want]
+        assert mine == [((b,), 2, Decimal("2.125")), ((a,), 3, Decimal("2.0"))]
+        assert all(groups != (outside_only,) for groups, _ in page)
+    params = {"since": since.isoformat(), "until": until.isoformat(), "tenant_id": outside_only}
+    assert (await admin.get("/v1/costs", params=params)).json()["data"] == []
