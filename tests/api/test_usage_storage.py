@@ -350,10 +350,17 @@ async def test_a_month_read_as_the_month_less_its_days_outside_the_window(
     second = (first + dt.timedelta(days=32)).replace(day=1)
     third = (second + dt.timedelta(days=32)).replace(day=1)
     since, until = first + dt.timedelta(days=2, hours=7, minutes=13), third + dt.timedelta(days=1, hours=3)
-    read = window_segments(Query(since, until, None, ("tenant_id",)))
-    assert ("month", first, third, 1) in read  # the first month less its first 3 days, the second month whole,
-    assert ("day", first, first + dt.timedelta(days=3), -1) in read  # (the 3rd's hours in the window: hourly, raw)
-    assert ("day", third, third + dt.timedelta(days=1), 1) in read  # and the third month's one day as it is
+    day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
+    assert sorted(window_segments(Query(since, until, None, ("tenant_id",)))) == sorted(
+        [
+            ("month", first, third, 1),  # the first two months whole, less
+            ("day", first, first + 2 * day, -1),  # the first month's first two days,
+            ("hour", first + 2 * day, first + 2 * day + 7 * hour, -1),  # the third day's first 7 hours
+            ("raw", first + 2 * day + 7 * hour, since, -1),  # and the 8th hour's first 13 minutes;
+            ("day", third, third + day, 1),  # the third month's first day and
+            ("hour", third + day, third + day + 3 * hour, 1),  # the next day's first 3 hours
+        ]
+    )
     outside_only, a, b = [(await new_tenant(admin))["id"] for _ in range(3)]
     at_ = [  # (tenant, when, cost): in the window or not
         (outside_only, first + dt.timedelta(hours=5), 9.0, False),
@@ -388,3 +395,49 @@ async def test_a_month_read_as_the_month_less_its_days_outside_the_window(
         assert all(groups != (outside_only,) for groups, _ in page)
     params = {"since": since.isoformat(), "until": until.isoformat(), "tenant_id": outside_only}
     assert (await admin.get("/v1/costs", params=params)).json()["data"] == []
+
+
+def test_a_window_that_ends_now_reads_today_less_what_comes_after_it() -> None:
+    """Today's daily row less the hours and raw rows after ``until`` (which do not exist yet: nothing to read)
+    instead of every hour of today; a window that ends early in the day reads its hours as they are."""
+    now = dt.datetime(2026, 12, 6, 15, 40, tzinfo=dt.UTC)
+    today, hour = dt.datetime(2026, 12, 6, tzinfo=dt.UTC), dt.timedelta(hours=1)
+    since = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    read = window_segments(Query(since, now - dt.timedelta(minutes=2), None, ("tenant_id",)), now=now)
+    assert sorted(read) == sorted(
+        [
+            ("raw", now - dt.timedelta(minutes=2), today + 16 * hour, -1),
+            ("hour", today + 16 * hour, today + dt.timedelta(days=1), -1),
+            ("day", since, today.replace(day=1), 1),  # November's days from the 20th
+            ("month", today.replace(day=1), dt.datetime(2027, 1, 1, tzinfo=dt.UTC), 1),  # December less the days
+            ("day", today + dt.timedelta(days=1), dt.datetime(2027, 1, 1, tzinfo=dt.UTC), -1),  # after today
+        ]
+    )
+    early = today + 3 * hour + dt.timedelta(minutes=10)
+    earlier = window_segments(Query(since, early, None, ("tenant_id",)), now=now)
+    assert ("hour", today, today + 3 * hour, 1) in earlier
+    assert ("raw", today + 3 * hour, early, 1) in earlier
+    # histograms are never subtracted
+    assert all(s.sign == 1 for s in window_segments(Query(since, now, "day"), histograms=True, now=now))
+
+
+async def test_sums_over_a_window_that_ends_now(app: FastAPI, admin: httpx.AsyncClient,
+                                                gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    """Whichever way the ends are read, the sums are the raw rows': rows just after ``until`` stay out."""
+    now = dt.datetime.now(dt.UTC)
+    tenant = (await new_tenant(admin))["id"]
+    until = now - dt.timedelta(seconds=30)
+    at = [now - dt.timedelta(days=2, minutes=m) for m in (0, 50, 600)]
+    at += [now - dt.timedelta(minutes=m) for m in (1, 20, 90, 300)] + [now - dt.timedelta(seconds=10)]
+    events = [event(tenant, 900 + i, started_at=when, cost_usd=0.5 + i) for i, when in enumerate(at)]
+    assert (await post_usage(gateway, events))["accepted"] == len(events)
+    for since in (now - dt.timedelta(days=2, minutes=30), now - dt.timedelta(hours=3), now - dt.timedelta(days=9)):
+        inside = [e for e, when in zip(events, at, strict=True) if since <= when < until]
+        async with app.state.sessions() as session:
+            found = await sums(session, Query(since, until, None, (), (("tenant_id", tenant),)))
+            entry = found.get((None, ()))
+            assert (entry.get("requests") if entry else 0) == len(inside)
+            assert (entry.cost_usd if entry else Decimal(0)) == sum(Decimal(str(e["cost_usd"])) for e in inside)
+            for grain in ("hour", "day"):
+                series = await sums(session, Query(since, until, grain, (), (("tenant_id", tenant),)))  # type: ignore[arg-type]
+                assert sum(e.get("requests") for e in series.values()) == len(inside)

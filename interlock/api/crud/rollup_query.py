@@ -137,7 +137,9 @@ class Segment(NamedTuple):
     sign: int = 1
 
 
-def _days(query: Query, d0: dt.datetime | None, d1: dt.datetime | None, histograms: bool) -> list[Segment]:
+def _days(
+    query: Query, d0: dt.datetime | None, d1: dt.datetime | None, histograms: bool, now: dt.datetime
+) -> list[Segment]:
     """Whole days ``[d0, d1)``; for a question not split by time, whole months from a monthly rollup where one
     answers it whose key is no wider than the daily rollup's that would (a fleet-wide total stays on the few rows
     of ``fleet_backend_daily`` rather than ``tenant_monthly``'s one per tenant).
@@ -153,7 +155,7 @@ def _days(query: Query, d0: dt.datetime | None, d1: dt.datetime | None, histogra
         return [Segment("day", d0, d1)]
     if d0 is None or d1 is None:
         return _open_days(d0, d1)
-    horizon = day_start(dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)  # no day's rows begin later
+    horizon = day_start(now) + dt.timedelta(days=1)  # no day's rows begin later
     out: list[Segment] = []
     start = month_start(d0)
     while start < d1:
@@ -199,33 +201,55 @@ def _merged(segments: list[Segment]) -> list[Segment]:
     return out
 
 
-def window_segments(query: Query, histograms: bool = False) -> list[Segment]:
-    """Segments covering the window once, as a sum: ``raw``, ``hour``, ``day`` or ``month``."""
-    hour = dt.timedelta(hours=1)
+def window_segments(query: Query, histograms: bool = False, now: dt.datetime | None = None) -> list[Segment]:
+    """Segments covering the window once, as a sum: ``raw``, ``hour``, ``day`` or ``month``.
+
+    Each ragged end is read directly (the raw rows of its part-hour, the hours of its part-day) or, for sums (not
+    histograms), as the enclosing hour or day less the part outside the window, whichever has fewer rows to read:
+    a window that ends now reads today's daily row less the hours and raw rows after it, which do not exist yet,
+    instead of every hour of today; one that starts at 16:10 reads that day less its first 16 hours."""
+    hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
     since, until = query.since, query.until
     h0 = _ceil(since, hour_start, hour) if since is not None else None
     h1 = hour_start(until) if until is not None else None
     if h0 is not None and h1 is not None and h0 >= h1:
         return [Segment("raw", since, until)]
+    now = now or dt.datetime.now(dt.UTC)  # rows begin no later (what is cheap to subtract)
+    subtract = not histograms  # no histogram is subtracted: percentiles are read as they are
     out: list[Segment] = []
-    if since is not None and h0 != since:
-        out.append(Segment("raw", since, h0))
-    if query.grain == "hour":
-        out.append(Segment("hour", h0, h1))
-    else:
-        d0 = _ceil(h0, day_start, dt.timedelta(days=1)) if h0 is not None else None
-        d1 = day_start(h1) if h1 is not None else None
-        if d0 is not None and d1 is not None and d0 >= d1:
-            out.append(Segment("hour", h0, h1))
+    # the raw ends: [since, h0) and [h1, until), or the enclosing hour less the rest of it
+    if since is not None and h0 is not None and h0 != since:
+        if subtract and since - (h0 - hour) < h0 - since:
+            h0 -= hour
+            out.append(Segment("raw", h0, since, -1))
         else:
-            if h0 is not None and d0 != h0:
-                out.append(Segment("hour", h0, d0))
-            out += _days(query, d0, d1, histograms)
-            if h1 is not None and d1 != h1:
-                out.append(Segment("hour", d1, h1))
-    if until is not None and h1 != until:
-        out.append(Segment("raw", h1, until))
-    return out
+            out.append(Segment("raw", since, h0))
+    if until is not None and h1 is not None and h1 != until:
+        if subtract and max(dt.timedelta(0), min(h1 + hour, now) - until) < until - h1:
+            h1 += hour
+            out.append(Segment("raw", until, h1, -1))
+        else:
+            out.append(Segment("raw", h1, until))
+    if query.grain == "hour":
+        return [*out, Segment("hour", h0, h1)]
+    d0 = _ceil(h0, day_start, day) if h0 is not None else None
+    d1 = day_start(h1) if h1 is not None else None
+    if d0 is not None and d1 is not None and d0 >= d1:
+        return [*out, Segment("hour", h0, h1)]
+    # the part-days: [h0, d0) and [d1, h1), or the enclosing day less its other hours (those that exist yet)
+    if h0 is not None and d0 is not None and d0 != h0:
+        if subtract and h0 - (d0 - day) < d0 - h0:
+            d0 -= day
+            out.append(Segment("hour", d0, h0, -1))
+        else:
+            out.append(Segment("hour", h0, d0))
+    if h1 is not None and d1 is not None and d1 != h1:
+        if subtract and max(dt.timedelta(0), min(d1 + day, hour_start(now) + hour) - h1) < h1 - d1:
+            d1 += day
+            out.append(Segment("hour", h1, d1, -1))
+        else:
+            out.append(Segment("hour", d1, h1))
+    return out + _days(query, d0, d1, histograms, now)
 
 
 def _truncate(session: AsyncSession, grain: Grain, column: Any) -> ColumnElement[Any]:
