@@ -128,13 +128,16 @@ TENANT_LATENCY_DAILY = Table(
     # Tenant first: the primary key is also the index a tenant's window is read through (no second index to keep),
     # and on Postgres it carries the counts (INCLUDE), so that read is an index-only scan of the tenant's entries,
     # side by side, instead of a heap fetch per row from pages shared with every other tenant of the day.
+    # Route and bin right after the day: a tenant's bins by day and route (the console's default grouping) are
+    # summed in index order, as Postgres scans, without hashing and sorting every entry.
     PrimaryKeyConstraint(
-        "tenant_id", "bucket", "model", "route", "backend", "bin", postgresql_include=["latency", "ttft"]
+        "tenant_id", "bucket", "route", "bin", "model", "backend", postgresql_include=["latency", "ttft"]
     ),
 )
 TENANT_LATENCY_KEYS = ("tenant_id", "bucket", "model", "route", "backend", "bin")
 """The sparse per-tenant latency rollup (see the module's text): one row per (tenant, UTC day, model, route,
-backend, bin) with a nonzero ``latency`` or ``ttft`` count."""
+backend, bin) with a nonzero ``latency`` or ``ttft`` count. The columns in the order ingest writes them; the primary
+key orders them for reading."""
 
 
 Grain = Literal["hour", "day", "month"]

@@ -17,7 +17,7 @@ from interlock.api.crud import analytics
 from interlock.api.crud.partitions import apply_retention, list_partitions
 from interlock.api.crud.ranking import ranked
 from interlock.api.crud.rollup import day_start
-from interlock.api.crud.rollup_query import Query, histograms, rollup_table
+from interlock.api.crud.rollup_query import Query, histograms, rollup_table, sums, window_segments
 from interlock.db.histogram import BINS, bin_of
 from interlock.db.models import Span, Usage
 from interlock.db.rollups import ROLLUPS, TENANT_LATENCY_DAILY, USAGE_DAILY
@@ -339,3 +339,105 @@ async def test_ranking_by_bounds_is_the_exact_ranking(app: FastAPI, admin: httpx
         assert seen == expected
         top = await ranked(session, query, limit=1)
         assert (top[0][1].get("requests"), top[0][1].cost_usd) == (2, Decimal("5.000000000"))
+
+
+async def test_a_month_read_as_the_month_less_its_days_outside_the_window(
+    app: FastAPI, admin: httpx.AsyncClient, gateway: httpx.AsyncClient
+) -> None:
+    """A window that covers most of a month reads that month from ``tenant_monthly`` less the days outside it:
+    spend on those days (and a tenant that spent only then) stays out of the sums, the ranking and ``/v1/costs``."""
+    first = (NOW - dt.timedelta(days=130)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    second = (first + dt.timedelta(days=32)).replace(day=1)
+    third = (second + dt.timedelta(days=32)).replace(day=1)
+    since, until = first + dt.timedelta(days=2, hours=7, minutes=13), third + dt.timedelta(days=1, hours=3)
+    day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
+    assert sorted(window_segments(Query(since, until, None, ("tenant_id",)))) == sorted(
+        [
+            ("month", first, third, 1),  # the first two months whole, less
+            ("day", first, first + 2 * day, -1),  # the first month's first two days,
+            ("hour", first + 2 * day, first + 2 * day + 7 * hour, -1),  # the third day's first 7 hours
+            ("raw", first + 2 * day + 7 * hour, since, -1),  # and the 8th hour's first 13 minutes;
+            ("day", third, third + day, 1),  # the third month's first day and
+            ("hour", third + day, third + day + 3 * hour, 1),  # the next day's first 3 hours
+        ]
+    )
+    outside_only, a, b = [(await new_tenant(admin))["id"] for _ in range(3)]
+    at_ = [  # (tenant, when, cost): in the window or not
+        (outside_only, first + dt.timedelta(hours=5), 9.0, False),
+        (a, first + dt.timedelta(days=1), 7.0, False),
+        (a, first + dt.timedelta(days=2, hours=6), 0.25, False),  # the ragged day, before `since`
+        (a, first + dt.timedelta(days=2, hours=7, minutes=30), 0.5, True),  # raw rows
+        (a, first + dt.timedelta(days=2, hours=9), 0.5, True),  # hourly
+        (a, first + dt.timedelta(days=20), 1.0, True),
+        (b, second + dt.timedelta(days=3), 2.0, True),
+        (b, third + dt.timedelta(hours=2), 0.125, True),
+        (b, third + dt.timedelta(days=1, hours=4), 5.0, False),
+        (b, third + dt.timedelta(days=9), 5.0, False),
+    ]
+    events = [event(t, 500 + i, started_at=when, cost_usd=cost) for i, (t, when, cost, _) in enumerate(at_)]
+    assert (await post_usage(gateway, events))["accepted"] == len(events)
+    want: dict[tuple[str, ...], tuple[int, Decimal]] = {}
+    for t, when, cost, inside in at_:
+        if since <= when < until:
+            assert inside, when
+            n, c = want.get((t,), (0, Decimal(0)))
+            want[(t,)] = (n + 1, c + Decimal(str(cost)))
+        else:
+            assert not inside, when
+    async with app.state.sessions() as session:
+        found = await sums(
+            session, Query(since, until, None, ("tenant_id",), among=(("tenant_id", (outside_only, a, b)),))
+        )
+        assert {key[1]: (entry.get("requests"), entry.cost_usd) for key, entry in found.items()} == want
+        page = await ranked(session, Query(since, until, None, ("tenant_id",)), limit=50)
+        mine = [(groups, entry.get("requests"), entry.cost_usd) for groups, entry in page if groups in want]
+        assert mine == [((b,), 2, Decimal("2.125")), ((a,), 3, Decimal("2.0"))]
+        assert all(groups != (outside_only,) for groups, _ in page)
+    params = {"since": since.isoformat(), "until": until.isoformat(), "tenant_id": outside_only}
+    assert (await admin.get("/v1/costs", params=params)).json()["data"] == []
+
+
+def test_a_window_that_ends_now_reads_today_less_what_comes_after_it() -> None:
+    """Today's daily row less the hours and raw rows after ``until`` (which do not exist yet: nothing to read)
+    instead of every hour of today; a window that ends early in the day reads its hours as they are."""
+    now = dt.datetime(2026, 12, 6, 15, 40, tzinfo=dt.UTC)
+    today, hour = dt.datetime(2026, 12, 6, tzinfo=dt.UTC), dt.timedelta(hours=1)
+    since = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    read = window_segments(Query(since, now - dt.timedelta(minutes=2), None, ("tenant_id",)), now=now)
+    assert sorted(read) == sorted(
+        [
+            ("raw", now - dt.timedelta(minutes=2), today + 16 * hour, -1),
+            ("hour", today + 16 * hour, today + dt.timedelta(days=1), -1),
+            ("day", since, today.replace(day=1), 1),  # November's days from the 20th
+            ("month", today.replace(day=1), dt.datetime(2027, 1, 1, tzinfo=dt.UTC), 1),  # December less the days
+            ("day", today + dt.timedelta(days=1), dt.datetime(2027, 1, 1, tzinfo=dt.UTC), -1),  # after today
+        ]
+    )
+    early = today + 3 * hour + dt.timedelta(minutes=10)
+    earlier = window_segments(Query(since, early, None, ("tenant_id",)), now=now)
+    assert ("hour", today, today + 3 * hour, 1) in earlier
+    assert ("raw", today + 3 * hour, early, 1) in earlier
+    # histograms are never subtracted
+    assert all(s.sign == 1 for s in window_segments(Query(since, now, "day"), histograms=True, now=now))
+
+
+async def test_sums_over_a_window_that_ends_now(app: FastAPI, admin: httpx.AsyncClient,
+                                                gateway: httpx.AsyncClient) -> None:  # fmt: skip
+    """Whichever way the ends are read, the sums are the raw rows': rows just after ``until`` stay out."""
+    now = dt.datetime.now(dt.UTC)
+    tenant = (await new_tenant(admin))["id"]
+    until = now - dt.timedelta(seconds=30)
+    at = [now - dt.timedelta(days=2, minutes=m) for m in (0, 50, 600)]
+    at += [now - dt.timedelta(minutes=m) for m in (1, 20, 90, 300)] + [now - dt.timedelta(seconds=10)]
+    events = [event(tenant, 900 + i, started_at=when, cost_usd=0.5 + i) for i, when in enumerate(at)]
+    assert (await post_usage(gateway, events))["accepted"] == len(events)
+    for since in (now - dt.timedelta(days=2, minutes=30), now - dt.timedelta(hours=3), now - dt.timedelta(days=9)):
+        inside = [e for e, when in zip(events, at, strict=True) if since <= when < until]
+        async with app.state.sessions() as session:
+            found = await sums(session, Query(since, until, None, (), (("tenant_id", tenant),)))
+            entry = found.get((None, ()))
+            assert (entry.get("requests") if entry else 0) == len(inside)
+            assert (entry.cost_usd if entry else Decimal(0)) == sum(Decimal(str(e["cost_usd"])) for e in inside)
+            for grain in ("hour", "day"):
+                series = await sums(session, Query(since, until, grain, (), (("tenant_id", tenant),)))  # type: ignore[arg-type]
+                assert sum(e.get("requests") for e in series.values()) == len(inside)

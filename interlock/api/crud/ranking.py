@@ -56,7 +56,7 @@ async def _exact_page(session: AsyncSession, query: Query, limit: int, after: Af
     united = window_rows(session, query, counters=False)
     keys = [united.c[f"g{i}"] for i in range(width)]
     cost = type_coerce(func.sum(united.c.cost_usd), Money())
-    statement = select(*keys, cost).group_by(*keys)
+    statement = select(*keys, cost).group_by(*keys).having(func.sum(united.c.requests) > 0)
     if after is not None:
         statement = statement.having(_later(cost, keys, after))
     statement = statement.order_by(cost.desc(), *keys).limit(limit)

@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -47,6 +47,7 @@ __all__ = [
     "Grain",
     "Histograms",
     "Query",
+    "Segment",
     "Sums",
     "histograms",
     "month_start",
@@ -54,6 +55,7 @@ __all__ = [
     "sums",
     "total",
     "window_rows",
+    "window_segments",
 ]
 
 Grain = Literal["hour", "day"]
@@ -125,56 +127,129 @@ def _next_month(when: dt.datetime) -> dt.datetime:
     return (when.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
 
 
+class Segment(NamedTuple):
+    """A stretch ``[lo, hi)`` of the window read from one ``source`` (``raw``, ``hour``, ``day`` or ``month``);
+    ``sign`` -1: its rows are subtracted (the days of a month that lie outside the window)."""
+
+    source: str
+    lo: dt.datetime | None
+    hi: dt.datetime | None
+    sign: int = 1
+
+
 def _days(
-    query: Query, d0: dt.datetime | None, d1: dt.datetime | None, histograms: bool
-) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
+    query: Query, d0: dt.datetime | None, d1: dt.datetime | None, histograms: bool, now: dt.datetime
+) -> list[Segment]:
     """Whole days ``[d0, d1)``; for a question not split by time, whole months from a monthly rollup where one
     answers it whose key is no wider than the daily rollup's that would (a fleet-wide total stays on the few rows
-    of ``fleet_backend_daily`` rather than ``tenant_monthly``'s one per tenant)."""
+    of ``fleet_backend_daily`` rather than ``tenant_monthly``'s one per tenant).
+
+    A month the window covers only in part is read either as its days in the window or, when fewer days' rows
+    lie outside, as the whole month minus those days (sums are exact under subtraction, and the monthly and daily
+    rollups hold the same rows: ingest writes both in one transaction, retention drops neither): a 30-day window
+    that starts on the 6th reads five days and a month, not 25 days, and a year reads at most about half a month
+    of days at each end. Days after today have no rows yet and cost nothing to read."""
     month = rollup_table(query, "month", histograms) if query.grain is None else None
     day = rollup_table(query, "day", histograms)
     if month is None or day is None or not set(month.c.keys()) <= set(day.c.keys()):
-        return [("day", d0, d1)]
+        return [Segment("day", d0, d1)]
+    if d0 is None or d1 is None:
+        return _open_days(d0, d1)
+    horizon = day_start(now) + dt.timedelta(days=1)  # no day's rows begin later
+    out: list[Segment] = []
+    start = month_start(d0)
+    while start < d1:
+        end = _next_month(start)
+        lo, hi = max(d0, start), min(d1, end)
+        if (lo, hi) == (start, end):
+            out.append(Segment("month", start, end))
+        elif (lo - start).days + max(0, (min(end, horizon) - hi).days) < (hi - lo).days:
+            out.append(Segment("month", start, end))
+            out += [Segment("day", start, lo, -1)] if lo > start else []
+            out += [Segment("day", hi, end, -1)] if hi < end else []
+        else:
+            out.append(Segment("day", lo, hi))
+        start = end
+    return _merged(out)
+
+
+def _open_days(d0: dt.datetime | None, d1: dt.datetime | None) -> list[Segment]:
+    """``_days`` of a window open at one end or both: whole months between the ragged days."""
     m0 = None if d0 is None else d0 if month_start(d0) == d0 else _next_month(d0)
     m1 = None if d1 is None else month_start(d1)
     if m0 is not None and m1 is not None and m0 >= m1:
-        return [("day", d0, d1)]
-    out: list[tuple[str, dt.datetime | None, dt.datetime | None]] = []
+        return [Segment("day", d0, d1)]
+    out: list[Segment] = []
     if d0 is not None and m0 != d0:
-        out.append(("day", d0, m0))
-    out.append(("month", m0, m1))
+        out.append(Segment("day", d0, m0))
+    out.append(Segment("month", m0, m1))
     if d1 is not None and m1 != d1:
-        out.append(("day", m1, d1))
+        out.append(Segment("day", m1, d1))
     return out
 
 
-def _segments(query: Query, histograms: bool = False) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
-    """``(source, lo, hi)`` covering the window once: ``raw``, ``hour``, ``day`` or ``month``."""
-    hour = dt.timedelta(hours=1)
+def _merged(segments: list[Segment]) -> list[Segment]:
+    """Segments of the same source and sign that meet as one (consecutive months, consecutive days); the order of
+    the segments of a sum does not matter."""
+    out: list[Segment] = []
+    for segment in sorted(segments, key=lambda s: (s.source, s.sign, s.lo)):
+        last = out[-1] if out else None
+        if last is not None and (last.source, last.sign, last.hi) == (segment.source, segment.sign, segment.lo):
+            out[-1] = last._replace(hi=segment.hi)
+        else:
+            out.append(segment)
+    return out
+
+
+def window_segments(query: Query, histograms: bool = False, now: dt.datetime | None = None) -> list[Segment]:
+    """Segments covering the window once, as a sum: ``raw``, ``hour``, ``day`` or ``month``.
+
+    Each ragged end is read directly (the raw rows of its part-hour, the hours of its part-day) or, for sums (not
+    histograms), as the enclosing hour or day less the part outside the window, whichever has fewer rows to read:
+    a window that ends now reads today's daily row less the hours and raw rows after it, which do not exist yet,
+    instead of every hour of today; one that starts at 16:10 reads that day less its first 16 hours."""
+    hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
     since, until = query.since, query.until
     h0 = _ceil(since, hour_start, hour) if since is not None else None
     h1 = hour_start(until) if until is not None else None
     if h0 is not None and h1 is not None and h0 >= h1:
-        return [("raw", since, until)]
-    out: list[tuple[str, dt.datetime | None, dt.datetime | None]] = []
-    if since is not None and h0 != since:
-        out.append(("raw", since, h0))
-    if query.grain == "hour":
-        out.append(("hour", h0, h1))
-    else:
-        d0 = _ceil(h0, day_start, dt.timedelta(days=1)) if h0 is not None else None
-        d1 = day_start(h1) if h1 is not None else None
-        if d0 is not None and d1 is not None and d0 >= d1:
-            out.append(("hour", h0, h1))
+        return [Segment("raw", since, until)]
+    now = now or dt.datetime.now(dt.UTC)  # rows begin no later (what is cheap to subtract)
+    subtract = not histograms  # no histogram is subtracted: percentiles are read as they are
+    out: list[Segment] = []
+    # the raw ends: [since, h0) and [h1, until), or the enclosing hour less the rest of it
+    if since is not None and h0 is not None and h0 != since:
+        if subtract and since - (h0 - hour) < h0 - since:
+            h0 -= hour
+            out.append(Segment("raw", h0, since, -1))
         else:
-            if h0 is not None and d0 != h0:
-                out.append(("hour", h0, d0))
-            out += _days(query, d0, d1, histograms)
-            if h1 is not None and d1 != h1:
-                out.append(("hour", d1, h1))
-    if until is not None and h1 != until:
-        out.append(("raw", h1, until))
-    return out
+            out.append(Segment("raw", since, h0))
+    if until is not None and h1 is not None and h1 != until:
+        if subtract and max(dt.timedelta(0), min(h1 + hour, now) - until) < until - h1:
+            h1 += hour
+            out.append(Segment("raw", until, h1, -1))
+        else:
+            out.append(Segment("raw", h1, until))
+    if query.grain == "hour":
+        return [*out, Segment("hour", h0, h1)]
+    d0 = _ceil(h0, day_start, day) if h0 is not None else None
+    d1 = day_start(h1) if h1 is not None else None
+    if d0 is not None and d1 is not None and d0 >= d1:
+        return [*out, Segment("hour", h0, h1)]
+    # the part-days: [h0, d0) and [d1, h1), or the enclosing day less its other hours (those that exist yet)
+    if h0 is not None and d0 is not None and d0 != h0:
+        if subtract and h0 - (d0 - day) < d0 - h0:
+            d0 -= day
+            out.append(Segment("hour", d0, h0, -1))
+        else:
+            out.append(Segment("hour", h0, d0))
+    if h1 is not None and d1 is not None and d1 != h1:
+        if subtract and max(dt.timedelta(0), min(d1 + day, hour_start(now) + hour) - h1) < h1 - d1:
+            d1 += day
+            out.append(Segment("hour", h1, d1, -1))
+        else:
+            out.append(Segment("hour", d1, h1))
+    return out + _days(query, d0, d1, histograms, now)
 
 
 def _truncate(session: AsyncSession, grain: Grain, column: Any) -> ColumnElement[Any]:
@@ -260,11 +335,12 @@ def _values(source: str, column: Any) -> list[ColumnElement[Any]]:
 
 
 def window_rows(session: AsyncSession, query: Query, counters: bool) -> Any:
-    """Every row of the window's segments (``g0``, ``g1``, … the group values, the counters if asked, ``cost_usd``)
-    as one ``UNION ALL`` subquery: summed once by the caller (``interlock.api.crud.ranking``), not per segment and
-    again."""
+    """Every row of the window's segments (``g0``, ``g1``, … the group values, the counters if asked, else
+    ``requests`` alone, and ``cost_usd``; negated in a subtracted segment) as one ``UNION ALL`` subquery: summed
+    once by the caller (``interlock.api.crud.ranking``), not per segment and again. A group whose ``requests`` sum
+    to 0 had no rows in the window (only in a month's days outside it)."""
     parts = []
-    for source, lo, hi in _segments(query):
+    for source, lo, hi, sign in window_segments(query):
         _, time, groups, column = _source(session, query, source)
         labeled = [g.label(f"g{i}") for i, g in enumerate(groups)]
         if counters:
@@ -272,8 +348,11 @@ def window_rows(session: AsyncSession, query: Query, counters: bool) -> Any:
                 values = [literal(1), case((Usage.status >= 400, 1), else_=0), *(column(c) for c in COUNTERS[2:])]
             else:
                 values = [column(c) for c in COUNTERS]
-            labeled += [v.label(c) for v, c in zip(values, COUNTERS, strict=True)]
-        labeled.append(column("cost_usd").label("cost_usd"))
+        else:
+            values = [literal(1) if source == "raw" else column("requests")]
+        values.append(column("cost_usd"))
+        names = (*COUNTERS, "cost_usd") if counters else ("requests", "cost_usd")
+        labeled += [(v if sign > 0 else -v).label(c) for v, c in zip(values, names, strict=True)]
         parts.append(select(*labeled).where(*_where(query, time, column, lo, hi)))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
 
@@ -281,7 +360,8 @@ def window_rows(session: AsyncSession, query: Query, counters: bool) -> Any:
 async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
     """The sums per (bucket start, groups); buckets without rows are absent."""
     out: dict[Key, Sums] = {}
-    for source, lo, hi in _segments(query):
+    segments = window_segments(query)
+    for source, lo, hi, sign in segments:
         bucket, time, groups, column = _source(session, query, source)
         keys = ([bucket] if bucket is not None else []) + groups
         if _one_row_per_key(query, source):
@@ -297,31 +377,30 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
                 continue  # an empty window still yields one row when nothing is grouped
             key = _key(query, row)
             numbers = row[width:]
-            entry = out.get(key)
-            if entry is None:
-                out[key] = Sums(list(numbers[:-1]), to_money(numbers[-1]))
-            else:
-                entry.counts = [a + b for a, b in zip(entry.counts, numbers[:-1], strict=False)]
-                entry.cost_usd += to_money(numbers[-1])
+            entry = out.setdefault(key, Sums())
+            entry.counts = [a + sign * b for a, b in zip(entry.counts, numbers[:-1], strict=True)]
+            entry.cost_usd += sign * to_money(numbers[-1])
+    if any(segment.sign < 0 for segment in segments):  # groups seen only in the days subtracted
+        out = {key: entry for key, entry in out.items() if entry.counts[0]}
     return out
 
 
-def _tenant_segments(query: Query) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
+def _tenant_segments(query: Query) -> list[Segment]:
     """Whole UTC days of the window from ``tenant_latency_daily`` (``tenant_days``), the rest from the raw rows;
     all raw by hour (no hourly per-tenant histogram) or when the window holds no whole day."""
     if query.grain == "hour":
-        return [("raw", query.since, query.until)]
+        return [Segment("raw", query.since, query.until)]
     day = dt.timedelta(days=1)
     d0 = _ceil(query.since, day_start, day) if query.since is not None else None
     d1 = day_start(query.until) if query.until is not None else None
     if d0 is not None and d1 is not None and d0 >= d1:
-        return [("raw", query.since, query.until)]
-    out: list[tuple[str, dt.datetime | None, dt.datetime | None]] = []
+        return [Segment("raw", query.since, query.until)]
+    out: list[Segment] = []
     if query.since is not None and d0 != query.since:
-        out.append(("raw", query.since, d0))
-    out.append(("tenant_days", d0, d1))
+        out.append(Segment("raw", query.since, d0))
+    out.append(Segment("tenant_days", d0, d1))
     if query.until is not None and d1 != query.until:
-        out.append(("raw", d1, query.until))
+        out.append(Segment("raw", d1, query.until))
     return out
 
 
@@ -377,8 +456,9 @@ async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histogram
     """Latency and time-to-first-token histograms per (bucket start, groups)."""
     out: dict[Key, Histograms] = {}
     pre_summed = rollup_table(query, "hour", histograms=True) is not None
-    segments = _segments(query, histograms=True) if pre_summed else _tenant_segments(query)
-    for source, lo, hi in segments:
+    segments = window_segments(query, histograms=True) if pre_summed else _tenant_segments(query)
+    for source, lo, hi, sign in segments:
+        assert sign > 0, "no monthly rollup holds histograms"
         if source == "tenant_days":
             await _tenant_days(session, query, lo, hi, out)
             continue
