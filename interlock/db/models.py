@@ -8,7 +8,9 @@ On Postgres ``usage`` and ``spans`` are partitioned by month of ``started_at`` (
 ``interlock.api.crud.partitions``), so retention drops whole partitions; their primary keys there are
 ``(id, started_at)`` (a partitioned table's unique keys must hold the partition key), which is why a span points
 at its usage row by ``usage_id`` without a foreign key and carries the row's ``started_at``. On SQLite they are
-plain tables. The rollups (``interlock.db.rollups``) are registered on the same metadata.
+plain tables. Since migration ``c5e8a1f3b7d2`` a row's spans are a JSON column of the row (``Usage.spans``): one
+row and its index entries per event instead of one per span; ``spans`` holds those of older rows. The rollups
+(``interlock.db.rollups``) are registered on the same metadata.
 """
 
 from __future__ import annotations
@@ -158,10 +160,17 @@ class Usage(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float)
     trace_id: Mapped[str] = mapped_column(String, index=True)
     ingested_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp())
+    spans: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), deferred=True)
+    """The request's trace (``UsageEvent.spans``: each span's ``name``, ``start_ms``, ``duration_ms`` and, when the
+    gateway sent any, ``attributes``), in order, as one JSON array; NULL when it had none. Rows counted before
+    migration ``c5e8a1f3b7d2`` keep theirs in ``spans`` (the table). Deferred: only a trace reads it."""
 
 
 class Span(Base):
-    """One step of a request's trace (auth, route, each upstream attempt, respond), from ``UsageEvent.spans``."""
+    """One step of a request's trace (auth, route, each upstream attempt, respond), from ``UsageEvent.spans``, of a
+    usage row counted before migration ``c5e8a1f3b7d2``: ingest now keeps a row's spans in ``Usage.spans``, and
+    traces read this table only for rows without them (``interlock.api.crud.traces``). Nothing writes it any more;
+    retention drops its months with the rows'."""
 
     __tablename__ = "spans"
 

@@ -1,4 +1,6 @@
-"""Traces: a traced request is a usage row (its ``trace_id``) with the spans the gateway recorded for it."""
+"""Traces: a traced request is a usage row (its ``trace_id``) with the spans the gateway recorded for it: the row's
+``spans`` column, or for a row counted before that column existed (migration ``c5e8a1f3b7d2``), its rows in the
+``spans`` table."""
 
 from __future__ import annotations
 
@@ -56,7 +58,10 @@ async def get_trace(*, session: AsyncSession, trace_id: str, scope_tenant_id: st
     row = (await session.scalars(query)).first()
     if row is None:
         raise NotFoundError(f"trace {trace_id!r} not found")
-    spans = (await session.scalars(select(Span).where(Span.usage_id == row.id).order_by(Span.position))).all()
-    return TracePublic.model_validate(
-        {**_summary(row), "spans": [SpanPublic.model_validate(span, from_attributes=True) for span in spans]}
-    )
+    stored = await session.scalar(select(Usage.spans).where(Usage.id == row.id, Usage.started_at == row.started_at))
+    if stored is not None:
+        spans = [SpanPublic.model_validate({"attributes": {}, **span}) for span in stored]
+    else:
+        legacy = select(Span).where(Span.usage_id == row.id).order_by(Span.position)
+        spans = [SpanPublic.model_validate(span, from_attributes=True) for span in await session.scalars(legacy)]
+    return TracePublic.model_validate({**_summary(row), "spans": spans})
