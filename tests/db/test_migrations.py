@@ -20,7 +20,7 @@ from interlock.api.crud.partitions import ensure_partitions, months_of
 from interlock.db.base import Base
 from interlock.db.migrate import MIGRATIONS_DIR, alembic_config, compare_type, downgrade, include_name, migrate
 from interlock.db.models import Usage
-from interlock.db.rollups import TENANT_MONTHLY
+from interlock.db.rollups import FILLFACTOR, ROLLUPS, TENANT_MONTHLY
 from interlock.db.session import create_engine
 from interlock.db.types import Money, UTCDateTime
 from tests.db.support import temporary_postgres
@@ -233,3 +233,22 @@ async def test_spans_go_back_to_their_table_on_the_way_down(database_url: str) -
     stored = await _run(database_url, sa.select(Usage.idempotency_id, Usage.spans).order_by(Usage.idempotency_id))
     assert [tuple(r) for r in stored] == [("a", None), ("b", None)]
     assert len(await _run(database_url, sa.select(_SPANS.c.name))) == 2
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with temporary_postgres("fillfactor") as url:
+        yield url
+
+
+async def test_rollups_ingest_updates_leave_room_on_their_pages(postgres_url: str) -> None:
+    """Every table in ``ROLLUPS`` has the models' ``fillfactor`` after the migrations (a Postgres storage parameter;
+    SQLite has none), and the tables ingest only inserts into keep the default."""
+    await migrate(postgres_url)
+    found = await _run(postgres_url, sa.text("SELECT relname, reloptions FROM pg_class WHERE relkind IN ('r', 'p')"))
+    options = dict(found)
+    for rollup in ROLLUPS:
+        assert rollup.table.dialect_options["postgresql"]["with"] == {"fillfactor": FILLFACTOR}
+        assert options[rollup.table.name] == [f"fillfactor={FILLFACTOR}"], rollup.table.name
+    assert options["usage"] is None
+    assert options["tenant_latency_daily"] is None
