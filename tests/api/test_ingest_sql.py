@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest_asyncio
 from sqlalchemy import text
@@ -135,6 +137,8 @@ async def _contents(engine: AsyncEngine) -> dict[str, list[Any]]:
         for row in out["usage"]:
             del row["id"], row["ingested_at"]
         out["spans"] = [(row["idempotency_id"], span) for row in out["usage"] for span in row["spans"] or ()]
+        cursors = await connection.execute(text("SELECT gateway_id, seq FROM gateway_cursors ORDER BY gateway_id"))
+        out["gateway_cursors"] = [tuple(row) for row in cursors]
         legacy = await connection.execute(text("SELECT count(*) FROM spans"))
         out["legacy spans"] = [legacy.scalar_one()]
         for rollup in MAINTAINED:
@@ -166,6 +170,8 @@ async def test_one_statement_stores_what_the_row_by_row_path_stores(engine: Asyn
     assert contents["sql"]["usage"] == contents["rows"]["usage"]
     assert contents["sql"]["spans"] == contents["rows"]["spans"]
     assert contents["sql"]["spans"]  # something to compare
+    assert contents["sql"]["gateway_cursors"] == contents["rows"]["gateway_cursors"]
+    assert contents["sql"]["gateway_cursors"] == [("tests/gw/pod-a", 400), ("tests/gw/pod-b", 300)]
     assert contents["sql"]["legacy spans"] == contents["rows"]["legacy spans"] == [0]  # the table is not written
     assert not any(row["spans"] == [] for row in contents["sql"]["usage"])  # none: NULL, not an empty array
     assert any(row["spans"] is None for row in contents["sql"]["usage"])
@@ -208,3 +214,27 @@ def test_nul_escapes_are_replaced_in_the_document_only_where_they_are_nul() -> N
     document = orjson.loads(ingest.batch_document([tricky]))
     assert document[0]["tenant_id"] == "a\ufffdb\\u0000c\\\ufffdd"
     assert document[0]["route"] == "\\\\u0000"
+
+
+async def test_the_statement_tells_listeners_only_when_rows_were_new(engine: AsyncEngine, postgres_url: str) -> None:
+    """The spend notification (``interlock.api.configwatch``) is part of the one statement: a batch of duplicates
+    sends none, a batch with a new row one (empty payload). Notifications arrive in commit order, so a marker sent
+    between the two batches tells them apart."""
+    await _empty(engine)
+    events = _events(5, 20)
+    await _count(engine, ingest._count_postgres, events)
+    heard: list[str] = []
+    listener = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await listener.add_listener("interlock_spend", lambda _c, _pid, _channel, payload: heard.append(payload))
+        assert await _count(engine, ingest._count_postgres, events) == UsageBatchResult(accepted=0, duplicates=20)
+        async with engine.begin() as connection:
+            await connection.execute(text("SELECT pg_notify('interlock_spend', 'marker')"))
+        new = _events(6, 1, gateway="tests/gw/pod-c")
+        assert await _count(engine, ingest._count_postgres, new) == UsageBatchResult(accepted=1, duplicates=0)
+        deadline = time.monotonic() + 10
+        while len(heard) < 2 and time.monotonic() < deadline:
+            await listener.execute("SELECT 1")  # notifications are read between queries
+        assert heard == ["marker", ""]
+    finally:
+        await listener.close()
