@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import random
 import secrets
 
 import asyncpg
-import orjson
 
 from bench.controlplane.__main__ import ADMIN_DSN
 from bench.controlplane.ingest import _event
@@ -38,17 +36,15 @@ async def main(args: argparse.Namespace) -> None:
             return batch_document([UsageEventWire.model_validate(event) for event in raw])
 
         sql = _ingest_sql()
-        cursors = orjson.dumps([{"gateway_id": "bench/gw/explain", "seq": 1}]).decode()
         for n in range(7):  # the first explained, then six as the API runs it; every one rolled back
             transaction = connection.transaction()
             await transaction.start()
             try:
-                now = dt.datetime.now(dt.UTC)
                 if n == 0:
-                    rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS, WAL) " + sql, document(1), cursors, now)
+                    rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS, WAL) " + sql, document(1))
                     print("\n".join(str(row[0]) for row in rows))
                 else:
-                    await connection.fetchval(sql, document(1 + args.batch * n), cursors, now)
+                    await connection.fetchval(sql, document(1 + args.batch * n))
             finally:
                 await transaction.rollback()
         plans = await connection.fetch(

@@ -217,9 +217,9 @@ def test_nul_escapes_are_replaced_in_the_document_only_where_they_are_nul() -> N
 
 
 async def test_the_statement_tells_listeners_only_when_rows_were_new(engine: AsyncEngine, postgres_url: str) -> None:
-    """The spend notification (``interlock.api.configwatch``) is part of the one statement: a batch of duplicates
-    sends none, a batch with a new row one (empty payload). Notifications arrive in commit order, so a marker sent
-    between the two batches tells them apart."""
+    """The spend notification (``interlock.api.configwatch``): a batch of duplicates sends none, a batch with a new
+    row one (empty payload). Notifications arrive in commit order, so a marker sent between the two batches tells
+    them apart."""
     await _empty(engine)
     events = _events(5, 20)
     await _count(engine, ingest._count_postgres, events)

@@ -368,18 +368,7 @@ def _ingest_sql() -> str:
         'ORDER BY idempotency_id COLLATE "C" '
         f"ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING {', '.join(_ROLLUP_COLUMNS)})"
     )
-    cursors = (
-        "cursors AS (INSERT INTO gateway_cursors (gateway_id, seq, updated_at) SELECT gateway_id, seq, $3 "  # noqa: S608
-        f"FROM json_to_recordset($2::json) AS c(gateway_id {_type(_CURSORS, 'gateway_id')}, seq bigint) "
-        "ON CONFLICT (gateway_id) DO UPDATE SET seq = GREATEST(gateway_cursors.seq, EXCLUDED.seq), "
-        "updated_at = EXCLUDED.updated_at)"
-    )
-    # API processes listening keep the spend version in memory (interlock.api.configwatch): told when rows were new
-    counted = (
-        "SELECT c.n FROM (SELECT count(*) AS n FROM new) AS c "
-        "LEFT JOIN LATERAL (SELECT pg_notify('interlock_spend', '') WHERE c.n > 0) AS notified ON true"
-    )
-    return "WITH " + ",\n".join([source, rows, cursors, *rollup_ctes("new")]) + "\n" + counted
+    return "WITH " + ",\n".join([source, rows, *rollup_ctes("new")]) + "\nSELECT count(*) FROM new"
 
 
 def batch_document(events: Sequence[UsageEvent]) -> str:
@@ -393,11 +382,9 @@ def batch_document(events: Sequence[UsageEvent]) -> str:
 
 
 async def _count_postgres(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
-    """``_count`` on Postgres: one statement (``_ingest_sql``) for the rows (with their spans), the rollups, the
-    cursors and the spend notification; nothing per event in Python but picking the first of each
-    ``idempotency_id`` and each gateway's highest ``seq``. One statement and the commit, not four round trips: the
-    rollup rows every batch adds to (the fleet's) stay locked from the statement to the commit, so each round trip
-    in between, waiting on this process's event loop, held up every other batch."""
+    """``_count`` on Postgres: one statement for the rows (with their spans) and rollups (``_ingest_sql``), one for the
+    cursors; nothing per event in Python but picking the first of each ``idempotency_id`` and each gateway's
+    highest ``seq``."""
     unique: dict[str, UsageEvent] = {}
     highest: dict[str, int] = {}
     for event in events:
@@ -406,9 +393,18 @@ async def _count_postgres(session: AsyncSession, events: Sequence[UsageEvent]) -
         if event.seq > highest.get(gateway, 0):
             highest[gateway] = event.seq
     document = batch_document(list(unique.values()))
-    cursors = orjson.dumps([{"gateway_id": g, "seq": s} for g, s in sorted(highest.items())]).decode()
     driver = await driver_connection(session)
     if not driver.is_in_transaction():  # the adapter begins lazily, at its first statement
         await session.execute(text("SELECT 1"))
-    accepted = int(await driver.fetchval(_ingest_sql(), document, cursors, dt.datetime.now(dt.UTC)))
+    accepted = int(await driver.fetchval(_ingest_sql(), document))
+    now = dt.datetime.now(dt.UTC)
+    await json_insert(
+        session,
+        _CURSORS,
+        [{"gateway_id": g, "seq": s, "updated_at": now} for g, s in sorted(highest.items())],
+        conflict=["gateway_id"],
+        update="seq = GREATEST(gateway_cursors.seq, EXCLUDED.seq), updated_at = EXCLUDED.updated_at",
+    )
+    if accepted:  # API processes listening keep the spend version in memory (interlock.api.configwatch)
+        await driver.execute("SELECT pg_notify('interlock_spend', '')")
     return UsageBatchResult(accepted=accepted, duplicates=len(events) - accepted)
