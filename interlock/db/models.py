@@ -136,6 +136,10 @@ class Usage(Base):
         UniqueConstraint("idempotency_id", "started_at"),
         Index("ix_usage_tenant_id_started_at", "tenant_id", "started_at"),
         Index("ix_usage_started_at", "started_at"),
+        # Hash on Postgres: a trace is only ever looked up by equality, and a traced request's id is random, so
+        # every row went to a random leaf of a B-tree of 32-character keys; the hash index keeps 4 bytes a row
+        # (54 against 86 MB at scale 0.1) and ingest spends less on it (migration e9b2c4d6f1a3).
+        Index("ix_usage_trace_id", "trace_id", postgresql_using="hash"),
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
@@ -158,7 +162,7 @@ class Usage(Base):
     cost_usd: Mapped[Decimal]
     latency_ms: Mapped[float] = mapped_column(Float)
     ttft_ms: Mapped[float | None] = mapped_column(Float)
-    trace_id: Mapped[str] = mapped_column(String, index=True)
+    trace_id: Mapped[str] = mapped_column(String)
     ingested_at: Mapped[dt.datetime] = mapped_column(server_default=func.current_timestamp())
     spans: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), deferred=True)
     """The request's trace (``UsageEvent.spans``: each span's ``name``, ``start_ms``, ``duration_ms`` and, when the

@@ -252,3 +252,23 @@ async def test_rollups_ingest_updates_leave_room_on_their_pages(postgres_url: st
         assert options[rollup.table.name] == [f"fillfactor={FILLFACTOR}"], rollup.table.name
     assert options["usage"] is None
     assert options["tenant_latency_daily"] is None
+
+
+async def test_a_trace_is_found_through_a_hash_index_on_postgres(postgres_url: str) -> None:
+    """``ix_usage_trace_id`` is a hash index after the migrations, as the model says, on the partitions too."""
+    await migrate(postgres_url)
+    (index,) = [i for i in Usage.__table__.indexes if i.name == "ix_usage_trace_id"]  # type: ignore[attr-defined]
+    assert index.dialect_options["postgresql"]["using"] == "hash"
+    found = await _run(
+        postgres_url,
+        sa.text(
+            "SELECT t.relname, am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = c.relam JOIN pg_class t ON t.oid = i.indrelid "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] "
+            "WHERE t.relname LIKE 'usage%' AND a.attname = 'trace_id'"
+        ),
+    )
+    tables = {table for table, _ in found}
+    assert "usage" in tables
+    assert any(t.startswith("usage_p") for t in tables), tables  # and a month's partition
+    assert {method for _, method in found} == {"hash"}
