@@ -44,6 +44,7 @@ from interlock.db.types import Money, UTCDateTime
 
 __all__ = [
     "COUNTERS",
+    "FILLFACTOR",
     "FLEET_DAILY",
     "FLEET_HOURLY",
     "LATENCY_COLUMNS",
@@ -71,6 +72,13 @@ LATENCY_COLUMNS = tuple(f"lat_{k:02d}" for k in range(BINS))
 TTFT_COLUMNS = tuple(f"ttft_{k:02d}" for k in range(BINS))
 
 
+FILLFACTOR = 70
+"""Of each rollup's heap pages (Postgres): ingest updates a row of the current hour, day or month once per batch that
+adds to it, and an update is HOT (no new entry in any index, the old version pruned from the page) only when the
+new version fits on the row's page; with full pages (100, the default) every update wrote a new entry into each of
+the table's indexes. 70 leaves room for a few versions of a page's rows between prunes."""
+
+
 def _sums() -> list[Column[object]]:
     columns: list[Column[object]] = [Column(name, BigInteger(), nullable=False) for name in COUNTERS]
     columns.append(Column("cost_usd", Money(), nullable=False))
@@ -87,6 +95,7 @@ def _tenant_table(name: str, dimensions: tuple[str, ...] = ("model", "route", "b
         *_sums(),
         PrimaryKeyConstraint("bucket", "tenant_id", *dimensions),
         Index(f"ix_{name}_tenant_id_bucket", "tenant_id", "bucket"),
+        postgresql_with={"fillfactor": FILLFACTOR},
     )
 
 
@@ -103,6 +112,7 @@ def _fleet_table(name: str, dimensions: tuple[str, ...] = ("model", "route", "ba
         *_sums(),
         *histogram,
         PrimaryKeyConstraint("bucket", *dimensions),
+        postgresql_with={"fillfactor": FILLFACTOR},
     )
 
 

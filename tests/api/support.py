@@ -7,8 +7,11 @@ import secrets
 from typing import Any
 
 import httpx
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from interlock.contract.gatewaycred import mint_gateway_credential
+from interlock.db.models import Span, Usage
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 SIGNING_KEY = "test-gateway-signing-key-0123456789abcdef"
@@ -67,3 +70,28 @@ async def post_usage(client: httpx.AsyncClient, events: list[dict[str, Any]]) ->
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+async def as_counted_before_spans_moved(engine: AsyncEngine, idempotency_id: str) -> int:
+    """Make the usage row of ``idempotency_id`` what a database upgraded past migration ``c5e8a1f3b7d2`` has for a
+    row counted before it: its spans as rows of the ``spans`` table (in its month's partition, which such a
+    database has, on Postgres), ``usage.spans`` NULL. Returns how many spans moved."""
+    async with engine.begin() as connection:
+        columns = (Usage.id, Usage.started_at, Usage.trace_id, Usage.spans)
+        row = (await connection.execute(select(*columns).where(Usage.idempotency_id == idempotency_id))).one()
+        spans = row.spans or []
+        if connection.dialect.name == "postgresql":
+            month = row.started_at.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            upper = (month + dt.timedelta(days=32)).replace(day=1)
+            await connection.execute(
+                text(
+                    f'CREATE TABLE IF NOT EXISTS "spans_p{month:%Y%m}" PARTITION OF spans '
+                    f"FOR VALUES FROM ('{month.isoformat()}') TO ('{upper.isoformat()}')"
+                )
+            )
+        for position, span in enumerate(spans):
+            values = {"usage_id": row.id, "started_at": row.started_at, "trace_id": row.trace_id, "position": position}
+            values.update(span, attributes=span.get("attributes", {}))
+            await connection.execute(insert(Span).values(values))
+        await connection.execute(update(Usage).where(Usage.id == row.id).values(spans=None))
+    return len(spans)

@@ -1,16 +1,19 @@
-"""Ingest on Postgres counts a batch in one statement (rows, spans and every rollup summed by Postgres); it must
-store exactly what the row-by-row path (rows built and rollups summed in Python, as on SQLite) stores for the same
-batches: every column of every row, span and rollup, money to the nano-dollar and histogram bins included."""
+"""Ingest on Postgres counts a batch in one statement (rows with their spans, and every rollup summed by Postgres);
+it must store exactly what the row-by-row path (rows built and rollups summed in Python, as on SQLite) stores for
+the same batches: every column of every row, span and rollup, money to the nano-dollar and histogram bins
+included."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest_asyncio
 from sqlalchemy import text
@@ -85,14 +88,20 @@ def _events(seed: int, count: int, gateway: str = "tests/gw/pod-a") -> list[Usag
                             "name": name + ("\x00" if seq % 11 == 0 else ""),
                             "start_ms": float(j) - 0.5,
                             "duration_ms": rng.uniform(0, 100),
-                            "attributes": {
-                                "n": j,
-                                "ok": True,
-                                "none": None,
-                                "text": "a\x00b \\u0000 é",
-                                "odd": rng.choice([math.inf, -math.inf, math.nan, 1.5]),
-                                "k\x00": "v",
-                            },
+                            **(
+                                {}  # no attributes sent: none stored, a trace shows {}
+                                if seq % 7 == 0 and j == 1
+                                else {
+                                    "attributes": {
+                                        "n": j,
+                                        "ok": True,
+                                        "none": None,
+                                        "text": "a\x00b \\u0000 é",
+                                        "odd": rng.choice([math.inf, -math.inf, math.nan, 1.5]),
+                                        "k\x00": "v",
+                                    }
+                                }
+                            ),
                         }
                         for j, name in enumerate(["auth", "route", "upstream"][: rng.randint(0, 3)])
                     ],
@@ -116,19 +125,22 @@ async def _count(
 
 
 async def _contents(engine: AsyncEngine) -> dict[str, list[Any]]:
-    """Every row of usage, spans and the maintained rollups, without ids, in a stable order."""
+    """Every row of usage (its spans parsed), the spans of each, and the maintained rollups, without ids, in a
+    stable order."""
     out: dict[str, list[Any]] = {}
     async with engine.connect() as connection:
         rows = await connection.execute(text("SELECT * FROM usage ORDER BY idempotency_id, started_at"))
-        out["usage"] = [{k: v for k, v in row._mapping.items() if k not in ("id", "ingested_at")} for row in rows]
-        rows = await connection.execute(
-            text(
-                "SELECT u.idempotency_id, s.started_at, s.trace_id, s.position, s.name, s.start_ms, s.duration_ms, "
-                "s.attributes::text FROM spans s JOIN usage u ON u.id = s.usage_id "
-                "ORDER BY u.idempotency_id, s.position"
-            )
-        )
-        out["spans"] = [tuple(row) for row in rows]
+        out["usage"] = [
+            {k: orjson.loads(v) if k == "spans" and isinstance(v, str) else v for k, v in row._mapping.items()}
+            for row in rows
+        ]
+        for row in out["usage"]:
+            del row["id"], row["ingested_at"]
+        out["spans"] = [(row["idempotency_id"], span) for row in out["usage"] for span in row["spans"] or ()]
+        cursors = await connection.execute(text("SELECT gateway_id, seq FROM gateway_cursors ORDER BY gateway_id"))
+        out["gateway_cursors"] = [tuple(row) for row in cursors]
+        legacy = await connection.execute(text("SELECT count(*) FROM spans"))
+        out["legacy spans"] = [legacy.scalar_one()]
         for rollup in MAINTAINED:
             order = ", ".join(rollup.keys)
             rows = await connection.execute(text(f"SELECT * FROM {rollup.table.name} ORDER BY {order}"))
@@ -158,6 +170,11 @@ async def test_one_statement_stores_what_the_row_by_row_path_stores(engine: Asyn
     assert contents["sql"]["usage"] == contents["rows"]["usage"]
     assert contents["sql"]["spans"] == contents["rows"]["spans"]
     assert contents["sql"]["spans"]  # something to compare
+    assert contents["sql"]["gateway_cursors"] == contents["rows"]["gateway_cursors"]
+    assert contents["sql"]["gateway_cursors"] == [("tests/gw/pod-a", 400), ("tests/gw/pod-b", 300)]
+    assert contents["sql"]["legacy spans"] == contents["rows"]["legacy spans"] == [0]  # the table is not written
+    assert not any(row["spans"] == [] for row in contents["sql"]["usage"])  # none: NULL, not an empty array
+    assert any(row["spans"] is None for row in contents["sql"]["usage"])
     for rollup in MAINTAINED:
         name = rollup.table.name
         assert contents["sql"][name] == contents["rows"][name], name
@@ -171,7 +188,8 @@ async def test_one_statement_stores_what_the_row_by_row_path_stores(engine: Asyn
     # NUL became U+FFFD, an escaped backslash before "u0000" stayed text, non-finite floats null
     usage_ids = {row["idempotency_id"] for row in contents["sql"]["usage"]}
     assert "evt-1-00017\ufffdx" in usage_ids
-    attributes = [orjson.loads(span[7]) for span in contents["sql"]["spans"]]
+    attributes = [span["attributes"] for _, span in contents["sql"]["spans"] if "attributes" in span]
+    assert len(attributes) < len(contents["sql"]["spans"])  # some spans came without attributes
     assert all(a["text"] == "a\ufffdb \\u0000 é" and "k\ufffd" in a for a in attributes)
     assert {a["odd"] for a in attributes} <= {None, 1.5}
     costs = {row["cost_usd"] for row in contents["sql"]["usage"]}
@@ -196,3 +214,27 @@ def test_nul_escapes_are_replaced_in_the_document_only_where_they_are_nul() -> N
     document = orjson.loads(ingest.batch_document([tricky]))
     assert document[0]["tenant_id"] == "a\ufffdb\\u0000c\\\ufffdd"
     assert document[0]["route"] == "\\\\u0000"
+
+
+async def test_the_statement_tells_listeners_only_when_rows_were_new(engine: AsyncEngine, postgres_url: str) -> None:
+    """The spend notification (``interlock.api.configwatch``): a batch of duplicates sends none, a batch with a new
+    row one (empty payload). Notifications arrive in commit order, so a marker sent between the two batches tells
+    them apart."""
+    await _empty(engine)
+    events = _events(5, 20)
+    await _count(engine, ingest._count_postgres, events)
+    heard: list[str] = []
+    listener = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await listener.add_listener("interlock_spend", lambda _c, _pid, _channel, payload: heard.append(payload))
+        assert await _count(engine, ingest._count_postgres, events) == UsageBatchResult(accepted=0, duplicates=20)
+        async with engine.begin() as connection:
+            await connection.execute(text("SELECT pg_notify('interlock_spend', 'marker')"))
+        new = _events(6, 1, gateway="tests/gw/pod-c")
+        assert await _count(engine, ingest._count_postgres, new) == UsageBatchResult(accepted=1, duplicates=0)
+        deadline = time.monotonic() + 10
+        while len(heard) < 2 and time.monotonic() < deadline:
+            await listener.execute("SELECT 1")  # notifications are read between queries
+        assert heard == ["marker", ""]
+    finally:
+        await listener.close()

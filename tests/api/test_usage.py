@@ -8,8 +8,9 @@ import datetime as dt
 from decimal import Decimal
 
 import httpx
+from fastapi import FastAPI
 
-from tests.api.support import event, new_tenant, post_usage
+from tests.api.support import as_counted_before_spans_moved, event, new_tenant, post_usage
 
 
 async def test_a_resent_batch_is_counted_once(admin: httpx.AsyncClient, gateway: httpx.AsyncClient) -> None:
@@ -235,3 +236,27 @@ async def test_traces_keep_the_spans(admin: httpx.AsyncClient, gateway: httpx.As
     assert trace["spans"][1]["attributes"]["status"] == 429
     assert trace["spans"][3]["attributes"]["ok"] is True
     assert (await admin.get("/v1/traces/unknown")).status_code == 404
+
+
+async def test_a_trace_counted_before_spans_moved_into_the_row_keeps_them(
+    app: FastAPI, admin: httpx.AsyncClient, gateway: httpx.AsyncClient
+) -> None:
+    tenant = await new_tenant(admin)
+    spans = [
+        {"name": "auth", "start_ms": 0.0, "duration_ms": 0.1, "attributes": {"tenant": "x"}},
+        {"name": "upstream", "start_ms": 0.2, "duration_ms": 40.0},
+        {"name": "respond", "start_ms": 40.5, "duration_ms": 1.0, "attributes": {"ok": True}},
+    ]
+    old = event(tenant["id"], 1, trace_id="trace-old", spans=spans)
+    new = event(tenant["id"], 2, trace_id="trace-new", spans=spans)
+    bare = event(tenant["id"], 3, trace_id="trace-bare")
+    await post_usage(gateway, [old, new, bare])
+    assert await as_counted_before_spans_moved(app.state.engine, old["idempotency_id"]) == 3
+
+    expected = [(s["name"], s["start_ms"], s["duration_ms"], s.get("attributes", {})) for s in spans]
+    for trace_id in ("trace-old", "trace-new"):
+        trace = (await admin.get(f"/v1/traces/{trace_id}")).json()
+        assert [(s["name"], s["start_ms"], s["duration_ms"], s["attributes"]) for s in trace["spans"]] == expected
+    assert (await admin.get("/v1/traces/trace-bare")).json()["spans"] == []
+    listing = (await admin.get("/v1/traces", params={"tenant_id": tenant["id"]})).json()
+    assert sorted(t["trace_id"] for t in listing["data"]) == ["trace-bare", "trace-new", "trace-old"]

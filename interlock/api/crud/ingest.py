@@ -8,14 +8,15 @@ gateway drops them instead of resending them for ever.
 
 ``INSERT … ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING`` tells which events are new (the partition
 key must be in a partitioned table's unique keys; a resent event carries the same ``started_at``, since the gateway's
-journal sends it again as it was); only those add their spans and their sums to the hourly, daily and monthly
-rollups (``interlock.api.crud.rollup``), and the gateway's cursor moves to the batch's highest ``seq``, all in
-the same transaction. Concurrent resends of one batch are safe because the UNIQUE constraint decides, not a
-read-then-write check: on Postgres the second insert waits for the first transaction and then does nothing. Rows,
-rollup rows and cursors are written in sorted key order, so concurrent batches cannot deadlock.
+journal sends it again as it was; each row carries its spans, ``usage.spans``, one JSON array); only the new rows
+add their sums to the hourly, daily and monthly rollups (``interlock.api.crud.rollup``), and the gateway's cursor
+moves to the batch's highest ``seq``, all in the same transaction. Concurrent resends of one batch are safe because
+the UNIQUE constraint decides, not a read-then-write check: on Postgres the second insert waits for the first
+transaction and then does nothing. Rows, rollup rows and cursors are written in sorted key order, so concurrent
+batches cannot deadlock.
 
 On Postgres the counting is one statement (``_ingest_sql``): the accepted events as one JSON document, the rows
-inserted by Postgres, and from what that insert returned, their spans and every rollup (``rollup_ctes``); nothing
+inserted by Postgres with their spans, and from what that insert returned, every rollup (``rollup_ctes``); nothing
 per event in Python but the judging. SQLite keeps the row-by-row path (``_count_rows``), which
 ``tests/api/test_ingest_sql.py`` holds the statement to.
 """
@@ -42,7 +43,7 @@ from interlock.api.crud.rollup import Fact, add_to_rollups, rollup_ctes
 from interlock.api.schemas import UsageEventIn, UsageEventWire, usage_window
 from interlock.contract.controlplane import RejectedEvent, UsageBatchResult, UsageEvent
 from interlock.contract.gatewaycred import gateway_id_in_scope
-from interlock.db.models import GatewayCursor, Span, Usage, UsageDeadLetter
+from interlock.db.models import GatewayCursor, Usage, UsageDeadLetter
 from interlock.db.types import to_money
 
 __all__ = ["ingest_batch", "ingest_events"]
@@ -50,7 +51,6 @@ __all__ = ["ingest_batch", "ingest_events"]
 _DEAD_LETTER_CHARS = 16 * 1024
 
 _USAGE = cast(Table, Usage.__table__)
-_SPANS = cast(Table, Span.__table__)
 _CURSORS = cast(Table, GatewayCursor.__table__)
 
 
@@ -84,6 +84,7 @@ def _usage_row(event: UsageEvent) -> dict[str, Any]:
         "latency_ms": event.latency_ms,
         "ttft_ms": event.ttft_ms,
         "trace_id": _clean(event.trace_id),
+        "spans": _spans(event),
     }
 
 
@@ -113,24 +114,22 @@ def _fact(row: dict[str, Any]) -> Fact:
     )
 
 
-def _span_rows(usage_id: int, started_at: dt.datetime, event: UsageEvent) -> list[dict[str, Any]]:
-    rows = []
-    for position, record in enumerate(event.spans):
+def _spans(event: UsageEvent) -> list[dict[str, Any]] | None:
+    """``Usage.spans`` of ``event``: its spans as the batch document has them (``attributes`` only where sent), or
+    None when it has none."""
+    spans = []
+    for record in event.spans:
         # a SpanRecord, or a SpanWire dict (interlock.api.schemas.UsageEventWire)
         span = record if isinstance(record, dict) else record.model_dump()
-        rows.append(
-            {
-                "usage_id": usage_id,
-                "started_at": started_at,
-                "trace_id": _clean(event.trace_id),
-                "position": position,
-                "name": _clean(span["name"]),
-                "start_ms": span["start_ms"],
-                "duration_ms": span["duration_ms"],
-                "attributes": _attributes(span.get("attributes", {})),
-            }
-        )
-    return rows
+        stored: dict[str, Any] = {
+            "name": _clean(span["name"]),
+            "start_ms": span["start_ms"],
+            "duration_ms": span["duration_ms"],
+        }
+        if "attributes" in span:
+            stored["attributes"] = _attributes(span["attributes"])
+        spans.append(stored)
+    return spans or None
 
 
 def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -298,13 +297,6 @@ async def _count_rows(session: AsyncSession, events: Sequence[UsageEvent]) -> Us
         written = list((await session.execute(statement, list(rows.values()))).all())
     new_ids = {str(idempotency_id): int(usage_id) for usage_id, idempotency_id in written}
 
-    spans = [
-        span for key, usage_id in new_ids.items() for span in _span_rows(usage_id, rows[key]["started_at"], unique[key])
-    ]
-    if spans and postgres:
-        await json_insert(session, _SPANS, spans)
-    elif spans:
-        await session.execute(insert(_SPANS), spans)
     await add_to_rollups(session, [_fact(rows[key]) for key in sorted(new_ids)])
 
     highest: dict[str, int] = {}
@@ -345,6 +337,9 @@ _USAGE_COLUMNS = (
     "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens", "usage_estimated", "spilled_over",
     "cost_usd", "latency_ms", "ttft_ms", "trace_id",
 )  # fmt: skip
+_ROLLUP_COLUMNS = tuple(c for c in _USAGE_COLUMNS if c not in ("idempotency_id", "seq", "usage_estimated",
+                                                                  "spilled_over", "trace_id"))  # fmt: skip
+"""What the rollups read of a new row (``rollup_ctes``; ``Fact``'s fields)."""
 _NANO = "(cost_usd * 1000000000)"
 _MONEY = (
     f"(CASE WHEN {_NANO} - trunc({_NANO}) = 0.5 AND mod(trunc({_NANO}), 2) = 0 THEN trunc({_NANO}) "
@@ -361,31 +356,19 @@ def _type(table: Table, column: str) -> str:
 @cache
 def _ingest_sql() -> str:
     """The statement that counts a batch: the events (a JSON array, unique by ``idempotency_id``) taken apart by
-    Postgres, inserted where new, and only what was inserted (``RETURNING``) goes on to the spans and the rollups."""
+    Postgres, inserted where new (each with its spans, the event's JSON array as it came, in ``usage.spans``), and
+    only what was inserted (``RETURNING``) goes on to the rollups."""
     record = ", ".join(f"{c} {'numeric' if c == 'cost_usd' else _type(_USAGE, c)}" for c in _USAGE_COLUMNS)
     names = ", ".join(_USAGE_COLUMNS)
     values = ", ".join(_MONEY if c == "cost_usd" else c for c in _USAGE_COLUMNS)
-    span = ", ".join(f"{c} {_type(_SPANS, c)}" for c in ("name", "start_ms", "duration_ms", "attributes"))
     source = f"src AS (SELECT * FROM json_to_recordset($1::json) AS r({record}, spans json))"  # noqa: S608
     rows = (
-        f"new AS (INSERT INTO usage ({names}) SELECT {values} FROM src "  # noqa: S608
+        f"new AS (INSERT INTO usage ({names}, spans) "  # noqa: S608
+        f"SELECT {values}, CASE WHEN json_array_length(spans) > 0 THEN spans END FROM src "
         'ORDER BY idempotency_id COLLATE "C" '
-        f"ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING id, {names})"
+        f"ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING {', '.join(_ROLLUP_COLUMNS)})"
     )
-    spans = (
-        "new_spans AS (INSERT INTO spans (usage_id, started_at, trace_id, position, name, start_ms, duration_ms, "  # noqa: S608
-        "attributes) SELECT new.id, new.started_at, new.trace_id, s.n - 1, s.name, s.start_ms, s.duration_ms, "
-        "coalesce(s.attributes, '{}') FROM new JOIN src ON src.idempotency_id = new.idempotency_id "
-        f"CROSS JOIN LATERAL ROWS FROM (json_to_recordset(src.spans) AS ({span})) WITH ORDINALITY "
-        "AS s(name, start_ms, duration_ms, attributes, n) ORDER BY new.id, s.n)"
-    )
-    items = [
-        source,
-        rows,
-        spans,
-        *rollup_ctes("new"),
-    ]
-    return "WITH " + ",\n".join(items) + "\nSELECT count(*) FROM new"
+    return "WITH " + ",\n".join([source, rows, *rollup_ctes("new")]) + "\nSELECT count(*) FROM new"
 
 
 def batch_document(events: Sequence[UsageEvent]) -> str:
@@ -399,7 +382,7 @@ def batch_document(events: Sequence[UsageEvent]) -> str:
 
 
 async def _count_postgres(session: AsyncSession, events: Sequence[UsageEvent]) -> UsageBatchResult:
-    """``_count`` on Postgres: one statement for the rows, spans and rollups (``_ingest_sql``), one for the
+    """``_count`` on Postgres: one statement for the rows (with their spans) and rollups (``_ingest_sql``), one for the
     cursors; nothing per event in Python but picking the first of each ``idempotency_id`` and each gateway's
     highest ``seq``."""
     unique: dict[str, UsageEvent] = {}

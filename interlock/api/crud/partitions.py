@@ -1,12 +1,15 @@
-"""Monthly partitions of ``usage`` and ``spans`` on Postgres, and retention.
+"""Monthly partitions of ``usage`` on Postgres, and retention.
 
-Each month (UTC) of ``started_at`` has its own partition, ``usage_pYYYYMM`` and ``spans_pYYYYMM``. There is no
+Each month (UTC) of ``started_at`` has its own partition, ``usage_pYYYYMM``. There is no
 default partition: a row for a month without one would fail, so ingest creates the partitions of a batch's months
 first (``ensure_partitions``, in its own short transaction; ``CREATE TABLE … PARTITION OF`` briefly locks the parent),
 and the API's maintenance task keeps this month's and the next one's ready. Events are accepted only within a bounded
 window of ``started_at`` (``interlock.api.schemas.UsageEventIn``), so a gateway cannot make unbounded partitions.
 
-Retention (``usage_retention_months``) drops whole partitions older than the months kept; on SQLite, where
+``spans`` (the spans of rows counted before they became a column of the row, migration ``c5e8a1f3b7d2``) has
+partitions ``spans_pYYYYMM`` of the months before it; none are made any more.
+
+Retention (``usage_retention_months``) drops whole partitions of both older than the months kept; on SQLite, where
 ``usage`` and ``spans`` are plain tables, it deletes those rows. Rollups are kept.
 """
 
@@ -35,6 +38,7 @@ __all__ = [
 
 Month = tuple[int, int]
 PARTITIONED = ("usage", "spans")
+"""What retention drops a month of; ingest creates ``usage``'s partitions only."""
 _NAME = re.compile(r"^usage_p(\d{4})(\d{2})$")
 _known: weakref.WeakKeyDictionary[object, set[Month]] = weakref.WeakKeyDictionary()
 
@@ -68,19 +72,18 @@ async def ensure_partitions(engine: AsyncEngine, months: Iterable[Month]) -> Non
         return
     for month in missing:
         lo, hi = month_start(month).isoformat(), month_start(_next(month)).isoformat()
-        for table in PARTITIONED:
-            name = f"{table}_p{month[0]:04d}{month[1]:02d}"
-            try:
-                async with engine.begin() as connection:
-                    await connection.execute(
-                        text(
-                            f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" '
-                            f"FOR VALUES FROM ('{lo}') TO ('{hi}')"
-                        )
+        name = f"usage_p{month[0]:04d}{month[1]:02d}"
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text(
+                        f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "usage" '
+                        f"FOR VALUES FROM ('{lo}') TO ('{hi}')"
                     )
-            except DBAPIError as exc:  # another process created it between IF NOT EXISTS and CREATE
-                if "already exists" not in str(exc):
-                    raise
+                )
+        except DBAPIError as exc:  # another process created it between IF NOT EXISTS and CREATE
+            if "already exists" not in str(exc):
+                raise
         known.add(month)
 
 

@@ -1,4 +1,6 @@
-"""Traces: a traced request is a usage row (its ``trace_id``) with the spans the gateway recorded for it."""
+"""Traces: a traced request is a usage row (its ``trace_id``) with the spans the gateway recorded for it: the row's
+``spans`` column, or for a row counted before that column existed (migration ``c5e8a1f3b7d2``), its rows in the
+``spans`` table."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from interlock.api.crud.usage import UsageFilter
 from interlock.api.errors import NotFoundError
@@ -52,11 +55,13 @@ async def list_traces(
 async def get_trace(*, session: AsyncSession, trace_id: str, scope_tenant_id: str | None) -> TracePublic:
     """The request with this trace id (the first one, should a gateway ever reuse an id) and its spans."""
     filters = UsageFilter(trace_id=trace_id, scope_tenant_id=scope_tenant_id)
-    query = select(Usage).where(*filters.where()).order_by(Usage.started_at, Usage.id).limit(1)
-    row = (await session.scalars(query)).first()
+    query = select(Usage).options(undefer(Usage.spans)).where(*filters.where())
+    row = (await session.scalars(query.order_by(Usage.started_at, Usage.id).limit(1))).first()
     if row is None:
         raise NotFoundError(f"trace {trace_id!r} not found")
-    spans = (await session.scalars(select(Span).where(Span.usage_id == row.id).order_by(Span.position))).all()
-    return TracePublic.model_validate(
-        {**_summary(row), "spans": [SpanPublic.model_validate(span, from_attributes=True) for span in spans]}
-    )
+    if row.spans is not None:
+        spans = [SpanPublic.model_validate({"attributes": {}, **span}) for span in row.spans]
+    else:
+        legacy = select(Span).where(Span.usage_id == row.id).order_by(Span.position)
+        spans = [SpanPublic.model_validate(span, from_attributes=True) for span in await session.scalars(legacy)]
+    return TracePublic.model_validate({**_summary(row), "spans": spans})
