@@ -9,7 +9,7 @@ exclusive lock on the table while it builds, about 25 s for the 12 million entri
 which ingest waits. On SQLite the table is copied with the new key (batch mode).
 
 Revision ID: e5b2c8d4f1a7
-Revises: 8b4f6d2e0c31
+Revises: e9b2c4d6f1a3
 Create Date: 2026-12-06 15:30:00.000000
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "e5b2c8d4f1a7"
-down_revision: str | Sequence[str] | None = "8b4f6d2e0c31"
+down_revision: str | Sequence[str] | None = "e9b2c4d6f1a3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
