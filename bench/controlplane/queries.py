@@ -3,8 +3,9 @@
 
 Every query a console page makes over such a window is here: the overview (totals, series, latency; admin and
 tenant login), the usage page (series by a dimension, the top 8 groups and the others), the latency page (by route,
-backend or model, and overall; admin and tenant). The overview's "today" and "this month" cards are totals over
-shorter windows than these.
+backend or model, and overall; admin and tenant), the traces page (``/v1/traces``, the same query), and once the
+tenants page (the first 500 tenants by name with this month's spend). The overview's "today" and "this month" cards
+are totals over shorter windows than these.
 
 The console's numbers come from ``interlock.api.crud.analytics`` (timed in this process, on its own engine, as a page
 would call them); ``/v1/usage``, ``/v1/usage/daily`` and ``/v1/costs`` through the real API process over HTTP, as
@@ -22,6 +23,8 @@ import httpx
 
 from bench.controlplane.server import ADMIN_TOKEN, ApiProcess
 from interlock.api.crud import analytics
+from interlock.api.crud.budgets import tenant_budgets
+from interlock.api.crud.quotas import month_of
 from interlock.db.session import create_engine, create_sessionmaker
 
 __all__ = ["run_queries"]
@@ -120,7 +123,15 @@ def _cases(
         ("/v1/costs?group_by=model", "admin", lambda: admin.get("/v1/costs", params={**params, "group_by": "model"})),
         ("/v1/costs?group_by=model", "tenant",
          lambda: tenant.get("/v1/costs", params={**params, "group_by": "model"})),
+        ("/v1/traces (newest 100; the console's traces page)", "admin",
+         lambda: admin.get("/v1/traces", params={**params, "limit": "100"})),
+        ("/v1/traces (newest 100; the console's traces page)", "tenant",
+         lambda: tenant.get("/v1/traces", params={**params, "limit": "100"})),
     ]  # fmt: skip
+    if fine == "hour":  # pages that show this month, whatever the window: once
+        cases.append(("console: tenants page (500 tenants, this month's budget bars)", "admin",
+                      on(lambda s: tenant_budgets(session=s, month=month_of(until), now=until, name_contains=None,
+                                                  limit=501))))  # fmt: skip
     if fine == "day":  # over a year: 8,760 hours; the console draws a year by day
         cases = [case for case in cases if case[0] != "console: latency by hour and route"]
     return cases
