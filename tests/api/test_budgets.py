@@ -43,4 +43,6 @@ async def test_a_page_of_tenants_with_quota_spend_and_active_keys(app: FastAPI, 
         assert (second.spent_usd, second.active_keys, second.monthly_budget_usd) == (Decimal(0), 1, None)
         assert (third.active_keys, third.requests_per_minute, third.budget_fraction) == (0, 0, None)
         # the name filter escapes LIKE's wildcards: "%" matches only a literal percent sign
-        assert await tenant_budgets(session=session, month=month_of(now), now=now, name_contains=f"{mark}%", limit=5) == []
+        month = month_of(now)
+        wildcard = await tenant_budgets(session=session, month=month, now=now, name_contains=f"{mark}%", limit=5)
+        assert wildcard == []
