@@ -32,6 +32,7 @@ from interlock.api.crud.pgwrite import json_insert
 from interlock.db.histogram import BINS, bin_of, bin_sql
 from interlock.db.rollups import (
     COUNTERS,
+    FLEET_HOURLY,
     LATENCY_COLUMNS,
     ROLLUPS,
     TENANT_LATENCY_DAILY,
@@ -234,12 +235,37 @@ def _sum_sql(column: str) -> str:
     return f"sum({column})"
 
 
-def upsert_sql(rollup: Rollup, source: str) -> str:
+_FLEET_KEYS = frozenset({"bucket", "model", "route", "backend"})
+_FLEET_SUMS = tuple(str(c.name) for c in FLEET_HOURLY.c if not c.primary_key)
+
+
+def _from_fleet_hours(rollup: Rollup) -> bool:
+    """Whether the rollup's key and sums are those of ``fleet_hours_sql``'s rows, summed further: every table of
+    the fleet (an hour or a day, and some of model, route and backend)."""
+    return rollup.grain in ("hour", "day") and set(rollup.keys) <= _FLEET_KEYS and set(rollup.sums) <= set(_FLEET_SUMS)
+
+
+def fleet_hours_sql(source: str) -> str:
+    """The batch's new rows summed per (UTC hour, model, route, backend), histogram bins included: the few rows
+    every fleet table is summed from (``upsert_sql(…, presummed=True)``). Each of the eight fleet tables summed the
+    batch's 500 rows into 160 bins itself before (about 1 ms each); now that is done once."""
+    hour = "date_trunc('hour', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+    sums = ", ".join(
+        f"{_sum_sql(c)}::int AS {c}" if c in _LATENCY or c in _TTFT else f"{_sum_sql(c)} AS {c}" for c in _FLEET_SUMS
+    )
+    return (
+        f"SELECT {hour} AS started_at, model, route, backend, {sums} FROM {source} "  # noqa: S608
+        f"GROUP BY {hour}, model, route, backend"
+    )
+
+
+def upsert_sql(rollup: Rollup, source: str, presummed: bool = False) -> str:
     """One ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` adding ``source``'s rows (usage columns, and the
-    bins of ``binned`` where the rollup has histograms) to the rollup, keys in sorted order."""
+    bins of ``binned`` where the rollup has histograms; or, ``presummed``, rows of ``fleet_hours_sql``) to the
+    rollup, keys in sorted order."""
     table, keys, sums = rollup.table.name, rollup.keys, rollup.sums
     key_sql = [_key_sql(rollup.grain, k) for k in keys]
-    select = ", ".join([*key_sql, *(_sum_sql(c) for c in sums)])
+    select = ", ".join([*key_sql, *(f"sum({c})" if presummed else _sum_sql(c) for c in sums)])
     # Keys in code-point order, as Python sorts them: the same lock order whichever path wrote a batch.
     order = ", ".join(
         f'{sql} COLLATE "C"' if isinstance(rollup.table.c[k].type, String) else sql
@@ -274,7 +300,14 @@ def rollup_ctes(source: str, rollups: Sequence[Rollup] = MAINTAINED, tenant_late
     column a rollup reads) to ``rollups``: a binned view of it, then one upsert per table (and, unless told not to,
     one adding to the sparse per-tenant latency histogram)."""
     items = [f"rollup_binned AS ({binned(source)})"]
-    items += [f"rollup_{i} AS ({upsert_sql(r, 'rollup_binned')})" for i, r in enumerate(rollups)]
+    if any(_from_fleet_hours(r) for r in rollups):
+        items.append(f"rollup_fleet_hours AS ({fleet_hours_sql('rollup_binned')})")
+    items += [
+        f"rollup_{i} AS ({upsert_sql(r, 'rollup_fleet_hours', presummed=True)})"
+        if _from_fleet_hours(r)
+        else f"rollup_{i} AS ({upsert_sql(r, 'rollup_binned')})"
+        for i, r in enumerate(rollups)
+    ]
     if tenant_latency:
         items.append(f"rollup_tenant_latency AS ({tenant_latency_sql('rollup_binned')})")
     return items
