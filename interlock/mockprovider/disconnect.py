@@ -42,20 +42,27 @@ class DisconnectWatch:
             _wake(self._sleeper)
 
     async def sleep(self, delay: float) -> bool:
-        """Wait ``delay`` seconds or until the client leaves; True while the client is still there."""
+        """Wait ``delay`` seconds or until the client leaves; True while the client is still there.
+
+        At least ``delay`` seconds of ``time.monotonic``: a loop's timers may fire early by their granularity
+        (uvloop's is a millisecond), and a simulated decode step must not be shorter than the model says."""
         if self.gone:
             return False
         if delay <= 0:
             return True
         loop = asyncio.get_running_loop()
-        self._sleeper = sleeper = loop.create_future()
-        timer = loop.call_later(delay, _wake, sleeper)
-        try:
-            await sleeper
-        finally:
-            timer.cancel()
-            self._sleeper = None
-        return not self.gone
+        deadline = time.monotonic() + delay
+        while True:
+            self._sleeper = sleeper = loop.create_future()
+            timer = loop.call_later(delay, _wake, sleeper)
+            try:
+                await sleeper
+            finally:
+                timer.cancel()
+                self._sleeper = None
+            delay = deadline - time.monotonic()
+            if self.gone or delay <= 0:
+                return not self.gone
 
     def close(self) -> None:
         if self._task is not None:
