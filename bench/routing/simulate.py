@@ -33,6 +33,7 @@ metrics are current here, a scrape old there) it runs candidates for the p99 (be
 
 from __future__ import annotations
 
+import abc
 import argparse
 import dataclasses
 import heapq
@@ -133,8 +134,9 @@ class Engine:
         return max(0.0, sorted(self.ends.values())[self.inflight - SLOTS] - now)
 
 
-class Policy:
-    """Picks an engine for a request; ``index`` is the gateway's prefix index, kept by the simulation."""
+class Policy(abc.ABC):
+    """Picks an engine for a request; ``index`` is the gateway's prefix index, kept by the simulation. Each policy
+    compared is a subclass with its own ``choose``."""
 
     def __init__(self, s_per_byte: float) -> None:
         self.index = PrefixIndex(1 << 16)
@@ -146,8 +148,9 @@ class Policy:
         self.index.match(hashes, (1 << len(engines)) - 1, depths)
         return depths
 
+    @abc.abstractmethod
     def choose(self, engines: Sequence[Engine], r: Request, hashes: list[int], now: float) -> int:
-        raise NotImplementedError
+        """The index of the engine ``r`` goes to."""
 
 
 class Weights(Policy):
