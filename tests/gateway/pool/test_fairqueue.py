@@ -267,6 +267,13 @@ class Clock:
         return self.now
 
 
+def hold(queue: FairQueue, slots: Slots, tenant: str, count: int = 1) -> None:
+    """``count`` requests of ``tenant`` take a slot each (let in without asking the queue)."""
+    for _ in range(count):
+        slots.free -= 1
+        queue.hold(tenant)
+
+
 def take_while_room(queue: FairQueue, slots: Slots, tenant: str) -> int:
     """Requests of ``tenant`` that go straight through, one after another, until the queue says wait."""
     taken = 0
@@ -305,9 +312,7 @@ def test_the_reservation_grows_with_the_quiet_tenants_concurrency() -> None:
     assert slots.free == 2  # adaptive_headroom(1, 16, 0.005) free for quiet's next requests
     assert queue.reserve("noisy") == 2
     assert queue.room("quiet")  # which go straight in
-    for _ in range(2):
-        slots.free -= 1
-        queue.hold("quiet")
+    hold(queue, slots, "quiet", 2)
     clock.now += 60  # quiet now holds three at a time
     assert queue.concurrency("quiet") == pytest.approx(3.0, abs=0.01)
     assert queue.reserve("noisy") == 4  # the most: a quarter of the pool
@@ -322,9 +327,7 @@ def test_the_reservation_vanishes_when_the_quiet_tenant_goes_idle() -> None:
     clock = Clock()
     slots = Slots(16)
     queue = FairQueue("b", slots.room, capacity=lambda: 16, headroom=0, headroom_target=0.005, clock=clock)
-    for _ in range(3):
-        slots.free -= 1
-        queue.hold("quiet")
+    hold(queue, slots, "quiet", 3)
     clock.now += 60
     assert take_while_room(queue, slots, "noisy") == 9
     assert slots.free == 4
@@ -336,10 +339,8 @@ def test_the_reservation_vanishes_when_the_quiet_tenant_goes_idle() -> None:
     assert take_while_room(queue, slots, "noisy") == 7
     assert slots.free == 0  # the noisy tenant, alone now, fills the pool
     # quiet comes back: its concurrency is measured afresh, not from before it went idle
-    queue.finished(0.5, "noisy")
-    slots.free += 1
-    slots.free -= 1
-    queue.hold("quiet")
+    give_back(queue, slots, "noisy")
+    hold(queue, slots, "quiet")
     assert queue.concurrency("quiet") == pytest.approx(1.0)
 
 
@@ -359,9 +360,7 @@ def test_the_reservation_stays_within_the_quiet_tenants_fair_share_and_the_fair_
     clock = Clock()
     slots = Slots(8)
     queue = FairQueue("b", slots.room, capacity=lambda: 8, headroom=0, headroom_target=0.005, clock=clock)
-    for _ in range(3):
-        slots.free -= 1
-        queue.hold("quiet")
+    hold(queue, slots, "quiet", 3)
     clock.now += 60
     # quiet holds 3 of its fair share of 4: one more slot is all that can be kept for it, though its concurrency
     # (3 of 8) would want more
@@ -373,8 +372,7 @@ def test_the_reservation_stays_within_the_quiet_tenants_fair_share_and_the_fair_
     assert slots.free == 1
     # with a third tenant active, the shares are 8/3: quiet, holding 3, is no longer below its share, and what is
     # kept is the third's: one slot, its share less the one it holds
-    slots.free -= 1
-    queue.hold("third")
+    hold(queue, slots, "third")
     assert queue.reserve("noisy") == 1
     assert queue.reserve("quiet") == 1  # quiet, above its share now, leaves it free too
     assert queue.reserve("third") == 0  # below its share
