@@ -99,6 +99,7 @@ def _backend_config(backend: LLMBackend) -> BackendConfig:
         picker=PickerConfig(
             load_weight=spec.picker.load_weight,
             kv_cache_weight=spec.picker.kv_cache_weight,
+            kv_cache_threshold=spec.picker.kv_cache_threshold,
             prefix_weight=spec.picker.prefix_weight,
             queue_weight=spec.picker.queue_weight,
             batch_size=spec.picker.batch_size or spec.queueing.max_inflight_per_endpoint,

@@ -79,6 +79,7 @@ class PickerConfig(_Model):
 
     load_weight: float = 1.0
     kv_cache_weight: float = 1.0
+    kv_cache_threshold: float = Field(0.8, ge=0, lt=1)
     prefix_weight: float = 8.0
     queue_weight: float = 4.0
     batch_size: int = 0

@@ -194,13 +194,22 @@ class Endpoint(SpecModel):
 class Picker(SpecModel):
     """How the gateway picks one of several endpoints per request (``endpoints``, or the pods of ``serving``).
 
-    Lower score wins: loadWeight x requests queued and running + kvCacheWeight x KV-cache usage (0 to 1)
-    - prefixWeight x the share of the prompt's prefix the endpoint was recently sent (docs/routing.md).
+    Lower score wins: loadWeight x requests queued and running + kvCacheWeight x KV-cache usage above
+    kvCacheThreshold (scaled 0 to 1) - prefixWeight x the share of the prompt's prefix the endpoint was recently
+    sent (docs/routing.md).
     """
 
     load_weight: float = Field(default=1.0, ge=0, le=1000, description="Weight of one request queued or running.")
     kv_cache_weight: float = Field(
         default=1.0, ge=0, le=1000, description="Weight of a full KV cache, in requests' worth."
+    )
+    kv_cache_threshold: float = Field(
+        default=0.8,
+        ge=0,
+        lt=1,
+        description="KV-cache usage (0 to 1) below which headroom does not count: the KV term grows from 0 here to "
+        "kvCacheWeight at a full cache. Below it an engine admits the next request's blocks anyway, and a "
+        "difference read up to a scrape ago would only steer ties.",
     )
     prefix_weight: float = Field(
         default=8.0,

@@ -186,6 +186,29 @@ async def test_stale_metrics_degrade_to_least_in_flight(upstream, gateway):
     assert sum(e.picks_stale for e in pool.endpoints) == 4
 
 
+async def test_kv_usage_counts_only_near_a_full_cache(upstream, gateway):
+    """Fresh engine metrics: KV usage below ``kvCacheThreshold`` (0.8 by default) leaves ties to rotate; an engine
+    near a full cache is avoided while another has room."""
+    a, b = await upstream(**ENGINE), await upstream(**ENGINE)
+    gw = await gateway(config(pooled(a, b, picker={"scrapeInterval": "60s"}), route("chat", [("pool", "m1")])))
+    pool = pool_of(gw)
+    await eventually(lambda: all(e.scraped_at is not None for e in pool.endpoints), what="engines scraped")
+
+    async def send(count: int, start: int) -> tuple[int, int]:
+        before = chats(a), chats(b)
+        for i in range(start, start + count):
+            assert (await gw.http.post("/v1/chat/completions", json=chat(f"{i} {SYSTEM_B}", "q"))).status_code == 200
+        return chats(a) - before[0], chats(b) - before[1]
+
+    for endpoint in pool.endpoints:  # as if the one scrape had read these (the next is a minute away)
+        endpoint.kv_usage = 0.6 if endpoint.url == a.url else 0.1
+    assert await send(4, 0) == (2, 2)
+    for endpoint in pool.endpoints:
+        endpoint.kv_usage = 0.95 if endpoint.url == a.url else 0.1
+    assert await send(4, 4) == (0, 4)
+    assert sum(e.picks_load for e in pool.endpoints) >= 4
+
+
 async def test_dns_discovery_follows_scale_up_and_down(upstream, gateway):
     """A self-hosted backend (``serving``) is found by DNS; the test's resolver stands in for cluster DNS."""
     a, b = await upstream(), await upstream()

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from interlock.gatewayconfig import (
     BackendConfig,
@@ -152,6 +153,14 @@ def test_picker_batch_size_is_configured_or_the_queueing_threshold() -> None:
         "queued": 8,
         "learned": 0,
     }
+
+
+def test_picker_kv_cache_threshold_is_compiled_with_its_default() -> None:
+    spec: dict[str, Any] = {"provider": "vllm", "endpoints": [{"url": "http://10.0.0.1:8000/v1"}]}
+    config = compile_config([backend("set", **spec, picker={"kvCacheThreshold": 0.5}), backend("defaults", **spec)], [])
+    assert {name: b.picker.kv_cache_threshold for name, b in config.backends.items()} == {"set": 0.5, "defaults": 0.8}
+    with pytest.raises(ValidationError, match="kvCacheThreshold"):  # the KV term is scaled by 1 / (1 - threshold)
+        backend("full", **spec, picker={"kvCacheThreshold": 1})
 
 
 def test_queueing_headroom_and_its_target_are_compiled_with_their_defaults() -> None:

@@ -122,6 +122,7 @@ def _pool(
         weights=PickerWeights(
             load=picker.load_weight,
             kv_cache=picker.kv_cache_weight,
+            kv_threshold=picker.kv_cache_threshold,
             prefix=picker.prefix_weight,
             queue=picker.queue_weight,
         ),

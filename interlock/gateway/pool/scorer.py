@@ -2,7 +2,7 @@
 
 Score (lower wins), in units of "one request's worth of queue":
 
-    load_weight * load  +  queue_weight * max(0, load + 1 - batch)  +  kv_cache_weight * kv_usage
+    load_weight * load  +  queue_weight * max(0, load + 1 - batch)  +  kv_cache_weight * kv_pressure
                         -  prefix_weight * matched_fraction
 
 ``load`` is the gateway's own in-flight count on the endpoint (exact and current), plus, with fresh engine
@@ -12,7 +12,12 @@ drained since, and steering by it unbalances the pool (bench/routing measured it
 batch size (configured, or the most requests it was seen running while others waited; 0: unknown). With
 ``load >= batch`` this request would wait for a slot, behind ``load - batch`` others, which costs far more than
 running beside others: each of the ``load + 1 - batch`` waiting requests counts ``queue_weight`` more.
-``kv_usage`` (0 to 1) is the engine's KV-cache usage. ``matched_fraction``
+``kv_pressure`` is the engine's KV-cache usage above ``kv_threshold``, scaled to 0 to 1 (``(kv_usage -
+kv_threshold) / (1 - kv_threshold)``, 0 below it): an engine admits the next request's blocks while it has room, so
+KV headroom changes the next request's latency only near a full cache (where it must wait for blocks, or evict
+other prefixes). Below that a difference in usage, read up to a scrape ago, would only decide ties, and a stale
+tie-breaker sends every tie to the same pod for a whole scrape interval: on uniform short prompts that cost 22 %
+on the p99 against least-in-flight (bench/RESULTS.md). ``matched_fraction``
 is the share of the request's prefix blocks the endpoint has seen (``prefix.PrefixIndex``). So a pod that holds
 the conversation wins unless it is busier than the least loaded one by more than the prefix is worth: affinity
 never piles work on an overloaded pod.
@@ -29,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Candidate", "PickerWeights", "pick", "score"]
+__all__ = ["Candidate", "PickerWeights", "kv_pressure", "pick", "score"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,12 @@ class PickerWeights:
     kv_cache: float = 1.0
     prefix: float = 8.0
     queue: float = 4.0
+    kv_threshold: float = 0.8  # below 1
+
+
+def kv_pressure(kv_usage: float, threshold: float) -> float:
+    """KV-cache usage above ``threshold``, scaled to 0 (at or below it) to 1 (a full cache)."""
+    return max(0.0, kv_usage - threshold) / (1.0 - threshold)
 
 
 class Candidate(Protocol):
@@ -58,7 +69,7 @@ def score(candidate: Candidate, matched_fraction: float, weights: PickerWeights,
     kv = 0.0
     if use_engine:
         load += candidate.external_load
-        kv = candidate.kv_usage
+        kv = kv_pressure(candidate.kv_usage, weights.kv_threshold)
     batch = candidate.batch_size
     queued = load + 1 - batch if 0 < batch <= load else 0.0
     return weights.load * load + weights.queue * queued + weights.kv_cache * kv - weights.prefix * matched_fraction
@@ -77,7 +88,9 @@ def pick(
     The same arithmetic as ``score``, inlined: this runs for every request and every endpoint.
     """
     count = len(candidates)
-    w_load, w_kv, w_prefix, w_queue = weights.load, weights.kv_cache, weights.prefix, weights.queue
+    w_load, w_prefix, w_queue = weights.load, weights.prefix, weights.queue
+    kv_knee = weights.kv_threshold
+    kv_scale = weights.kv_cache / (1.0 - kv_knee)
     best = -1
     best_score = 0.0
     for step in range(count):
@@ -87,7 +100,9 @@ def pick(
         value = 0.0
         if use_engine:
             load += c.external_load
-            value = w_kv * c.kv_usage
+            kv = c.kv_usage
+            if kv > kv_knee:
+                value = kv_scale * (kv - kv_knee)
         value += w_load * load
         batch = c.batch_size
         if 0 < batch <= load:  # this request would wait for a slot, behind load - batch others

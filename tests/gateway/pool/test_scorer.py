@@ -9,7 +9,7 @@ import pytest
 
 from interlock.gateway.pool.discovery import endpoint_urls
 from interlock.gateway.pool.prefix import PrefixIndex, prefix_hashes
-from interlock.gateway.pool.scorer import PickerWeights, pick, score
+from interlock.gateway.pool.scorer import PickerWeights, kv_pressure, pick, score
 from interlock.gateway.pool.scraper import parse_engine_metrics
 
 
@@ -21,12 +21,12 @@ class E:
     batch_size: float = 0.0
 
 
-W = PickerWeights(load=1.0, kv_cache=2.0, prefix=4.0, queue=4.0)
+W = PickerWeights(load=1.0, kv_cache=2.0, prefix=4.0, queue=4.0, kv_threshold=0.5)
 
 
 def test_score_combines_load_kv_and_prefix() -> None:
-    e = E(inflight=2, external_load=3, kv_usage=0.5)
-    assert score(e, 0.0, W, use_engine=True) == 2 + 3 + 2 * 0.5
+    e = E(inflight=2, external_load=3, kv_usage=0.75)
+    assert score(e, 0.0, W, use_engine=True) == 2 + 3 + 2 * 0.5  # halfway from the threshold to full
     assert score(e, 0.5, W, use_engine=True) == 5 + 1 - 2
     # Without (fresh) engine metrics: the gateway's own in-flight count only, KV unknown.
     assert score(e, 0.0, W, use_engine=False) == 2
@@ -50,6 +50,23 @@ def test_pick_least_loaded_then_kv_headroom() -> None:
     assert pick([E(external_load=2, kv_usage=0.9), E(external_load=2, kv_usage=0.1)], {}, W, use_engine=True) == 1
     # A full KV cache is worth two requests of queue at these weights.
     assert pick([E(external_load=1, kv_usage=1.0), E(external_load=2, kv_usage=0.0)], {}, W, use_engine=True) == 1
+    assert pick([E(external_load=1, kv_usage=0.7), E(external_load=2, kv_usage=0.0)], {}, W, use_engine=True) == 0
+
+
+def test_kv_usage_below_the_threshold_does_not_steer_ties() -> None:
+    """Usage read up to a scrape ago must not send every tie to the same pod: below the threshold it counts
+    nothing, so ties rotate as with least in flight."""
+    assert kv_pressure(0.8, 0.8) == 0.0
+    assert kv_pressure(0.3, 0.8) == 0.0
+    assert kv_pressure(0.9, 0.8) == pytest.approx(0.5)
+    assert kv_pressure(1.0, 0.8) == pytest.approx(1.0)
+    pool = [E(kv_usage=0.3), E(kv_usage=0.05), E(kv_usage=0.2)]
+    assert [pick(pool, {}, W, use_engine=True, start=s) for s in range(3)] == [0, 1, 2]
+    assert [pick(pool, {}, PickerWeights(kv_threshold=0.0), use_engine=True, start=s) for s in range(3)] == [1] * 3
+    # score and pick agree above the threshold too.
+    near_full = [E(inflight=1, kv_usage=0.95), E(inflight=1, kv_usage=0.85)]
+    assert score(near_full[0], 0.0, PickerWeights(), use_engine=True) == pytest.approx(1 + 0.75)
+    assert pick(near_full, {}, PickerWeights(), use_engine=True) == 1
 
 
 def test_prefix_affinity_wins_unless_the_endpoint_is_too_busy() -> None:
