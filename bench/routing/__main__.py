@@ -11,8 +11,8 @@ here. Every run starts fresh engines (empty KV caches) and a gateway whose one b
 
 - round-robin: every weight 0, no scraping (all scores tie; ties rotate);
 - least-in-flight: load weight 1 only, no scraping;
-- picker: the CRD's defaults (load 1, queue 4, KV cache 1, prefix 8, engine metrics every second) and the
-  engines' batch size (``batchSize: 4``: the operator who starts vLLM with ``--max-num-seqs 4`` knows it).
+- picker: the CRD's defaults (load 1, queue 4, KV cache 1 above 80 % usage, prefix 8, engine metrics every second)
+  and the engines' batch size (``batchSize: 4``: the operator who starts vLLM with ``--max-num-seqs 4`` knows it).
 
 Workloads (seeded: every policy gets the same requests): uniform short prompts at 80 % of the pool's capacity;
 prefix-heavy chat (12 apps with ~700-token system prompts, 8 live conversations each) at 80 % of the capacity the
