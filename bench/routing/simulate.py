@@ -1,6 +1,7 @@
 """``python -m bench.routing.simulate``: the prefix-heavy case of ``bench.routing``, as a discrete-event simulation.
 
-    .venv/bin/python -m bench.routing.simulate [--seeds 2,3,...] [--kv-tokens 4000] [--policies ...] [--slowest]
+    .venv/bin/python -m bench.routing.simulate [--seeds 2,3,...] [--seconds 20] [--kv-tokens 4000] [--policies ...]
+        [--slowest]
 
 The same requests (``workloads.prefix_heavy`` at the same rate; seed 2 is the benchmark's own), the same engines
 (4 batch slots, admission first come first served when the slot and the KV blocks are there, the mock's
@@ -15,6 +16,8 @@ Besides the three policies of ``bench.routing`` (the picker with its defaults an
 metrics are current here, a scrape old there) it runs candidates for the p99 (bench/RESULTS.md, helper
 "prefixp99"):
 
+- ``picker-unbounded``: the picker with a prefix index that never forgets while it has room (the gateway until
+  2026-12-06, and still where an engine does not say its KV cache's size);
 - ``ttft``: an endpoint's score is its predicted time to first token, from what a gateway can know: the uncached
   bytes of the requests it sent there that have no first token yet (each estimated when picked) plus this
   request's own uncached bytes there (from the prefix index), at the workload's prefill time per byte, plus, with
@@ -51,6 +54,7 @@ from bench.routing.__main__ import CHUNKS, DECODE_S, ENGINE, OUTPUT_TOKENS, PREF
 from bench.routing.workloads import prefix_heavy
 from interlock.gateway.pool.prefix import PrefixIndex, prefix_hashes
 from interlock.gateway.pool.scorer import PickerWeights, pick
+from interlock.gateway.pool.upkeep import INDEX_SHARE_OF_KV
 from interlock.mockprovider.kv_cache import Allocation, KVCache, block_hashes
 from interlock.mockprovider.tokens import REPLY_PRIMING, message_tokens, prompt_ids
 
@@ -81,11 +85,11 @@ class Request:
     ttft: float = 0.0
 
 
-def requests(seed: int) -> list[Request]:
-    """``bench.routing``'s prefix-heavy requests (80 % of the pool's capacity without reuse, 20 s after 5 s)."""
+def requests(seed: int, seconds: float = 20) -> list[Request]:
+    """``bench.routing``'s prefix-heavy requests (80 % of the pool's capacity without reuse, ``seconds`` after 5 s)."""
     capacity = min(ENGINES / (800 * PREFILL_S), ENGINES * SLOTS / hold_s(800))
     out = []
-    for r in prefix_heavy(0.8 * capacity, 25, apps=12, system_tokens=700, warmup=5, seed=seed):
+    for r in prefix_heavy(0.8 * capacity, seconds + 5, apps=12, system_tokens=700, warmup=5, seed=seed):
         prompt = sum(message_tokens(text) for _, text in r.messages) + REPLY_PRIMING
         hashes = block_hashes(prompt_ids(r.messages)[:prompt], BLOCK)
         private = max(0, math.ceil((prompt + OUTPUT_TOKENS) / BLOCK) - len(hashes))
@@ -154,11 +158,23 @@ class Policy(abc.ABC):
 
 
 class Weights(Policy):
-    """``scorer.pick`` with these weights: round-robin (all 0), least-in-flight (load 1), the picker (defaults)."""
+    """``scorer.pick`` with these weights: round-robin (all 0), least-in-flight (load 1), the picker (defaults).
 
-    def __init__(self, s_per_byte: float, weights: PickerWeights, *, prefix: bool, use_engine: bool) -> None:
+    With ``kv_tokens``, each engine's share of the prefix index is bounded as the gateway bounds it once it has
+    scraped the engine's cache size (``PoolUpkeep._bound_prefix_index``): ``INDEX_SHARE_OF_KV`` times the cache,
+    in blocks of request bytes at the workload's tokens per block (the gateway measures it; here it comes from the
+    prefill time per byte, within 5 % of what the gateway would measure on this workload).
+    """
+
+    def __init__(
+        self, s_per_byte: float, weights: PickerWeights, *, prefix: bool, use_engine: bool, kv_tokens: int = 0
+    ) -> None:
         super().__init__(s_per_byte)
         self.weights, self.prefix, self.use_engine = weights, prefix, use_engine
+        if kv_tokens:
+            tokens_per_block = BLOCK_BYTES * s_per_byte / PREFILL_S
+            for slot in range(ENGINES):
+                self.index.set_limit(1 << slot, int(kv_tokens * INDEX_SHARE_OF_KV / tokens_per_block))
 
     def choose(self, engines: Sequence[Engine], r: Request, hashes: list[int], now: float) -> int:
         matched: dict[int, float] = {}
@@ -275,7 +291,8 @@ class Homes(Policy):
 POLICIES: dict[str, Callable[[float, int], Policy]] = {  # (prefill seconds per body byte, KV tokens per engine)
     "round-robin": lambda s, _: Weights(s, PickerWeights(0, 0, 0, 0), prefix=False, use_engine=False),
     "least-in-flight": lambda s, _: Weights(s, PickerWeights(1, 0, 0, 0), prefix=False, use_engine=False),
-    "picker": lambda s, _: Weights(s, PickerWeights(), prefix=True, use_engine=True),
+    "picker": lambda s, kv: Weights(s, PickerWeights(), prefix=True, use_engine=True, kv_tokens=kv),
+    "picker-unbounded": lambda s, _: Weights(s, PickerWeights(), prefix=True, use_engine=True),
     "ttft": lambda s, kv: PredictedTTFT(s, kv),
     "ttft-lru": lambda s, kv: PredictedTTFT(s, kv, cache="lru"),
     "ttft-true-cache": lambda s, kv: PredictedTTFT(s, kv, cache="true"),
@@ -357,11 +374,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing.simulate", description=__doc__)
     parser.add_argument("--seeds", default="2", help="workload seeds (2: bench.routing's requests), e.g. 2,3,4")
     parser.add_argument("--kv-tokens", type=int, default=KV_TOKENS, help="per engine")
+    parser.add_argument("--seconds", type=float, default=20, help="measured, after 5 s of warm-up (bench.routing's)")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--slowest", action="store_true", help="the 3 slowest measured requests of each run")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    workloads = {seed: requests(seed) for seed in seeds}
+    workloads = {seed: requests(seed, args.seconds) for seed in seeds}
     first = workloads[seeds[0]]
     s_per_byte = PREFILL_S * sum(r.prompt_tokens for r in first) / sum(r.message_bytes for r in first)
     print(f"{ENGINES} engines, {args.kv_tokens} KV tokens each; prefix-heavy, seeds {args.seeds}; p50 / p99 ms, "

@@ -75,6 +75,7 @@ METRIC_NAMES = (
     "vllm:e2e_request_latency_seconds",
     "vllm:prefix_cache_queries_total",
     "vllm:prefix_cache_hits_total",
+    "vllm:cache_config_info",
 )
 
 Sleep = Callable[[float], Awaitable[bool]]  # waits, or returns False at once when the client has left
@@ -118,6 +119,8 @@ class _Engine:
         self.prefix_hits = metrics.prefix_hits.labels(*labels)
         self.model = metrics.model
         self.cache = KVCache(self.model.kv_cache_tokens // self.model.block_size, self.model.block_size)
+        cache_labels = (str(self.model.block_size), str(self.cache.blocks), str(self.model.prefix_caching))
+        metrics.cache_config.labels(*labels, *cache_labels).set(1)
         self.lane = asyncio.Lock()  # the prefill lane; asyncio's lock is first come first served
         self._running = 0
         self._queue: deque[_Waiter] = deque()
@@ -220,6 +223,12 @@ class EngineMetrics:
         )
         self.prefix_hits = Counter(
             "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", labels, registry=reg
+        )
+        self.cache_config = Gauge(
+            "vllm:cache_config_info",
+            "Information of the LLMEngine CacheConfig",
+            (*labels, "block_size", "num_gpu_blocks", "enable_prefix_caching"),
+            registry=reg,
         )
         self._engines: dict[str, _Engine] = {}
         for name in models:

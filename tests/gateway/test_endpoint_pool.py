@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from interlock.gateway.dispatch.plan import BackendRuntime
 from interlock.gateway.pool import EndpointPool
 from interlock.gateway.pool.discovery import system_resolver
+from interlock.gateway.pool.upkeep import INDEX_SHARE_OF_KV
 from interlock.mockprovider import Fault
 from tests.gateway.harness import Gateway, Upstream, backend, config, route
 from tests.support import eventually
@@ -207,6 +208,49 @@ async def test_kv_usage_counts_only_near_a_full_cache(upstream, gateway):
         endpoint.kv_usage = 0.95 if endpoint.url == a.url else 0.1
     assert await send(4, 4) == (0, 4)
     assert sum(e.picks_load for e in pool.endpoints) >= 4
+
+
+async def test_the_prefix_index_forgets_what_an_engine_cannot_hold(upstream, gateway):
+    """The engine says its KV cache's size (``vllm:cache_config_info``) and its prompt tokens; the gateway sizes
+    the engine's share of the prefix index to that cache, so a conversation the engine must have evicted since no
+    longer pulls requests to it (before, the index kept it until 65,536 other blocks had passed)."""
+    kv_tokens = 4096
+    engine = {**ENGINE, "kv_cache_tokens": kv_tokens, "models": ["m1"]}  # one model: one engine, one cache
+    a, b = await upstream(**engine), await upstream(**engine)
+    gw = await gateway(config(pooled(a, b, picker={"scrapeInterval": "60s"}), route("chat", [("pool", "m1")])))
+    runtime = gw.core.services.runtime
+    assert runtime is not None
+    upkeep = runtime.backends["pool"].upkeep
+    assert upkeep is not None
+    pool = pool_of(gw)
+    await eventually(lambda: all(e.scraped_at is not None for e in pool.endpoints), what="engines scraped")
+    assert [e.kv_capacity_tokens for e in pool.endpoints] == [kv_tokens, kv_tokens]
+    assert [pool.index.limit(e.bit) for e in pool.endpoints] == [None, None]  # nothing sent yet to measure by
+
+    async def ask(system: str) -> None:
+        assert (await gw.http.post("/v1/chat/completions", json=chat(system, "q"))).status_code == 200
+
+    for i in range(12):  # distinct conversations of four 1 KB blocks each: at least 16 blocks per engine
+        await ask(f"{i} {SYSTEM_A}")
+    await upkeep.scrape()
+    for e in pool.endpoints:
+        assert e.tokens_per_block is not None
+        assert e.sent_blocks >= 16
+        assert e.prompt_tokens_seen is not None
+        assert e.tokens_per_block == e.prompt_tokens_seen / e.sent_blocks
+        assert pool.index.limit(e.bit) == int(kv_tokens * INDEX_SHARE_OF_KV / e.tokens_per_block)
+    limit = max(pool.index.limit(e.bit) or 0 for e in pool.endpoints)
+    assert 8 <= limit < 100
+
+    prefix_picks = sum(e.picks_prefix for e in pool.endpoints)
+    await ask(f"kept {SYSTEM_B}")
+    await ask(f"kept {SYSTEM_B}")  # the index sends it where it went
+    assert sum(e.picks_prefix for e in pool.endpoints) == prefix_picks + 1
+    for i in range(limit):  # more new conversations than either engine's share of the index holds
+        await ask(f"{i} other {SYSTEM_A}")
+    prefix_picks = sum(e.picks_prefix for e in pool.endpoints)
+    await ask(f"kept {SYSTEM_B}")
+    assert sum(e.picks_prefix for e in pool.endpoints) == prefix_picks  # forgotten, as the engine forgot it
 
 
 async def test_dns_discovery_follows_scale_up_and_down(upstream, gateway):

@@ -74,13 +74,19 @@ async def test_series_are_exactly_what_the_dashboards_query(serve: Serve) -> Non
         return name
 
     assert {family(n) for n in exposed} == set(METRIC_NAMES)
-    # What no dashboard reads is what the gateway's picker and bench/routing read: the prefix cache's counters.
+    # What no dashboard reads is what the gateway's picker and bench/routing read: the prefix cache's counters,
+    # and the cache's size.
     assert set(METRIC_NAMES) - {family(n) for n in queried} == {
         "vllm:prefix_cache_queries_total",
         "vllm:prefix_cache_hits_total",
+        "vllm:cache_config_info",
     }
     for (name, labels), _ in samples.items():
-        assert {k for k, _ in labels} - {"le", "finished_reason"} == {"model_name", "engine"}, name
+        extra = {"le", "finished_reason", "block_size", "num_gpu_blocks", "enable_prefix_caching"}
+        assert {k for k, _ in labels} - extra == {"model_name", "engine"}, name
+    config = [dict(labels) for (name, labels), value in samples.items() if name == "vllm:cache_config_info"]
+    assert config  # one per model name, each an engine of its own, with the KV cache's size (16384 tokens)
+    assert all(c["block_size"] == "16" and c["num_gpu_blocks"] == "1024" for c in config)
     kinds = {family(n): types[n] for n in queried}
     assert kinds == {
         "vllm:num_requests_running": "gauge",

@@ -20,21 +20,26 @@ class Endpoint:
     __slots__ = (
         "batch_size",
         "bit",
+        "blocks_seen",
         "client",
         "down_until",
         "engine_load",
         "external_load",
         "inflight",
+        "kv_capacity_tokens",
         "kv_usage",
         "label",
         "picks_load",
         "picks_prefix",
         "picks_stale",
         "prefix_hit_rate",
+        "prompt_tokens_seen",
         "running",
         "scrape_errors",
         "scraped_at",
+        "sent_blocks",
         "slot",
+        "tokens_per_block",
         "url",
         "waiting",
     )
@@ -59,6 +64,14 @@ class Endpoint:
         and current; the engine's total is up to a scrape interval old, which at high rates misleads."""
         self.kv_usage = 0.0
         self.prefix_hit_rate: float | None = None
+        # How much of what the gateway sends the engine's KV cache holds (``PoolUpkeep``): prefix blocks sent here
+        # (counted on the hot path), and, at the last scrape that measured, that count and the engine's prompt
+        # tokens; prompt tokens per block sent (smoothed); the engine's KV cache in tokens.
+        self.sent_blocks = 0
+        self.blocks_seen = 0
+        self.prompt_tokens_seen: float | None = None
+        self.tokens_per_block: float | None = None
+        self.kv_capacity_tokens: float | None = None
         self.batch_size = 0.0
         """The most requests the engine was seen running while others waited: its batch size (0: not seen)."""
         self.scraped_at: float | None = None

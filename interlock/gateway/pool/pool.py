@@ -85,6 +85,7 @@ class EndpointPool:
             chosen.picks_stale += 1
             if hashes:
                 self.index.add(hashes, chosen.bit)
+                chosen.sent_blocks += len(hashes)
             return chosen
         settings = self.settings
         oldest = now - settings.metrics_max_age_s
@@ -118,6 +119,7 @@ class EndpointPool:
             chosen.picks_stale += 1
         if hashes:
             self.index.add(hashes, chosen.bit)
+            chosen.sent_blocks += len(hashes)
         return chosen
 
     def has_room(self, limit: int) -> bool:

@@ -133,6 +133,46 @@ def test_prefix_index_is_bounded_and_forgets_the_oldest_generation() -> None:
     assert index.match(list(range(1000, 1030)), candidates=0b111, depths=depths) == 0
 
 
+def test_an_endpoints_share_of_the_index_is_bounded_like_its_kv_cache() -> None:
+    """With a limit, an endpoint keeps only that many of the blocks it was sent, least recently sent out first and
+    a prefix's tail before its head (as an engine frees them); other endpoints' bits stay."""
+    index = PrefixIndex(capacity=1000)
+    depths: dict[int, int] = {}
+    index.add([1, 2, 3], bit=1)  # before any limit: not tracked, ages out with the generations only
+    index.set_limit(2, 5)
+    assert index.limit(2) == 5
+    index.add([10, 11, 12], bit=2)  # conversation A
+    index.add([10, 11, 12], bit=1)
+    index.add([20, 21], bit=2)  # conversation B: 5 blocks, at the limit
+    assert index.match([10, 11, 12], 0b11, depths) == 0b11
+    assert depths == {0: 3, 1: 3}
+    index.add([30, 31], bit=2)  # two more: A's tail goes first, then its next block
+    depths.clear()
+    assert index.match([10, 11, 12], 0b10, depths) == 0b10
+    assert depths == {1: 1}
+    depths.clear()
+    assert index.match([10, 11, 12], 0b01, depths) == 0b01
+    assert depths == {0: 3}
+    index.add([20, 21], bit=2)  # sent again: B is the most recent now
+    index.add([40], bit=2)
+    depths.clear()
+    assert index.match([20, 21], 0b10, depths) == 0b10
+    assert depths == {1: 2}
+    assert index.match([10], 0b10, {}) == 0  # A's head went before B
+    index.set_limit(2, 2)  # a smaller cache (or more of the engine's traffic from elsewhere): trimmed at once
+    depths.clear()
+    assert index.match([20, 21], 0b10, depths) == 0b10
+    assert depths == {1: 1}
+    assert index.match([40], 0b10, {}) == 0b10
+    assert index.match([30], 0b10, {}) == 0
+    index.set_limit(2, None)
+    index.add(list(range(100, 200)), bit=2)
+    assert index.match([40], 0b10, {}) == 0b10  # unbounded again
+    index.forget(2)
+    assert index.limit(2) is None
+    assert index.match([40], 0b10, {}) == 0
+
+
 VLLM = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{engine="0",model_name="a"} 3.0
@@ -142,6 +182,10 @@ vllm:kv_cache_usage_perc{engine="0",model_name="a"} 0.25
 vllm:prefix_cache_queries_total{engine="0",model_name="a"} 1000.0
 vllm:prefix_cache_hits_total{engine="0",model_name="a"} 600.0
 vllm:prompt_tokens_total{engine="0",model_name="a"} 1000.0
+vllm:prompt_tokens_total{engine="0",model_name="b"} 500.0
+# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig
+# TYPE vllm:cache_config_info gauge
+vllm:cache_config_info{block_size="16",cache_dtype="auto",engine="0",num_gpu_blocks="2048"} 1.0
 """
 
 
@@ -150,6 +194,7 @@ def test_parse_vllm_metrics() -> None:
     assert sample is not None
     assert (sample.running, sample.waiting, sample.kv_usage) == (4.0, 2.0, 0.25)
     assert (sample.prefix_hits, sample.prefix_queries) == (600.0, 1000.0)
+    assert (sample.prompt_tokens, sample.kv_capacity_tokens) == (1500.0, 2048 * 16)
     v0 = parse_engine_metrics('vllm:num_requests_running 1\nvllm:gpu_cache_usage_perc{m="x"} 0.5 1712345678\n')
     assert v0 is not None
     assert (v0.running, v0.kv_usage, v0.prefix_queries) == (1.0, 0.5, None)
@@ -180,6 +225,22 @@ def test_parse_tgi_and_llamacpp_metrics() -> None:
 )
 def test_hostile_or_foreign_metrics_give_no_sample(text: str) -> None:
     assert parse_engine_metrics(text) is None
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        '{block_size="16"}',  # no block count
+        '{num_gpu_blocks="None",block_size="16"}',  # not known (vLLM before its profiling run)
+        '{num_gpu_blocks="99999999999999",block_size="999999999"}',  # more than any engine: ignored
+        '{xnum_gpu_blocks="5",block_size="16"}',
+        "",
+    ],
+)
+def test_a_kv_cache_size_that_is_missing_or_absurd_is_ignored(labels: str) -> None:
+    sample = parse_engine_metrics(f"vllm:num_requests_running 0\nvllm:cache_config_info{labels} 1\n")
+    assert sample is not None
+    assert sample.kv_capacity_tokens is None
 
 
 def test_parse_caps_kv_usage_at_one() -> None:
