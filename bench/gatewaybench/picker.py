@@ -6,7 +6,9 @@ Two figures:
 
 1. In process: microseconds per pick (``EndpointPool.prefix`` + ``EndpointPool.pick``: hash the prompt's prefix,
    look it up, score the endpoints, remember the blocks), with 2 and 8 endpoints, prompts of 2 KB and 16 KB
-   (the hash covers at most 16 KB), fresh engine metrics, a warm prefix index of 50,000 blocks.
+   (the hash covers at most 16 KB), fresh engine metrics, a warm prefix index of 50,000 blocks; each once with
+   the index unbounded and once with every endpoint's share bounded (``PrefixIndex.set_limit``, 2,000 blocks: a
+   400,000-token KV cache at 240 tokens per 1 KB block, as the gateway sets it once it has scraped the engine).
 2. End to end: two gateway processes on the same two simulated engines (``python -m interlock.mockprovider
    --engine-metrics``), one with the backend's ``url`` (no pool: the picker is not on the path), one with
    ``endpoints`` (the picker chooses per request, engine metrics scraped every second). One keep-alive connection
@@ -45,7 +47,9 @@ def body(system: str, question: str) -> bytes:
     return orjson.dumps({"model": "chat", "messages": messages, "max_tokens": 16})
 
 
-def in_process(endpoints: int, prompt_bytes: int, picks: int = 5000, repeats: int = 7) -> tuple[float, float]:
+def in_process(
+    endpoints: int, prompt_bytes: int, picks: int = 5000, repeats: int = 7, *, bounded: bool = False
+) -> tuple[float, float]:
     """Microseconds per pick: the best and the median of ``repeats`` runs (the best is the picker's own cost; the
     median shows what the shared machine added)."""
 
@@ -57,6 +61,8 @@ def in_process(endpoints: int, prompt_bytes: int, picks: int = 5000, repeats: in
     now = time.monotonic()
     for i, endpoint in enumerate(pool.endpoints):
         endpoint.scraped_at, endpoint.external_load, endpoint.kv_usage = now + 3600, float(i % 3), 0.3
+        if bounded:
+            pool.index.set_limit(endpoint.bit, 2000)
     system = (SYSTEM * (prompt_bytes // len(SYSTEM) + 1))[:prompt_bytes]
     conversations = [body(f"{c} {system}", "warm") for c in range(200)]
     for c, b in enumerate(conversations):  # a warm index: 200 conversations' blocks
@@ -147,8 +153,11 @@ def main() -> int:
     print("in process, per pick (prefix hash + lookup + score + remember), best / median of 7 runs:")
     for endpoints in (2, 8):
         for size in (2048, 16384):
-            best, median = in_process(endpoints, size)
-            print(f"  {endpoints} endpoints, {size // 1024:>2} KB prompt: {best:6.2f} us / {median:6.2f} us")
+            for bounded in (False, True):
+                best, median = in_process(endpoints, size, bounded=bounded)
+                index = "bounded index" if bounded else "unbounded"
+                print(f"  {endpoints} endpoints, {size // 1024:>2} KB prompt, {index:<13}: {best:6.2f} us / "
+                      f"{median:6.2f} us")  # fmt: skip
     uvloop.run(end_to_end(args))
     return 0
 
