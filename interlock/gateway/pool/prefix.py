@@ -126,11 +126,14 @@ class PrefixIndex:
         limit = self._limits.get(bit)
         if limit is not None:
             sent = self._sent[bit]
+            touch = sent.move_to_end
             for h in reversed(hashes):
-                sent[h] = None
-                sent.move_to_end(h)
-            while len(sent) > limit:
-                self._clear(sent.popitem(last=False)[0], bit)
+                if h in sent:
+                    touch(h)
+                else:
+                    sent[h] = None
+            if len(sent) > limit:
+                self._trim(sent, limit, bit)
 
     def set_limit(self, bit: int, blocks: int | None) -> None:
         """Believe the endpoint with ``bit`` holds at most ``blocks`` of the blocks it was sent (None: no bound).
@@ -141,22 +144,29 @@ class PrefixIndex:
             self._sent.pop(bit, None)
             return
         self._limits[bit] = max(1, min(blocks, 2 * self.capacity))
-        sent = self._sent.setdefault(bit, OrderedDict())
-        while len(sent) > self._limits[bit]:
-            self._clear(sent.popitem(last=False)[0], bit)
+        self._trim(self._sent.setdefault(bit, OrderedDict()), self._limits[bit], bit)
 
     def limit(self, bit: int) -> int | None:
         return self._limits.get(bit)
 
-    def _clear(self, h: int, bit: int) -> None:
-        for table in (self._new, self._old):
-            seen = table.get(h)
-            if seen is not None and seen & bit:
-                left = seen & ~bit
-                if left:
-                    table[h] = left
+    def _trim(self, sent: OrderedDict[int, None], limit: int, bit: int) -> None:
+        """Drop the least recently sent blocks beyond ``limit``: the endpoint's bit goes from each."""
+        new, old, keep = self._new, self._old, ~bit
+        pop = sent.popitem
+        while len(sent) > limit:
+            h = pop(last=False)[0]
+            seen = new.get(h, 0)
+            if seen & bit:
+                if seen & keep:
+                    new[h] = seen & keep
                 else:
-                    del table[h]
+                    del new[h]
+            seen = old.get(h, 0)
+            if seen & bit:
+                if seen & keep:
+                    old[h] = seen & keep
+                else:
+                    del old[h]
 
     def forget(self, bit: int) -> None:
         """An endpoint went away: clear its bit (off the hot path, on discovery changes)."""
