@@ -1,8 +1,8 @@
 """``python -m bench.routing``: round-robin, least-in-flight and Interlock's picker on simulated engines.
 
     .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,prefix-reuse,noisy]
-        [--noisy-cases alone,apart,unfair,fair] [--headroom 1] [--headroom-target 0.005] [--picker JSON]
-        [--policies ...] [--trace]
+        [--noisy-cases alone,apart,unfair,fair] [--quiet-client process|inline] [--headroom 1]
+        [--headroom-target 0.005] [--picker JSON] [--policies ...] [--trace] [--timeline]
 
 Three processes on a 2-core machine: N simulated engines in one (``bench.routing.engines``: the mock provider's
 engine model, its times scaled as printed), the gateway in another (``bench.routing.gateway``), the open-loop load
@@ -20,12 +20,18 @@ pool has without prefix reuse, and at 80 % of its capacity with reuse (beyond wh
 tenant at 10x a quiet one's rate, together 1.3x the pool's capacity, with
 and without fair queueing (``spec.queueing``), the quiet tenant alone for reference, and the noisy tenant on a pool
 of its own (``apart``: the same machine load, no shared engines), which separates the machine's own contention
-from the pool's.
+from the pool's. In every noisy-tenant case the quiet tenant's requests are sent and timed by a client process of
+their own (``bench.routing.client``), as a quiet tenant's own program would; ``--quiet-client inline`` (or
+``fair@inline`` in ``--noisy-cases``) sends them from the load generator's loop with the noisy tenant's ten times
+as many, the measurement before, which also counts that loop's delays (bench/RESULTS.md, helper "quiet2").
 
 ``--trace`` adds, per case: where the engine-side time to first token of the slowest 2 % of requests went (waiting
 for a batch slot or KV blocks, for the prefill lane, the prefill itself, how much was uncached) against the median,
 the three slowest one by one, requests per engine, the CPU each process used (cores) and the machine's, and the
-gateway's fair-queue waits per tenant (from its ``interlock_queue_wait_seconds``).
+gateway's fair-queue waits per tenant (from its ``interlock_queue_wait_seconds``), and each process's time spent
+runnable but waiting for a CPU. ``--timeline`` splits each quiet request's time to first token across the
+processes (``bench.routing.timeline``: sending, the gateway's queue, reaching the engine, the engine, relaying,
+receiving), with every process's event-loop lag and oldest-generation garbage collections.
 
 ``python -m bench.routing.simulate`` runs the prefix-heavy case in simulated time (the same requests, engine model,
 prefix index and scorer; no processes), to compare policies on many seeds in seconds.
@@ -464,16 +470,19 @@ async def main_async(args: argparse.Namespace) -> int:
             ("unfair", "noisy, no fair queueing", {}, noisy_tenant(quiet_rate, seconds), False),
             ("fair", "noisy, fair queueing", fair, noisy_tenant(quiet_rate, seconds), False),
         ]
-        wanted = args.noisy_cases.split(",")
-        client_apart = frozenset({"quiet"}) if args.quiet_client == "process" else frozenset()
-        for wanted_key in wanted:
+        for wanted in args.noisy_cases.split(","):
+            wanted_key, _, client = wanted.partition("@")  # e.g. fair@inline: this case with the inline client
+            client = client or args.quiet_client
+            if client not in ("inline", "process"):
+                raise SystemExit(f"--noisy-cases: {wanted!r}: the client is 'inline' or 'process'")
             for key, name, queueing, requests, apart in cases:
                 if key == wanted_key:
                     result = await run_case(
                         work, n, orjson.loads(args.picker), queueing, requests, noisy_apart=apart,
-                        client_apart=client_apart,
+                        client_apart=frozenset({"quiet"}) if client == "process" else frozenset(),
                     )  # fmt: skip
-                    print(row(name, result, tenant="quiet"), flush=True)
+                    label = name + (" (quiet inline)" if client == "inline" else "")
+                    print(row(label, result, tenant="quiet"), flush=True)
     print(f"\nlogs and configs: {work}", file=sys.stderr)
     return 0
 
@@ -498,7 +507,12 @@ def main() -> int:
         default=0.005,
         help="noisy, fair queueing: spec.queueing.headroomTarget (0: the fixed headroom only, the policy before it)",
     )
-    parser.add_argument("--noisy-cases", default="alone,apart,unfair,fair", help="which noisy-tenant cases to run")
+    parser.add_argument(
+        "--noisy-cases",
+        default="alone,apart,unfair,fair",
+        help="which noisy-tenant cases to run, in this order (repeats allowed); a case@inline or case@process "
+        "sends the quiet tenant's requests as that case says instead of as --quiet-client does",
+    )
     parser.add_argument("--trace", action="store_true", help="per case: where the engines' slowest requests' time went")
     parser.add_argument(
         "--timeline",
@@ -508,9 +522,10 @@ def main() -> int:
     parser.add_argument(
         "--quiet-client",
         choices=("inline", "process"),
-        default="inline",
-        help="noisy: send and time the quiet tenant's requests from the load generator's own event loop (inline) "
-        "or from a client process of its own (process), in every case alike",
+        default="process",
+        help="noisy: send and time the quiet tenant's requests from a client process of its own (process: what a "
+        "quiet client of its own sees), or from the load generator's event loop with the noisy tenant's (inline: "
+        "the measurement before 2026-12-06 evening, which counts the load generator's own delays)",
     )
     return uvloop.run(main_async(parser.parse_args()))
 
