@@ -1,8 +1,8 @@
 """``python -m bench.routing``: round-robin, least-in-flight and Interlock's picker on simulated engines.
 
     .venv/bin/python -m bench.routing [--engines 4] [--seconds 20] [--only uniform,prefix,prefix-reuse,noisy]
-        [--noisy-cases alone,apart,unfair,fair] [--headroom 1] [--headroom-target 0.005] [--picker JSON]
-        [--policies ...] [--trace]
+        [--noisy-cases alone,apart,unfair,fair] [--quiet-client process|inline] [--headroom 1]
+        [--headroom-target 0.005] [--picker JSON] [--policies ...] [--trace] [--timeline]
 
 Three processes on a 2-core machine: N simulated engines in one (``bench.routing.engines``: the mock provider's
 engine model, its times scaled as printed), the gateway in another (``bench.routing.gateway``), the open-loop load
@@ -20,12 +20,18 @@ pool has without prefix reuse, and at 80 % of its capacity with reuse (beyond wh
 tenant at 10x a quiet one's rate, together 1.3x the pool's capacity, with
 and without fair queueing (``spec.queueing``), the quiet tenant alone for reference, and the noisy tenant on a pool
 of its own (``apart``: the same machine load, no shared engines), which separates the machine's own contention
-from the pool's.
+from the pool's. In every noisy-tenant case the quiet tenant's requests are sent and timed by a client process of
+their own (``bench.routing.client``), as a quiet tenant's own program would; ``--quiet-client inline`` (or
+``fair@inline`` in ``--noisy-cases``) sends them from the load generator's loop with the noisy tenant's ten times
+as many, the measurement before, which also counts that loop's delays (bench/RESULTS.md, helper "quiet2").
 
 ``--trace`` adds, per case: where the engine-side time to first token of the slowest 2 % of requests went (waiting
 for a batch slot or KV blocks, for the prefill lane, the prefill itself, how much was uncached) against the median,
 the three slowest one by one, requests per engine, the CPU each process used (cores) and the machine's, and the
-gateway's fair-queue waits per tenant (from its ``interlock_queue_wait_seconds``).
+gateway's fair-queue waits per tenant (from its ``interlock_queue_wait_seconds``), and each process's time spent
+runnable but waiting for a CPU. ``--timeline`` splits each quiet request's time to first token across the
+processes (``bench.routing.timeline``: sending, the gateway's queue, reaching the engine, the engine, relaying,
+receiving), with every process's event-loop lag and oldest-generation garbage collections.
 
 ``python -m bench.routing.simulate`` runs the prefix-heavy case in simulated time (the same requests, engine model,
 prefix index and scorer; no processes), to compare policies on many seeds in seconds.
@@ -40,6 +46,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +55,9 @@ import orjson
 import uvloop
 import yaml
 
-from bench.routing.load import run_load, summary
-from bench.routing.workloads import noisy_tenant, prefix_heavy, uniform
+from bench.routing import timeline
+from bench.routing.load import Outcome, run_load, summary
+from bench.routing.workloads import Request, noisy_tenant, prefix_heavy, uniform
 from interlock.gatewayconfig import compile_config
 from interlock.resources import load_manifests
 from interlock.resources.manifests import manifest_files
@@ -180,6 +188,52 @@ def queue_waits(metrics_text: str) -> str:
 
 TRACE: list[Path] = []
 """With ``--trace``: one file per case, the engines' per-request times (``bench.routing.engines --trace``)."""
+TIMELINE: list[Path] = []
+"""With ``--timeline``: the folder for each process's stamps (``bench.routing.timeline``)."""
+
+
+async def load_split(
+    root: str, requests: list[Request], models: dict[str, str], apart: frozenset[str], lag: timeline.LoopLag | None
+) -> tuple[list[Outcome], float, dict[str, Any]]:
+    """Run the load: the tenants in ``apart`` from a client process of their own (``bench.routing.client``), the
+    rest from this process, on one schedule. The outcomes in ``requests``' order, the seconds until the last
+    finished, and the client process's CPU seconds, run delay and loop lag."""
+    mine = [i for i, r in enumerate(requests) if r.tenant not in apart]
+    theirs = [i for i, r in enumerate(requests) if r.tenant in apart]
+    if not theirs:
+        together, elapsed = await run_load(root, requests, KEYS, models)
+        return together, elapsed, {}
+    start = time.monotonic() + 3.0  # the client process's imports and its first asyncio tick
+    job = {
+        "root": root, "start": start, "keys": KEYS, "models": models, "lag": lag is not None,
+        "requests": [(requests[i].at, requests[i].tenant, requests[i].messages, requests[i].measured) for i in theirs],
+    }  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.routing.client", cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(orjson.dumps(job))
+    await proc.stdin.drain()
+    proc.stdin.close()
+    async with asyncio.timeout(30):
+        ready = await proc.stdout.readline()
+    if ready.strip() != b"ready" or time.monotonic() > start:
+        raise SystemExit(f"the client process was not ready in time: {ready!r}")
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    if mine:
+        own, _ = await run_load(root, [requests[i] for i in mine], KEYS, models, start=start)
+        for i, o in zip(mine, own, strict=True):
+            outcomes[i] = o
+    answer = orjson.loads(await proc.stdout.read())
+    await proc.wait()
+    for i, o in zip(theirs, answer["outcomes"], strict=True):
+        outcomes[i] = Outcome(**o)
+    done = [o for o in outcomes if o is not None]
+    last = max((o.sent + o.total for o in done if o.total is not None), default=start)
+    info = {k: answer[k] for k in ("cpu_s", "run_delay_s", "lag", "gc")}
+    return done, last - start, info
 
 
 def tail_report(path: Path, share: float = 0.02) -> str:
@@ -225,15 +279,23 @@ async def run_case(
     requests: list,
     *,
     noisy_apart: bool = False,
+    client_apart: frozenset[str] = frozenset(),
 ) -> dict:
     """``noisy_apart``: the noisy tenant gets a pool of its own (as many engines again, in the same process), so
-    its load shares the machine but not the quiet tenant's engines."""
+    its load shares the machine but not the quiet tenant's engines. ``client_apart``: these tenants' requests are
+    sent from a load client process of their own (``bench.routing.client``)."""
     ports = [free_port() for _ in range(engines * (2 if noisy_apart else 1))]
     settings = orjson.dumps(ENGINE).decode()
     trace = []
     if TRACE:
         TRACE.append(work / f"trace-{len(TRACE)}.jsonl")
         trace = ["--trace", str(TRACE[-1])]
+    stamps: dict[str, Path] = {}
+    if TIMELINE:
+        TIMELINE.append(work / f"timeline-{len(TIMELINE)}")
+        TIMELINE[-1].mkdir()
+        stamps = {"engines": TIMELINE[-1] / "engines.json", "gateway": TIMELINE[-1] / "gateway.json"}
+        trace += ["--timeline", str(stamps["engines"])]
     engine_proc = await start(
         ["-m", "bench.routing.engines", "--ports", ",".join(map(str, ports)), "--settings", settings, *trace],
         ready="ready",
@@ -276,7 +338,7 @@ async def run_case(
         keys = orjson.dumps({key: tenant for tenant, key in KEYS.items()}).decode()
         gateway_proc = await start(
             ["-m", "bench.routing.gateway", "--config", str(work / "config.json"), "--port", str(port),
-             "--ops-port", str(ops), "--keys", keys]
+             "--ops-port", str(ops), "--keys", keys, *(["--timeline"] if stamps else [])]
         )  # fmt: skip
         async with httpx.AsyncClient() as http:
             for _ in range(300):
@@ -294,26 +356,46 @@ async def run_case(
         await asyncio.sleep(1.5)  # the picker's first scrape
         procs = {"engines": engine_proc.pid, "gateway": gateway_proc.pid, "load": os.getpid()}
         cpu_before, machine_before = {n: cpu_s(p) for n, p in procs.items()}, machine_cpu()
+        delay_before = {n: timeline.run_delay_s(p) for n, p in procs.items()}
         models = {"noisy": "chat-noisy"} if noisy_apart else {}
-        outcomes, elapsed = await run_load(f"http://127.0.0.1:{port}", requests, KEYS, models)
+        lag = timeline.LoopLag() if stamps else None
+        if lag is not None:
+            lag.start()
+        outcomes, elapsed, client = await load_split(f"http://127.0.0.1:{port}", requests, models, client_apart, lag)
+        lags = {"load": lag.stop()} if lag is not None else {}
+        collections = {"load": lag.collections} if lag is not None else {}
         cpu = {n: (cpu_s(p) - cpu_before[n]) / elapsed for n, p in procs.items()}
+        delay = {n: (timeline.run_delay_s(p) - delay_before[n]) / elapsed for n, p in procs.items()}
+        if client:
+            cpu["client"], delay["client"] = client["cpu_s"] / elapsed, client["run_delay_s"] / elapsed
+            lags["client"] = [(t, v) for t, v in client["lag"]]
+            collections["client"] = [(t, d) for t, d in client["gc"]]
         busy, total = (a - b for a, b in zip(machine_cpu(), machine_before, strict=True))
         hits, queries = await engines_metrics(ports)
         result = {"summary": summary(outcomes, elapsed), "hit_rate": hits / queries if queries else 0.0}
+        if stamps:
+            async with httpx.AsyncClient() as http:
+                stamps["gateway"].write_bytes((await http.get(f"http://127.0.0.1:{port}/_timeline")).content)
         if TRACE:
             async with httpx.AsyncClient() as http:
                 text = (await http.get(f"http://127.0.0.1:{ops}/metrics")).text
             result["cpu"] = (
                 "    CPU, cores: " + ", ".join(f"{n} {c:.2f}" for n, c in cpu.items())
                 + f"; the machine {busy / total * os.cpu_count():.2f} of {os.cpu_count()} busy (all processes)"
+                + "\n    waiting for a CPU (run queue), s per s: " + ", ".join(f"{n} {d:.2f}" for n, d in delay.items())
                 + queue_waits(text)
             )  # fmt: skip
     finally:
         if gateway_proc is not None:
             await stop(gateway_proc)
         await stop(engine_proc)
-    if trace:
+    if TRACE:
         result["trace"] = tail_report(TRACE[-1])
+    if stamps:
+        client_records = [{"tag": o.tag, "sent": o.sent, "first": o.first} for o in outcomes]
+        result["timeline"] = timeline.parts_report(
+            client_records, stamps["gateway"], stamps["engines"], lags, collections
+        )
     return result
 
 
@@ -328,6 +410,8 @@ def row(name: str, result: dict, tenant: str | None = None) -> str:
             line += f" {s.by_tenant['noisy'][0] * 1000:>10.0f}"
     if "trace" in result:
         line += "\n" + result["trace"] + "\n" + result.get("cpu", "")
+    if "timeline" in result:
+        line += "\n" + result["timeline"]
     return line
 
 
@@ -339,6 +423,8 @@ async def main_async(args: argparse.Namespace) -> int:
     POLICIES["picker"] = orjson.loads(args.picker)
     if args.trace:
         TRACE.append(work / "trace")
+    if args.timeline:
+        TIMELINE.append(work / "timeline")
     for name in set(POLICIES) - set(args.policies.split(",")):
         del POLICIES[name]
     n = args.engines
@@ -384,11 +470,19 @@ async def main_async(args: argparse.Namespace) -> int:
             ("unfair", "noisy, no fair queueing", {}, noisy_tenant(quiet_rate, seconds), False),
             ("fair", "noisy, fair queueing", fair, noisy_tenant(quiet_rate, seconds), False),
         ]
-        wanted = set(args.noisy_cases.split(","))
-        for key, name, queueing, requests, apart in cases:
-            if key in wanted:
-                result = await run_case(work, n, orjson.loads(args.picker), queueing, requests, noisy_apart=apart)
-                print(row(name, result, tenant="quiet"), flush=True)
+        for wanted in args.noisy_cases.split(","):
+            wanted_key, _, client = wanted.partition("@")  # e.g. fair@inline: this case with the inline client
+            client = client or args.quiet_client
+            if client not in ("inline", "process"):
+                raise SystemExit(f"--noisy-cases: {wanted!r}: the client is 'inline' or 'process'")
+            for key, name, queueing, requests, apart in cases:
+                if key == wanted_key:
+                    result = await run_case(
+                        work, n, orjson.loads(args.picker), queueing, requests, noisy_apart=apart,
+                        client_apart=frozenset({"quiet"}) if client == "process" else frozenset(),
+                    )  # fmt: skip
+                    label = name + (" (quiet inline)" if client == "inline" else "")
+                    print(row(label, result, tenant="quiet"), flush=True)
     print(f"\nlogs and configs: {work}", file=sys.stderr)
     return 0
 
@@ -413,8 +507,26 @@ def main() -> int:
         default=0.005,
         help="noisy, fair queueing: spec.queueing.headroomTarget (0: the fixed headroom only, the policy before it)",
     )
-    parser.add_argument("--noisy-cases", default="alone,apart,unfair,fair", help="which noisy-tenant cases to run")
+    parser.add_argument(
+        "--noisy-cases",
+        default="alone,apart,unfair,fair",
+        help="which noisy-tenant cases to run, in this order (repeats allowed); a case@inline or case@process "
+        "sends the quiet tenant's requests as that case says instead of as --quiet-client does",
+    )
     parser.add_argument("--trace", action="store_true", help="per case: where the engines' slowest requests' time went")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="noisy: split the quiet tenant's time to first token across the processes (bench.routing.timeline)",
+    )
+    parser.add_argument(
+        "--quiet-client",
+        choices=("inline", "process"),
+        default="process",
+        help="noisy: send and time the quiet tenant's requests from a client process of its own (process: what a "
+        "quiet client of its own sees), or from the load generator's event loop with the noisy tenant's (inline: "
+        "the measurement before 2026-12-06 evening, which counts the load generator's own delays)",
+    )
     return uvloop.run(main_async(parser.parse_args()))
 
 

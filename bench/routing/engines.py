@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 import uvloop
 
+from bench.routing import timeline
+from interlock import tokenizer
 from interlock.asgiserver import EmbeddedServer
 from interlock.mockprovider import MockSettings, create_app
 from interlock.mockprovider.engine_metrics import EngineMetrics, EngineRequest
@@ -83,10 +85,26 @@ def trace_requests() -> None:
     EngineRequest.step = traced_step  # type: ignore[method-assign]
 
 
-async def serve(ports: list[int], settings: MockSettings, trace: Path | None = None) -> None:
-    servers = [EmbeddedServer(create_app(settings), port=port, lifespan="off") for port in ports]
+async def serve(
+    ports: list[int], settings: MockSettings, trace: Path | None = None, stamps_to: Path | None = None
+) -> None:
+    stamps: list[dict[str, Any]] = []
+    lag = timeline.LoopLag()
+    if stamps_to is not None:
+        lag.start()
+    servers = [
+        EmbeddedServer(
+            timeline.Stamps(create_app(settings), stamps) if stamps_to is not None else create_app(settings),
+            port=port,
+            lifespan="off",
+        )
+        for port in ports
+    ]
     for server in servers:
         await server.start()
+    # The mock counts tokens with a real tokenizer, built on first use (~0.15 s on the loop): build it before the
+    # first request, as an engine that has been serving for a while has, so it stalls no measured request.
+    tokenizer.encoding()
     print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -98,6 +116,8 @@ async def serve(ports: list[int], settings: MockSettings, trace: Path | None = N
     if trace is not None:
         with trace.open("wb") as out:
             out.write(b"\n".join(orjson.dumps(r) for r in _DONE))
+    if stamps_to is not None:
+        timeline.write(stamps_to, stamps, lag)
 
 
 def main() -> None:
@@ -105,11 +125,12 @@ def main() -> None:
     parser.add_argument("--ports", required=True)
     parser.add_argument("--settings", required=True, help="MockSettings as JSON")
     parser.add_argument("--trace", type=Path, help="write each request's engine-side times here (JSON lines)")
+    parser.add_argument("--timeline", type=Path, help="write each tagged request's stamps and the loop's lag here")
     args = parser.parse_args()
     settings = MockSettings.model_validate_json(args.settings)
     if args.trace is not None:
         trace_requests()
-    uvloop.run(serve([int(p) for p in args.ports.split(",")], settings, args.trace))
+    uvloop.run(serve([int(p) for p in args.ports.split(",")], settings, args.trace, args.timeline))
 
 
 if __name__ == "__main__":

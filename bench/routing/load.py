@@ -24,6 +24,9 @@ class Outcome:
     total: float | None = None
     status: int = 0
     backend: str = ""
+    tag: str = ""  # the prompt's first words (``quiet 17``): the request's name in every process's stamps
+    sent: float = 0.0  # time.monotonic() when sending began (one clock for the machine's processes)
+    first: float | None = None  # ... and when the first content-bearing chunk was read
 
 
 @dataclass
@@ -43,7 +46,7 @@ async def _one(http: httpx.AsyncClient, request: Request, key: str, outcome: Out
         "stream": True,
         "max_tokens": 16,
     }
-    sent = time.perf_counter()
+    outcome.sent = sent = time.monotonic()
     try:
         async with http.stream("POST", "/v1/chat/completions", content=orjson.dumps(body),
                                headers={"authorization": f"Bearer {key}"}) as response:  # fmt: skip
@@ -60,32 +63,40 @@ async def _one(http: httpx.AsyncClient, request: Request, key: str, outcome: Out
                 if outcome.ttft is None:
                     seen = tail + chunk
                     if b'"content":"' in seen:
-                        outcome.ttft = time.perf_counter() - sent
+                        outcome.first = time.monotonic()
+                        outcome.ttft = outcome.first - sent
                     tail = seen[-16:]
-            outcome.total = time.perf_counter() - sent
+            outcome.total = time.monotonic() - sent
     except httpx.HTTPError:
         outcome.status = -1
 
 
 async def run_load(
-    root: str, requests: list[Request], keys: Mapping[str, str], models: Mapping[str, str] | None = None
+    root: str,
+    requests: list[Request],
+    keys: Mapping[str, str],
+    models: Mapping[str, str] | None = None,
+    *,
+    start: float | None = None,
 ) -> tuple[list[Outcome], float]:
     """Send ``requests`` on their schedule; the outcomes and the seconds until the last one finished. ``models``:
-    tenant -> the model it asks for (default ``chat``)."""
+    tenant -> the model it asks for (default ``chat``); ``start``: when the schedule's 0 is (``time.monotonic()``,
+    default now), so that load clients in several processes keep one schedule."""
     models = models or {}
     limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
     async with httpx.AsyncClient(base_url=root, timeout=120, limits=limits) as http:
-        outcomes = [Outcome(r.tenant, r.measured) for r in requests]
-        start = time.perf_counter()
+        outcomes = [Outcome(r.tenant, r.measured, tag=r.tag) for r in requests]
+        if start is None:
+            start = time.monotonic()
         tasks = []
         for request, outcome in zip(requests, outcomes, strict=True):
-            delay = start + request.at - time.perf_counter()
+            delay = start + request.at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             model = models.get(request.tenant, "chat")
             tasks.append(asyncio.create_task(_one(http, request, keys[request.tenant], outcome, model)))
         await asyncio.gather(*tasks)
-        return outcomes, time.perf_counter() - start
+        return outcomes, time.monotonic() - start
 
 
 def _q(values: list[float], q: float) -> float:

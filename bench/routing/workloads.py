@@ -21,6 +21,11 @@ class Request:
     messages: tuple[tuple[str, str], ...]
     measured: bool = True  # False during the warm-up: sent, not counted
 
+    @property
+    def tag(self) -> str:
+        """The last message's first two words (``quiet 17``): the request's name in ``--timeline`` stamps."""
+        return " ".join(self.messages[-1][1].split(" ", 2)[:2])
+
 
 def _arrivals(rng: random.Random, rate: float, seconds: float) -> list[float]:
     """Poisson arrivals at ``rate`` per second."""

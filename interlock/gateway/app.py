@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from interlock import tokenizer
 from interlock.asgiserver import EmbeddedServer
 from interlock.contract.controlplane import GatewayStatusReport
 from interlock.gateway.context import Authenticator, RequestContext, Services
@@ -230,6 +231,10 @@ class GatewayApp:
                 return
 
     async def startup(self) -> None:
+        # The tokenizer (usage estimates, and the calibration sample the first answers with usage take) costs
+        # ~0.1-0.2 s of CPU to build. Built lazily, on the loop, at the first answer, that stalled every stream of
+        # the gateway for as long (bench/RESULTS.md, helper "quiet2"); built here, in a thread, before serving.
+        await asyncio.to_thread(tokenizer.encoding)
         self.services.clock.start()
         if self.link is not None:
             await self.link.start()

@@ -24,7 +24,7 @@ from importlib import resources
 
 import tiktoken
 
-__all__ = ["CL100K_SHA256", "count", "encoding", "pieces"]
+__all__ = ["CL100K_SHA256", "count", "encoding", "loaded", "pieces"]
 
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 """SHA-256 of OpenAI's cl100k_base.tiktoken, as tiktoken's own registry (tiktoken_ext/openai_public.py) has it."""
@@ -56,6 +56,11 @@ def encoding() -> tiktoken.Encoding:
             if _encoding is None:
                 _encoding = _load()
     return _encoding
+
+
+def loaded() -> bool:
+    """Whether the encoding has been built (``encoding()`` returns at once)."""
+    return _encoding is not None
 
 
 def count(text: str) -> int:
