@@ -60,12 +60,16 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
         "count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens), sum(output_tokens), sum(cached_tokens), "
         "sum(cache_creation_tokens), sum(cost_usd)"
     )
+    # Every rollup's rows are inserted in bucket order (ORDER BY the bucket), as ingest creates them over time: the
+    # rows of the current hour, day and month then lie together at the end of each table, as on a database that
+    # grew by ingest. Grouped without an order, they lay scattered over the whole table (today's 51,000
+    # usage_daily rows on 10,700 of its 125,700 pages), and every ingested batch read pages all over it.
     statements = []
     for grain, table in (("hour", "hourly"), ("day", "daily")):
         bucket = f"date_trunc('{grain}', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
         statements.append(
             f"INSERT INTO usage_{table} SELECT {bucket}, tenant_id, model, route, backend, {sums} FROM usage "
-            "GROUP BY 1, 2, 3, 4, 5"
+            "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1"
         )
         bins = ", ".join(f"count(*) FILTER (WHERE lb = {k})" for k in range(80))
         ttft = ", ".join(f"count(*) FILTER (WHERE tb = {k})" for k in range(80))
@@ -74,7 +78,7 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
             f"SELECT {bucket} AS bucket, model, route, backend, status, input_tokens, output_tokens, cached_tokens, "
             f"cache_creation_tokens, cost_usd, {_bin_sql('latency_ms')} AS lb, "
             f"CASE WHEN ttft_ms IS NULL THEN NULL ELSE {_bin_sql('ttft_ms')} END AS tb FROM usage) AS u "
-            "GROUP BY 1, 2, 3, 4"
+            "GROUP BY 1, 2, 3, 4 ORDER BY 1"
         )
     statements += _derived_sql()
     day = "date_trunc('day', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
@@ -83,7 +87,7 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
         f"SELECT tenant_id, {day}, model, route, backend, v.bin, sum(v.l)::int, sum(v.t)::int FROM usage "
         f"CROSS JOIN LATERAL (VALUES ({bin_sql('latency_ms')}, 1, 0), "
         f"(CASE WHEN ttft_ms IS NULL THEN NULL ELSE {bin_sql('ttft_ms')} END, 0, 1)) AS v(bin, l, t) "
-        "WHERE v.bin IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
+        "WHERE v.bin IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 2"
     )
     statements.append(
         "INSERT INTO gateway_cursors SELECT gateway_id, max(seq), now() FROM usage GROUP BY 1"
@@ -110,7 +114,7 @@ def _derived_sql() -> list[str]:
         summed = [c.name for c in rollup.table.c if c.name not in ("bucket", *rollup.dimensions)]
         statements.append(
             f"INSERT INTO {name} (bucket, {keys}, {', '.join(summed)}) SELECT {bucket}, {keys}, "
-            f"{', '.join(f'sum({c})' for c in summed)} FROM {source} GROUP BY {bucket}, {keys}"
+            f"{', '.join(f'sum({c})' for c in summed)} FROM {source} GROUP BY {bucket}, {keys} ORDER BY 1"
         )
     return statements
 
