@@ -151,22 +151,17 @@ class PrefixIndex:
 
     def _trim(self, sent: OrderedDict[int, None], limit: int, bit: int) -> None:
         """Drop the least recently sent blocks beyond ``limit``: the endpoint's bit goes from each."""
-        new, old, keep = self._new, self._old, ~bit
+        tables, keep = (self._new, self._old), ~bit
         pop = sent.popitem
         while len(sent) > limit:
             h = pop(last=False)[0]
-            seen = new.get(h, 0)
-            if seen & bit:
-                if seen & keep:
-                    new[h] = seen & keep
-                else:
-                    del new[h]
-            seen = old.get(h, 0)
-            if seen & bit:
-                if seen & keep:
-                    old[h] = seen & keep
-                else:
-                    del old[h]
+            for table in tables:
+                seen = table.get(h, 0)
+                if seen & bit:
+                    if seen & keep:
+                        table[h] = seen & keep
+                    else:
+                        del table[h]
 
     def forget(self, bit: int) -> None:
         """An endpoint went away: clear its bit (off the hot path, on discovery changes)."""
