@@ -31,7 +31,7 @@ pool rotates, so an idle pool spreads requests round-robin.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = ["Candidate", "PickerWeights", "kv_pressure", "pick", "score"]
@@ -44,6 +44,11 @@ class PickerWeights:
     prefix: float = 8.0
     queue: float = 4.0
     kv_threshold: float = 0.8  # below 1
+    kv_scale: float = field(init=False)
+    """``kv_cache / (1 - kv_threshold)``: the KV term per unit of usage above the threshold, computed once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kv_scale", self.kv_cache / (1.0 - self.kv_threshold))
 
 
 def kv_pressure(kv_usage: float, threshold: float) -> float:
@@ -89,8 +94,7 @@ def pick(
     """
     count = len(candidates)
     w_load, w_prefix, w_queue = weights.load, weights.prefix, weights.queue
-    kv_knee = weights.kv_threshold
-    kv_scale = weights.kv_cache / (1.0 - kv_knee)
+    kv_knee, kv_scale = weights.kv_threshold, weights.kv_scale
     best = -1
     best_score = 0.0
     for step in range(count):
