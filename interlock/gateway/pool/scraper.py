@@ -12,6 +12,7 @@ Only the names above are read, line by line, from a body capped in size: an engi
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ def parse_engine_metrics(text: str) -> EngineSample | None:
             value = float(rest.split()[0])
         except (ValueError, IndexError):
             continue
-        if value != value or value < 0:  # NaN or negative: ignore
+        if not math.isfinite(value) or value < 0:  # NaN, infinite or negative: ignore
             continue
         if name in _RUNNING:
             running += value

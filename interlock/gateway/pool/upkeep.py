@@ -195,6 +195,8 @@ class PoolUpkeep:
             return  # too few to tell (or not admitted yet): measure over a longer stretch
         per_block = tokens / blocks
         endpoint.prompt_tokens_seen, endpoint.blocks_seen = prompt_tokens, endpoint.sent_blocks
+        if per_block < 1:  # under a token per KB of prompt: not a reading to size anything by
+            return
         known = endpoint.tokens_per_block
         endpoint.tokens_per_block = per_block if known is None else 0.7 * known + 0.3 * per_block
         self.pool.index.set_limit(endpoint.bit, int(capacity * INDEX_SHARE_OF_KV / endpoint.tokens_per_block))

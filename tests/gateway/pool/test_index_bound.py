@@ -50,3 +50,17 @@ def test_the_limit_follows_prompt_tokens_per_block_sent() -> None:
     assert endpoint.prompt_tokens_seen == 50.0
     assert endpoint.blocks_seen == endpoint.sent_blocks
     assert pool.index.limit(endpoint.bit) == limits[-1]
+
+
+def test_a_reading_of_almost_no_tokens_per_block_sizes_nothing() -> None:
+    """An engine's counter that barely moves while blocks were sent (broken, or hostile) must not size the index
+    (nor overflow the arithmetic): the limit stays as it was."""
+    pool = EndpointPool("pool", lambda url: object(), PickerSettings())  # type: ignore[arg-type,return-value]
+    pool.set_urls(["http://10.0.0.1:8000/v1"])
+    upkeep = PoolUpkeep(pool, no_client, fallback_url="http://10.0.0.1:8000/v1")
+    endpoint = pool.endpoints[0]
+    upkeep._bound_prefix_index(endpoint, 1000.0, 8000.0)
+    endpoint.sent_blocks += 1000
+    upkeep._bound_prefix_index(endpoint, 1000.0 + 1e-300, 8000.0)
+    assert pool.index.limit(endpoint.bit) is None
+    assert endpoint.tokens_per_block is None

@@ -243,6 +243,15 @@ def test_a_kv_cache_size_that_is_missing_or_absurd_is_ignored(labels: str) -> No
     assert sample.kv_capacity_tokens is None
 
 
+def test_infinite_values_are_ignored() -> None:
+    sample = parse_engine_metrics(
+        "vllm:num_requests_running 2\nvllm:num_requests_waiting +Inf\nvllm:prompt_tokens_total +Inf\n"
+    )
+    assert sample is not None
+    assert (sample.running, sample.waiting, sample.prompt_tokens) == (2.0, 0.0, None)
+    assert parse_engine_metrics("vllm:num_requests_running +Inf\n") is None
+
+
 def test_parse_caps_kv_usage_at_one() -> None:
     sample = parse_engine_metrics("vllm:num_requests_running 0\nvllm:kv_cache_usage_perc 7\n")
     assert sample is not None
