@@ -34,6 +34,7 @@ from interlock.contract.keys import is_well_formed_key
 from interlock.gateway.app import create_gateway_app
 from interlock.gateway.http.serve import server_options
 from interlock.gateway.settings import GatewaySettings
+from interlock.heap import freeze_startup_heap
 from interlock.local.source import ManifestSource
 from interlock.local.state import UpState, read_state, write_state
 from interlock.mockprovider import MockSettings
@@ -257,6 +258,7 @@ async def run_up(options: UpOptions) -> int:
         await ops.stop()
         await plane.server.stop()
         return 1
+    freeze_startup_heap()  # everything is started: keep it out of later collections (interlock.heap)
     runtime = core.services.runtime
     models = sorted(runtime.routes) if runtime else []
     print(_banner(url, plane.server.url, ops_url, plane.key, plane.admin_token, models), flush=True)
