@@ -5,6 +5,9 @@ workload needs two)."""
 from __future__ import annotations
 
 import argparse
+import gc
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from bench.routing import timeline
 from interlock.asgiserver import bind_listener
 from interlock.gateway.app import create_gateway_app
 from interlock.gateway.dispatch.credentials import MappingSecretResolver
+from interlock.gateway.http import serve
 from interlock.gateway.http.serve import serve_gateway
 from interlock.gateway.settings import GatewaySettings
 from interlock.gateway.tenancy.auth import StaticKeyAuthenticator
@@ -36,6 +40,22 @@ def stamp_upstream() -> None:
     BackendClient.post = stamped_post  # type: ignore[method-assign]
 
 
+def report_gc_on_sigusr1() -> None:
+    """``--gc-report``: on SIGUSR1, print one JSON line: the objects the collector tracks and has frozen, and two
+    full collections timed (``bench.routing.gcpause``)."""
+
+    def report(*_: Any) -> None:
+        tracked, frozen = len(gc.get_objects()), gc.get_freeze_count()
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            gc.collect()
+            times.append(round((time.perf_counter() - start) * 1000, 1))
+        print(orjson.dumps({"tracked": tracked, "frozen": frozen, "full_ms": times}).decode(), flush=True)
+
+    signal.signal(signal.SIGUSR1, report)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing.gateway")
     parser.add_argument("--config", required=True)
@@ -45,7 +65,13 @@ def main() -> int:
     parser.add_argument(
         "--timeline", action="store_true", help="stamp tagged requests, sample the loop's lag; GET /_timeline"
     )
+    parser.add_argument("--gc-report", action="store_true", help="SIGUSR1: print GC figures (bench.routing.gcpause)")
+    parser.add_argument("--no-freeze", action="store_true", help="do not freeze the startup heap (interlock.heap)")
     args = parser.parse_args()
+    if args.gc_report:
+        report_gc_on_sigusr1()
+    if args.no_freeze:
+        serve.freeze_startup_heap = lambda: 0  # type: ignore[assignment]
     settings = GatewaySettings(config_file=args.config, port=args.port, ops_port=args.ops_port)
     app, core = create_gateway_app(
         settings=settings,
