@@ -8,15 +8,22 @@ machine; bench/RESULTS.md, "the gateway's full garbage collections").
 refcounting still frees those objects. The cost: a reference cycle among them that becomes garbage later (a
 replaced config, for one) is never collected, a bounded leak of what startup built, once per process.
 
-Only a server's own process calls it (``interlock gateway``, ``interlock up``), never an app embedded in another
-program, whose heap is not the app's to freeze.
+Only a server's own process calls it (``interlock gateway`` and ``interlock api`` through ``FrozenStartupServer``,
+``interlock up`` once it has started everything), never an app embedded in another program, whose heap is not the
+app's to freeze.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import socket
 
-__all__ = ["freeze_startup_heap"]
+import uvicorn
+
+__all__ = ["FrozenStartupServer", "freeze_startup_heap"]
+
+log = logging.getLogger("interlock")
 
 
 def freeze_startup_heap() -> int:
@@ -24,3 +31,13 @@ def freeze_startup_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+class FrozenStartupServer(uvicorn.Server):
+    """uvicorn's server, which freezes the process's startup heap once its lifespan has started the app and it
+    listens, before its first request."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            log.debug("startup heap frozen: %d objects", freeze_startup_heap())

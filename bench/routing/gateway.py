@@ -15,10 +15,10 @@ import orjson
 import uvloop
 
 from bench.routing import timeline
+from interlock import heap
 from interlock.asgiserver import bind_listener
 from interlock.gateway.app import create_gateway_app
 from interlock.gateway.dispatch.credentials import MappingSecretResolver
-from interlock.gateway.http import serve
 from interlock.gateway.http.serve import serve_gateway
 from interlock.gateway.settings import GatewaySettings
 from interlock.gateway.tenancy.auth import StaticKeyAuthenticator
@@ -71,7 +71,7 @@ def main() -> int:
     if args.gc_report:
         report_gc_on_sigusr1()
     if args.no_freeze:
-        serve.freeze_startup_heap = lambda: 0  # type: ignore[assignment]
+        heap.freeze_startup_heap = lambda: 0  # type: ignore[assignment]
     settings = GatewaySettings(config_file=args.config, port=args.port, ops_port=args.ops_port)
     app, core = create_gateway_app(
         settings=settings,

@@ -12,6 +12,7 @@ from interlock.asgiserver import ListenError, bind_listener
 from interlock.console import build_settings, report
 from interlock.db.check import DATABASE_ERRORS, describe_database_error, schema_problem
 from interlock.db.migrate import migrate
+from interlock.heap import FrozenStartupServer
 
 __all__ = ["load_settings", "run_api"]
 
@@ -63,5 +64,5 @@ async def run_api(settings: ApiSettings, *, run_migrations: bool, serve: bool, l
         server_header=False,
         proxy_headers=False,
     )
-    await uvicorn.Server(config).serve(sockets=[sock])
+    await FrozenStartupServer(config).serve(sockets=[sock])  # interlock.heap
     return 0

@@ -14,7 +14,7 @@ from interlock.asgiserver import EmbeddedServer
 from interlock.gateway.http.asgi import ASGIApp
 from interlock.gateway.http.limits import HttpLimits, limited_protocol
 from interlock.gateway.settings import GatewaySettings
-from interlock.heap import freeze_startup_heap
+from interlock.heap import FrozenStartupServer
 from interlock.telemetry.metrics import GatewayMetrics
 
 __all__ = ["http_limits", "serve_gateway", "server_options"]
@@ -29,16 +29,6 @@ def http_limits(settings: GatewaySettings) -> HttpLimits:
         body_timeout_s=settings.body_timeout_s,
         idle_timeout_s=settings.idle_timeout_s,
     )
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, which freezes the process's startup heap (``interlock.heap``) once its lifespan has
-    started the app and it listens, before the first request."""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if not self.should_exit:
-            log.debug("startup heap frozen: %d objects", freeze_startup_heap())
 
 
 def server_options(settings: GatewaySettings, metrics: GatewayMetrics) -> dict[str, Any]:
@@ -91,7 +81,7 @@ async def serve_gateway(
         log_config=None,
         **server_options(settings, metrics),
     )
-    server = _Server(config)
+    server = FrozenStartupServer(config)  # interlock.heap
     try:
         await server.serve(sockets=[client_sock] if client_sock is not None else None)
     finally:
