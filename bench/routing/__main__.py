@@ -106,6 +106,22 @@ def free_port() -> int:
             return port
 
 
+async def wait_ready(gateway: asyncio.subprocess.Process, ops: int) -> None:
+    """Until the gateway's ``/readyz`` on its ops port answers 200 (30 s at most); its output if it exits."""
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            if gateway.returncode is not None:
+                assert gateway.stdout is not None
+                raise SystemExit(f"the gateway exited: {(await gateway.stdout.read()).decode()[-2000:]}")
+            try:
+                if (await http.get(f"http://127.0.0.1:{ops}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("the gateway did not become ready")
+
+
 def hold_s(prompt_tokens: int) -> float:
     """How long one request holds a batch slot with nothing cached: prefill, then every chunk's decode step."""
     return prompt_tokens * PREFILL_S + CHUNKS * DECODE_S
@@ -340,19 +356,7 @@ async def run_case(
             ["-m", "bench.routing.gateway", "--config", str(work / "config.json"), "--port", str(port),
              "--ops-port", str(ops), "--keys", keys, *(["--timeline"] if stamps else [])]
         )  # fmt: skip
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                if gateway_proc.returncode is not None:
-                    assert gateway_proc.stdout is not None
-                    raise SystemExit(f"the gateway exited: {(await gateway_proc.stdout.read()).decode()[-2000:]}")
-                try:
-                    if (await http.get(f"http://127.0.0.1:{ops}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise SystemExit("the gateway did not become ready")
+        await wait_ready(gateway_proc, ops)
         await asyncio.sleep(1.5)  # the picker's first scrape
         procs = {"engines": engine_proc.pid, "gateway": gateway_proc.pid, "load": os.getpid()}
         cpu_before, machine_before = {n: cpu_s(p) for n, p in procs.items()}, machine_cpu()

@@ -21,7 +21,7 @@ import httpx
 import orjson
 import yaml
 
-from bench.routing.__main__ import KEYS, free_port, start, stop
+from bench.routing.__main__ import KEYS, free_port, start, stop, wait_ready
 from interlock.gatewayconfig import compile_config
 from interlock.resources import load_manifests
 from interlock.resources.manifests import manifest_files
@@ -78,13 +78,7 @@ async def run(held: list[int], freeze: bool) -> None:
     limits = httpx.Limits(max_connections=max(held) + 10)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600, limits=limits) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get(f"http://127.0.0.1:{ops}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_ready(gateway, ops)
             print(f"startup heap {'frozen' if freeze else 'not frozen'}; one full collection of the gateway, ms")
             print(f"  {'held requests':>14} {'tracked':>9} {'frozen':>9} {'full collection':>16}")
             for n in held:
