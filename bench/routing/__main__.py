@@ -106,6 +106,31 @@ def free_port() -> int:
             return port
 
 
+def pool_manifests(
+    backend: str, model: str, ports: list[int], picker: dict[str, Any], queueing: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """An ``LLMBackend`` over the engines on ``ports`` (model ``llama``) and the ``Route`` that sends ``model``
+    to it."""
+    return [
+        {"apiVersion": "interlock.dev/v1alpha1", "kind": "LLMBackend",
+         "metadata": {"name": backend, "namespace": "default"},
+         "spec": {"provider": "vllm", "endpoints": [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports],
+                  "models": [{"name": "llama"}], "picker": picker, "queueing": queueing}},
+        {"apiVersion": "interlock.dev/v1alpha1", "kind": "Route", "metadata": {"name": model, "namespace": "default"},
+         "spec": {"model": model, "targets": [{"backend": backend, "model": "llama"}],
+                  "timeouts": {"request": "300s", "firstToken": "300s"}}},
+    ]  # fmt: skip
+
+
+def write_config(work: Path, manifests: list[dict[str, Any]]) -> Path:
+    """The manifests written to ``work/manifests`` and compiled, as the operator would, to ``work/config.json``."""
+    (work / "manifests").mkdir(exist_ok=True)
+    (work / "manifests" / "pool.yaml").write_text(yaml.safe_dump_all(manifests))
+    loaded = load_manifests(manifest_files(work / "manifests"))
+    (work / "config.json").write_bytes(compile_config(loaded.backends, loaded.routes).to_json())
+    return work / "config.json"
+
+
 async def wait_ready(gateway: asyncio.subprocess.Process, ops: int) -> None:
     """Until the gateway's ``/readyz`` on its ops port answers 200 (30 s at most); its output if it exits."""
     async with httpx.AsyncClient() as http:
@@ -318,38 +343,10 @@ async def run_case(
     )
     gateway_proc = None
     try:
-        manifests = [
-            {
-                "apiVersion": "interlock.dev/v1alpha1",
-                "kind": "LLMBackend",
-                "metadata": {"name": "pool", "namespace": "default"},
-                "spec": {
-                    "provider": "vllm",
-                    "endpoints": [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports[:engines]],
-                    "models": [{"name": "llama"}],
-                    "picker": picker,
-                    "queueing": queueing,
-                },
-            },
-            {
-                "apiVersion": "interlock.dev/v1alpha1",
-                "kind": "Route",
-                "metadata": {"name": "chat", "namespace": "default"},
-                "spec": {"model": "chat", "targets": [{"backend": "pool", "model": "llama"}],
-                         "timeouts": {"request": "300s", "firstToken": "300s"}},
-            },
-        ]  # fmt: skip
+        manifests = pool_manifests("pool", "chat", ports[:engines], picker, queueing)
         if noisy_apart:
-            apart = orjson.loads(orjson.dumps(manifests))
-            apart[0]["metadata"]["name"] = "pool-noisy"
-            apart[0]["spec"]["endpoints"] = [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports[engines:]]
-            apart[1]["metadata"]["name"] = "chat-noisy"
-            apart[1]["spec"].update(model="chat-noisy", targets=[{"backend": "pool-noisy", "model": "llama"}])
-            manifests += apart
-        (work / "manifests").mkdir(exist_ok=True)
-        (work / "manifests" / "pool.yaml").write_text(yaml.safe_dump_all(manifests))
-        loaded = load_manifests(manifest_files(work / "manifests"))
-        (work / "config.json").write_bytes(compile_config(loaded.backends, loaded.routes).to_json())
+            manifests += pool_manifests("pool-noisy", "chat-noisy", ports[engines:], picker, queueing)
+        write_config(work, manifests)
         port, ops = free_port(), free_port()
         keys = orjson.dumps({key: tenant for tenant, key in KEYS.items()}).decode()
         gateway_proc = await start(

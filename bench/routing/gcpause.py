@@ -19,37 +19,15 @@ from pathlib import Path
 
 import httpx
 import orjson
-import yaml
 
-from bench.routing.__main__ import KEYS, free_port, start, stop, wait_ready
-from interlock.gatewayconfig import compile_config
-from interlock.resources import load_manifests
-from interlock.resources.manifests import manifest_files
+from bench.routing.__main__ import KEYS, free_port, pool_manifests, start, stop, wait_ready, write_config
 
 ENGINE = {
     "models": ["llama"], "engine_metrics": True, "max_num_seqs": 2, "kv_cache_tokens": 4000, "block_size": 16,
     "prefill_s_per_token": 0.0003, "decode_s_per_token": 2.0, "stream_chunks": 16, "min_answer_tokens": 16,
     "max_answer_tokens": 16,
 }  # fmt: skip
-
-
-def _config(work: Path, ports: list[int]) -> Path:
-    manifests = [
-        {"apiVersion": "interlock.dev/v1alpha1", "kind": "LLMBackend",
-         "metadata": {"name": "pool", "namespace": "default"},
-         "spec": {"provider": "vllm", "endpoints": [{"url": f"http://127.0.0.1:{p}/v1"} for p in ports],
-                  "models": [{"name": "llama"}],
-                  "queueing": {"maxInflightPerEndpoint": 2, "maxQueued": 100000, "maxQueuedPerTenant": 100000,
-                               "maxWait": "300s"}}},
-        {"apiVersion": "interlock.dev/v1alpha1", "kind": "Route", "metadata": {"name": "chat", "namespace": "default"},
-         "spec": {"model": "chat", "targets": [{"backend": "pool", "model": "llama"}],
-                  "timeouts": {"request": "300s", "firstToken": "300s"}}},
-    ]  # fmt: skip
-    (work / "manifests").mkdir()
-    (work / "manifests" / "pool.yaml").write_text(yaml.safe_dump_all(manifests))
-    loaded = load_manifests(manifest_files(work / "manifests"))
-    (work / "config.json").write_bytes(compile_config(loaded.backends, loaded.routes).to_json())
-    return work / "config.json"
+QUEUEING = {"maxInflightPerEndpoint": 2, "maxQueued": 100000, "maxQueuedPerTenant": 100000, "maxWait": "300s"}
 
 
 async def _hold(http: httpx.AsyncClient, i: int) -> None:
@@ -68,10 +46,11 @@ async def run(held: list[int], freeze: bool) -> None:
     engines = await start(
         ["-m", "bench.routing.engines", "--ports", ",".join(map(str, ports)), "--settings", settings], ready="ready"
     )
+    config = write_config(work, pool_manifests("pool", "chat", ports, {}, QUEUEING))
     port, ops = free_port(), free_port()
     keys = orjson.dumps({key: tenant for tenant, key in KEYS.items()}).decode()
     gateway = await start(
-        ["-m", "bench.routing.gateway", "--config", str(_config(work, ports)), "--port", str(port), "--ops-port",
+        ["-m", "bench.routing.gateway", "--config", str(config), "--port", str(port), "--ops-port",
          str(ops), "--keys", keys, "--gc-report", *([] if freeze else ["--no-freeze"])]
     )  # fmt: skip
     assert gateway.stdout is not None
