@@ -57,6 +57,7 @@ async def main(args: argparse.Namespace) -> int:
     ]
     try:
         if args.database:
+            await migrate(url)  # a database kept by an earlier checkout: upgraded
             history = await loaded_history(dsn)
             tenants = len(history.tenants)
         else:
@@ -75,12 +76,13 @@ async def main(args: argparse.Namespace) -> int:
                     f"### Ingest: {args.senders} gateways, batches of {args.batch}, {args.spans} spans per event",
                     "",
                     "| events | seconds | events/s | API CPU s | API CPU per event | Postgres CPU per event | "
-                    "resent: duplicates | stored |",
-                    "|---:|---:|---:|---:|---:|---:|---:|---:|",
+                    "resent: duplicates | stored | fold s | fold Postgres CPU per event | events/s with the fold |",
+                    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
                     f"| {result.events:,} | {result.seconds:.2f} | {result.rate:,.0f} | {result.api_cpu_s:.2f} | "
                     f"{1e6 * result.api_cpu_s / result.events:.0f} µs | "
                     f"{1e6 * result.postgres_cpu_s / result.events:.0f} µs | {result.duplicates_on_resend:,} | "
-                    f"{result.stored:,} (exactly once) |",
+                    f"{result.stored:,} (exactly once) | {result.fold_seconds:.2f} | "
+                    f"{1e6 * result.fold_postgres_cpu_s / result.events:.1f} µs | {result.rate_with_fold:,.0f} |",
                 ]
                 log(out[-1])
             if "snapshot" in phases:

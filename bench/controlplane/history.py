@@ -92,6 +92,10 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
     statements.append(
         "INSERT INTO gateway_cursors SELECT gateway_id, max(seq), now() FROM usage GROUP BY 1"
     )  # fmt: skip
+    statements.append(  # every row loaded is in tenant_latency_daily already: none is for the fold to add
+        "UPDATE rollup_watermarks SET folded_until = greatest(folded_until, "
+        "(SELECT max(started_at) + interval '1 microsecond' FROM usage))"
+    )
     return statements
 
 

@@ -1,6 +1,7 @@
 """Sustained ingest through ``POST /v1/gateway/usage`` into Postgres, exactly once: ``senders`` gateways send
 pre-encoded batches as fast as the API answers; then the first batches are sent again (all must be duplicates)
-and the stored rows are counted."""
+and the stored rows are counted. Last, the run's rows are folded into ``tenant_latency_daily``
+(``interlock.api.crud.fold``), which the API does a minute or two after rows start, and that is timed too."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import orjson
 
 from bench.controlplane.history import MODELS, ROUTES
 from bench.controlplane.server import SIGNING_KEY, ApiProcess
+from interlock.api.crud.fold import FOLD_DELAY, fold_tenant_latency
 from interlock.contract.gatewaycred import mint_gateway_credential
+from interlock.db.session import create_engine
 
 __all__ = ["IngestResult", "run_ingest"]
 
@@ -35,10 +38,18 @@ class IngestResult:
     duplicates_on_resend: int
     stored: int
     postgres_cpu_s: float = 0.0
+    fold_seconds: float = 0.0
+    fold_postgres_cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def rate_with_fold(self) -> float:
+        """Events per second counting the fold of the run's rows into ``tenant_latency_daily`` as if nothing else
+        ran meanwhile (it runs once a minute beside ingest, on the same server)."""
+        return self.events / (self.seconds + self.fold_seconds)
 
 
 def _event(gateway: str, seq: int, tenant: str, spans: int, rng: random.Random, run_id: str = "") -> dict[str, Any]:
@@ -67,6 +78,7 @@ async def run_ingest(
     per_sender = events // senders
     queues: list[list[bytes]] = []
     run = secrets.token_hex(3)  # gateways of their own, so a kept database can be measured again
+    latest = dt.datetime.now(dt.UTC)
     for s in range(senders):
         gateway, run_id = f"bench/gw/pod-{run}-{s}", secrets.token_hex(8)
         bodies = []
@@ -76,6 +88,7 @@ async def run_ingest(
                 _event(gateway, start + i + 1, rng.choice(tenants[:2000]), spans, rng, run_id) for i in range(count)
             ]
             bodies.append(orjson.dumps({"events": chunk}))
+            latest = max(latest, *(dt.datetime.fromisoformat(e["started_at"]) for e in chunk))
         queues.append(bodies)
     credential = mint_gateway_credential(SIGNING_KEY.encode(), "bench/gw")
     headers = {"authorization": f"Bearer {credential}", "content-type": "application/json"}
@@ -117,7 +130,23 @@ async def run_ingest(
         await connection.close()
     if stored != sent:
         raise SystemExit(f"ingest: {stored} rows stored of {sent} sent")
-    return IngestResult(sent, seconds, cpu, duplicates, stored, postgres_cpu)
+    fold_seconds, fold_cpu = await _fold(dsn, latest)
+    return IngestResult(sent, seconds, cpu, duplicates, stored, postgres_cpu, fold_seconds, fold_cpu)
+
+
+async def _fold(dsn: str, latest: dt.datetime) -> tuple[float, float]:
+    """Fold the run's rows into ``tenant_latency_daily`` as the API's maintenance would a minute or two later (up to
+    the minute after the latest of them): the seconds it took and Postgres's CPU seconds."""
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+    try:
+        pg0 = await _postgres_cpu(dsn)
+        began = time.perf_counter()
+        await fold_tenant_latency(engine, now=latest + FOLD_DELAY + dt.timedelta(minutes=1))
+        seconds = time.perf_counter() - began
+        pg1 = await _postgres_cpu(dsn)
+    finally:
+        await engine.dispose()
+    return seconds, sum(t - pg0.get(pid, 0.0) for pid, t in pg1.items())
 
 
 async def _postgres_cpu(dsn: str) -> dict[int, float]:

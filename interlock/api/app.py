@@ -21,7 +21,7 @@ from interlock.api.configwatch import ConfigWatch
 from interlock.api.console import install_console
 from interlock.api.deps import GatewayCredentials
 from interlock.api.errors import install_error_handlers
-from interlock.api.maintenance import maintain_usage_storage
+from interlock.api.maintenance import fold_rollups, maintain_usage_storage
 from interlock.api.readiness import readiness
 from interlock.api.routes import ROUTERS
 from interlock.api.routes.gateway import SnapshotCache
@@ -51,14 +51,19 @@ def create_app(settings: ApiSettings | None = None, **engine_options: Any) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(maintain_usage_storage(engine, settings), name="usage-maintenance")
+        tasks = [
+            asyncio.create_task(maintain_usage_storage(engine, settings), name="usage-maintenance"),
+            asyncio.create_task(fold_rollups(engine, settings), name="rollup-fold"),
+        ]
         app.state.config_watch.start()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.config_watch.stop()
             await dispose_app(app)
 

@@ -1,5 +1,6 @@
 """The API's background upkeep: next months' usage partitions ready, retention applied, and the snapshot's
-config change log pruned to ``CONFIG_CHANGES_KEPT`` (a gateway further behind gets a full snapshot).
+config change log pruned to ``CONFIG_CHANGES_KEPT`` (a gateway further behind gets a full snapshot); and, more
+often, the raw usage rows of the last minutes folded into the rollups kept that way (``interlock.api.crud.fold``).
 
 Every API process runs it (each step is idempotent, so replicas may overlap); a failure is logged and retried at
 the next interval, never fatal: ingest creates a missing partition itself.
@@ -13,12 +14,13 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from interlock.api.crud.fold import fold_tenant_latency
 from interlock.api.crud.partitions import apply_retention, prepare_months_ahead
 from interlock.api.crud.snapshot import prune_config_changes
 from interlock.api.settings import ApiSettings
 from interlock.db.session import create_sessionmaker
 
-__all__ = ["maintain_once", "maintain_usage_storage"]
+__all__ = ["fold_rollups", "maintain_once", "maintain_usage_storage"]
 
 log = logging.getLogger("interlock.api")
 
@@ -43,3 +45,13 @@ async def maintain_usage_storage(engine: AsyncEngine, settings: ApiSettings) -> 
             log.warning("usage storage maintenance failed; retrying in %.0f s", settings.maintenance_interval_s,
                         exc_info=True)  # fmt: skip
         await asyncio.sleep(settings.maintenance_interval_s)
+
+
+async def fold_rollups(engine: AsyncEngine, settings: ApiSettings) -> None:
+    while True:
+        try:
+            await fold_tenant_latency(engine, now=dt.datetime.now(dt.UTC))
+        except Exception:
+            log.warning("folding usage into the rollups failed; retrying in %.0f s", settings.rollup_fold_interval_s,
+                        exc_info=True)  # fmt: skip
+        await asyncio.sleep(settings.rollup_fold_interval_s)

@@ -4,6 +4,7 @@ before each test; the app is reached in-process through httpx's ASGITransport (`
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from interlock.api import ApiSettings, create_app, dispose_app, migrate
 from interlock.db.rollups import ROLLUPS, TENANT_LATENCY_DAILY
-from tests.api.support import ADMIN_TOKEN, SIGNING_KEY, gateway_credential
+from tests.api.support import ADMIN_TOKEN, SIGNING_KEY, fold_from, gateway_credential
 from tests.db.support import temporary_postgres
 
 TABLES = [
@@ -72,6 +73,7 @@ async def app(database_url: str, settings_overrides: dict[str, Any]) -> AsyncIte
         else:
             for table in TABLES:
                 await connection.execute(text(f"DELETE FROM {table}"))
+    await fold_from(application.state.engine, dt.datetime.now(dt.UTC))  # as a database migrated now
     yield application
     await dispose_app(application)
 

@@ -10,8 +10,11 @@ import httpx
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from interlock.api.crud.fold import fold_once
 from interlock.contract.gatewaycred import mint_gateway_credential
 from interlock.db.models import Span, Usage
+from interlock.db.rollups import ROLLUP_WATERMARKS, TENANT_LATENCY_FOLD
+from interlock.db.session import create_sessionmaker
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 SIGNING_KEY = "test-gateway-signing-key-0123456789abcdef"
@@ -95,3 +98,26 @@ async def as_counted_before_spans_moved(engine: AsyncEngine, idempotency_id: str
             await connection.execute(insert(Span).values(values))
         await connection.execute(update(Usage).where(Usage.id == row.id).values(spans=None))
     return len(spans)
+
+
+async def fold_from(engine: AsyncEngine, when: dt.datetime) -> None:
+    """Make ``tenant_latency_daily`` hold exactly the rows that started before ``when`` from now on (Postgres; the
+    test empties the tables first): ingest adds those, the fold the rest."""
+    if engine.dialect.name != "postgresql":
+        return
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(ROLLUP_WATERMARKS).where(ROLLUP_WATERMARKS.c.rollup == TENANT_LATENCY_FOLD).values(folded_until=when)
+        )
+
+
+async def fold_until(engine: AsyncEngine, until: dt.datetime) -> int:
+    """Fold the raw rows into ``tenant_latency_daily`` up to ``until`` (as the API's maintenance does, an hour per
+    transaction); how many transactions moved ``folded_until`` (0 on SQLite, where ingest keeps it)."""
+    folds = 0
+    maker = create_sessionmaker(engine)
+    while True:
+        async with maker() as session:
+            if await fold_once(session, until=until) is None:
+                return folds
+        folds += 1

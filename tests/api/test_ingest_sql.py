@@ -27,6 +27,7 @@ from interlock.db.histogram import BOUNDS, bin_of, bin_sql
 from interlock.db.rollups import TENANT_LATENCY_KEYS
 from interlock.db.session import create_engine
 from tests.api.conftest import TABLES
+from tests.api.support import fold_from, fold_until
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -151,19 +152,31 @@ async def _contents(engine: AsyncEngine) -> dict[str, list[Any]]:
     return out
 
 
+FOLDED = NOW - dt.timedelta(days=2)
+"""``tenant_latency_daily``'s ``folded_until`` in these tests: ingest adds the rows that started before it (some of
+``_events``'s moments), the fold the others (``interlock.api.crud.fold``)."""
+
+
 async def test_one_statement_stores_what_the_row_by_row_path_stores(engine: AsyncEngine) -> None:
     first, second = _events(1, 400), _events(2, 300, gateway="tests/gw/pod-b")
     resent = [*first[:50], *second[100:150]]  # duplicates, counted once by both paths
     results = {}
     contents = {}
+    late = {}
     for name, how in (("sql", ingest._count_postgres), ("rows", ingest._count_rows)):
         await _empty(engine)
+        await fold_from(engine, FOLDED)
         results[name] = [
             await _count(engine, how, first),
             await _count(engine, how, [*resent, *second]),  # adds to rollup rows the first batch made
             await _count(engine, how, resent),
         ]
+        late[name] = (await _contents(engine))["tenant_latency_daily"]
+        assert await fold_until(engine, NOW + dt.timedelta(minutes=1)) > 0
         contents[name] = await _contents(engine)
+    assert late["sql"] == late["rows"]
+    before = sum(1 for row in contents["sql"]["usage"] if row["started_at"] < FOLDED)
+    assert 0 < sum(row["latency"] for row in late["sql"]) == before < 700  # at ingest: the rows before FOLDED
     assert [(r.accepted, r.duplicates) for r in results["sql"]] == [(400, 0), (300, 100), (0, 100)]
     assert results["sql"] == results["rows"]
     assert len(contents["sql"]["usage"]) == 700

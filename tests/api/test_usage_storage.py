@@ -21,7 +21,14 @@ from interlock.api.crud.rollup_query import Query, histograms, rollup_table, sum
 from interlock.db.histogram import BINS, bin_of
 from interlock.db.models import Span, Usage
 from interlock.db.rollups import ROLLUPS, TENANT_LATENCY_DAILY, USAGE_DAILY
-from tests.api.support import as_counted_before_spans_moved, event, new_tenant, post_usage
+from tests.api.support import (
+    as_counted_before_spans_moved,
+    event,
+    fold_from,
+    fold_until,
+    new_tenant,
+    post_usage,
+)
 
 NOW = dt.datetime.now(dt.UTC)
 BASE = (NOW - dt.timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
@@ -189,47 +196,62 @@ async def _histograms(session: Any, query: Query) -> dict[tuple[Any, ...], tuple
 
 async def test_tenant_latency_rollup_holds_the_raw_rows_histograms(app: FastAPI, admin: httpx.AsyncClient,
                                                                    gateway: httpx.AsyncClient) -> None:  # fmt: skip
-    """``tenant_latency_daily`` (kept at ingest: in SQL on Postgres, in Python on SQLite) holds, per tenant, UTC
-    day, model, route, backend and bin, the raw rows' latency and TTFT counts, and only nonzero ones. A tenant's
-    histograms over whole days are read from it (they outlive the raw rows), the ragged ends from the raw rows, an
-    hourly question from the raw rows only."""
+    """``tenant_latency_daily`` holds, per tenant, UTC day, model, route, backend and bin, the raw rows' latency and
+    TTFT counts, and only nonzero ones: on SQLite every row, kept at ingest; on Postgres the rows that started
+    before its ``folded_until`` (ingest adds those), then the rest once folded. A tenant's histograms over whole
+    days are read from it up to ``folded_until`` (they outlive the raw rows), the rest and the ragged ends from the
+    raw rows, an hourly question from the raw rows only: exact before the fold and after it."""
+    engine = app.state.engine
+    postgres = engine.dialect.name == "postgresql"
+    folded = BASE + dt.timedelta(days=1, hours=5, minutes=17)  # mid-way through the events' second day
+    await fold_from(engine, folded)
     tenants = [(await new_tenant(admin))["id"] for _ in range(3)]
     events = _events(tenants, 400, seed=13)
     for start in range(0, len(events), 100):
         assert (await post_usage(gateway, events[start : start + 100]))["accepted"] == 100
     assert (await post_usage(gateway, events[:30]))["duplicates"] == 30  # resent: counted once
     parsed = [{**e, "at": dt.datetime.fromisoformat(e["started_at"])} for e in events]
+    assert any(e["at"] < folded for e in parsed)
+    assert any(e["at"] >= folded for e in parsed)
 
-    expected: dict[tuple[Any, ...], list[int]] = {}
-    for e in parsed:
-        key = (e["tenant_id"], _bucket(e["at"], "day"), e["model"], e["route"], e["backend"])
-        expected.setdefault((*key, bin_of(e["latency_ms"])), [0, 0])[0] += 1
-        if e["ttft_ms"] is not None:
-            expected.setdefault((*key, bin_of(e["ttft_ms"])), [0, 0])[1] += 1
+    def expected(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[int]]:
+        out: dict[tuple[Any, ...], list[int]] = {}
+        for e in rows:
+            key = (e["tenant_id"], _bucket(e["at"], "day"), e["model"], e["route"], e["backend"])
+            out.setdefault((*key, bin_of(e["latency_ms"])), [0, 0])[0] += 1
+            if e["ttft_ms"] is not None:
+                out.setdefault((*key, bin_of(e["ttft_ms"])), [0, 0])[1] += 1
+        return out
+
     t = TENANT_LATENCY_DAILY
+    tenant = tenants[1]
+    mine = [e for e in parsed if e["tenant_id"] == tenant]
+    day0 = day_start(BASE)
+    whole = (day0, day0 + dt.timedelta(days=5))
+    ragged = (day0 + dt.timedelta(hours=7, minutes=13), day0 + dt.timedelta(days=2, hours=2, minutes=5))
+    questions = [
+        ("day", ("route",), (("tenant_id", tenant),)),
+        (None, ("model",), (("tenant_id", tenant),)),
+        ("day", (), (("tenant_id", tenant),)),
+        (None, (), (("tenant_id", tenant),)),
+        ("day", ("tenant_id",), ()),  # the admin's latency by tenant
+    ]
     async with app.state.sessions() as session:
-        rows = (await session.execute(select(t))).all()
-        stored = {(r.tenant_id, r.bucket, r.model, r.route, r.backend, r.bin): [r.latency, r.ttft] for r in rows}
-        assert stored == expected
-        assert all(latency or ttft for latency, ttft in stored.values())
-
-        tenant = tenants[1]
-        mine = [e for e in parsed if e["tenant_id"] == tenant]
-        day0 = day_start(BASE)
-        whole = (day0, day0 + dt.timedelta(days=5))
-        ragged = (day0 + dt.timedelta(hours=7, minutes=13), day0 + dt.timedelta(days=2, hours=2, minutes=5))
-        questions = [
-            ("day", ("route",), (("tenant_id", tenant),)),
-            (None, ("model",), (("tenant_id", tenant),)),
-            ("day", (), (("tenant_id", tenant),)),
-            (None, (), (("tenant_id", tenant),)),
-            ("day", ("tenant_id",), ()),  # the admin's latency by tenant
-        ]
-        for since, until in (whole, ragged):
-            for grain, groups, equals in questions:
-                inside = [e for e in parsed if since <= e["at"] < until and all(e[c] == v for c, v in equals)]
-                got = await _histograms(session, Query(since, until, grain, groups, equals))  # type: ignore[arg-type]
-                assert got == _expected_histograms(inside, grain, groups), (since, until, grain, groups)
+        for fold in (False, True):
+            if fold:
+                assert (await fold_until(engine, NOW) > 0) is postgres  # an hour of rows per transaction
+                assert await fold_until(engine, NOW) == 0  # folded once
+            kept = [e for e in parsed if e["at"] < folded] if postgres and not fold else parsed
+            rows = (await session.execute(select(t))).all()
+            stored = {(r.tenant_id, r.bucket, r.model, r.route, r.backend, r.bin): [r.latency, r.ttft] for r in rows}
+            assert stored == expected(kept), fold
+            assert all(latency or ttft for latency, ttft in stored.values())
+            for since, until in (whole, ragged):
+                for grain, groups, equals in questions:
+                    inside = [e for e in parsed if since <= e["at"] < until and all(e[c] == v for c, v in equals)]
+                    got = await _histograms(session, Query(since, until, grain, groups, equals))  # type: ignore[arg-type]
+                    assert got == _expected_histograms(inside, grain, groups), (fold, since, until, grain, groups)
+            await session.commit()
 
         # the raw rows gone (as retention drops them): whole days still answer, from the rollup
         await session.execute(Usage.__table__.delete().where(Usage.tenant_id == tenant))

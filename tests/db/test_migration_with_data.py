@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from interlock.api.crud.partitions import ensure_partitions, months_of
 from interlock.db.histogram import bin_of
 from interlock.db.migrate import downgrade, migrate
 from interlock.db.session import create_engine
+from tests.api.support import fold_until
 from tests.db.support import temporary_postgres
 
 BEFORE = "37147a8cffa0"
@@ -241,3 +243,51 @@ async def test_upgrade_builds_the_tenant_latency_histogram_from_the_kept_rows(da
     await migrate(database_url)
     (again,) = await _run(database_url, [("SELECT count(*) FROM tenant_latency_daily", None)])
     assert again[0][0] == len(expected)
+
+
+FOLDED = "b7d41f6e2c90"
+
+
+async def test_upgrade_leaves_nothing_counted_for_the_fold_to_add_again(database_url: str) -> None:
+    """On Postgres ``tenant_latency_daily`` is folded from the raw rows from the upgrade on: its ``folded_until``
+    starts after every row counted before, a row that started in the future (a gateway's clock ahead) included,
+    so folding later adds none of them twice. On SQLite nothing is folded (no row: kept at ingest)."""
+    await migrate(database_url, PRIORITY)  # before tenant_latency_daily: the upgrade builds it from these rows
+    ahead = NOW + dt.timedelta(hours=1)
+    engine = create_engine(database_url)
+    try:
+        await ensure_partitions(engine, months_of([*MOMENTS, ahead]))
+    finally:
+        await engine.dispose()
+
+    def rows(sqlite: bool) -> list[dict[str, Any]]:
+        out = _usage(sqlite)
+        out[-1]["started_at"] = ahead.replace(tzinfo=None) if sqlite else ahead
+        return out
+
+    await _run(database_url, [(INSERT_USAGE, rows)])
+    await migrate(database_url)
+    (marks, counted) = await _run(
+        database_url,
+        [
+            ("SELECT rollup, folded_until FROM rollup_watermarks", None),
+            ("SELECT sum(latency) FROM tenant_latency_daily", None),
+        ],
+    )
+    assert counted[0][0] == len(MOMENTS)  # built from the kept rows, as before
+    if database_url.startswith("sqlite"):
+        assert marks == []
+        return
+    ((name, folded),) = marks
+    assert name == "tenant_latency_daily"
+    assert folded > ahead
+    engine = create_engine(database_url)
+    try:
+        await fold_until(engine, NOW + dt.timedelta(days=2))
+    finally:
+        await engine.dispose()
+    (after,) = await _run(database_url, [("SELECT sum(latency) FROM tenant_latency_daily", None)])
+    assert after[0][0] == len(MOMENTS)
+
+    await downgrade(database_url, "e5b2c8d4f1a7")  # back to keeping it at ingest
+    await migrate(database_url)

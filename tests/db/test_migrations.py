@@ -44,6 +44,7 @@ TABLES = {
     "tenant_daily",
     "tenant_monthly",
     "tenant_latency_daily",
+    "rollup_watermarks",
     "config_changes",
 }
 

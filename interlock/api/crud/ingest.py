@@ -9,7 +9,8 @@ gateway drops them instead of resending them for ever.
 ``INSERT … ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING`` tells which events are new (the partition
 key must be in a partitioned table's unique keys; a resent event carries the same ``started_at``, since the gateway's
 journal sends it again as it was; each row carries its spans, ``usage.spans``, one JSON array); only the new rows
-add their sums to the hourly, daily and monthly rollups (``interlock.api.crud.rollup``), and the gateway's cursor
+add their sums to the hourly, daily and monthly rollups (``interlock.api.crud.rollup``; the per-tenant latency
+histogram only for rows that started before what has been folded, ``interlock.api.crud.fold``), and the gateway's cursor
 moves to the batch's highest ``seq``, all in the same transaction. Concurrent resends of one batch are safe because
 the UNIQUE constraint decides, not a read-then-write check: on Postgres the second insert waits for the first
 transaction and then does nothing. Rows, rollup rows and cursors are written in sorted key order, so concurrent
@@ -37,6 +38,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from interlock.api.crud.dialect import begin_write, dialect_name, driver_connection, greatest, insert_for
+from interlock.api.crud.fold import watermark
 from interlock.api.crud.partitions import ensure_partitions, months_of
 from interlock.api.crud.pgwrite import json_insert
 from interlock.api.crud.rollup import Fact, add_to_rollups, rollup_ctes
@@ -297,7 +299,8 @@ async def _count_rows(session: AsyncSession, events: Sequence[UsageEvent]) -> Us
         written = list((await session.execute(statement, list(rows.values()))).all())
     new_ids = {str(idempotency_id): int(usage_id) for usage_id, idempotency_id in written}
 
-    await add_to_rollups(session, [_fact(rows[key]) for key in sorted(new_ids)])
+    facts = [_fact(rows[key]) for key in sorted(new_ids)]
+    await add_to_rollups(session, facts, latency_before=await watermark(session, lock=True))
 
     highest: dict[str, int] = {}
     for event in events:
@@ -368,7 +371,8 @@ def _ingest_sql() -> str:
         'ORDER BY idempotency_id COLLATE "C" '
         f"ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING {', '.join(_ROLLUP_COLUMNS)})"
     )
-    return "WITH " + ",\n".join([source, rows, *rollup_ctes("new")]) + "\nSELECT count(*) FROM new"
+    items = [source, rows, *rollup_ctes("new", latency_before="$2::timestamptz")]
+    return "WITH " + ",\n".join(items) + "\nSELECT count(*) FROM new"
 
 
 def batch_document(events: Sequence[UsageEvent]) -> str:
@@ -394,9 +398,8 @@ async def _count_postgres(session: AsyncSession, events: Sequence[UsageEvent]) -
             highest[gateway] = event.seq
     document = batch_document(list(unique.values()))
     driver = await driver_connection(session)
-    if not driver.is_in_transaction():  # the adapter begins lazily, at its first statement
-        await session.execute(text("SELECT 1"))
-    accepted = int(await driver.fetchval(_ingest_sql(), document))
+    folded_until = await watermark(session, lock=True)  # through the session: the adapter begins its transaction
+    accepted = int(await driver.fetchval(_ingest_sql(), document, folded_until))
     now = dt.datetime.now(dt.UTC)
     await json_insert(
         session,

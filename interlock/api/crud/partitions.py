@@ -20,11 +20,12 @@ import re
 import weakref
 from collections.abc import Iterable
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from interlock.db.models import Span, Usage
+from interlock.db.rollups import ROLLUP_WATERMARKS
 
 __all__ = [
     "Month",
@@ -113,7 +114,15 @@ async def apply_retention(engine: AsyncEngine, *, now: dt.datetime, keep_months:
             await connection.execute(delete(Span).where(Span.started_at < cutoff))
             await connection.execute(delete(Usage).where(Usage.started_at < cutoff))
         return []
-    dropped = [month for month in await list_partitions(engine) if month < first_kept]
+    # A month not folded yet into every rollup kept by folding (the API was down for longer than the retention)
+    # is kept until it is: its rows exist nowhere else.
+    async with engine.connect() as connection:
+        folded = (await connection.execute(select(func.min(ROLLUP_WATERMARKS.c.folded_until)))).scalar()
+    dropped = [
+        month
+        for month in await list_partitions(engine)
+        if month < first_kept and (folded is None or month_start(_next(month)) <= folded)
+    ]
     for month in dropped:
         async with engine.begin() as connection:
             for table in PARTITIONED:

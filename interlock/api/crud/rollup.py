@@ -10,7 +10,9 @@ adding a table and an entry.
 
 The sparse per-tenant latency histogram (``interlock.db.rollups.TENANT_LATENCY_DAILY``: one row per tenant, day,
 model, route, backend and bin) is not a ``Rollup`` spec (its key has a bin, its sums are counts): ``rollup_ctes``
-and ``add_to_rollups`` add to it beside the specs, through ``tenant_latency_sql`` and ``add_to_tenant_latency``.
+and ``add_to_rollups`` add to it beside the specs, through ``tenant_latency_sql`` and ``add_to_tenant_latency``;
+where it is folded later (``interlock.api.crud.fold``, Postgres), only the late rows, those that started before
+what has been folded.
 
 Either way each table's rows are written in sorted key order, so concurrent batches lock them in the same order and
 cannot deadlock.
@@ -163,13 +165,19 @@ async def _upsert(session: AsyncSession, table: Table, keys: tuple[str, ...], ro
 
 
 async def add_to_rollups(
-    session: AsyncSession, facts: Iterable[Fact], rollups: Sequence[Rollup] = MAINTAINED, tenant_latency: bool = True
+    session: AsyncSession,
+    facts: Iterable[Fact],
+    rollups: Sequence[Rollup] = MAINTAINED,
+    tenant_latency: bool = True,
+    latency_before: dt.datetime | None = None,
 ) -> None:
     """Add these (new, counted-once) usage rows to ``rollups`` (and, unless told not to, to the sparse per-tenant
-    latency histogram), summed per key here (the SQLite path; on Postgres ingest uses ``rollup_ctes``)."""
+    latency histogram: with ``latency_before``, only the rows that started before it; ``interlock.api.crud.fold``),
+    summed per key here (the SQLite path; on Postgres ingest uses ``rollup_ctes``)."""
     facts = list(facts)
     if tenant_latency:
-        await add_to_tenant_latency(session, facts)
+        late = facts if latency_before is None else [f for f in facts if f.started_at < latency_before]
+        await add_to_tenant_latency(session, late)
     for rollup in rollups:
         keys, histograms = rollup.keys, rollup.histograms
         sums_by_key: dict[tuple[Any, ...], _Sums] = {}
@@ -295,10 +303,13 @@ def tenant_latency_sql(source: str) -> str:
     )
 
 
-def rollup_ctes(source: str, rollups: Sequence[Rollup] = MAINTAINED, tenant_latency: bool = True) -> list[str]:
+def rollup_ctes(
+    source: str, rollups: Sequence[Rollup] = MAINTAINED, tenant_latency: bool = True, latency_before: str | None = None
+) -> list[str]:
     """``WITH`` items (``name AS (…)``) that add the rows of the CTE ``source`` (new usage rows with every usage
     column a rollup reads) to ``rollups``: a binned view of it, then one upsert per table (and, unless told not to,
-    one adding to the sparse per-tenant latency histogram)."""
+    one adding to the sparse per-tenant latency histogram: with ``latency_before``, a SQL ``timestamptz``, only the
+    rows that started before it, when it is not NULL; ``interlock.api.crud.fold``)."""
     items = [f"rollup_binned AS ({binned(source)})"]
     if any(_from_fleet_hours(r) for r in rollups):
         items.append(f"rollup_fleet_hours AS ({fleet_hours_sql('rollup_binned')})")
@@ -308,6 +319,10 @@ def rollup_ctes(source: str, rollups: Sequence[Rollup] = MAINTAINED, tenant_late
         else f"rollup_{i} AS ({upsert_sql(r, 'rollup_binned')})"
         for i, r in enumerate(rollups)
     ]
-    if tenant_latency:
+    if tenant_latency and latency_before is not None:
+        before = f"{latency_before} IS NULL OR started_at < {latency_before}"
+        items.append(f"rollup_late AS (SELECT * FROM rollup_binned WHERE {before})")  # noqa: S608
+        items.append(f"rollup_tenant_latency AS ({tenant_latency_sql('rollup_late')})")
+    elif tenant_latency:
         items.append(f"rollup_tenant_latency AS ({tenant_latency_sql('rollup_binned')})")
     return items

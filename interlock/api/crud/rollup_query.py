@@ -7,8 +7,9 @@ per bucket and route), one with no dimension ``fleet_backend_*``, one by model a
 about tenants ``usage_*``, through its ``(tenant_id, bucket)`` index when a tenant is given. Latency histograms of
 the whole fleet are in the fleet tables; a question about tenants (a tenant's percentiles, or by tenant) by day or
 over the whole window reads whole UTC days from the sparse ``tenant_latency_daily`` (one row per tenant, day, key
-and nonzero bin) and the ragged ends (under a day each) from the raw rows. By hour it reads the raw rows only (there
-is no hourly per-tenant histogram: the console asks hours of a short window).
+and nonzero bin; on Postgres up to what has been folded into it, a minute or two ago, ``interlock.api.crud.fold``)
+and the ragged ends (under a day each) and what is not folded yet from the raw rows. By hour it reads the raw rows
+only (there is no hourly per-tenant histogram: the console asks hours of a short window).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.dialect import dialect_name
+from interlock.api.crud.fold import watermark
 from interlock.api.crud.rollup import day_start, hour_start
 from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
 from interlock.db.models import Usage
@@ -385,9 +387,11 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
     return out
 
 
-def _tenant_segments(query: Query) -> list[Segment]:
+def _tenant_segments(query: Query, folded_until: dt.datetime | None = None) -> list[Segment]:
     """Whole UTC days of the window from ``tenant_latency_daily`` (``tenant_days``), the rest from the raw rows;
-    all raw by hour (no hourly per-tenant histogram) or when the window holds no whole day."""
+    all raw by hour (no hourly per-tenant histogram) or when the window holds no whole day. With ``folded_until``
+    (the rollup holds the rows that started before it, ``interlock.api.crud.fold``), the whole days' rows from it on
+    are read raw as well."""
     if query.grain == "hour":
         return [Segment("raw", query.since, query.until)]
     day = dt.timedelta(days=1)
@@ -399,9 +403,11 @@ def _tenant_segments(query: Query) -> list[Segment]:
     if query.since is not None and d0 != query.since:
         out.append(Segment("raw", query.since, d0))
     out.append(Segment("tenant_days", d0, d1))
+    if folded_until is not None and (d1 is None or folded_until < d1):
+        out.append(Segment("raw", folded_until if d0 is None else max(d0, folded_until), d1))
     if query.until is not None and d1 != query.until:
         out.append(Segment("raw", d1, query.until))
-    return out
+    return _merged(out)
 
 
 async def _tenant_days(
@@ -453,10 +459,26 @@ async def _tenant_days_arrays(
 
 
 async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histograms]:
-    """Latency and time-to-first-token histograms per (bucket start, groups)."""
+    """Latency and time-to-first-token histograms per (bucket start, groups).
+
+    A question about tenants reads ``tenant_latency_daily`` up to its ``folded_until`` and the raw rows after it,
+    in statements of their own: a fold committed between them would count its rows twice, so ``folded_until`` is
+    read again after them, and the question asked again in the rare case it moved (folds are a minute apart)."""
+    if rollup_table(query, "hour", histograms=True) is not None:
+        return await _histograms(session, query, window_segments(query, histograms=True))
+    for _ in range(_FOLD_RACE_RETRIES):
+        before = await watermark(session)
+        out = await _histograms(session, query, _tenant_segments(query, before))
+        if await watermark(session) == before:
+            return out
+    return out
+
+
+_FOLD_RACE_RETRIES = 3
+
+
+async def _histograms(session: AsyncSession, query: Query, segments: list[Segment]) -> dict[Key, Histograms]:
     out: dict[Key, Histograms] = {}
-    pre_summed = rollup_table(query, "hour", histograms=True) is not None
-    segments = window_segments(query, histograms=True) if pre_summed else _tenant_segments(query)
     for source, lo, hi, sign in segments:
         assert sign > 0, "no monthly rollup holds histograms"
         if source == "tenant_days":
