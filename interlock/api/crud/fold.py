@@ -72,6 +72,10 @@ async def fold_once(session: AsyncSession, *, until: dt.datetime) -> tuple[dt.da
     the range folded, or None when there was nothing to do (no row: kept at ingest; or W already there)."""
     if dialect_name(session) != "postgresql":
         return None
+    seen = await watermark(session)  # without the lock first: a fold that has nothing to do makes ingest wait for none
+    await session.rollback()
+    if seen is None or seen >= until:
+        return None
     statement = select(_W.folded_until).where(_W.rollup == TENANT_LATENCY_FOLD).with_for_update()
     start = (await session.execute(statement)).scalar_one_or_none()
     if start is None or start >= until:
