@@ -110,10 +110,11 @@ class ApiSettings(BaseSettings):
         default=3600.0, gt=0, description="How often partitions ahead are made and retention applied."
     )
     rollup_fold_interval_s: float = Field(
-        default=60.0,
+        default=300.0,
         gt=0,
-        description="How often the raw usage rows of the minutes that ended two minutes ago are folded into the "
-        "per-tenant latency rollup (Postgres); until then queries read them raw.",
+        description="How often the raw usage rows up to two minutes ago are folded into the per-tenant latency "
+        "rollup (Postgres); until then queries read them raw. Longer: fewer, larger folds (a busy key's bins are "
+        "written once per fold); ingest never waits for one.",
     )
     snapshot_cache_size: int = Field(default=1024, ge=1, description="Gateways whose last snapshot body is kept.")
     console_enabled: bool = Field(default=True, description="Serve the web console under /console.")

@@ -159,6 +159,9 @@ class Usage(Base):
     cache_creation_tokens: Mapped[int] = mapped_column(BigInteger)
     usage_estimated: Mapped[bool] = mapped_column(Boolean)
     spilled_over: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    latency_rolled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """Ingest added this row to ``tenant_latency_daily`` itself (it started before the fold's claim; or the rollup
+    is kept at ingest): the fold must not add it again (``interlock.api.crud.fold``)."""
     cost_usd: Mapped[Decimal]
     latency_ms: Mapped[float] = mapped_column(Float)
     ttft_ms: Mapped[float | None] = mapped_column(Float)

@@ -154,12 +154,14 @@ ROLLUP_WATERMARKS = Table(
     "rollup_watermarks",
     Base.metadata,
     Column("rollup", String(), primary_key=True),
+    Column("claimed_until", UTCDateTime(), nullable=False),
     Column("folded_until", UTCDateTime(), nullable=False),
 )
-"""Rollups kept by folding the raw rows after the fact instead of at ingest (``interlock.api.crud.fold``): per
-rollup, ``folded_until``: the rollup holds exactly the counted usage rows that started before it (ingest adds a late
-row, one that started before it, itself); rows from it on are still only raw, and queries read them raw. A rollup
-without a row here is kept at ingest, every row (SQLite, where the migration adds none)."""
+"""Rollups kept by folding the raw rows after the fact instead of at ingest (``interlock.api.crud.fold``), per
+rollup: ingest adds to it itself the rows that started before ``claimed_until`` (and marks them
+``usage.latency_rolled``); the rollup holds those and every other row that started before ``folded_until``
+(≤ ``claimed_until``); the other rows are still only raw, and queries read them raw. A rollup without a row here
+is kept at ingest, every row (SQLite, where the migration adds none)."""
 TENANT_LATENCY_FOLD = "tenant_latency_daily"
 """``ROLLUP_WATERMARKS``'s row of ``tenant_latency_daily`` (folded on Postgres)."""
 """The sparse per-tenant latency rollup (see the module's text): one row per (tenant, UTC day, model, route,

@@ -14,7 +14,6 @@ from interlock.api.crud.fold import fold_once
 from interlock.contract.gatewaycred import mint_gateway_credential
 from interlock.db.models import Span, Usage
 from interlock.db.rollups import ROLLUP_WATERMARKS, TENANT_LATENCY_FOLD
-from interlock.db.session import create_sessionmaker
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 SIGNING_KEY = "test-gateway-signing-key-0123456789abcdef"
@@ -107,7 +106,9 @@ async def fold_from(engine: AsyncEngine, when: dt.datetime) -> None:
         return
     async with engine.begin() as connection:
         await connection.execute(
-            update(ROLLUP_WATERMARKS).where(ROLLUP_WATERMARKS.c.rollup == TENANT_LATENCY_FOLD).values(folded_until=when)
+            update(ROLLUP_WATERMARKS)
+            .where(ROLLUP_WATERMARKS.c.rollup == TENANT_LATENCY_FOLD)
+            .values(claimed_until=when, folded_until=when)
         )
 
 
@@ -115,9 +116,8 @@ async def fold_until(engine: AsyncEngine, until: dt.datetime) -> int:
     """Fold the raw rows into ``tenant_latency_daily`` up to ``until`` (as the API's maintenance does, an hour per
     transaction); how many transactions moved ``folded_until`` (0 on SQLite, where ingest keeps it)."""
     folds = 0
-    maker = create_sessionmaker(engine)
     while True:
-        async with maker() as session:
-            if await fold_once(session, until=until) is None:
+        async with engine.connect() as connection:
+            if await fold_once(connection, until=until) is None:
                 return folds
         folds += 1

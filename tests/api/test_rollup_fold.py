@@ -1,7 +1,8 @@
 """``tenant_latency_daily`` folded from the raw rows after the fact (``interlock.api.crud.fold``, Postgres): every
-counted row is in it exactly once, whether ingest added it (it started before ``folded_until``) or a fold did,
-with ingest and folds running at the same time; the API's maintenance folds what ended two minutes ago; retention
-keeps a month not folded yet; and a question's segments read the rollup up to ``folded_until`` and raw after."""
+counted row is in it exactly once, whether ingest added it (it started before the fold's claim) or a fold did, with
+ingest and folds running at the same time, and after a fold that died half-way; ingest does not wait for a fold's
+long part; the API's maintenance folds what ended two minutes ago; retention keeps a month not folded yet; and a
+question's segments read the rollup, and the rows not in it raw."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from interlock.api.crud.fold import FOLD_DELAY, fold_once, fold_tenant_latency, watermark
@@ -24,7 +25,7 @@ from interlock.api.crud.rollup_query import Query, Segment, _tenant_segments
 from interlock.api.schemas import UsageEventWire
 from interlock.contract.controlplane import UsageEvent
 from interlock.db.histogram import bin_of
-from interlock.db.rollups import TENANT_LATENCY_DAILY
+from interlock.db.rollups import ROLLUP_WATERMARKS, TENANT_LATENCY_DAILY
 from interlock.db.session import create_engine, create_sessionmaker
 from tests.api.conftest import TABLES
 from tests.api.support import fold_from, fold_until
@@ -106,8 +107,8 @@ async def test_ingest_and_folds_at_once_count_every_row_once(engine: AsyncEngine
 
     async def folder() -> None:
         for minute in range(1, 21):
-            async with sessions() as session:
-                done = await fold_once(session, until=T0 + dt.timedelta(minutes=minute))
+            async with engine.connect() as connection:
+                done = await fold_once(connection, until=T0 + dt.timedelta(minutes=minute))
             if done is not None:
                 folds.append(done)
             await asyncio.sleep(0.01)
@@ -120,6 +121,43 @@ async def test_ingest_and_folds_at_once_count_every_row_once(engine: AsyncEngine
     stored = await _stored(engine)
     assert sum(latency for latency, _ in stored.values()) == len(every)
     assert stored == _expected(every)
+
+
+async def test_a_fold_that_died_after_its_claim_is_finished_by_the_next(engine: AsyncEngine) -> None:
+    """The claim committed, the fold itself never did: rows counted before the claim are unmarked (the next fold
+    adds them), rows counted after it and before the claimed time are marked (ingest added them); the next fold
+    folds the claimed stretch, and each row is in the rollup once."""
+    await fold_from(engine, T0)
+    events = _events(random.Random(11), "gw/pod-a", 400, dt.timedelta(minutes=20))
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:
+        await ingest_events(session=session, events=events[:200])
+    async with engine.begin() as connection:  # the claim of a fold that then died
+        await connection.execute(update(ROLLUP_WATERMARKS).values(claimed_until=T0 + dt.timedelta(minutes=10)))
+    async with sessions() as session:
+        await ingest_events(session=session, events=events[200:])
+    marked = [e for e in events[200:] if e.started_at < T0 + dt.timedelta(minutes=10)]
+    assert marked
+    assert await _stored(engine) == _expected(marked)
+    assert await fold_until(engine, T0 + dt.timedelta(minutes=5)) == 1  # the claimed 10 minutes, whatever asked
+    async with sessions() as session:
+        assert await watermark(session) == T0 + dt.timedelta(minutes=10)
+    assert await _stored(engine) == _expected([e for e in events if e.started_at < T0 + dt.timedelta(minutes=10)])
+    await fold_until(engine, T0 + dt.timedelta(minutes=20))
+    assert await _stored(engine) == _expected(events)
+
+
+async def test_ingest_does_not_wait_for_a_fold_that_is_adding_rows(engine: AsyncEngine) -> None:
+    """The long part of a fold (adding the rows, moving ``folded_until``) locks the watermark row for update, but
+    not its key: ingest, which holds it ``FOR KEY SHARE``, goes on meanwhile. (Only the short claim waits.)"""
+    await fold_from(engine, T0)
+    async with engine.connect() as folding:
+        await folding.execute(update(ROLLUP_WATERMARKS).values(folded_until=T0 + dt.timedelta(minutes=1)))
+        async with create_sessionmaker(engine)() as session:
+            events = _events(random.Random(13), "gw/pod-a", 50, dt.timedelta(minutes=20))
+            result = await asyncio.wait_for(ingest_events(session=session, events=events), timeout=10)
+        assert result.accepted == 50
+        await folding.rollback()
 
 
 async def test_a_row_behind_what_is_folded_is_added_by_ingest_once(engine: AsyncEngine) -> None:
@@ -175,19 +213,25 @@ def _day(d: int, hour: int = 0, minute: int = 0) -> dt.datetime:
 
 
 @pytest.mark.parametrize(
-    ("folded", "raw"),
+    ("folded", "unfolded"),
     [
-        # before the window's whole days: all of the window raw (the rollup holds none of their rows)
-        (_day(1), [(_day(1, 6), _day(9, 18))]),
-        # in the middle of a day: the rollup up to it, raw from it to the end (the ragged end with it)
-        (_day(6, 13, 7), [(_day(1, 6), _day(2)), (_day(6, 13, 7), _day(9, 18))]),
-        # after the window: the rollup holds every whole day, only the ragged ends are raw
-        (_day(31), [(_day(1, 6), _day(2)), (_day(9), _day(9, 18))]),
-        # kept at ingest (SQLite)
-        (None, [(_day(1, 6), _day(2)), (_day(9), _day(9, 18))]),
+        # before the window's whole days: all of them read raw as well (the unmarked rows: not in the rollup)
+        (_day(1), [(_day(2), _day(9))]),
+        # in the middle of a day: from it on
+        (_day(6, 13, 7), [(_day(6, 13, 7), _day(9))]),
+        # after the window, or kept at ingest (SQLite): the rollup holds every whole day
+        (_day(31), []),
+        (None, []),
     ],
 )
-def test_tenant_segments_read_raw_what_is_not_folded(folded: dt.datetime | None, raw: list[Any]) -> None:
+def test_tenant_segments_read_raw_what_is_not_folded(folded: dt.datetime | None, unfolded: list[Any]) -> None:
+    """Whole days from the rollup (which holds the rows before ``folded_until`` and those ingest marked), the
+    unmarked rows of whole days from ``folded_until`` on raw, and the ragged ends raw (every row: no rollup)."""
     segments = _tenant_segments(Query(_day(1, 6), _day(9, 18), "day", (), (("tenant_id", "t-1"),)), folded)
-    assert [s for s in segments if s.source != "raw"] == [Segment("tenant_days", _day(2), _day(9))]
-    assert sorted((s.lo, s.hi) for s in segments if s.source == "raw") == raw
+    assert [s for s in segments if s.source == "tenant_days"] == [Segment("tenant_days", _day(2), _day(9))]
+    assert sorted((s.lo, s.hi) for s in segments if s.source == "raw") == [
+        (_day(1, 6), _day(2)),
+        (_day(9), _day(9, 18)),
+    ]
+    assert sorted((s.lo, s.hi) for s in segments if s.source == "unfolded") == unfolded
+    assert {s.source for s in segments} <= {"tenant_days", "raw", "unfolded"}

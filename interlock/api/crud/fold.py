@@ -2,20 +2,23 @@
 upserted at ingest: today ``tenant_latency_daily`` on Postgres.
 
 Why: that rollup has a row per tenant, day, key and histogram bin, so an event upserted about two of its rows at
-ingest, and those upserts were a third of Postgres's time per ingested event (bench/RESULTS.md). Folded a minute
-at a time, the same rows are written once per minute instead of once per event (a tenant's key repeats its busy
-bins many times a minute), and the raw rows are read back through ``ix_usage_started_at`` in time order.
+ingest, and those upserts were a third of Postgres's time per ingested event (bench/RESULTS.md). Folded a few
+minutes at a time, a key's busy bins are written once per fold instead of once per event, and the raw rows are read
+back through ``ix_usage_started_at`` in time order.
 
-The invariant, which makes it exactly once: the rollup holds exactly the counted usage rows that started before the
-rollup's ``folded_until`` (W).
+Two marks per rollup: ``claimed_until`` (C) and ``folded_until`` (W ≤ C). The invariant, which makes it exactly
+once: the rollup holds exactly the rows ingest marked ``latency_rolled`` and the unmarked rows that started before W.
 
-- Ingest takes W with ``FOR SHARE`` in its transaction (``watermark(lock=True)``) and adds to the rollup the new
-  rows that started before W (late rows: a gateway's journal resent after an outage), none of the others.
-- ``fold_once`` takes W with ``FOR UPDATE`` (it waits for the ingest transactions holding it, and ingest waits for
-  it), adds every row of ``[W, W')`` from the raw table, and moves W to W', in one transaction. A row is in that
-  range either from an ingest that committed before the fold's lock (the fold's next statement sees it) or from
-  one that locked after the fold committed (it reads W' and adds a row before W' itself).
-- Queries read the rollup for rows before W and the raw rows from W (``interlock.api.crud.rollup_query``).
+- Ingest reads C under ``FOR KEY SHARE`` (held to its commit), and marks and adds to the rollup its new rows that
+  started before C (late rows: a gateway's journal resent after an outage); it leaves the others unmarked.
+- A fold (``fold_once``), one at a time (an advisory lock: API replicas take turns):
+  1. claims C' in a short transaction (``FOR UPDATE``: it waits for the ingest transactions that read the old C,
+     and new ones wait for it, for no longer than that); from then on ingest marks the rows before C' itself;
+  2. then, in a transaction of its own that ingest never waits for, adds the unmarked rows of ``[W, C')`` to the
+     rollup and moves W to C'. Every unmarked row there was counted by an ingest that read an older C, so it
+     committed before step 1 did and this transaction sees it. If the fold dies between the two, the next one
+     folds ``[W, C)`` again: the marks still tell which rows are left.
+- Queries read the rollup, and the unmarked rows from W on raw (``interlock.api.crud.rollup_query``).
 """
 
 from __future__ import annotations
@@ -23,16 +26,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from interlock.api.crud.dialect import dialect_name, driver_connection
+from interlock.api.crud.dialect import dialect_name
 from interlock.api.crud.rollup import binned, tenant_latency_sql
 from interlock.db.models import Usage
 from interlock.db.rollups import ROLLUP_WATERMARKS, TENANT_LATENCY_FOLD
-from interlock.db.session import create_sessionmaker
 
-__all__ = ["FOLD_DELAY", "FOLD_SPAN", "fold_once", "fold_tenant_latency", "watermark"]
+__all__ = ["FOLD_DELAY", "FOLD_SPAN", "claimed", "fold_once", "fold_tenant_latency", "watermark"]
 
 log = logging.getLogger("interlock.api")
 
@@ -40,18 +42,29 @@ FOLD_DELAY = dt.timedelta(minutes=2)
 """How long after a minute ends its rows are folded: a gateway sends its usage within seconds, so by then nearly
 every row of the minute is in (a later one is added by ingest itself, one upsert)."""
 FOLD_SPAN = dt.timedelta(hours=1)
-"""The most one fold transaction covers from its first row: ingest waits while a fold holds W, so a long backlog
-(the API was down) is folded an hour of rows at a time, each in its own transaction."""
+"""The most one fold covers from its first row: a long backlog (the API was down) is folded an hour of rows at a
+time, each in transactions of its own."""
+FOLD_WORK_MEM = "128MB"
+"""The fold's ``work_mem``: a few minutes of a busy fleet sum into several hundred thousand (tenant, day, key, bin)
+groups, which Postgres's 4 MB default hashed and sorted on disk."""
+_LOCK = 0x696E746C_666F6C64  # "intlfold": one fold at a time, whichever API process runs it
 
 _W = ROLLUP_WATERMARKS.c
 
 
-async def watermark(session: AsyncSession, rollup: str = TENANT_LATENCY_FOLD, lock: bool = False) -> dt.datetime | None:
-    """The rollup's ``folded_until``, or None when it is kept at ingest (no row). ``lock``: held (``FOR SHARE``)
-    until the session's transaction ends, so no fold moves it meanwhile (ingest)."""
+async def watermark(session: AsyncSession, rollup: str = TENANT_LATENCY_FOLD) -> dt.datetime | None:
+    """The rollup's ``folded_until``, or None when it is kept at ingest (no row)."""
     statement = select(_W.folded_until).where(_W.rollup == rollup)
-    if lock and dialect_name(session) == "postgresql":
-        statement = statement.with_for_update(read=True)
+    value: dt.datetime | None = (await session.execute(statement)).scalar_one_or_none()
+    return value
+
+
+async def claimed(session: AsyncSession, rollup: str = TENANT_LATENCY_FOLD) -> dt.datetime | None:
+    """The rollup's ``claimed_until`` for ingest, held (``FOR KEY SHARE``) until the session's transaction ends so
+    no fold claims past it meanwhile; None when the rollup is kept at ingest (no row: every row is added)."""
+    statement = select(_W.claimed_until).where(_W.rollup == rollup)
+    if dialect_name(session) == "postgresql":
+        statement = statement.with_for_update(read=True, key_share=True)
     value: dt.datetime | None = (await session.execute(statement)).scalar_one_or_none()
     return value
 
@@ -59,7 +72,7 @@ async def watermark(session: AsyncSession, rollup: str = TENANT_LATENCY_FOLD, lo
 def _fold_sql() -> str:
     raw = (
         "rollup_raw AS (SELECT tenant_id, started_at, model, route, backend, latency_ms, ttft_ms FROM usage "
-        "WHERE started_at >= $1 AND started_at < $2)"
+        "WHERE started_at >= $1 AND started_at < $2 AND NOT latency_rolled)"
     )
     return f"WITH {raw}, rollup_binned AS ({binned('rollup_raw')}) {tenant_latency_sql('rollup_binned')}"
 
@@ -67,40 +80,63 @@ def _fold_sql() -> str:
 _FOLD_SQL = _fold_sql()
 
 
-async def fold_once(session: AsyncSession, *, until: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
-    """Fold ``tenant_latency_daily``'s raw rows from its W up to ``until`` (at most ``FOLD_SPAN``) and commit:
-    the range folded, or None when there was nothing to do (no row: kept at ingest; or W already there)."""
-    if dialect_name(session) != "postgresql":
+async def fold_once(connection: AsyncConnection, *, until: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """Fold ``tenant_latency_daily``'s unmarked raw rows from its W up to ``until`` (at most ``FOLD_SPAN`` of rows),
+    as the module's text says, on this one connection (its advisory lock outlives the transactions): the range
+    folded, or None when there was nothing to do (no row: kept at ingest; W already there; or another process is
+    folding)."""
+    if connection.dialect.name != "postgresql":
         return None
-    seen = await watermark(session)  # without the lock first: a fold that has nothing to do makes ingest wait for none
-    await session.rollback()
-    if seen is None or seen >= until:
+    locked = (await connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK})).scalar()
+    await connection.commit()
+    if not locked:
         return None
-    statement = select(_W.folded_until).where(_W.rollup == TENANT_LATENCY_FOLD).with_for_update()
-    start = (await session.execute(statement)).scalar_one_or_none()
-    if start is None or start >= until:
-        await session.rollback()
+    try:
+        return await _fold_locked(connection, until)
+    finally:
+        await connection.rollback()
+        await connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK})
+        await connection.commit()
+
+
+_ROW = _W.rollup == TENANT_LATENCY_FOLD
+
+
+async def _fold_locked(connection: AsyncConnection, until: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    row = (await connection.execute(select(_W.claimed_until, _W.folded_until).where(_ROW))).one_or_none()
+    await connection.commit()
+    if row is None:
         return None
-    # an empty stretch (the API was idle, or down) is skipped to its first row: a long gap is not an hour per fold
-    first = (
-        await session.execute(select(func.min(Usage.started_at)).where(Usage.started_at >= start))
-    ).scalar_one_or_none()
-    end = until if first is None else min(until, max(start, first) + FOLD_SPAN)
-    await (await driver_connection(session)).execute(_FOLD_SQL, start, end)
-    await session.execute(update(ROLLUP_WATERMARKS).where(_W.rollup == TENANT_LATENCY_FOLD).values(folded_until=end))
-    await session.commit()
-    return start, end
+    claim, start = row
+    if claim <= start:  # no claim left over from a fold that died half-way: claim the next stretch
+        if start >= until:
+            return None
+        # an empty stretch (the API was idle, or down) is skipped to its first row: a gap is not an hour per fold
+        first = (
+            await connection.execute(select(func.min(Usage.started_at)).where(Usage.started_at >= start))
+        ).scalar_one_or_none()
+        claim = until if first is None else min(until, max(start, first) + FOLD_SPAN)
+        # FOR UPDATE waits for the ingest transactions that read the old claim; new ones wait for this one
+        await connection.execute(select(_W.rollup).where(_ROW).with_for_update())
+        await connection.execute(update(ROLLUP_WATERMARKS).where(_ROW).values(claimed_until=claim))
+        await connection.commit()
+    await connection.execute(text(f"SET LOCAL work_mem = '{FOLD_WORK_MEM}'"))  # begins the transaction
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.execute(_FOLD_SQL, start, claim)
+    await connection.execute(update(ROLLUP_WATERMARKS).where(_ROW).values(folded_until=claim))
+    await connection.commit()
+    return start, claim
 
 
 async def fold_tenant_latency(engine: AsyncEngine, *, now: dt.datetime) -> int:
-    """Fold every whole minute that ended ``FOLD_DELAY`` before ``now``, a ``FOLD_SPAN`` per transaction; how many
-    transactions moved ``folded_until``."""
+    """Fold every whole minute that ended ``FOLD_DELAY`` before ``now``, a ``FOLD_SPAN`` of rows at a time; how
+    many folds moved ``folded_until``."""
     until = (now - FOLD_DELAY).replace(second=0, microsecond=0)
     folds = 0
-    sessions = create_sessionmaker(engine)
     while True:
-        async with sessions() as session:
-            done = await fold_once(session, until=until)
+        async with engine.connect() as connection:
+            done = await fold_once(connection, until=until)
         if done is None:
             return folds
         folds += 1

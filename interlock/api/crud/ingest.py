@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from interlock.api.crud.dialect import begin_write, dialect_name, driver_connection, greatest, insert_for
-from interlock.api.crud.fold import watermark
+from interlock.api.crud.fold import claimed
 from interlock.api.crud.partitions import ensure_partitions, months_of
 from interlock.api.crud.pgwrite import json_insert
 from interlock.api.crud.rollup import Fact, add_to_rollups, rollup_ctes
@@ -284,7 +284,10 @@ async def _count_rows(session: AsyncSession, events: Sequence[UsageEvent]) -> Us
     insert = insert_for(session)
 
     postgres = dialect_name(session) == "postgresql"
+    claim = await claimed(session)  # held to the commit (interlock.api.crud.fold)
     rows = {key: _usage_row(unique[key]) for key in ordered_keys}
+    for row in rows.values():
+        row["latency_rolled"] = claim is None or row["started_at"] < claim
     conflict = ["idempotency_id", "started_at"]
     if postgres:
         written = await json_insert(
@@ -300,7 +303,7 @@ async def _count_rows(session: AsyncSession, events: Sequence[UsageEvent]) -> Us
     new_ids = {str(idempotency_id): int(usage_id) for usage_id, idempotency_id in written}
 
     facts = [_fact(rows[key]) for key in sorted(new_ids)]
-    await add_to_rollups(session, facts, latency_before=await watermark(session, lock=True))
+    await add_to_rollups(session, facts, latency_before=claim)
 
     highest: dict[str, int] = {}
     for event in events:
@@ -352,6 +355,11 @@ _MONEY = (
 nano-dollar half to even, as ``Decimal.quantize`` does (Postgres's own rounding goes half away from zero)."""
 
 
+_ROLLED = "coalesce(started_at < $2::timestamptz, true)"
+"""``usage.latency_rolled``: the row started before the fold's claim ($2), or nothing is folded ($2 NULL): ingest
+adds it to ``tenant_latency_daily`` itself (``interlock.api.crud.fold``)."""
+
+
 def _type(table: Table, column: str) -> str:
     return str(table.c[column].type.compile(dialect=_PG))
 
@@ -362,16 +370,16 @@ def _ingest_sql() -> str:
     Postgres, inserted where new (each with its spans, the event's JSON array as it came, in ``usage.spans``), and
     only what was inserted (``RETURNING``) goes on to the rollups."""
     record = ", ".join(f"{c} {'numeric' if c == 'cost_usd' else _type(_USAGE, c)}" for c in _USAGE_COLUMNS)
-    names = ", ".join(_USAGE_COLUMNS)
-    values = ", ".join(_MONEY if c == "cost_usd" else c for c in _USAGE_COLUMNS)
+    names = ", ".join((*_USAGE_COLUMNS, "latency_rolled"))
+    values = ", ".join((*(_MONEY if c == "cost_usd" else c for c in _USAGE_COLUMNS), _ROLLED))
     source = f"src AS (SELECT * FROM json_to_recordset($1::json) AS r({record}, spans json))"  # noqa: S608
     rows = (
         f"new AS (INSERT INTO usage ({names}, spans) "  # noqa: S608
         f"SELECT {values}, CASE WHEN json_array_length(spans) > 0 THEN spans END FROM src "
         'ORDER BY idempotency_id COLLATE "C" '
-        f"ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING {', '.join(_ROLLUP_COLUMNS)})"
+        f"ON CONFLICT (idempotency_id, started_at) DO NOTHING RETURNING {', '.join(_ROLLUP_COLUMNS)}, latency_rolled)"
     )
-    items = [source, rows, *rollup_ctes("new", latency_before="$2::timestamptz")]
+    items = [source, rows, *rollup_ctes("new", latency_rolled_only=True)]
     return "WITH " + ",\n".join(items) + "\nSELECT count(*) FROM new"
 
 
@@ -398,8 +406,8 @@ async def _count_postgres(session: AsyncSession, events: Sequence[UsageEvent]) -
             highest[gateway] = event.seq
     document = batch_document(list(unique.values()))
     driver = await driver_connection(session)
-    folded_until = await watermark(session, lock=True)  # through the session: the adapter begins its transaction
-    accepted = int(await driver.fetchval(_ingest_sql(), document, folded_until))
+    claim = await claimed(session)  # held to the commit; through the session, so the adapter begins its transaction
+    accepted = int(await driver.fetchval(_ingest_sql(), document, claim))
     now = dt.datetime.now(dt.UTC)
     await json_insert(
         session,

@@ -172,8 +172,9 @@ async def add_to_rollups(
     latency_before: dt.datetime | None = None,
 ) -> None:
     """Add these (new, counted-once) usage rows to ``rollups`` (and, unless told not to, to the sparse per-tenant
-    latency histogram: with ``latency_before``, only the rows that started before it; ``interlock.api.crud.fold``),
-    summed per key here (the SQLite path; on Postgres ingest uses ``rollup_ctes``)."""
+    latency histogram: with ``latency_before``, the fold's claim, only the rows that started before it, which ingest
+    marks ``latency_rolled``; ``interlock.api.crud.fold``), summed per key here (the SQLite path; on Postgres ingest
+    uses ``rollup_ctes``)."""
     facts = list(facts)
     if tenant_latency:
         late = facts if latency_before is None else [f for f in facts if f.started_at < latency_before]
@@ -304,12 +305,12 @@ def tenant_latency_sql(source: str) -> str:
 
 
 def rollup_ctes(
-    source: str, rollups: Sequence[Rollup] = MAINTAINED, tenant_latency: bool = True, latency_before: str | None = None
+    source: str, rollups: Sequence[Rollup] = MAINTAINED, tenant_latency: bool = True, latency_rolled_only: bool = False
 ) -> list[str]:
     """``WITH`` items (``name AS (…)``) that add the rows of the CTE ``source`` (new usage rows with every usage
     column a rollup reads) to ``rollups``: a binned view of it, then one upsert per table (and, unless told not to,
-    one adding to the sparse per-tenant latency histogram: with ``latency_before``, a SQL ``timestamptz``, only the
-    rows that started before it, when it is not NULL; ``interlock.api.crud.fold``)."""
+    one adding to the sparse per-tenant latency histogram: with ``latency_rolled_only``, only the rows whose
+    ``latency_rolled`` is true; the fold adds the others, ``interlock.api.crud.fold``)."""
     items = [f"rollup_binned AS ({binned(source)})"]
     if any(_from_fleet_hours(r) for r in rollups):
         items.append(f"rollup_fleet_hours AS ({fleet_hours_sql('rollup_binned')})")
@@ -319,9 +320,8 @@ def rollup_ctes(
         else f"rollup_{i} AS ({upsert_sql(r, 'rollup_binned')})"
         for i, r in enumerate(rollups)
     ]
-    if tenant_latency and latency_before is not None:
-        before = f"{latency_before} IS NULL OR started_at < {latency_before}"
-        items.append(f"rollup_late AS (SELECT * FROM rollup_binned WHERE {before})")  # noqa: S608
+    if tenant_latency and latency_rolled_only:
+        items.append("rollup_late AS (SELECT * FROM rollup_binned WHERE latency_rolled)")
         items.append(f"rollup_tenant_latency AS ({tenant_latency_sql('rollup_late')})")
     elif tenant_latency:
         items.append(f"rollup_tenant_latency AS ({tenant_latency_sql('rollup_binned')})")

@@ -274,7 +274,7 @@ def _source(
     """(the bucket expression or None, the time column, the group columns, a column getter) of one segment."""
     time: Any
     bucket: Any
-    if source == "raw":
+    if source in ("raw", "unfolded"):
         time = Usage.started_at
         groups = [_RAW[g] for g in query.groups]
         bucket = _truncate(session, query.grain, time) if query.grain else None
@@ -390,8 +390,8 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
 def _tenant_segments(query: Query, folded_until: dt.datetime | None = None) -> list[Segment]:
     """Whole UTC days of the window from ``tenant_latency_daily`` (``tenant_days``), the rest from the raw rows;
     all raw by hour (no hourly per-tenant histogram) or when the window holds no whole day. With ``folded_until``
-    (the rollup holds the rows that started before it, ``interlock.api.crud.fold``), the whole days' rows from it on
-    are read raw as well."""
+    (the rollup holds the rows that started before it and those ingest marked ``latency_rolled``,
+    ``interlock.api.crud.fold``), the whole days' unmarked rows from it on are read raw as well (``unfolded``)."""
     if query.grain == "hour":
         return [Segment("raw", query.since, query.until)]
     day = dt.timedelta(days=1)
@@ -404,7 +404,7 @@ def _tenant_segments(query: Query, folded_until: dt.datetime | None = None) -> l
         out.append(Segment("raw", query.since, d0))
     out.append(Segment("tenant_days", d0, d1))
     if folded_until is not None and (d1 is None or folded_until < d1):
-        out.append(Segment("raw", folded_until if d0 is None else max(d0, folded_until), d1))
+        out.append(Segment("unfolded", folded_until if d0 is None else max(d0, folded_until), d1))
     if query.until is not None and d1 != query.until:
         out.append(Segment("raw", d1, query.until))
     return _merged(out)
@@ -487,6 +487,9 @@ async def _histograms(session: AsyncSession, query: Query, segments: list[Segmen
         bucket, time, groups, column = _source(session, query, source, histograms=True)
         keys = ([bucket] if bucket is not None else []) + groups
         where = _where(query, time, column, lo, hi)
+        if source == "unfolded":  # the raw rows neither folded nor added at ingest yet
+            source = "raw"
+            where.append(Usage.latency_rolled.is_(False))
         if source == "raw" and dialect_name(session) == "postgresql":
             await _raw_histograms_sql(session, query, keys, where, out)
             continue
