@@ -1,7 +1,7 @@
 """Sustained ingest through ``POST /v1/gateway/usage`` into Postgres, exactly once: ``senders`` gateways send
 pre-encoded batches as fast as the API answers; then the first batches are sent again (all must be duplicates)
 and the stored rows are counted. Last, the run's rows are folded into ``tenant_latency_daily``
-(``interlock.api.crud.fold``), which the API does a minute or two after rows start, and that is timed too."""
+(``interlock.api.crud.fold``), which the API does a few minutes after rows start, and that is timed too."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ async def run_ingest(
 
 
 async def _fold(dsn: str, latest: dt.datetime) -> tuple[float, float]:
-    """Fold the run's rows into ``tenant_latency_daily`` as the API's maintenance would a minute or two later (up to
+    """Fold the run's rows into ``tenant_latency_daily`` as the API's maintenance would a few minutes later (up to
     the minute after the latest of them): the seconds it took and Postgres's CPU seconds."""
     engine = create_engine(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
     try:

@@ -19,8 +19,8 @@
   (``ttft``) fell in that bin; a row only where one of them is nonzero (about 20 bins of a key's day are). What a
   tenant's percentiles over whole days read (``interlock.api.crud.rollup_query.histograms``). Not in ``ROLLUPS``:
   its key has a bin and its sums are counts, a shape the generic specs do not have. On Postgres it is folded from
-  the raw rows a minute or two after they start (``interlock.api.crud.fold``, ``ROLLUP_WATERMARKS``), not at ingest:
-  two upserts per event were a third of Postgres's time per ingested event, and a minute's rows fold into far
+  the raw rows a few minutes after they start (``interlock.api.crud.fold``, ``ROLLUP_WATERMARKS``), not at ingest:
+  two upserts per event were a third of Postgres's time per ingested event, and a few minutes' rows fold into far
   fewer. On SQLite it is kept at ingest (``interlock.api.crud.rollup``: ``add_to_tenant_latency``).
 
 They are plain tables on both databases; retention drops raw rows only, so rollups outlive them.

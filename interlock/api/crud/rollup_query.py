@@ -7,7 +7,7 @@ per bucket and route), one with no dimension ``fleet_backend_*``, one by model a
 about tenants ``usage_*``, through its ``(tenant_id, bucket)`` index when a tenant is given. Latency histograms of
 the whole fleet are in the fleet tables; a question about tenants (a tenant's percentiles, or by tenant) by day or
 over the whole window reads whole UTC days from the sparse ``tenant_latency_daily`` (one row per tenant, day, key
-and nonzero bin; on Postgres up to what has been folded into it, a minute or two ago, ``interlock.api.crud.fold``)
+and nonzero bin; on Postgres what has been folded into it, a few minutes ago, ``interlock.api.crud.fold``)
 and the ragged ends (under a day each) and what is not folded yet from the raw rows. By hour it reads the raw rows
 only (there is no hourly per-tenant histogram: the console asks hours of a short window).
 """
