@@ -17,7 +17,7 @@ import pytest_asyncio
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from interlock.api.crud.fold import FOLD_DELAY, fold_once, fold_tenant_latency, watermark
+from interlock.api.crud.fold import FOLD_DELAY, claimed, fold_once, fold_tenant_latency, watermark
 from interlock.api.crud.ingest import ingest_events
 from interlock.api.crud.partitions import apply_retention, ensure_partitions, list_partitions
 from interlock.api.crud.rollup import day_start
@@ -148,8 +148,8 @@ async def test_a_fold_that_died_after_its_claim_is_finished_by_the_next(engine: 
 
 
 async def test_ingest_does_not_wait_for_a_fold_that_is_adding_rows(engine: AsyncEngine) -> None:
-    """The long part of a fold (adding the rows, moving ``folded_until``) locks the watermark row for update, but
-    not its key: ingest, which holds it ``FOR KEY SHARE``, goes on meanwhile. (Only the short claim waits.)"""
+    """The long part of a fold (adding the rows, moving ``folded_until``) holds the watermark row, not the claim
+    lock: ingest goes on meanwhile. (Only the short claim waits for ingest, and ingest for it.)"""
     await fold_from(engine, T0)
     async with engine.connect() as folding:
         await folding.execute(update(ROLLUP_WATERMARKS).values(folded_until=T0 + dt.timedelta(minutes=1)))
@@ -158,6 +158,28 @@ async def test_ingest_does_not_wait_for_a_fold_that_is_adding_rows(engine: Async
             result = await asyncio.wait_for(ingest_events(session=session, events=events), timeout=10)
         assert result.accepted == 50
         await folding.rollback()
+
+
+async def test_a_claim_waits_for_one_ingest_and_those_after_it_wait_for_the_claim(engine: AsyncEngine) -> None:
+    """An ingest transaction holds the claim; a fold's claim waits for it; an ingest that asks meanwhile queues
+    behind the claim (it does not join the first one ahead of it, so a steady stream of ingests cannot starve the
+    claim) and then reads the new claim."""
+    await fold_from(engine, T0)
+    sessions = create_sessionmaker(engine)
+    async with sessions() as first:
+        assert await claimed(first) == T0
+        async with engine.connect() as connection:
+            fold = asyncio.create_task(fold_once(connection, until=T0 + dt.timedelta(minutes=3)))
+            await asyncio.sleep(0.5)
+            assert not fold.done()  # waiting for the first ingest's transaction
+            async with sessions() as second:
+                later = asyncio.create_task(claimed(second))
+                await asyncio.sleep(0.5)
+                assert not later.done()  # queued behind the claim
+                await first.commit()
+                assert await asyncio.wait_for(later, timeout=10) == T0 + dt.timedelta(minutes=3)
+                await second.commit()
+            assert await asyncio.wait_for(fold, timeout=10) == (T0, T0 + dt.timedelta(minutes=3))
 
 
 async def test_a_row_behind_what_is_folded_is_added_by_ingest_once(engine: AsyncEngine) -> None:

@@ -9,11 +9,13 @@ back through ``ix_usage_started_at`` in time order.
 Two marks per rollup: ``claimed_until`` (C) and ``folded_until`` (W ≤ C). The invariant, which makes it exactly
 once: the rollup holds exactly the rows ingest marked ``latency_rolled`` and the unmarked rows that started before W.
 
-- Ingest reads C under ``FOR KEY SHARE`` (held to its commit), and marks and adds to the rollup its new rows that
-  started before C (late rows: a gateway's journal resent after an outage); it leaves the others unmarked.
+- Ingest holds the claim lock (an advisory lock) shared to its commit, reads C after taking it, and marks and adds
+  to the rollup its new rows that started before C (late rows: a gateway's journal resent after an outage); it
+  leaves the others unmarked.
 - A fold (``fold_once``), one at a time (an advisory lock: API replicas take turns):
-  1. claims C' in a short transaction (``FOR UPDATE``: it waits for the ingest transactions that read the old C,
-     and new ones wait for it, for no longer than that); from then on ingest marks the rows before C' itself;
+  1. claims C' in a short transaction holding the claim lock alone (it waits for the ingest transactions that
+     read the old C, and those that ask meanwhile wait for it, no longer); from then on ingest marks the rows
+     before C' itself;
   2. then, in a transaction of its own that ingest never waits for, adds the unmarked rows of ``[W, C')`` to the
      rollup and moves W to C'. Every unmarked row there was counted by an ingest that read an older C, so it
      committed before step 1 did and this transaction sees it. If the fold dies between the two, the next one
@@ -48,6 +50,7 @@ FOLD_WORK_MEM = "128MB"
 """The fold's ``work_mem``: a few minutes of a busy fleet sum into several hundred thousand (tenant, day, key, bin)
 groups, which Postgres's 4 MB default hashed and sorted on disk."""
 _LOCK = 0x696E746C_666F6C64  # "intlfold": one fold at a time, whichever API process runs it
+_CLAIM = 0x696E746C_636C616D  # "intlclam": ingest shares it to its commit; a fold's claim takes it alone
 
 _W = ROLLUP_WATERMARKS.c
 
@@ -60,11 +63,17 @@ async def watermark(session: AsyncSession, rollup: str = TENANT_LATENCY_FOLD) ->
 
 
 async def claimed(session: AsyncSession, rollup: str = TENANT_LATENCY_FOLD) -> dt.datetime | None:
-    """The rollup's ``claimed_until`` for ingest, held (``FOR KEY SHARE``) until the session's transaction ends so
-    no fold claims past it meanwhile; None when the rollup is kept at ingest (no row: every row is added)."""
-    statement = select(_W.claimed_until).where(_W.rollup == rollup)
+    """The rollup's ``claimed_until`` for ingest, with the claim lock held shared until the session's transaction
+    ends, so no fold claims past it meanwhile; None when the rollup is kept at ingest (no row: every row is added).
+
+    An advisory lock, not a row lock: a fold's claim waits for the ingest transactions that hold it, and the ones
+    that ask after the claim queue behind it, so a claim waits for one ingest transaction at most. (A claim by
+    ``FOR UPDATE`` against ingest's ``FOR KEY SHARE`` starved: with a few gateways sending, some ingest held the row
+    at every moment, and each new one joined them ahead of the claim; 6 minutes at the bench's rate.) The claim is
+    read in a statement after the lock's, so it is the latest committed one."""
     if dialect_name(session) == "postgresql":
-        statement = statement.with_for_update(read=True, key_share=True)
+        await session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _CLAIM})
+    statement = select(_W.claimed_until).where(_W.rollup == rollup)
     value: dt.datetime | None = (await session.execute(statement)).scalar_one_or_none()
     return value
 
@@ -116,8 +125,8 @@ async def _fold_locked(connection: AsyncConnection, until: dt.datetime) -> tuple
             await connection.execute(select(func.min(Usage.started_at)).where(Usage.started_at >= start))
         ).scalar_one_or_none()
         claim = until if first is None else min(until, max(start, first) + FOLD_SPAN)
-        # FOR UPDATE waits for the ingest transactions that read the old claim; new ones wait for this one
-        await connection.execute(select(_W.rollup).where(_ROW).with_for_update())
+        # waits for the ingest transactions that read the old claim; those that ask meanwhile wait for this one
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM})
         await connection.execute(update(ROLLUP_WATERMARKS).where(_ROW).values(claimed_until=claim))
         await connection.commit()
     await connection.execute(text(f"SET LOCAL work_mem = '{FOLD_WORK_MEM}'"))  # begins the transaction
