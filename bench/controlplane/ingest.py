@@ -28,6 +28,9 @@ from interlock.db.session import create_engine
 __all__ = ["IngestResult", "run_ingest"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
+PACE = 10_000
+"""Events per second the run's ``started_at`` stamps assume (the target rate)."""
+_LEAD = dt.timedelta(minutes=2)
 
 
 @dataclass
@@ -52,14 +55,16 @@ class IngestResult:
         return self.events / (self.seconds + self.fold_seconds)
 
 
-def _event(gateway: str, seq: int, tenant: str, spans: int, rng: random.Random, run_id: str = "") -> dict[str, Any]:
+def _event(
+    gateway: str, seq: int, tenant: str, spans: int, rng: random.Random, run_id: str = "", at: dt.datetime | None = None
+) -> dict[str, Any]:
     """One event as a gateway sends it: ``idempotency_id`` as ``interlock.gateway.usage.recorder`` makes it (the
     gateway process's random run id, then ``seq`` in hex: ascending per gateway), a random trace id (every
     request traced: the trace index's worst case)."""
     model, backend, _, _ = rng.choice(MODELS)
     return {
         "idempotency_id": f"{run_id or secrets.token_hex(8)}{seq:016x}", "gateway_id": gateway, "seq": seq,
-        "started_at": dt.datetime.now(dt.UTC).isoformat(), "tenant_id": tenant, "key_id": "bench-key",
+        "started_at": (at or dt.datetime.now(dt.UTC)).isoformat(), "tenant_id": tenant, "key_id": "bench-key",
         "route": rng.choice(ROUTES), "backend": backend, "model": model, "status": 200,
         "input_tokens": rng.randint(50, 2000), "output_tokens": rng.randint(10, 800), "cached_tokens": 0,
         "cost_usd": 0.000123456, "latency_ms": rng.lognormvariate(6.2, 0.8), "ttft_ms": rng.lognormvariate(5, 0.7),
@@ -78,15 +83,22 @@ async def run_ingest(
     per_sender = events // senders
     queues: list[list[bytes]] = []
     run = secrets.token_hex(3)  # gateways of their own, so a kept database can be measured again
-    latest = dt.datetime.now(dt.UTC)
+    # Each event starts when a gateway sending PACE events/s in all would have sent it, from a little ahead on (and
+    # after what is folded already): as in a fleet, rows arrive as they start, and the API's folds (every
+    # rollup_fold_interval_s) find them unmarked, not late. Stamped all at once, a long run's last events would be
+    # minutes old when sent, and ingest would add them to the rollup itself.
+    first = max(dt.datetime.now(dt.UTC) + _LEAD, await _folded_until(dsn))
+    latest = first
     for s in range(senders):
         gateway, run_id = f"bench/gw/pod-{run}-{s}", secrets.token_hex(8)
         bodies = []
         for start in range(0, per_sender, batch):
             count = min(batch, per_sender - start)
             chunk = [
-                _event(gateway, start + i + 1, rng.choice(tenants[:2000]), spans, rng, run_id) for i in range(count)
-            ]
+                _event(gateway, start + i + 1, rng.choice(tenants[:2000]), spans, rng, run_id,
+                       first + dt.timedelta(seconds=(start + i) * senders / PACE))
+                for i in range(count)
+            ]  # fmt: skip
             bodies.append(orjson.dumps({"events": chunk}))
             latest = max(latest, *(dt.datetime.fromisoformat(e["started_at"]) for e in chunk))
         queues.append(bodies)
@@ -134,9 +146,19 @@ async def run_ingest(
     return IngestResult(sent, seconds, cpu, duplicates, stored, postgres_cpu, fold_seconds, fold_cpu)
 
 
+async def _folded_until(dsn: str) -> dt.datetime:
+    connection = await asyncpg.connect(dsn)
+    try:
+        folded: dt.datetime = await connection.fetchval("SELECT max(folded_until) FROM rollup_watermarks")
+    finally:
+        await connection.close()
+    return folded
+
+
 async def _fold(dsn: str, latest: dt.datetime) -> tuple[float, float]:
-    """Fold the run's rows into ``tenant_latency_daily`` as the API's maintenance would a few minutes later (up to
-    the minute after the latest of them): the seconds it took and Postgres's CPU seconds."""
+    """Fold what the API has not folded yet of the run's rows into ``tenant_latency_daily``, as its maintenance
+    would a few minutes later (up to the minute after the latest of them): the seconds it took and Postgres's CPU
+    seconds. (The API's own folds during the run are in the run's Postgres CPU.)"""
     engine = create_engine(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
     try:
         pg0 = await _postgres_cpu(dsn)
