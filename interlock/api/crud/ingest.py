@@ -10,7 +10,7 @@ gateway drops them instead of resending them for ever.
 key must be in a partitioned table's unique keys; a resent event carries the same ``started_at``, since the gateway's
 journal sends it again as it was; each row carries its spans, ``usage.spans``, one JSON array); only the new rows
 add their sums to the hourly, daily and monthly rollups (``interlock.api.crud.rollup``; the per-tenant latency
-histogram only for rows that started before what has been folded, ``interlock.api.crud.fold``), and the gateway's cursor
+histogram only for rows that started before the fold's claim, ``interlock.api.crud.fold``), and the gateway's cursor
 moves to the batch's highest ``seq``, all in the same transaction. Concurrent resends of one batch are safe because
 the UNIQUE constraint decides, not a read-then-write check: on Postgres the second insert waits for the first
 transaction and then does nothing. Rows, rollup rows and cursors are written in sorted key order, so concurrent

@@ -407,7 +407,7 @@ def _tenant_segments(query: Query, folded_until: dt.datetime | None = None) -> l
         out.append(Segment("unfolded", folded_until if d0 is None else max(d0, folded_until), d1))
     if query.until is not None and d1 != query.until:
         out.append(Segment("raw", d1, query.until))
-    return _merged(out)
+    return out
 
 
 async def _tenant_days(
@@ -461,9 +461,10 @@ async def _tenant_days_arrays(
 async def histograms(session: AsyncSession, query: Query) -> dict[Key, Histograms]:
     """Latency and time-to-first-token histograms per (bucket start, groups).
 
-    A question about tenants reads ``tenant_latency_daily`` up to its ``folded_until`` and the raw rows after it,
-    in statements of their own: a fold committed between them would count its rows twice, so ``folded_until`` is
-    read again after them, and the question asked again in the rare case it moved (folds are a minute apart)."""
+    A question about tenants reads ``tenant_latency_daily`` and the raw rows not folded into it from its
+    ``folded_until`` on, in statements of their own: a fold committed between them would count its rows twice, so
+    ``folded_until`` is read again after them, and the question asked again in the rare case it moved (folds are
+    minutes apart)."""
     if rollup_table(query, "hour", histograms=True) is not None:
         return await _histograms(session, query, window_segments(query, histograms=True))
     for _ in range(_FOLD_RACE_RETRIES):
