@@ -149,6 +149,9 @@ TENANT_LATENCY_DAILY = Table(
     ),
 )
 TENANT_LATENCY_KEYS = ("tenant_id", "bucket", "model", "route", "backend", "bin")
+"""The sparse per-tenant latency rollup (see the module's text): one row per (tenant, UTC day, model, route,
+backend, bin) with a nonzero ``latency`` or ``ttft`` count. The columns in the order ingest writes them; the primary
+key orders them for reading."""
 
 ROLLUP_WATERMARKS = Table(
     "rollup_watermarks",
@@ -164,9 +167,6 @@ rollup: ingest adds to it itself the rows that started before ``claimed_until`` 
 is kept at ingest, every row (SQLite, where the migration adds none)."""
 TENANT_LATENCY_FOLD = "tenant_latency_daily"
 """``ROLLUP_WATERMARKS``'s row of ``tenant_latency_daily`` (folded on Postgres)."""
-"""The sparse per-tenant latency rollup (see the module's text): one row per (tenant, UTC day, model, route,
-backend, bin) with a nonzero ``latency`` or ``ttft`` count. The columns in the order ingest writes them; the primary
-key orders them for reading."""
 
 
 Grain = Literal["hour", "day", "month"]
