@@ -10,7 +10,6 @@ import httpx
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from interlock.api.crud.fold import fold_once
 from interlock.contract.gatewaycred import mint_gateway_credential
 from interlock.db.models import Span, Usage
 from interlock.db.rollups import ROLLUP_WATERMARKS, TENANT_LATENCY_FOLD
@@ -110,14 +109,3 @@ async def fold_from(engine: AsyncEngine, when: dt.datetime) -> None:
             .where(ROLLUP_WATERMARKS.c.rollup == TENANT_LATENCY_FOLD)
             .values(claimed_until=when, folded_until=when)
         )
-
-
-async def fold_until(engine: AsyncEngine, until: dt.datetime) -> int:
-    """Fold the raw rows into ``tenant_latency_daily`` up to ``until`` (as the API's maintenance does, an hour per
-    transaction); how many transactions moved ``folded_until`` (0 on SQLite, where ingest keeps it)."""
-    folds = 0
-    while True:
-        async with engine.connect() as connection:
-            if await fold_once(connection, until=until) is None:
-                return folds
-        folds += 1

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from interlock.api.crud import ingest
+from interlock.api.crud.fold import fold_until
 from interlock.api.crud.rollup import MAINTAINED
 from interlock.api.schemas import UsageEventWire
 from interlock.contract.controlplane import UsageBatchResult, UsageEvent
@@ -27,7 +28,7 @@ from interlock.db.histogram import BOUNDS, bin_of, bin_sql
 from interlock.db.rollups import TENANT_LATENCY_KEYS
 from interlock.db.session import create_engine
 from tests.api.conftest import TABLES
-from tests.api.support import fold_from, fold_until
+from tests.api.support import fold_from
 
 NOW = dt.datetime.now(dt.UTC)
 

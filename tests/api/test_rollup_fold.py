@@ -17,7 +17,7 @@ import pytest_asyncio
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from interlock.api.crud.fold import FOLD_DELAY, claimed, fold_once, fold_tenant_latency, watermark
+from interlock.api.crud.fold import FOLD_DELAY, claimed, fold_once, fold_tenant_latency, fold_until, watermark
 from interlock.api.crud.ingest import ingest_events
 from interlock.api.crud.partitions import apply_retention, ensure_partitions, list_partitions
 from interlock.api.crud.rollup import day_start
@@ -28,7 +28,7 @@ from interlock.db.histogram import bin_of
 from interlock.db.rollups import ROLLUP_WATERMARKS, TENANT_LATENCY_DAILY
 from interlock.db.session import create_engine, create_sessionmaker
 from tests.api.conftest import TABLES
-from tests.api.support import fold_from, fold_until
+from tests.api.support import fold_from
 
 NOW = dt.datetime.now(dt.UTC)
 T0 = (NOW - dt.timedelta(hours=3)).replace(second=0, microsecond=0)

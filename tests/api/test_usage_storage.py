@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from interlock.api.crud import analytics
+from interlock.api.crud.fold import fold_until
 from interlock.api.crud.partitions import apply_retention, list_partitions
 from interlock.api.crud.ranking import ranked
 from interlock.api.crud.rollup import day_start
@@ -25,7 +26,6 @@ from tests.api.support import (
     as_counted_before_spans_moved,
     event,
     fold_from,
-    fold_until,
     new_tenant,
     post_usage,
 )

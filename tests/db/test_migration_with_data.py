@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from interlock.api.crud.fold import fold_until
 from interlock.api.crud.partitions import ensure_partitions, months_of
 from interlock.db.histogram import bin_of
 from interlock.db.migrate import downgrade, migrate
 from interlock.db.session import create_engine
-from tests.api.support import fold_until
 from tests.db.support import temporary_postgres
 
 BEFORE = "37147a8cffa0"

@@ -36,7 +36,7 @@ from interlock.api.crud.rollup import binned, tenant_latency_sql
 from interlock.db.models import Usage
 from interlock.db.rollups import ROLLUP_WATERMARKS, TENANT_LATENCY_FOLD
 
-__all__ = ["FOLD_DELAY", "FOLD_SPAN", "claimed", "fold_once", "fold_tenant_latency", "watermark"]
+__all__ = ["FOLD_DELAY", "FOLD_SPAN", "claimed", "fold_once", "fold_tenant_latency", "fold_until", "watermark"]
 
 log = logging.getLogger("interlock.api")
 
@@ -138,10 +138,9 @@ async def _fold_locked(connection: AsyncConnection, until: dt.datetime) -> tuple
     return start, claim
 
 
-async def fold_tenant_latency(engine: AsyncEngine, *, now: dt.datetime) -> int:
-    """Fold every whole minute that ended ``FOLD_DELAY`` before ``now``, a ``FOLD_SPAN`` of rows at a time; how
-    many folds moved ``folded_until``."""
-    until = (now - FOLD_DELAY).replace(second=0, microsecond=0)
+async def fold_until(engine: AsyncEngine, until: dt.datetime) -> int:
+    """Fold up to ``until``, a ``FOLD_SPAN`` of rows per fold, each on a connection of its own; how many folds moved
+    ``folded_until`` (0 on SQLite, where ingest keeps the rollup, or while another process folds)."""
     folds = 0
     while True:
         async with engine.connect() as connection:
@@ -150,3 +149,8 @@ async def fold_tenant_latency(engine: AsyncEngine, *, now: dt.datetime) -> int:
             return folds
         folds += 1
         log.debug("tenant_latency_daily folded %s to %s", *done)
+
+
+async def fold_tenant_latency(engine: AsyncEngine, *, now: dt.datetime) -> int:
+    """Fold every whole minute that ended ``FOLD_DELAY`` before ``now`` (``fold_until``)."""
+    return await fold_until(engine, (now - FOLD_DELAY).replace(second=0, microsecond=0))
