@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,21 +38,23 @@ async def maintain_once(engine: AsyncEngine, settings: ApiSettings) -> None:
         log.info("usage retention dropped months %s", ", ".join(f"{y:04d}-{m:02d}" for y, m in dropped))
 
 
-async def maintain_usage_storage(engine: AsyncEngine, settings: ApiSettings) -> None:
+async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[object]]) -> None:
+    """Run ``step`` now and every ``interval_s`` after, for ever; a failure is logged and retried next time."""
     while True:
         try:
-            await maintain_once(engine, settings)
+            await step()
         except Exception:
-            log.warning("usage storage maintenance failed; retrying in %.0f s", settings.maintenance_interval_s,
-                        exc_info=True)  # fmt: skip
-        await asyncio.sleep(settings.maintenance_interval_s)
+            log.warning("%s failed; retrying in %.0f s", what, interval_s, exc_info=True)
+        await asyncio.sleep(interval_s)
+
+
+async def maintain_usage_storage(engine: AsyncEngine, settings: ApiSettings) -> None:
+    await _every(settings.maintenance_interval_s, "usage storage maintenance", lambda: maintain_once(engine, settings))
 
 
 async def fold_rollups(engine: AsyncEngine, settings: ApiSettings) -> None:
-    while True:
-        try:
-            await fold_tenant_latency(engine, now=dt.datetime.now(dt.UTC))
-        except Exception:
-            log.warning("folding usage into the rollups failed; retrying in %.0f s", settings.rollup_fold_interval_s,
-                        exc_info=True)  # fmt: skip
-        await asyncio.sleep(settings.rollup_fold_interval_s)
+    await _every(
+        settings.rollup_fold_interval_s,
+        "folding usage into the rollups",
+        lambda: fold_tenant_latency(engine, now=dt.datetime.now(dt.UTC)),
+    )
