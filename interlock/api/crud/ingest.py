@@ -302,8 +302,9 @@ async def _count_rows(session: AsyncSession, events: Sequence[UsageEvent]) -> Us
         written = list((await session.execute(statement, list(rows.values()))).all())
     new_ids = {str(idempotency_id): int(usage_id) for usage_id, idempotency_id in written}
 
-    facts = [_fact(rows[key]) for key in sorted(new_ids)]
-    await add_to_rollups(session, facts, latency_before=claim)
+    facts = {key: _fact(rows[key]) for key in sorted(new_ids)}
+    rolled = [fact for key, fact in facts.items() if rows[key]["latency_rolled"]]
+    await add_to_rollups(session, facts.values(), latency_facts=rolled)
 
     highest: dict[str, int] = {}
     for event in events:

@@ -12,7 +12,7 @@ The sparse per-tenant latency histogram (``interlock.db.rollups.TENANT_LATENCY_D
 model, route, backend and bin) is not a ``Rollup`` spec (its key has a bin, its sums are counts): ``rollup_ctes``
 and ``add_to_rollups`` add to it beside the specs, through ``tenant_latency_sql`` and ``add_to_tenant_latency``;
 where it is folded later (``interlock.api.crud.fold``, Postgres), only the late rows, those that started before
-what has been folded.
+the fold's claim.
 
 Either way each table's rows are written in sorted key order, so concurrent batches lock them in the same order and
 cannot deadlock.
@@ -169,16 +169,15 @@ async def add_to_rollups(
     facts: Iterable[Fact],
     rollups: Sequence[Rollup] = MAINTAINED,
     tenant_latency: bool = True,
-    latency_before: dt.datetime | None = None,
+    latency_facts: Sequence[Fact] | None = None,
 ) -> None:
     """Add these (new, counted-once) usage rows to ``rollups`` (and, unless told not to, to the sparse per-tenant
-    latency histogram: with ``latency_before``, the fold's claim, only the rows that started before it, which ingest
-    marks ``latency_rolled``; ``interlock.api.crud.fold``), summed per key here (the SQLite path; on Postgres ingest
-    uses ``rollup_ctes``)."""
+    latency histogram: ``latency_facts`` of them when given, those ingest marks ``latency_rolled``, the fold adding
+    the others, ``interlock.api.crud.fold``), summed per key here (the SQLite path; on Postgres ingest uses
+    ``rollup_ctes``)."""
     facts = list(facts)
     if tenant_latency:
-        late = facts if latency_before is None else [f for f in facts if f.started_at < latency_before]
-        await add_to_tenant_latency(session, late)
+        await add_to_tenant_latency(session, facts if latency_facts is None else latency_facts)
     for rollup in rollups:
         keys, histograms = rollup.keys, rollup.histograms
         sums_by_key: dict[tuple[Any, ...], _Sums] = {}
