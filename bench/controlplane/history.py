@@ -93,8 +93,8 @@ def _rollup_sql(now: dt.datetime) -> list[str]:
         "INSERT INTO gateway_cursors SELECT gateway_id, max(seq), now() FROM usage GROUP BY 1"
     )  # fmt: skip
     statements.append(  # every row loaded is in tenant_latency_daily already: none is for the fold to add
-        "UPDATE rollup_watermarks SET folded_until = greatest(folded_until, "
-        "(SELECT max(started_at) + interval '1 microsecond' FROM usage))"
+        "UPDATE rollup_watermarks SET claimed_until = w, folded_until = w FROM (SELECT greatest(folded_until, "
+        "(SELECT max(started_at) + interval '1 microsecond' FROM usage)) AS w FROM rollup_watermarks) AS loaded"
     )
     return statements
 

@@ -51,7 +51,7 @@ class IngestResult:
     @property
     def rate_with_fold(self) -> float:
         """Events per second counting the fold of the run's rows into ``tenant_latency_daily`` as if nothing else
-        ran meanwhile (it runs once a minute beside ingest, on the same server)."""
+        ran meanwhile (the API folds every ``rollup_fold_interval_s`` beside ingest, on the same server)."""
         return self.events / (self.seconds + self.fold_seconds)
 
 
@@ -88,7 +88,7 @@ async def run_ingest(
     # rollup_fold_interval_s) find them unmarked, not late. Stamped all at once, a long run's last events would be
     # minutes old when sent, and ingest would add them to the rollup itself.
     first = max(dt.datetime.now(dt.UTC) + _LEAD, await _folded_until(dsn))
-    latest = first
+    latest = first + dt.timedelta(seconds=(per_sender - 1) * senders / PACE)
     for s in range(senders):
         gateway, run_id = f"bench/gw/pod-{run}-{s}", secrets.token_hex(8)
         bodies = []
@@ -100,7 +100,6 @@ async def run_ingest(
                 for i in range(count)
             ]  # fmt: skip
             bodies.append(orjson.dumps({"events": chunk}))
-            latest = max(latest, *(dt.datetime.fromisoformat(e["started_at"]) for e in chunk))
         queues.append(bodies)
     credential = mint_gateway_credential(SIGNING_KEY.encode(), "bench/gw")
     headers = {"authorization": f"Bearer {credential}", "content-type": "application/json"}
