@@ -3,6 +3,7 @@ copy button), an optional expiry, and revoking."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from interlock.api.crud import tenants as tenants_crud
 from interlock.api.deps import SessionDep
 from interlock.api.errors import ApiError, NotFoundError
 from interlock.api.schemas import KeyCreate
+from interlock.db.models import Tenant
 
 __all__ = ["router"]
 
@@ -38,7 +40,7 @@ async def _page(
     **extra: object,
 ) -> Response:
     keys = await keys_crud.list_recent_keys(session=session, tenant_id=tenant or None, limit=MAX_LISTED)
-    tenants = await tenants_crud.list_tenants(session=session, limit=MAX_TENANT_CHOICES)
+    tenants, more_tenants = await _tenant_choices(session, tenant or None)
     return render(
         request,
         "keys.html",
@@ -46,10 +48,25 @@ async def _page(
         status_code=status_code,
         keys=keys,
         tenants=tenants,
+        more_tenants=more_tenants,
+        tenant_choices=MAX_TENANT_CHOICES,
         tenant_filter=tenant or "",
         now=dt.datetime.now(dt.UTC),
         **extra,
     )
+
+
+async def _tenant_choices(session: SessionDep, chosen: str | None) -> tuple[list[Tenant], bool]:
+    """The first ``MAX_TENANT_CHOICES`` tenants by name, and whether there are more; the chosen one always among
+    them (first, when it is not): a form whose tenant is not among its choices would preselect another tenant, and
+    create the key there."""
+    tenants = list(await tenants_crud.list_tenants(session=session, limit=MAX_TENANT_CHOICES + 1))
+    more = len(tenants) > MAX_TENANT_CHOICES
+    tenants = tenants[:MAX_TENANT_CHOICES]
+    if chosen is not None and all(t.id != chosen for t in tenants):
+        with contextlib.suppress(NotFoundError):  # an unknown tenant: nothing to choose, no keys listed
+            tenants.insert(0, await tenants_crud.get_tenant(session=session, tenant_id=chosen))
+    return tenants, more
 
 
 @router.get("/keys")
