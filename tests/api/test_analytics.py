@@ -117,6 +117,24 @@ async def test_latency_percentiles_per_bucket_and_group(app, traffic):
     assert close(other[0].latency_p95_ms, 200)
 
 
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+async def test_latency_and_overall_from_one_read_equal_the_two_reads(app, traffic, bucket):
+    """The latency page's two charts (by group, and overall) from one read are what two reads would give."""
+    since, until = HOUR0 - dt.timedelta(days=2), NOW + dt.timedelta(hours=1)
+    async with app.state.sessions() as session:
+        for tenant_id in (None, traffic["a"], traffic["b"]):
+            overall = await analytics.latency(session, since=since, until=until, bucket=bucket, tenant_id=tenant_id)
+            assert overall, tenant_id
+            for group_by in ("route", "backend", "model"):
+                grouped = await analytics.latency(
+                    session, since=since, until=until, bucket=bucket, group_by=group_by, tenant_id=tenant_id
+                )
+                both = await analytics.latency_and_overall(
+                    session, since=since, until=until, bucket=bucket, group_by=group_by, tenant_id=tenant_id
+                )
+                assert both == (grouped, overall), (tenant_id, group_by)
+
+
 async def test_series_of_the_top_groups_and_the_others(app, admin, gateway):
     """Ten tenants over two days: ``top=3`` draws the three biggest spenders of the window and, per bucket, the
     rest summed; the points add up to the totals; with room for everyone there is no ``others``."""

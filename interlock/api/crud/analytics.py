@@ -16,7 +16,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.crud.ranking import ranked
-from interlock.api.crud.rollup_query import DIMENSIONS, Query, Sums, histograms, sums
+from interlock.api.crud.rollup_query import DIMENSIONS, Histograms, Key, Query, Sums, histograms, sums
 from interlock.db.histogram import percentiles
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SeriesPoint",
     "Totals",
     "latency",
+    "latency_and_overall",
     "series",
     "totals",
 ]
@@ -165,7 +166,31 @@ async def latency(
     tenant_id: str | None = None,
 ) -> list[LatencyPoint]:
     """Percentiles per bucket (and group) that has requests; TTFT ones are None where no request streamed."""
+    return _latency_points(await histograms(session, _query(since, until, bucket, group_by, tenant_id)))
+
+
+async def latency_and_overall(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    until: datetime,
+    bucket: Bucket,
+    group_by: Dimension,
+    tenant_id: str | None = None,
+) -> tuple[list[LatencyPoint], list[LatencyPoint]]:
+    """``latency`` split by ``group_by``, and not split, from one read: each request is in exactly one group (no
+    value is a group of its own), so a bucket's histogram is the sum of its groups', exactly."""
     found = await histograms(session, _query(since, until, bucket, group_by, tenant_id))
+    overall: dict[Key, Histograms] = {}
+    for (start, _), entry in found.items():
+        whole = overall.setdefault((start, ()), Histograms())
+        whole.requests += entry.requests
+        whole.latency = [a + b for a, b in zip(whole.latency, entry.latency, strict=True)]
+        whole.ttft = [a + b for a, b in zip(whole.ttft, entry.ttft, strict=True)]
+    return _latency_points(found), _latency_points(overall)
+
+
+def _latency_points(found: dict[Key, Histograms]) -> list[LatencyPoint]:
     points = []
     for (start, groups), entry in sorted(found.items(), key=lambda item: (item[0][0], item[0][1])):
         assert start is not None

@@ -48,6 +48,7 @@ __all__ = [
     "DIMENSIONS",
     "Grain",
     "Histograms",
+    "Key",
     "Query",
     "Segment",
     "Sums",

@@ -37,10 +37,9 @@ async def latency_page(
     win = window(span, now, default="24h")
     group_by = dimension(group, GROUPS, "route")
     scope = user.scope(tenant)
-    grouped = await analytics.latency(
+    grouped, overall = await analytics.latency_and_overall(
         session, since=win.since, until=win.until, bucket=win.bucket, group_by=group_by, tenant_id=scope
     )
-    overall = await analytics.latency(session, since=win.since, until=win.until, bucket=win.bucket, tenant_id=scope)
     charts = {
         "overall": metrics_chart(
             win,
