@@ -5,18 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from interlock.api.crud.commit import commit_unique
 from interlock.api.crud.tenants import get_tenant
 from interlock.api.errors import InvalidError, NotFoundError
 from interlock.contract.keys import generate_key, hash_key, is_well_formed_key, lookup_prefix
-from interlock.db.models import ApiKey
+from interlock.db.models import ApiKey, Tenant
 
-__all__ = ["CreatedKey", "create_key", "find_active_key", "list_keys", "list_recent_keys", "revoke_key"]
+__all__ = ["CreatedKey", "ListedKey", "create_key", "find_active_key", "list_keys", "list_recent_keys", "revoke_key"]
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,29 @@ async def find_active_key(*, session: AsyncSession, key: str, now: dt.datetime) 
     return record
 
 
-async def list_recent_keys(*, session: AsyncSession, tenant_id: str | None, limit: int) -> Sequence[ApiKey]:
-    """Keys newest first, of one tenant or all (the console's Keys page), with their tenant loaded."""
-    query = select(ApiKey).options(selectinload(ApiKey.tenant)).order_by(ApiKey.created_at.desc(), ApiKey.id)
+class ListedKey(NamedTuple):
+    """A key as the console's Keys page lists it, with its tenant's name."""
+
+    id: str
+    name: str
+    prefix: str
+    tenant_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    tenant_name: str
+
+
+async def list_recent_keys(*, session: AsyncSession, tenant_id: str | None, limit: int) -> list[ListedKey]:
+    """Keys newest first (ties by id, descending), of one tenant or all (the console's Keys page), as plain rows:
+    500 ORM objects and their tenants' were most of the page's time."""
+    k = ApiKey
+    query = (
+        select(k.id, k.name, k.prefix, k.tenant_id, k.created_at, k.expires_at, k.revoked_at, Tenant.name)
+        .join(Tenant, Tenant.id == k.tenant_id)
+        .order_by(k.created_at.desc(), k.id.desc())  # backwards along ix_api_keys_newest
+    )
     if tenant_id is not None:
         query = query.where(ApiKey.tenant_id == tenant_id)
-    return (await session.scalars(query.limit(limit))).all()
+    rows = await session.execute(query.limit(limit))
+    return [ListedKey(*row) for row in rows]

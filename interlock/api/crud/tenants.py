@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,22 @@ from interlock.api.crud.commit import commit_unique
 from interlock.api.errors import NotFoundError
 from interlock.db.models import Tenant
 
-__all__ = ["create_tenant", "delete_tenant", "get_tenant", "get_tenant_by_name", "list_tenants", "update_tenant"]
+__all__ = [
+    "TenantName",
+    "create_tenant",
+    "delete_tenant",
+    "get_tenant",
+    "get_tenant_by_name",
+    "list_tenants",
+    "tenant_name",
+    "tenant_names_by_name",
+    "update_tenant",
+]
+
+
+class TenantName(NamedTuple):
+    id: str
+    name: str
 
 
 async def create_tenant(*, session: AsyncSession, name: str) -> Tenant:
@@ -38,6 +54,17 @@ async def list_tenants(*, session: AsyncSession, limit: int, after_name: str | N
     if after_name is not None:
         query = query.where(Tenant.name > after_name)
     return (await session.scalars(query)).all()
+
+
+async def tenant_names_by_name(*, session: AsyncSession, limit: int) -> list[TenantName]:
+    """The first ``limit`` tenants' ids and names, by name: a form's choices (no ORM objects, no quotas loaded)."""
+    rows = await session.execute(select(Tenant.id, Tenant.name).order_by(Tenant.name).limit(limit))
+    return [TenantName(*row) for row in rows]
+
+
+async def tenant_name(*, session: AsyncSession, tenant_id: str) -> TenantName | None:
+    name = await session.scalar(select(Tenant.name).where(Tenant.id == tenant_id))
+    return None if name is None else TenantName(tenant_id, name)
 
 
 async def update_tenant(*, session: AsyncSession, tenant_id: str, name: str | None) -> Tenant:

@@ -3,7 +3,6 @@ copy button), an optional expiry, and revoking."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from typing import Annotated
 
@@ -17,10 +16,10 @@ from interlock.api.console.render import render
 from interlock.api.console.sessions import ConsoleUser
 from interlock.api.crud import keys as keys_crud
 from interlock.api.crud import tenants as tenants_crud
+from interlock.api.crud.tenants import TenantName
 from interlock.api.deps import SessionDep
 from interlock.api.errors import ApiError, NotFoundError
 from interlock.api.schemas import KeyCreate
-from interlock.db.models import Tenant
 
 __all__ = ["router"]
 
@@ -56,16 +55,16 @@ async def _page(
     )
 
 
-async def _tenant_choices(session: SessionDep, chosen: str | None) -> tuple[list[Tenant], bool]:
+async def _tenant_choices(session: SessionDep, chosen: str | None) -> tuple[list[TenantName], bool]:
     """The first ``MAX_TENANT_CHOICES`` tenants by name, and whether there are more; the chosen one always among
     them (first, when it is not): a form whose tenant is not among its choices would preselect another tenant, and
     create the key there."""
-    tenants = list(await tenants_crud.list_tenants(session=session, limit=MAX_TENANT_CHOICES + 1))
+    tenants = await tenants_crud.tenant_names_by_name(session=session, limit=MAX_TENANT_CHOICES + 1)
     more = len(tenants) > MAX_TENANT_CHOICES
     tenants = tenants[:MAX_TENANT_CHOICES]
     if chosen is not None and all(t.id != chosen for t in tenants):
-        with contextlib.suppress(NotFoundError):  # an unknown tenant: nothing to choose, no keys listed
-            tenants.insert(0, await tenants_crud.get_tenant(session=session, tenant_id=chosen))
+        found = await tenants_crud.tenant_name(session=session, tenant_id=chosen)
+        tenants[:0] = [found] if found is not None else []  # an unknown tenant: nothing to choose, no keys listed
     return tenants, more
 
 
