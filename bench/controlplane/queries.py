@@ -1,15 +1,15 @@
-"""p95 latency of what the console and ``/v1/usage`` ask, over the last 30 days and the last year (windows end at
-"now", not on an hour, so their ragged ends come from raw rows as they would in use).
+"""p95 latency of the console's pages and of what ``/v1/usage`` is asked, over the last 30 days and the last year.
 
-Every query a console page makes over such a window is here: the overview (totals, series, latency; admin and
-tenant login), the usage page (series by a dimension, the top 8 groups and the others), the latency page (by route,
-backend or model, and overall; admin and tenant), the traces page (``/v1/traces``, the same query), and once the
-tenants page (the first 500 tenants by name with this month's spend). The overview's "today" and "this month" cards
-are totals over shorter windows than these.
-
-The console's numbers come from ``interlock.api.crud.analytics`` (timed in this process, on its own engine, as a page
-would call them); ``/v1/usage``, ``/v1/usage/daily`` and ``/v1/costs`` through the real API process over HTTP, as
-the admin and as the heaviest tenant's own key."""
+- **Pages** (``bench.controlplane.pages``): every console page as a logged-in browser gets it from the real ``interlock
+  api`` process over HTTP, as the admin and as the heaviest tenant: its queries, charts and HTML together. What the
+  target is about.
+- **Their queries** (``console: …`` rows): each query a page makes, ``interlock.api.crud.analytics`` timed in this
+  process on its own engine, over windows that end "now" rather than at midnight (so their ragged ends come from raw
+  rows): where a page's time goes. This process's startup heap is frozen first, as ``interlock api``'s is
+  (``interlock.heap``): unfrozen, each full collection here walks the whole benchmark's heap, 60 to 90 ms that the
+  server does not pay (bench/RESULTS.md, 2026-12-07 02:30).
+- **The API** (``/v1/…`` rows): ``/v1/usage``, ``/v1/usage/daily``, ``/v1/costs`` and ``/v1/traces`` through the
+  API process over HTTP, as the admin and as the heaviest tenant's own key, over windows that end "now"."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ from typing import Any
 
 import httpx
 
+from bench.controlplane.pages import console_login, page_cases
 from bench.controlplane.server import ADMIN_TOKEN, ApiProcess
 from interlock.api.crud import analytics
 from interlock.api.crud.budgets import tenant_budgets
 from interlock.api.crud.quotas import month_of
 from interlock.db.session import create_engine, create_sessionmaker
+from interlock.heap import freeze_startup_heap
 
 __all__ = ["run_queries"]
 
@@ -49,6 +51,8 @@ async def _time(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float,
 def _size(result: Any) -> str:
     if isinstance(result, httpx.Response):
         result.raise_for_status()
+        if not result.headers.get("content-type", "").startswith("application/json"):
+            return f"{len(result.content):,} bytes"
         body = result.json()
         return f"{len(body.get('data', []))} rows"
     if isinstance(result, list):
@@ -143,14 +147,20 @@ async def run_queries(api: ApiProcess, database_url: str, heavy_tenant: str, *, 
     sessions = create_sessionmaker(engine)
     rows: list[tuple[str, ...]] = []
     now = dt.datetime.now(dt.UTC)
+    freeze_startup_heap()  # as interlock api does once it listens
     async with httpx.AsyncClient(base_url=api.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
                                  timeout=120) as admin:  # fmt: skip
         key = (await admin.post(f"/v1/tenants/{heavy_tenant}/keys", json={"name": "bench"})).json()["key"]
-        async with httpx.AsyncClient(base_url=api.url, headers={"authorization": f"Bearer {key}"},
-                                     timeout=120) as tenant:  # fmt: skip
+        async with (
+            httpx.AsyncClient(base_url=api.url, headers={"authorization": f"Bearer {key}"}, timeout=120) as tenant,
+            console_login(api.url, ADMIN_TOKEN) as admin_pages,
+            console_login(api.url, key) as tenant_pages,
+        ):
             for days in (30, 365):
                 since = now - dt.timedelta(days=days)
-                for name, caller, call in _cases(sessions, admin, tenant, heavy_tenant, since, now):
+                cases: list[Case] = [*page_cases(admin_pages, tenant_pages, days)]
+                cases += _cases(sessions, admin, tenant, heavy_tenant, since, now)
+                for name, caller, call in cases:
                     p95, p50, result = await _time(call, repeat)
                     rows.append((name, f"{days} days", caller, f"{p50:.1f}", f"{p95:.1f}", _size(result)))
                     print(f"| {' | '.join(rows[-1])} |", flush=True)
