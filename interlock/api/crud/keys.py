@@ -99,6 +99,6 @@ async def list_recent_keys(*, session: AsyncSession, tenant_id: str | None, limi
         .order_by(k.created_at.desc(), k.id.desc())  # backwards along ix_api_keys_newest
     )
     if tenant_id is not None:
-        query = query.where(ApiKey.tenant_id == tenant_id)
+        query = query.where(k.tenant_id == tenant_id)
     rows = await session.execute(query.limit(limit))
     return [ListedKey(*row) for row in rows]
