@@ -2,7 +2,7 @@
 fetched over HTTP from the real ``interlock api`` process, its queries, its charts and its HTML together.
 
 A page's range (``30d``, ``365d``) ends at the next midnight UTC (``interlock.api.console.window``). The pages
-without a range (tenants, keys, gateways) are timed once, with the 30-day ones."""
+without a range (tenants, keys, gateways, one tenant's, one trace's) are timed once, with the 30-day ones."""
 
 from __future__ import annotations
 
@@ -57,9 +57,10 @@ def _get(client: httpx.AsyncClient, path: str) -> Callable[[], Awaitable[httpx.R
 
 
 def page_cases(
-    admin: httpx.AsyncClient, tenant: httpx.AsyncClient, days: int
+    admin: httpx.AsyncClient, tenant: httpx.AsyncClient, days: int, *, tenant_id: str, trace_id: str | None
 ) -> list[tuple[str, str, Callable[[], Awaitable[httpx.Response]]]]:
-    """(name, caller, fetch) of every page over ``days`` (30 or 365), and the unranged pages with the 30 days."""
+    """(name, caller, fetch) of every page over ``days`` (30 or 365), and the unranged pages with the 30 days
+    (``tenant_id``'s page and its keys, ``trace_id``'s waterfall, if any: the heaviest tenant's newest trace)."""
     span = f"range={days}d"
 
     def ranged(path: str) -> str:
@@ -69,4 +70,10 @@ def page_cases(
     cases += [(f"page: {name}", "tenant", _get(tenant, ranged(path))) for name, path in TENANT_PAGES]
     if days <= 31:
         cases += [(f"page: {name}", "admin", _get(admin, path)) for name, path in UNRANGED]
+        cases += [
+            ("page: one tenant (quota, budget bar)", "admin", _get(admin, f"/console/tenants/{tenant_id}")),
+            ("page: one tenant's keys", "admin", _get(admin, f"/console/keys?tenant={tenant_id}")),
+        ]
+        if trace_id is not None:
+            cases.append(("page: one trace (waterfall)", "tenant", _get(tenant, f"/console/traces/{trace_id}")))
     return cases

@@ -156,9 +156,13 @@ async def run_queries(api: ApiProcess, database_url: str, heavy_tenant: str, *, 
             console_login(api.url, ADMIN_TOKEN) as admin_pages,
             console_login(api.url, key) as tenant_pages,
         ):
+            newest = (await tenant.get("/v1/traces", params={"limit": "1"})).json()["data"]
+            trace_id = newest[0]["trace_id"] if newest else None
             for days in (30, 365):
                 since = now - dt.timedelta(days=days)
-                cases: list[Case] = [*page_cases(admin_pages, tenant_pages, days)]
+                cases: list[Case] = [
+                    *page_cases(admin_pages, tenant_pages, days, tenant_id=heavy_tenant, trace_id=trace_id)
+                ]
                 cases += _cases(sessions, admin, tenant, heavy_tenant, since, now)
                 for name, caller, call in cases:
                     p95, p50, result = await _time(call, repeat)
