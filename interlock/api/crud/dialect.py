@@ -1,11 +1,12 @@
 """The few statements that differ between Postgres and SQLite: ``INSERT … ON CONFLICT``, ``GREATEST``, day of a
-timestamp, and the transaction mode for writers."""
+timestamp, membership in a long list, and the transaction mode for writers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, func
+from sqlalchemy import ColumnElement, Date, any_, bindparam, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,7 @@ __all__ = [
     "driver_connection",
     "greatest",
     "insert_for",
+    "one_of",
 ]
 
 
@@ -31,6 +33,18 @@ def insert_for(session: AsyncSession) -> Any:
 
 def greatest(session: AsyncSession, a: Any, b: Any) -> ColumnElement[Any]:
     return func.greatest(a, b) if dialect_name(session) == "postgresql" else func.max(a, b)
+
+
+def one_of(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values``; on Postgres ``column = ANY(:array)``, one bound array: an ``IN`` binds and renders a
+    parameter per value at every execution (a page of 420 tenants, read from seven segments, was 2,940 parameters
+    and about 10 ms of rendering)."""
+    member: ColumnElement[bool]
+    if dialect_name(session) == "postgresql":
+        member = column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    else:
+        member = column.in_(values)
+    return member
 
 
 def day_of(session: AsyncSession, column: Any) -> ColumnElement[Any]:

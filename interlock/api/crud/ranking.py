@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import and_, func, literal, or_, select, tuple_, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interlock.api.crud.dialect import one_of
 from interlock.api.crud.rollup_query import Query, Sums, month_start, rollup_table, total, window_rows
 from interlock.db.rollups import COUNTERS
 from interlock.db.types import Money, to_money
@@ -90,7 +91,7 @@ async def _bounds(
     assert table is not None
     keys = [table.c[g] for g in query.groups]
     where = [table.c[name] == value for name, value in query.equals]
-    where += [table.c[name].in_(values) for name, values in query.among]
+    where += [one_of(session, table.c[name], values) for name, values in query.among]
     if query.since is not None:
         where.append(table.c.bucket >= month_start(query.since))
     if query.until is not None:

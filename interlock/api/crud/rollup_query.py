@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interlock.api.crud.dialect import dialect_name
+from interlock.api.crud.dialect import dialect_name, one_of
 from interlock.api.crud.fold import watermark
 from interlock.api.crud.rollup import day_start, hour_start
 from interlock.db.histogram import BINS, PER_DOUBLING, bin_of
@@ -304,9 +304,9 @@ def _one_row_per_key(query: Query, source: str, histograms: bool = False) -> boo
 _KEYS = {rollup.table.name: rollup.dimensions for rollup in ROLLUPS}
 
 
-def _where(query: Query, time: Any, column: Any, lo: Any, hi: Any) -> list[ColumnElement[bool]]:
+def _where(session: AsyncSession, query: Query, time: Any, column: Any, lo: Any, hi: Any) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = [column(name) == value for name, value in query.equals]
-    clauses += [column(name).in_(values) for name, values in query.among]
+    clauses += [one_of(session, column(name), values) for name, values in query.among]
     if lo is not None:
         clauses.append(time >= lo)
     if hi is not None:
@@ -356,7 +356,7 @@ def window_rows(session: AsyncSession, query: Query, counters: bool) -> Any:
         values.append(column("cost_usd"))
         names = (*COUNTERS, "cost_usd") if counters else ("requests", "cost_usd")
         labeled += [(v if sign > 0 else -v).label(c) for v, c in zip(values, names, strict=True)]
-        parts.append(select(*labeled).where(*_where(query, time, column, lo, hi)))
+        parts.append(select(*labeled).where(*_where(session, query, time, column, lo, hi)))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
 
 
@@ -369,9 +369,9 @@ async def sums(session: AsyncSession, query: Query) -> dict[Key, Sums]:
         keys = ([bucket] if bucket is not None else []) + groups
         if _one_row_per_key(query, source):
             values = [column(c) for c in (*COUNTERS, "cost_usd")]
-            statement = select(*keys, *values).where(*_where(query, time, column, lo, hi))
+            statement = select(*keys, *values).where(*_where(session, query, time, column, lo, hi))
         else:
-            statement = select(*keys, *_values(source, column)).where(*_where(query, time, column, lo, hi))
+            statement = select(*keys, *_values(source, column)).where(*_where(session, query, time, column, lo, hi))
             if keys:
                 statement = statement.group_by(*keys)
         width = len(keys)
@@ -418,7 +418,7 @@ async def _tenant_days(
     counts summed by the database."""
     table = TENANT_LATENCY_DAILY
     keys: list[Any] = ([table.c.bucket] if query.grain == "day" else []) + [table.c[g] for g in query.groups]
-    where = _where(query, table.c.bucket, lambda name: table.c[name], lo, hi)
+    where = _where(session, query, table.c.bucket, lambda name: table.c[name], lo, hi)
     statement = (
         select(*keys, table.c.bin, total(table.c.latency), total(table.c.ttft))
         .where(*where)
@@ -488,7 +488,7 @@ async def _histograms(session: AsyncSession, query: Query, segments: list[Segmen
             continue
         bucket, time, groups, column = _source(session, query, source, histograms=True)
         keys = ([bucket] if bucket is not None else []) + groups
-        where = _where(query, time, column, lo, hi)
+        where = _where(session, query, time, column, lo, hi)
         if source == "unfolded":  # the raw rows neither folded nor added at ingest yet
             source = "raw"
             where.append(Usage.latency_rolled.is_(False))
