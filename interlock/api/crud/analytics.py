@@ -183,10 +183,7 @@ async def latency_and_overall(
     found = await histograms(session, _query(since, until, bucket, group_by, tenant_id))
     overall: dict[Key, Histograms] = {}
     for (start, _), entry in found.items():
-        whole = overall.setdefault((start, ()), Histograms())
-        whole.requests += entry.requests
-        whole.latency = [a + b for a, b in zip(whole.latency, entry.latency, strict=True)]
-        whole.ttft = [a + b for a, b in zip(whole.ttft, entry.ttft, strict=True)]
+        overall.setdefault((start, ()), Histograms()).add(entry.requests, entry.latency, entry.ttft)
     return _latency_points(found), _latency_points(overall)
 
 

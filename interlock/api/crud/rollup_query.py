@@ -116,6 +116,12 @@ class Histograms:
     latency: list[int] = field(default_factory=lambda: [0] * BINS)
     ttft: list[int] = field(default_factory=lambda: [0] * BINS)
 
+    def add(self, requests: int, latency: Sequence[int], ttft: Sequence[int]) -> None:
+        """Count another histogram's requests and bins in (histograms of disjoint rows sum exactly)."""
+        self.requests += requests
+        self.latency = [a + b for a, b in zip(self.latency, latency, strict=True)]
+        self.ttft = [a + b for a, b in zip(self.ttft, ttft, strict=True)]
+
 
 def _ceil(when: dt.datetime, floor: Any, step: dt.timedelta) -> dt.datetime:
     low: dt.datetime = floor(when)
@@ -521,9 +527,7 @@ async def _histograms(session: AsyncSession, query: Query, segments: list[Segmen
             if found is None:
                 out[key] = Histograms(numbers[0], list(numbers[1 : 1 + BINS]), list(numbers[1 + BINS :]))
             else:
-                found.requests += numbers[0]
-                found.latency = [a + b for a, b in zip(found.latency, numbers[1 : 1 + BINS], strict=True)]
-                found.ttft = [a + b for a, b in zip(found.ttft, numbers[1 + BINS :], strict=True)]
+                found.add(numbers[0], numbers[1 : 1 + BINS], numbers[1 + BINS :])
     return out
 
 
