@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.console.auth import ConsoleAdminDep, checked_form
 from interlock.api.console.forms import FormError, validate_form
@@ -55,7 +56,7 @@ async def _page(
     )
 
 
-async def _tenant_choices(session: SessionDep, chosen: str | None) -> tuple[list[TenantName], bool]:
+async def _tenant_choices(session: AsyncSession, chosen: str | None) -> tuple[list[TenantName], bool]:
     """The first ``MAX_TENANT_CHOICES`` tenants by name, and whether there are more; the chosen one always among
     them (first, when it is not): a form whose tenant is not among its choices would preselect another tenant, and
     create the key there."""
