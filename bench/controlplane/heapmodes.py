@@ -9,16 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import gc
-import math
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import text
 
+from bench.controlplane.queries import timed
 from interlock.api.crud import analytics
 from interlock.db.session import create_engine, create_sessionmaker
+from interlock.heap import freeze_startup_heap
 
 
 async def run(database: str, mode: str, days: int, repeat: int) -> None:
@@ -47,22 +46,14 @@ async def run(database: str, mode: str, days: int, repeat: int) -> None:
             return await case(session)
 
     if mode == "startup":
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
     for case in cases.values():
         await call(case)
     if mode == "warm":
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
     for name, case in cases.items():
-        samples = []
-        for _ in range(repeat):
-            began = time.perf_counter()
-            await call(case)
-            samples.append((time.perf_counter() - began) * 1000)
-        samples.sort()
-        p95 = samples[max(0, math.ceil(0.95 * len(samples)) - 1)]
-        print(f"{mode:8} {name:36} p50 {samples[len(samples) // 2]:6.1f} ms  p95 {p95:6.1f} ms", flush=True)
+        p95, p50, _ = await timed(lambda case=case: call(case), repeat)
+        print(f"{mode:8} {name:36} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms", flush=True)
     await engine.dispose()
 
 

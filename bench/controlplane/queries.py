@@ -29,7 +29,7 @@ from interlock.api.crud.quotas import month_of
 from interlock.db.session import create_engine, create_sessionmaker
 from interlock.heap import freeze_startup_heap
 
-__all__ = ["run_queries"]
+__all__ = ["run_queries", "timed"]
 
 
 def _p95(samples: list[float]) -> float:
@@ -37,7 +37,8 @@ def _p95(samples: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-async def _time(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, float, Any]:
+async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, float, Any]:
+    """(p95 ms, p50 ms, the last result) of ``repeat`` calls after one warm-up call."""
     await call()  # warm: plans, caches
     samples = []
     result = None
@@ -165,7 +166,7 @@ async def run_queries(api: ApiProcess, database_url: str, heavy_tenant: str, *, 
                 ]
                 cases += _cases(sessions, admin, tenant, heavy_tenant, since, now)
                 for name, caller, call in cases:
-                    p95, p50, result = await _time(call, repeat)
+                    p95, p50, result = await timed(call, repeat)
                     rows.append((name, f"{days} days", caller, f"{p50:.1f}", f"{p95:.1f}", _size(result)))
                     print(f"| {' | '.join(rows[-1])} |", flush=True)
     await engine.dispose()
