@@ -17,6 +17,7 @@ from typing_extensions import TypedDict  # pydantic needs it for TypedDicts befo
 from interlock.contract.controlplane import SpanRecord, UsageEvent
 
 __all__ = [
+    "PRINTABLE",
     "Cost",
     "CostsPublic",
     "DailyUsage",
@@ -52,15 +53,16 @@ __all__ = [
     "usage_window",
 ]
 
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters (a NUL, for one, is refused by Postgres in any text: a 500, not a 422)."""
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
 ]
 """Tenant names: letters, digits, ``.``, ``_``, ``-``; starting with a letter or digit."""
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=_PRINTABLE)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=PRINTABLE)]
 """Free text (key names, backend and model names in filters): no control characters."""
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_PRINTABLE)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=PRINTABLE)]
 Limit = Annotated[int, Field(ge=0, le=2**31 - 1, description="0: unlimited.")]
 PerMillion = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=16, decimal_places=9, allow_inf_nan=False)]
 Usd = Annotated[Decimal, Field(ge=0, le=10**10, max_digits=20, decimal_places=9, allow_inf_nan=False)]

@@ -4,6 +4,7 @@ in front of console forms, login throttling, and the session ending with its key
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -221,3 +222,34 @@ async def test_the_overview_refresh_asks_for_the_cards_only(browser):
     assert cards.status_code == 200
     assert 'id="requests-today"' in cards.text
     assert "data-chart" not in cards.text
+
+
+async def test_control_characters_anywhere_a_page_reads_are_refused_not_a_500(browser, admin):
+    """A NUL (Postgres refuses it in any text) or another control character, in a filter, a path or a form field."""
+    tenant = await new_tenant(admin, "controls")
+    csrf = await logged_in(browser, ADMIN_TOKEN)
+    for bad in ("a\x00b", "a\x1bb"):
+        gets = [
+            (path, {name: bad})
+            for path in (
+                "/console/",
+                "/console/usage",
+                "/console/usage.csv",
+                "/console/latency",
+                "/console/traces",
+                "/console/keys",
+            )
+            for name in ("tenant", "model", "route")
+        ]
+        gets += [("/console/tenants", {"q": bad}), ("/console/traces", {"trace_id": bad})]
+        gets += [(f"/console/tenants/{quote(bad)}", {}), (f"/console/traces/{quote(bad)}", {})]
+        for path, params in gets:
+            answer = await browser.get(path, params=params)
+            assert answer.status_code < 500, (path, params, answer.status_code)
+        posts = [("/console/keys", {"tenant_id": bad, "name": "k"}), ("/console/keys", {"tenant_id": tenant["id"],
+                 "name": bad}), ("/console/tenants", {"name": bad}), (f"/console/keys/{quote(bad)}/revoke", {}),
+                 (f"/console/tenants/{tenant['id']}/quota", {"requests_per_minute": bad})]  # fmt: skip
+        for path, data in posts:
+            answer = await browser.post(path, data={"csrf": csrf, **data}, headers=SAME_ORIGIN)
+            assert 400 <= answer.status_code < 500, (path, data, answer.status_code)
+    assert (await browser.post("/console/login", data={"token": "a\x00b"}, headers=SAME_ORIGIN)).status_code == 400

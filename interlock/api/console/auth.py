@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 from typing import Annotated
 from urllib.parse import parse_qsl, urlsplit
 
@@ -77,6 +78,10 @@ def same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""What no console field holds (tabs and line ends aside): a NUL, for one, makes Postgres refuse the statement."""
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form (its size is already capped by the body guard); one value per name, the first."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -89,6 +94,8 @@ async def read_form(request: Request) -> dict[str, str]:
         raise ConsoleForbidden(f"The form could not be read: {exc}", status_code=400) from exc
     form: dict[str, str] = {}
     for name, value in pairs:
+        if _CONTROL.search(value):
+            raise ConsoleForbidden(f"The form's {name[:40]!r} holds a control character.", status_code=400)
         form.setdefault(name, value)
     return form
 

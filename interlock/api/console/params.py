@@ -7,11 +7,14 @@ from typing import Annotated, cast
 from fastapi import Query
 
 from interlock.api.crud.analytics import Dimension
+from interlock.api.schemas import PRINTABLE
 
-__all__ = ["DIMENSIONS", "FilterQuery", "RangeQuery", "dimension"]
+__all__ = ["DIMENSIONS", "PRINTABLE_ID", "FilterQuery", "RangeQuery", "dimension"]
 
 RangeQuery = Annotated[str | None, Query(alias="range", max_length=16)]
-FilterQuery = Annotated[str | None, Query(max_length=256)]
+FilterQuery = Annotated[str | None, Query(max_length=256, pattern=PRINTABLE)]
+PRINTABLE_ID = r"^[^\x00-\x1f\x7f]+$"
+"""A path's id: not empty, no control characters (``PRINTABLE``)."""
 DIMENSIONS: dict[str, str] = {"tenant": "Tenant", "model": "Model", "route": "Route", "backend": "Backend"}
 
 

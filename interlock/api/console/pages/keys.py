@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlock.api.console.auth import ConsoleAdminDep, checked_form
 from interlock.api.console.forms import FormError, validate_form
-from interlock.api.console.params import FilterQuery
+from interlock.api.console.params import PRINTABLE_ID, FilterQuery
 from interlock.api.console.render import render
 from interlock.api.console.sessions import ConsoleUser
 from interlock.api.crud import keys as keys_crud
@@ -28,7 +28,7 @@ router = APIRouter()
 
 MAX_LISTED = 500
 MAX_TENANT_CHOICES = 1000
-KeyPath = Annotated[str, Path(min_length=1, max_length=64)]
+KeyPath = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE_ID)]
 
 
 async def _page(

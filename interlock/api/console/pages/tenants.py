@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from interlock.api.console.auth import ConsoleAdminDep, checked_form
 from interlock.api.console.forms import FormError, validate_form
-from interlock.api.console.params import FilterQuery
+from interlock.api.console.params import PRINTABLE_ID, FilterQuery
 from interlock.api.console.render import render
 from interlock.api.console.sessions import ConsoleUser
 from interlock.api.crud import quotas as quotas_crud
@@ -26,7 +26,7 @@ __all__ = ["router"]
 router = APIRouter()
 
 MAX_LISTED = 500
-TenantPath = Annotated[str, Path(min_length=1, max_length=64)]
+TenantPath = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE_ID)]
 
 
 async def _list(

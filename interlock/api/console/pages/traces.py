@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from interlock.api.console.auth import ConsoleUserDep
 from interlock.api.console.names import tenant_names
-from interlock.api.console.params import FilterQuery
+from interlock.api.console.params import PRINTABLE_ID, FilterQuery
 from interlock.api.console.render import render
 from interlock.api.console.waterfall import waterfall
 from interlock.api.crud.traces import get_trace, list_traces
@@ -23,7 +23,7 @@ __all__ = ["router"]
 router = APIRouter()
 
 PAGE = 50
-TracePath = Annotated[str, Path(min_length=1, max_length=128)]
+TracePath = Annotated[str, Path(min_length=1, max_length=128, pattern=PRINTABLE_ID)]
 
 
 @router.get("/traces")
